@@ -1,0 +1,351 @@
+/*
+ * The two children of a spawn, in C only, between clone and execve.
+ *
+ * Rules (they run in Bun's address space, see csrc/shared.h): raw system
+ * calls only (csrc/sys.h), no allocation, no stdio, no locks, touch nothing but
+ * the request, the shared struct and their own stacks. Each step names the
+ * stage it reports on failure, and the steps read top to bottom in the order
+ * the sandbox is entered.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/prctl.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "clone.h"
+#include "shared.h"
+
+#define SIGSET_BYTES 8 /* the kernel's sigset_t, not glibc's */
+
+static void sigmask_set(int block_all) {
+  uint64_t set = block_all ? ~0ULL : 0;
+  bb_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &set, 0, SIGSET_BYTES);
+}
+
+/* Every handler back to SIG_DFL: SIG_IGN survives execve, so a SIGPIPE that
+ * Bun ignores would otherwise be ignored by the sandboxee too. */
+static void reset_signal_handlers(void) {
+  struct {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+  } dfl = {SIG_DFL, 0, 0, 0};
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    bb_sys4(SYS_rt_sigaction, sig, &dfl, 0, SIGSET_BYTES);
+  }
+}
+
+static void child_exit(int code) {
+  for (;;) bb_sys1(SYS_exit_group, code);
+}
+
+/* ---- A: pid 1 of the new namespaces ---- */
+
+/*
+ * The inside ids, before the mounts: files A creates in the new root need an
+ * fsuid mapped in the user namespace (as root, kernel uid 0 is not mapped).
+ * Capabilities in the namespace survive the switch (no uid involved is the
+ * namespace's root), and are dropped once the tree is built.
+ */
+static int set_ids(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  long r;
+  /* As root the supplementary groups are root's; drop them (setgroups is only
+   * allowed because T left /proc/A/setgroups at "allow" for root). */
+  if (rq->flags & BB_F_CALLER_ROOT) {
+    r = bb_sys2(SYS_setgroups, 0, 0);
+    if (r < 0) return bb_fail(sh, BB_ST_CREDENTIALS, r, "setgroups(0)"), -1;
+  }
+  r = bb_sys5(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_CREDENTIALS, r, "PR_SET_KEEPCAPS"), -1;
+  r = bb_sys3(SYS_setresgid, rq->gid_inside, rq->gid_inside, rq->gid_inside);
+  if (r < 0) return bb_fail(sh, BB_ST_CREDENTIALS, r, "setresgid"), -1;
+  r = bb_sys3(SYS_setresuid, rq->uid_inside, rq->uid_inside, rq->uid_inside);
+  if (r < 0) return bb_fail(sh, BB_ST_CREDENTIALS, r, "setresuid"), -1;
+  return 0;
+}
+
+static int drop_capabilities(struct bb_shared *sh) {
+  long r;
+  /* Root inside must not regain capabilities on exec, nor keep them on setuid. */
+  r = bb_sys5(SYS_prctl, PR_SET_SECUREBITS,
+              SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                  SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                  SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+              0, 0, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_CAPABILITIES, r, "PR_SET_SECUREBITS"), -1;
+  for (int cap = 0; cap < 64; cap++) {
+    r = bb_sys5(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (r == -EINVAL) break; /* past the kernel's last capability */
+    if (r < 0) return bb_fail(sh, BB_ST_CAPABILITIES, r, "PR_CAPBSET_DROP"), -1;
+  }
+  r = bb_sys5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (r < 0 && r != -EINVAL) return bb_fail(sh, BB_ST_CAPABILITIES, r, "PR_CAP_AMBIENT"), -1;
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  bb_memset(data, 0, sizeof data);
+  r = bb_sys2(SYS_capset, &hdr, data);
+  if (r < 0) return bb_fail(sh, BB_ST_CAPABILITIES, r, "capset"), -1;
+  return 0;
+}
+
+/*
+ * The sandbox dies with the bunbox thread that started it. The death signal is
+ * cleared by credential changes, so it is set after them; and since our parent
+ * may have died before it was set, check that T still holds the gate pipe.
+ */
+static int die_with_parent(struct bb_shared *sh) {
+  long r = bb_sys5(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_DEATH_SIGNAL, r, "PR_SET_PDEATHSIG"), -1;
+  struct pollfd p = {sh->gate_r, 0, 0};
+  struct timespec zero = {0, 0};
+  r = bb_sys5(SYS_ppoll, &p, 1, &zero, 0, SIGSET_BYTES);
+  if (r > 0 && (p.revents & POLLHUP)) child_exit(1); /* bunbox is gone */
+  return 0;
+}
+
+/* --net loopback: the new network namespace's lo, up (it starts down). */
+static int loopback_up(struct bb_shared *sh) {
+  long fd = bb_sys3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return bb_fail(sh, BB_ST_NETWORK, fd, "socket(AF_INET)"), -1;
+  struct ifreq ifr;
+  bb_memset(&ifr, 0, sizeof ifr);
+  bb_strlcpy(ifr.ifr_name, "lo", sizeof ifr.ifr_name);
+  ifr.ifr_flags = IFF_UP | IFF_RUNNING;
+  long r = bb_sys3(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr);
+  bb_sys1(SYS_close, fd);
+  if (r < 0) return bb_fail(sh, BB_ST_NETWORK, r, "lo up"), -1;
+  return 0;
+}
+
+static int exec_init(struct bb_shared *sh) {
+  /* init gets only its report pipe (fd 3); its program is fd 4, close-on-exec. */
+  long r = bb_sys3(SYS_dup3, sh->report_w, 3, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_INIT, r, "dup3(report pipe)"), -1;
+  r = bb_sys3(SYS_dup3, sh->init_fd, 4, O_CLOEXEC);
+  if (r < 0) return bb_fail(sh, BB_ST_INIT, r, "dup3(init program)"), -1;
+  for (int fd = 0; fd < 3; fd++) bb_sys1(SYS_close, fd);
+  r = bb_sys3(SYS_close_range, 5, ~0U, 0);
+  if (r < 0) {
+    for (int fd = 5; fd < 4096; fd++) bb_sys1(SYS_close, fd);
+  }
+  static char *const init_argv[] = {"bunbox-init", 0};
+  static char *const init_envp[] = {0};
+  r = bb_sys5(SYS_execveat, 4, "", init_argv, init_envp, AT_EMPTY_PATH);
+  return bb_fail(sh, BB_ST_INIT, r, "execveat(init)"), -1;
+}
+
+static int child_b(void *arg);
+
+int bb_child_a(void *arg) {
+  struct bb_shared *sh = arg;
+  const struct bb_req *rq = sh->req;
+  char c;
+
+  reset_signal_handlers();
+  /* Wait until T has written our id maps; EOF means T gave up. */
+  if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
+  bb_mark(sh, MK_GATE);
+
+  int fds[1024];
+  bb_mounts_open(sh, fds);
+  if (set_ids(sh) < 0) return 1;
+  bb_mark(sh, MK_IDS);
+  if (bb_mounts_apply(sh, fds) < 0) return 1;
+  bb_mark(sh, MK_MOUNTS);
+
+  if ((rq->flags & BB_F_LOOPBACK) && loopback_up(sh) < 0) return 1;
+  const char *hostname = bb_str(sh, rq->hostname_off);
+  if (hostname) {
+    long r = bb_sys2(SYS_sethostname, hostname, bb_strlen(hostname));
+    if (r < 0) return bb_fail(sh, BB_ST_HOSTNAME, r, hostname), 1;
+  }
+  const char *cwd = bb_str(sh, rq->cwd_off);
+  long r = bb_sys1(SYS_chdir, cwd);
+  if (r < 0) return bb_fail(sh, BB_ST_CWD, r, cwd), 1;
+
+  if (drop_capabilities(sh) < 0) return 1;
+  if (die_with_parent(sh) < 0) return 1;
+  r = bb_sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_NO_NEW_PRIVS, r, 0), 1;
+  bb_mark(sh, MK_CAPS);
+
+  /* B: the sandboxee, pid 2. vfork semantics: we resume once it has exec'd. */
+  r = bb_clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD, SIGCHLD, (int *)&sh->pidfd_b, sh->stack_b,
+               sh->stack_b_size, child_b, sh);
+  if (r < 0) return bb_fail(sh, BB_ST_SANDBOXEE, r, "clone(sandboxee)"), 1;
+  if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE)) {
+    int status;
+    bb_sys4(SYS_wait4, r, &status, __WALL, 0);
+    return 1;
+  }
+  bb_mark(sh, MK_EXEC_OK);
+  exec_init(sh);
+  return 1; /* exiting kills the sandboxee with the namespace */
+}
+
+/* ---- B: the sandboxee ---- */
+
+static int apply_rlimits(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_rlimit *l = (const void *)(sh->base + rq->rlimits_off);
+  for (uint32_t i = 0; i < rq->nrlimits; i++) {
+    struct {
+      uint64_t cur, max;
+    } v = {l[i].cur, l[i].max}, old;
+    /* Capabilities are gone: a limit can only be lowered, so clamp to ours. */
+    long r = bb_sys4(SYS_prlimit64, 0, l[i].resource, 0, &old);
+    if (r == 0 && v.max > old.max) v.max = old.max;
+    if (v.cur > v.max) v.cur = v.max;
+    if (r == 0) r = bb_sys4(SYS_prlimit64, 0, l[i].resource, &v, 0);
+    if (r < 0) {
+      char num[24];
+      bb_utoa(l[i].resource, num);
+      return bb_fail(sh, BB_ST_RLIMITS, r, num), -1;
+    }
+  }
+  return 0;
+}
+
+/*
+ * Only stdio and the mapped fds survive. Every fd is first marked
+ * close-on-exec; each mapping goes through a high temporary so that a target
+ * that is also another mapping's source is not clobbered.
+ */
+static int remap_fds(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
+  int tmp[256];
+  int top = 3;
+  for (uint32_t i = 0; i < rq->nfds; i++) {
+    if (m[i].src + 1 > top) top = m[i].src + 1;
+    if (m[i].dst + 1 > top) top = m[i].dst + 1;
+  }
+  for (uint32_t i = 0; i < rq->nfds; i++) {
+    long r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, top);
+    if (r < 0) {
+      char num[24];
+      bb_utoa((unsigned long)m[i].src, num);
+      return bb_fail(sh, BB_ST_FDS, r, num), -1;
+    }
+    tmp[i] = (int)r;
+  }
+  long r = bb_sys3(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
+  if (r < 0) {
+    for (int fd = 3; fd < 65536; fd++) bb_sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+  }
+  for (uint32_t i = 0; i < rq->nfds; i++) {
+    r = bb_sys3(SYS_dup3, tmp[i], m[i].dst, 0);
+    if (r < 0) {
+      char num[24];
+      bb_utoa((unsigned long)m[i].dst, num);
+      return bb_fail(sh, BB_ST_FDS, r, num), -1;
+    }
+  }
+  return 0;
+}
+
+/* execvp's lookup, done before the filter so that failures are reported as
+ * "not found" (127) or "not executable" (126) with the path. */
+static int lookup(struct bb_shared *sh, char *out, size_t cap) {
+  const char *file = bb_str(sh, sh->req->file_off);
+  struct stat st;
+  int has_slash = 0;
+  for (const char *p = file; *p; p++) has_slash |= *p == '/';
+  if (has_slash) {
+    bb_strlcpy(out, file, cap);
+    long r = bb_sys4(SYS_newfstatat, AT_FDCWD, out, &st, 0);
+    if (r == 0 && S_ISDIR(st.st_mode)) r = -EACCES;
+    if (r == 0) r = bb_sys3(SYS_faccessat, AT_FDCWD, out, X_OK);
+    if (r < 0) return bb_fail(sh, BB_ST_LOOKUP, r, out), -1;
+    return 0;
+  }
+  const char *path = bb_str(sh, sh->req->search_path_off);
+  long denied = 0;
+  while (path && *path) {
+    size_t n = 0;
+    while (path[n] && path[n] != ':') n++;
+    size_t len = 0;
+    if (n == 0) {
+      len = bb_strlcpy(out, ".", cap);
+    } else {
+      for (; len < n && len + 1 < cap; len++) out[len] = path[len];
+      out[len] = 0;
+    }
+    len = bb_strlcat(out, len, "/", cap);
+    bb_strlcat(out, len, file, cap);
+    long r = bb_sys4(SYS_newfstatat, AT_FDCWD, out, &st, 0);
+    if (r == 0 && S_ISREG(st.st_mode)) {
+      r = bb_sys3(SYS_faccessat, AT_FDCWD, out, X_OK);
+      if (r == 0) return 0;
+      denied = r;
+    }
+    path += n;
+    if (*path == ':') path++;
+  }
+  if (denied) return bb_fail(sh, BB_ST_LOOKUP, denied, file), -1;
+  return bb_fail(sh, BB_ST_LOOKUP, -ENOENT, file), -1;
+}
+
+static int install_filter(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  struct sock_fprog prog = {(unsigned short)rq->bpf_len,
+                            (struct sock_filter *)(sh->base + rq->bpf_off)};
+  unsigned long flags = (rq->flags & BB_F_NOTIFY) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+  if (rq->flags & BB_F_NOTIFY) bb_sys3(SYS_write, sh->status_w, "S", 1);
+  long r = bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+  /* From here on every system call goes through the policy. */
+  if (r < 0) {
+    bb_fail(sh, BB_ST_SECCOMP, r, (rq->flags & BB_F_NOTIFY) ? "with user notification" : 0);
+    __atomic_store_n(&sh->listener_state, -1, __ATOMIC_RELEASE);
+    return -1;
+  }
+  if (rq->flags & BB_F_NOTIFY) {
+    sh->listener = (int32_t)r;
+    __atomic_store_n(&sh->listener_state, 1, __ATOMIC_RELEASE);
+  }
+  return 0;
+}
+
+static int child_b(void *arg) {
+  struct bb_shared *sh = arg;
+  const struct bb_req *rq = sh->req;
+  char path[4096];
+
+  bb_mark(sh, MK_CLONE_B);
+  long r = bb_sys0(SYS_setsid);
+  if (r < 0) return bb_fail(sh, BB_ST_SESSION, r, 0), 125;
+  if (apply_rlimits(sh) < 0) return 125;
+  if (remap_fds(sh) < 0) return 125;
+  if (lookup(sh, path, sizeof path) < 0) return sh->err == ENOENT ? 127 : 126;
+  sigmask_set(0);
+  bb_mark(sh, MK_B_READY);
+  if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
+  bb_mark(sh, MK_FILTER);
+
+  /* The filter lets exactly this execveat through: its 6th argument (unused
+   * by the kernel) is a per-spawn random magic, and the notification it raises
+   * is answered by T before anyone else holds the listener. */
+  r = bb_sys6(SYS_execveat, AT_FDCWD, (long)path, (long)sh->argv, (long)sh->envp, 0,
+              (long)(((uint64_t)rq->exec_magic_hi << 32) | rq->exec_magic_lo));
+  bb_fail(sh, BB_ST_EXEC, r, path);
+  return r == -ENOENT ? 127 : 126;
+}

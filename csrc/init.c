@@ -1,0 +1,115 @@
+/*
+ * bunbox-init: pid 1 of every sandbox, exec'd by A from a sealed memfd.
+ *
+ * Why a separate init: the kernel drops every signal sent to a pid
+ * namespace's init for which it has no handler, so a sandboxee running as
+ * pid 1 would ignore the SIGTERM that bunbox forwards; and orphans must be
+ * reaped. Why exec'd: A shares Bun's memory; a long-lived pid 1 in that
+ * address space would expose the host's argv through /proc/1/cmdline.
+ *
+ * It forwards signals to the sandboxee's process group (pid 2 after setsid),
+ * reaps every child, and when pid 2 ends writes struct bb_report to fd 3 and
+ * exits, which makes the kernel kill whatever is left in the namespace.
+ * Freestanding (no libc): built with -nostdlib -static, a few KiB.
+ */
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/prctl.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include "plan.h"
+#include "sys.h"
+
+#define SANDBOXEE 2
+
+void *memset(void *p, int c, size_t n) {
+  unsigned char *d = p;
+  while (n--) *d++ = (unsigned char)c;
+  return p;
+}
+
+#if defined(__x86_64__)
+#define INIT_ARCH AUDIT_ARCH_X86_64
+__attribute__((naked, noreturn)) void _start(void) {
+  __asm__ volatile("xor %ebp, %ebp\n\tand $-16, %rsp\n\tcall init_main\n\thlt\n");
+}
+#elif defined(__aarch64__)
+#define INIT_ARCH AUDIT_ARCH_AARCH64
+__attribute__((naked, noreturn)) void _start(void) {
+  __asm__ volatile("mov x29, xzr\n\tmov x30, xzr\n\tbl init_main\n\tbrk #0\n");
+}
+#endif
+
+static __attribute__((noreturn)) void die(int code) {
+  for (;;) bb_sys1(SYS_exit_group, code);
+}
+
+#define ALLOW_NR(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+
+/* init needs only these; anything else means it was subverted. */
+static void confine(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, INIT_ARCH, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      ALLOW_NR(SYS_read),
+      ALLOW_NR(SYS_write),
+      ALLOW_NR(SYS_wait4),
+      ALLOW_NR(SYS_kill),
+      ALLOW_NR(SYS_exit_group),
+      ALLOW_NR(SYS_exit),
+      ALLOW_NR(SYS_restart_syscall),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+  };
+  struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+  if (bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) die(125);
+}
+
+static int done;
+static struct bb_report report;
+
+static void reap(void) {
+  for (;;) {
+    int status = 0;
+    struct rusage ru;
+    long pid = bb_sys4(SYS_wait4, -1, &status, WNOHANG | __WALL, &ru);
+    if (pid <= 0) return;
+    if (pid == SANDBOXEE) {
+      report.magic = BB_REPORT_MAGIC;
+      report.wstatus = status;
+      report.utime_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
+      report.stime_us = (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+      report.maxrss_kb = (uint64_t)ru.ru_maxrss;
+      done = 1;
+    }
+  }
+}
+
+__attribute__((used, noreturn)) void init_main(void) {
+  bb_sys5(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  /* Every signal stays blocked (inherited from A) and is read from a signalfd. */
+  uint64_t all = ~0ULL;
+  long sfd = bb_sys4(SYS_signalfd4, -1, &all, 8, SFD_CLOEXEC);
+  if (sfd < 0) die(125);
+  confine();
+
+  reap();
+  while (!done) {
+    struct signalfd_siginfo si;
+    long n = bb_sys3(SYS_read, sfd, &si, sizeof si);
+    if (n != (long)sizeof si) continue;
+    if (si.ssi_signo == SIGCHLD) {
+      reap();
+    } else if (bb_sys2(SYS_kill, -SANDBOXEE, si.ssi_signo) < 0) {
+      bb_sys2(SYS_kill, SANDBOXEE, si.ssi_signo);
+    }
+  }
+  bb_sys3(SYS_write, 3, &report, sizeof report);
+  die(0);
+}

@@ -1,0 +1,458 @@
+/*
+ * bb_spawn: the host side of starting one sandbox, called by TypeScript
+ * through bun:ffi on a Bun thread (T in csrc/shared.h).
+ *
+ * Why CLONE_VM: Bun is multi-threaded and its heap can be gigabytes; a fork
+ * would copy its page tables (~30 ms at 2 GiB). The child instead borrows
+ * Bun's address space on a private stack, like posix_spawn, until it execs.
+ * Why not CLONE_VFORK: as root, the sandboxee's kernel uid must be an
+ * unprivileged one, and a task inside a fresh user namespace cannot map ids
+ * other than its own; T writes A's maps while A waits on the gate pipe, so T
+ * must keep running. T still waits for both execs before returning, so the
+ * request buffer and the arena outlive every reader.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clone.h"
+#include "shared.h"
+
+#define STACK_SIZE (256 * 1024)
+#define GUARD_SIZE 4096
+
+#if defined(__x86_64__)
+#define BB_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define BB_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* ---- the init program, embedded by the build (scripts/build-shim.ts) ---- */
+
+extern const unsigned char bb_init_elf[], bb_init_elf_end[];
+__asm__(".section .rodata\n"
+        ".balign 16\n"
+        ".global bb_init_elf\n"
+        "bb_init_elf:\n"
+        ".incbin \"" BB_INIT_PATH "\"\n"
+        ".global bb_init_elf_end\n"
+        "bb_init_elf_end:\n"
+        ".previous\n");
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_fd = -1;
+static int init_err = 0;
+
+/*
+ * A sealed memfd holding init, reopened read-only: execveat refuses a file
+ * that is open for writing (ETXTBSY), and the seals stop anyone who gets the
+ * fd from changing what every later sandbox runs as pid 1.
+ */
+static void make_init_fd(void) {
+  int fd = memfd_create("bunbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010u /* MFD_EXEC */);
+  if (fd < 0 && errno == EINVAL) fd = memfd_create("bunbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    init_err = errno;
+    return;
+  }
+  size_t len = (size_t)(bb_init_elf_end - bb_init_elf), off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, bb_init_elf + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      init_err = errno ? errno : EIO;
+      close(fd);
+      return;
+    }
+    off += (size_t)w;
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+    init_err = errno;
+    close(fd);
+    return;
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int ro = open(path, O_RDONLY | O_CLOEXEC);
+  if (ro < 0) init_err = errno;
+  close(fd);
+  init_fd = ro;
+}
+
+/* ---- request checks: a malformed request is a bug in bunbox, never a crash ---- */
+
+static int str_ok(const uint8_t *buf, uint32_t len, uint32_t off, int optional) {
+  if (off == 0) return optional;
+  if (off >= len) return 0;
+  return memchr(buf + off, 0, len - off) != NULL;
+}
+
+static int array_ok(uint32_t len, uint32_t off, uint32_t n, size_t elem) {
+  if (n == 0) return 1;
+  if (off == 0 || off > len) return 0;
+  return (uint64_t)n * elem <= (uint64_t)(len - off) && off % 4 == 0;
+}
+
+static const char *check_request(const uint8_t *buf, uint32_t len) {
+  const struct bb_req *rq = (const void *)buf;
+  if (len < sizeof *rq || rq->magic != BB_REQ_MAGIC) return "bad magic";
+  if (rq->version != BB_REQ_VERSION) return "request version differs from the shim's";
+  if (rq->size != len) return "size field differs from the buffer length";
+  if (!array_ok(len, rq->argv_off, rq->argc, 4) || rq->argc == 0) return "argv";
+  if (!array_ok(len, rq->envp_off, rq->envc, 4)) return "envp";
+  const uint32_t *a = (const void *)(buf + rq->argv_off);
+  for (uint32_t i = 0; i < rq->argc; i++)
+    if (!str_ok(buf, len, a[i], 0)) return "argv string";
+  const uint32_t *e = (const void *)(buf + rq->envp_off);
+  for (uint32_t i = 0; i < rq->envc; i++)
+    if (!str_ok(buf, len, e[i], 0)) return "envp string";
+  if (!str_ok(buf, len, rq->file_off, 0)) return "file";
+  if (!str_ok(buf, len, rq->search_path_off, 1)) return "search path";
+  if (!str_ok(buf, len, rq->cwd_off, 0)) return "cwd";
+  if (!str_ok(buf, len, rq->hostname_off, 1)) return "hostname";
+  if (!array_ok(len, rq->mounts_off, rq->nmounts, sizeof(struct bb_mount)) || rq->nmounts > 1024)
+    return "mounts";
+  const struct bb_mount *m = (const void *)(buf + rq->mounts_off);
+  for (uint32_t i = 0; i < rq->nmounts; i++)
+    if (!str_ok(buf, len, m[i].src_off, 1) || !str_ok(buf, len, m[i].dst_off, 0)) return "mount path";
+  if (!array_ok(len, rq->rlimits_off, rq->nrlimits, sizeof(struct bb_rlimit))) return "rlimits";
+  if (!array_ok(len, rq->fds_off, rq->nfds, sizeof(struct bb_fdmap)) || rq->nfds > 256) return "fds";
+  if (!array_ok(len, rq->bpf_off, rq->bpf_len, sizeof(struct sock_filter))) return "bpf";
+  if (rq->bpf_len > BPF_MAXINSNS) return "bpf longer than the kernel's 4096 instructions";
+  if (rq->bpf_len == 0 && !(rq->flags & BB_F_NO_SECCOMP)) return "no seccomp program";
+  return NULL;
+}
+
+/* ---- small helpers for T (ordinary thread context: glibc is fine here) ---- */
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  ssize_t n = write(fd, text, strlen(text));
+  int err = n < 0 ? errno : 0;
+  close(fd);
+  return n < 0 ? -err : 0;
+}
+
+/* Writes A's uid and gid maps (and setgroups) from the outside. */
+static int write_id_maps(const struct bb_req *rq, pid_t pid, char *detail, size_t cap) {
+  char path[64], map[64];
+  int r;
+  if (!(rq->flags & BB_F_CALLER_ROOT)) {
+    /* Unprivileged: the kernel only lets us map our own ids, gid after "deny". */
+    snprintf(path, sizeof path, "/proc/%d/setgroups", pid);
+    if ((r = write_file(path, "deny")) < 0 && r != -ENOENT) {
+      snprintf(detail, cap, "%s", path);
+      return r;
+    }
+  }
+  snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+  snprintf(map, sizeof map, "%u %u 1\n", rq->uid_inside, rq->uid_outside);
+  if ((r = write_file(path, map)) < 0) {
+    snprintf(detail, cap, "%s: %u %u 1", path, rq->uid_inside, rq->uid_outside);
+    return r;
+  }
+  snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+  snprintf(map, sizeof map, "%u %u 1\n", rq->gid_inside, rq->gid_outside);
+  if ((r = write_file(path, map)) < 0) {
+    snprintf(detail, cap, "%s: %u %u 1", path, rq->gid_inside, rq->gid_outside);
+    return r;
+  }
+  return 0;
+}
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Pid of the process a pidfd refers to, from /proc/self/fdinfo. */
+static int pidfd_pid(int pidfd) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  char *p = strstr(buf, "Pid:");
+  return p ? atoi(p + 4) : -1;
+}
+
+/*
+ * B is about to install its filter: take the listener out of B's fd table and
+ * answer B's first execveat (the only notification that can exist yet: A is
+ * blocked in vfork and B is the only task under the filter). The listener fd
+ * is created close-on-exec, so it must be taken before B's exec, and B cannot
+ * tell us it exists without a system call its own policy may forbid; it stores
+ * the number and we wait the few microseconds of its seccomp() call.
+ */
+static int take_listener(struct bb_shared *sh, int pidfd_a, long deadline,
+                         int *listener_out, int *sandboxee_pid) {
+  const struct bb_req *rq = sh->req;
+  int state;
+  while ((state = __atomic_load_n(&sh->listener_state, __ATOMIC_ACQUIRE)) == 0) {
+    if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE) || now_ms() > deadline) return 0;
+    sched_yield();
+  }
+  if (state < 0) return 0; /* B reported the failure itself */
+
+  int pidfd_b = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->pidfd_b, 0);
+  if (pidfd_b < 0) {
+    bb_fail(sh, BB_ST_NOTIFY, errno, "pidfd_getfd(sandboxee pidfd)");
+    return -1;
+  }
+  *sandboxee_pid = pidfd_pid(pidfd_b);
+  int listener = (int)syscall(SYS_pidfd_getfd, pidfd_b, sh->listener, 0);
+  int err = errno;
+  close(pidfd_b);
+  if (listener < 0) {
+    bb_fail(sh, BB_ST_NOTIFY, err, "pidfd_getfd(seccomp listener)");
+    return -1;
+  }
+
+  /* Wait for B's execveat notification; POLLHUP means B died first. */
+  struct pollfd p[1] = {{listener, POLLIN, 0}};
+  for (;;) {
+    long left = deadline - now_ms();
+    if (left <= 0) {
+      close(listener);
+      bb_fail(sh, BB_ST_TIMEOUT, ETIMEDOUT, "waiting for the sandboxee's first execve");
+      return -1;
+    }
+    int n = poll(p, 1, (int)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = errno;
+      close(listener);
+      bb_fail(sh, BB_ST_NOTIFY, err, "poll(seccomp listener)");
+      return -1;
+    }
+    if (p[0].revents & POLLIN) break;
+    if (p[0].revents & (POLLHUP | POLLERR)) {
+      close(listener);
+      return 0; /* B is gone; its own report says why */
+    }
+  }
+  struct seccomp_notif notif;
+  memset(&notif, 0, sizeof notif);
+  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &notif) < 0) {
+    err = errno;
+    close(listener);
+    if (err == ENOENT) return 0; /* B died while we were waking */
+    bb_fail(sh, BB_ST_NOTIFY, err, "SECCOMP_IOCTL_NOTIF_RECV");
+    return -1;
+  }
+  uint64_t magic = ((uint64_t)rq->exec_magic_hi << 32) | rq->exec_magic_lo;
+  struct seccomp_notif_resp resp;
+  memset(&resp, 0, sizeof resp);
+  resp.id = notif.id;
+  if (notif.data.nr == SYS_execveat && notif.data.arch == BB_AUDIT_ARCH &&
+      notif.data.args[5] == magic) {
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  } else {
+    resp.error = -EPERM;
+  }
+  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno != ENOENT) {
+    err = errno;
+    close(listener);
+    bb_fail(sh, BB_ST_NOTIFY, err, "SECCOMP_IOCTL_NOTIF_SEND");
+    return -1;
+  }
+  if (!resp.flags) {
+    close(listener);
+    bb_fail(sh, BB_ST_NOTIFY, EPROTO, "first notification was not the sandboxee's execveat");
+    return -1;
+  }
+  *listener_out = listener;
+  return 0;
+}
+
+static void out_fail(struct bb_spawn_out *out, int stage, int err, const char *detail) {
+  out->stage = stage;
+  out->err = err;
+  snprintf(out->detail, sizeof out->detail, "%s", detail ? detail : "");
+}
+
+/* Reaps A (it has exited or is about to: every failure path ends in exit). */
+static void reap(int pidfd, int kill_first) {
+  if (kill_first) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  siginfo_t si;
+  while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR) {
+  }
+}
+
+BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
+  memset(out, 0, sizeof *out);
+  out->pidfd = out->listener = out->report = -1;
+  const char *bad = check_request(buf, len);
+  if (bad) {
+    out_fail(out, BB_ST_REQUEST, EINVAL, bad);
+    return -1;
+  }
+  const struct bb_req *rq = (const void *)buf;
+  pthread_once(&init_once, make_init_fd);
+  if (init_fd < 0) {
+    out_fail(out, BB_ST_INIT, init_err, "memfd for the sandbox init");
+    return -1;
+  }
+
+  /* Arena: [guard][stack A][guard][stack B][shared + argv/envp arrays]. */
+  size_t ptrs = ((size_t)rq->argc + 1 + (size_t)rq->envc + 1) * sizeof(char *);
+  size_t tail = (sizeof(struct bb_shared) + ptrs + 4095) & ~(size_t)4095;
+  size_t size = 2 * (GUARD_SIZE + STACK_SIZE) + tail;
+  uint8_t *arena = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (arena == MAP_FAILED) {
+    out_fail(out, BB_ST_RESOURCES, errno, "mmap(spawn arena)");
+    return -1;
+  }
+  mprotect(arena, GUARD_SIZE, PROT_NONE);
+  mprotect(arena + GUARD_SIZE + STACK_SIZE, GUARD_SIZE, PROT_NONE);
+  void *stack_a = arena + GUARD_SIZE;
+  struct bb_shared *sh = (void *)(arena + 2 * (GUARD_SIZE + STACK_SIZE));
+  sh->req = rq;
+  sh->base = buf;
+  sh->stack_b = arena + 2 * GUARD_SIZE + STACK_SIZE;
+  sh->stack_b_size = STACK_SIZE;
+  sh->argv = (char **)(sh + 1);
+  sh->envp = sh->argv + rq->argc + 1;
+  const uint32_t *av = (const void *)(buf + rq->argv_off);
+  const uint32_t *ev = (const void *)(buf + rq->envp_off);
+  for (uint32_t i = 0; i < rq->argc; i++) sh->argv[i] = (char *)buf + av[i];
+  for (uint32_t i = 0; i < rq->envc; i++) sh->envp[i] = (char *)buf + ev[i];
+  sh->init_fd = init_fd;
+  sh->listener = -1;
+  sh->pidfd_b = -1;
+
+  int gate[2] = {-1, -1}, status[2] = {-1, -1}, report[2] = {-1, -1};
+  if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0 ||
+      pipe2(report, O_CLOEXEC) < 0) {
+    out_fail(out, BB_ST_RESOURCES, errno, "pipe2");
+    for (int i = 0; i < 2; i++) {
+      if (gate[i] >= 0) close(gate[i]);
+      if (status[i] >= 0) close(status[i]);
+      if (report[i] >= 0) close(report[i]);
+    }
+    munmap(arena, size);
+    return -1;
+  }
+  sh->gate_r = gate[0];
+  sh->status_w = status[1];
+  sh->report_w = report[1];
+
+  /*
+   * All signals blocked across the clone: A starts with Bun's handlers, which
+   * must never run on A's stack in Bun's memory. A resets every handler to
+   * SIG_DFL before anything can unblock them (what glibc's posix_spawn does).
+   * exit_signal 0: Bun or a library calling waitpid(-1) cannot reap A, which
+   * only waitid(__WALL) on its pidfd does.
+   */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  bb_mark(sh, MK_CLONE);
+  long pid = bb_clone(CLONE_VM | CLONE_PIDFD | rq->clone_flags, 0, &pidfd, stack_a, STACK_SIZE,
+                      bb_child_a, sh);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  close(gate[0]);
+  close(status[1]);
+  close(report[1]);
+  int result = -1, listener = -1, sandboxee_pid = -1;
+  if (pid < 0) {
+    const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
+                           ? "creating namespaces (user namespaces disabled? see bunbox doctor)"
+                           : "clone3";
+    out_fail(out, BB_ST_CLONE, (int)-pid, hint);
+    goto done;
+  }
+
+  long deadline = now_ms() + (rq->setup_timeout_ms ? rq->setup_timeout_ms : 10000);
+  if (rq->clone_flags & CLONE_NEWUSER) {
+    int r = write_id_maps(rq, (pid_t)pid, out->detail, sizeof out->detail);
+    if (r < 0) {
+      reap(pidfd, 1);
+      out->stage = BB_ST_USERNS;
+      out->err = -r;
+      goto done;
+    }
+  }
+  /* Open the gate; keep our end open so A can tell, later, that we still live. */
+  if (write(gate[1], "g", 1) != 1) {
+    reap(pidfd, 1);
+    out_fail(out, BB_ST_RESOURCES, errno, "gate pipe");
+    goto done;
+  }
+
+  struct pollfd p = {status[0], POLLIN, 0};
+  for (;;) {
+    long left = deadline - now_ms();
+    if (left <= 0) {
+      bb_fail(sh, BB_ST_TIMEOUT, ETIMEDOUT, "sandbox setup");
+      syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+      break;
+    }
+    int n = poll(&p, 1, (int)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    char c;
+    ssize_t r = read(status[0], &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break; /* EOF: A and B have exec'd or exited */
+    if (c == 'S' && listener < 0) {
+      if (take_listener(sh, pidfd, deadline, &listener, &sandboxee_pid) < 0)
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    }
+  }
+
+  bb_mark(sh, MK_DONE);
+  if (getenv("BUNBOX_TRACE_SPAWN")) {
+    static const char *names[] = {"clone", "gate", "ids", "mounts", "caps", "clone-b", "b-ready", "filter", "exec-ok", "init", "done"};
+    fprintf(stderr, "bunbox spawn trace (us since clone):");
+    for (int i = 1; i < MK_COUNT; i++)
+      if (sh->marks[i]) fprintf(stderr, " %s=%.0f", names[i], (double)(sh->marks[i] - sh->marks[MK_CLONE]) / 1e3);
+    fprintf(stderr, "\n");
+  }
+  int stage = __atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE);
+  if (stage) {
+    reap(pidfd, 0);
+    out_fail(out, stage, sh->err, sh->detail);
+    goto done;
+  }
+  out->pidfd = pidfd;
+  out->pid = (int32_t)pid;
+  out->listener = listener;
+  fcntl(report[0], F_SETFL, O_NONBLOCK);
+  out->report = report[0];
+  out->sandboxee_pid = sandboxee_pid;
+  pidfd = listener = report[0] = -1;
+  result = 0;
+
+done:
+  if (pidfd >= 0) close(pidfd);
+  if (listener >= 0) close(listener);
+  if (report[0] >= 0) close(report[0]);
+  close(gate[1]);
+  close(status[0]);
+  munmap(arena, size);
+  return result;
+}

@@ -1,0 +1,56 @@
+/**
+ * Setup stages, as csrc/plan.h numbers them (enum bb_stage), with the words a
+ * message uses and, where one exists, the fix.
+ */
+export const STAGES = [
+  "ok",
+  "request",
+  "resources",
+  "clone",
+  "user-namespace",
+  "mount-namespace",
+  "root",
+  "mount",
+  "pivot-root",
+  "hostname",
+  "cwd",
+  "credentials",
+  "capabilities",
+  "no-new-privs",
+  "death-signal",
+  "sandboxee",
+  "session",
+  "rlimits",
+  "fds",
+  "seccomp",
+  "notify",
+  "lookup",
+  "exec",
+  "init",
+  "timeout",
+  "network",
+] as const;
+
+export type Stage = (typeof STAGES)[number];
+
+export function stageName(n: number): Stage | `stage ${number}` {
+  return STAGES[n] ?? `stage ${n}`;
+}
+
+/** A hint for the user, by stage and errno name. */
+export function stageHint(stage: string, errno: string): string | undefined {
+  if ((stage === "clone" || stage === "user-namespace") && (errno === "EPERM" || errno === "ENOSPC" || errno === "EINVAL" || errno === "EACCES")) {
+    return "user namespaces are unavailable: check sysctl user.max_user_namespaces > 0 and " +
+      "kernel.apparmor_restrict_unprivileged_userns=0 (or kernel.unprivileged_userns_clone=1), or run as root";
+  }
+  if (stage === "mount" && errno === "EPERM") {
+    return "the kernel refused the mount (inside a container, /proc or /sys may be masked: try a privileged container or run bunbox on the host)";
+  }
+  if (stage === "seccomp" && errno === "EINVAL") {
+    return "the kernel lacks seccomp filtering (CONFIG_SECCOMP_FILTER) or user notification (Linux 5.0+)";
+  }
+  if (stage === "init" && errno === "EACCES") {
+    return "executing a memfd is forbidden here (sysctl vm.memfd_noexec=2?)";
+  }
+  return undefined;
+}

@@ -1,0 +1,176 @@
+/**
+ * The sandbox's filesystem: a list of mount operations, validated here and
+ * applied in order by csrc/mounts.c on a fresh tmpfs root that ends up
+ * read-only. Nothing of the host is visible unless an operation puts it there.
+ *
+ * Every error names the path at fault. Destinations are absolute, contain no
+ * NUL and no ".." component; sources are absolute and must exist when the plan
+ * is checked (a source that vanishes before the spawn is a setup error then).
+ */
+import { lstatSync, readlinkSync, statSync } from "node:fs";
+import { posix } from "node:path";
+import { UsageError } from "../errors.ts";
+
+export type MountOp =
+  | {
+      kind: "bind";
+      src: string;
+      dst: string;
+      rw: boolean;
+      /** Device nodes usable (only the /dev entries of the default view). */
+      dev?: boolean;
+      noexec?: boolean;
+      /** Skip when the source does not exist (default view entries). */
+      optional?: boolean;
+    }
+  | { kind: "tmpfs"; dst: string; size?: number; mode?: number; noexec?: boolean; ro?: boolean }
+  | { kind: "proc"; dst: string }
+  | { kind: "symlink"; target: string; dst: string }
+  | { kind: "dir"; dst: string; mode?: number };
+
+/** Size of /tmp in the default view; a bound, so a sandboxee cannot fill RAM. */
+export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
+
+const DEV_NODES = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/** Checks a sandbox-side path; returns it normalised ("/a//b/" -> "/a/b"). */
+export function checkDestination(path: string, subject: string): string {
+  if (typeof path !== "string" || path.length === 0) throw new UsageError(subject, "empty path");
+  if (path.includes("\0")) throw new UsageError(subject, `${JSON.stringify(path)} contains a NUL byte`);
+  if (!path.startsWith("/")) {
+    throw new UsageError(subject, `${path}: sandbox paths must be absolute (start with /)`);
+  }
+  if (path.split("/").includes("..")) {
+    throw new UsageError(subject, `${path}: ".." is not allowed in a sandbox path`);
+  }
+  const norm = posix.normalize(path);
+  return norm.length > 1 && norm.endsWith("/") ? norm.slice(0, -1) : norm;
+}
+
+/** Checks a host path: absolute, no NUL, and (unless optional) existing. */
+export function checkSource(path: string, subject: string, mustExist = true): string {
+  if (typeof path !== "string" || path.length === 0) throw new UsageError(subject, "empty path");
+  if (path.includes("\0")) throw new UsageError(subject, `${JSON.stringify(path)} contains a NUL byte`);
+  if (!path.startsWith("/")) {
+    throw new UsageError(subject, `${path}: host paths must be absolute (did you mean ${posix.resolve(path)}?)`);
+  }
+  if (mustExist) {
+    try {
+      statSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not accessible" : `cannot be read (${code})`;
+      throw new UsageError(subject, `${path} ${why} on the host`);
+    }
+  }
+  return posix.normalize(path);
+}
+
+export class MountPlan {
+  readonly ops: MountOp[] = [];
+
+  /** Adds an operation after validating it; `subject` names the option or field for errors. */
+  add(op: MountOp, subject = "mount"): this {
+    const dst = checkDestination(op.dst, subject);
+    switch (op.kind) {
+      case "bind":
+        this.replace({ ...op, src: checkSource(op.src, subject, !op.optional), dst });
+        break;
+      case "tmpfs":
+        if (op.size !== undefined && (!Number.isSafeInteger(op.size) || op.size < 0)) {
+          throw new UsageError(subject, `tmpfs ${dst}: bad size ${op.size}`);
+        }
+        this.replace({ ...op, dst });
+        break;
+      case "symlink":
+        if (op.target.length === 0 || op.target.includes("\0")) {
+          throw new UsageError(subject, `symlink ${dst}: bad target ${JSON.stringify(op.target)}`);
+        }
+        this.replace({ ...op, dst });
+        break;
+      default:
+        this.replace({ ...op, dst });
+    }
+    return this;
+  }
+
+  /** A later operation on the same destination replaces the earlier one. */
+  private replace(op: MountOp): void {
+    const i = this.ops.findIndex((o) => o.dst === op.dst);
+    if (i >= 0) this.ops.splice(i, 1);
+    this.ops.push(op);
+  }
+
+  /**
+   * The operations in the order they are applied: parents before children
+   * (by depth, stable), so a mount is never hidden by one on its parent.
+   */
+  ordered(): MountOp[] {
+    const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
+    return this.ops
+      .map((op, i) => ({ op, i }))
+      .sort((a, b) => depth(a.op.dst) - depth(b.op.dst) || a.i - b.i)
+      .map((x) => x.op);
+  }
+
+  /**
+   * DESIGN.md's default view: /usr, /bin, /sbin, /lib*, /etc read-only as the
+   * host lays them out (a symlink stays a symlink), a fresh /proc, a minimal
+   * /dev, a bounded tmpfs /tmp.
+   */
+  static defaultView(): MountPlan {
+    const plan = new MountPlan();
+    for (const top of ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]) {
+      let st;
+      try {
+        st = lstatSync(top);
+      } catch {
+        continue;
+      }
+      if (st.isSymbolicLink()) plan.add({ kind: "symlink", target: readlinkSync(top), dst: top });
+      else if (st.isDirectory()) plan.add({ kind: "bind", src: top, dst: top, rw: false, optional: true });
+    }
+    plan.add({ kind: "proc", dst: "/proc" });
+    plan.addMinimalDev();
+    plan.add({ kind: "tmpfs", dst: "/tmp", size: DEFAULT_TMP_SIZE, mode: 0o1777 });
+    return plan;
+  }
+
+  /** tmpfs /dev with null, zero, full, random, urandom, tty and the fd links. */
+  addMinimalDev(): this {
+    this.add({ kind: "tmpfs", dst: "/dev", size: 64 * 1024, mode: 0o755, noexec: true });
+    for (const node of DEV_NODES) {
+      this.add({ kind: "bind", src: `/dev/${node}`, dst: `/dev/${node}`, rw: true, dev: true, noexec: true, optional: true });
+    }
+    this.add({ kind: "symlink", target: "/proc/self/fd", dst: "/dev/fd" });
+    this.add({ kind: "symlink", target: "/proc/self/fd/0", dst: "/dev/stdin" });
+    this.add({ kind: "symlink", target: "/proc/self/fd/1", dst: "/dev/stdout" });
+    this.add({ kind: "symlink", target: "/proc/self/fd/2", dst: "/dev/stderr" });
+    this.add({ kind: "tmpfs", dst: "/dev/shm", size: DEFAULT_TMP_SIZE, mode: 0o1777, noexec: true });
+    return this;
+  }
+
+  clone(): MountPlan {
+    const p = new MountPlan();
+    p.ops.push(...this.ops.map((o) => ({ ...o })));
+    return p;
+  }
+
+  /** One line per operation, for `bunbox run -v` and `policy explain`. */
+  describe(): string[] {
+    return this.ordered().map((op) => {
+      switch (op.kind) {
+        case "bind":
+          return `${op.rw ? "rw" : "ro"} ${op.src}${op.src === op.dst ? "" : ` -> ${op.dst}`}${op.dev ? " (device)" : ""}`;
+        case "tmpfs":
+          return `tmpfs ${op.dst}${op.size ? ` size=${op.size}` : ""}`;
+        case "proc":
+          return `proc ${op.dst}`;
+        case "symlink":
+          return `symlink ${op.dst} -> ${op.target}`;
+        case "dir":
+          return `dir ${op.dst}`;
+      }
+    });
+  }
+}
