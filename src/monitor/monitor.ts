@@ -1,0 +1,329 @@
+/**
+ * Watches one running sandbox and produces its Result.
+ *
+ * Three sources, none polled: the pidfd of the sandbox's init (readable when
+ * it exits), the seccomp listener (readable when a rule asks the monitor), and
+ * a wall-clock timer. All three arrive as events on the JavaScript thread (the
+ * fds through the reactor thread, src/native/reactor.ts), so any number of
+ * sandboxes share one event loop and nothing blocks it: each handler does a
+ * few non-blocking system calls.
+ *
+ * The sandboxee's own exit status comes from init's report (csrc/init.c);
+ * rusage comes from reaping init, which has reaped every process of the
+ * sandbox. When bunbox killed the sandbox itself (violation, timeout, kill()),
+ * that reason wins over the status the kill produced.
+ */
+import { signalName } from "../native/signals.ts";
+import { type Notification, type Waited, CLD_EXITED, closeFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readFd, waitPidfd } from "../native/sys.ts";
+import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
+import type { Insn } from "../policy/bpf.ts";
+import type { Spawned } from "../native/spawn.ts";
+import { Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import { classify, describeViolation } from "./violation.ts";
+
+const SIGKILL = 9;
+const SIGTERM = 15;
+const SIGXCPU = 24;
+const EPERM = 1;
+const ENOENT = 2;
+
+export type SyscallDecision = "allow" | "deny" | { errno: number };
+
+export interface SyscallEvent {
+  syscall: string;
+  nr: number;
+  arch: string;
+  args: readonly bigint[];
+  pid: number;
+  hostPid: number;
+  ip: bigint;
+}
+
+export interface MonitorHooks {
+  onViolation?(v: Violation): void;
+  onSyscall?(event: SyscallEvent): SyscallDecision | Promise<SyscallDecision>;
+}
+
+export interface MonitorOptions {
+  wallTimeMs: number;
+  graceMs: number;
+  cpuSeconds: number;
+  /** The filter as loaded (with this run's exec magic), for classification. */
+  filter: readonly Insn[] | undefined;
+  notify: boolean;
+  startedAt: number;
+  hooks: MonitorHooks;
+}
+
+type Ending =
+  | { status: "VIOLATION"; violation: Violation }
+  | { status: "SETUP_ERROR"; stage: string; message: string }
+  | { status: "TIMEOUT" }
+  | { status: "EXTERNAL_KILL"; reason: string };
+
+export class Monitor {
+  readonly result: Promise<Result>;
+  private resolve!: (r: Result) => void;
+  private ending: Ending | undefined;
+  private exitWatch: Watch | undefined;
+  private notifyWatch: Watch | undefined;
+  private timers: ReturnType<typeof setTimeout>[] = [];
+  private done = false;
+
+  constructor(
+    readonly spawned: Spawned,
+    private readonly opts: MonitorOptions,
+  ) {
+    this.result = new Promise((r) => (this.resolve = r));
+    this.exitWatch = watch(spawned.pidfd, EPOLLIN, () => this.onExit());
+    if (spawned.listener >= 0) {
+      this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
+    }
+    if (opts.wallTimeMs > 0) {
+      this.timers.push(setTimeout(() => this.onDeadline(), opts.wallTimeMs));
+    }
+  }
+
+  get running(): boolean {
+    return !this.done;
+  }
+
+  /** Sends a signal to the sandbox's init, which forwards it to the sandboxee. */
+  signal(sig: number): void {
+    if (!this.done) pidfdSignal(this.spawned.pidfd, sig);
+  }
+
+  /** Kills the whole sandbox; the Result says EXTERNAL_KILL with `reason`. */
+  kill(reason = "killed by the host"): void {
+    if (this.done) return;
+    this.ending ??= { status: "EXTERNAL_KILL", reason };
+    pidfdSignal(this.spawned.pidfd, SIGKILL);
+  }
+
+  /** Kills the sandbox as a failed setup (an onStart hook said no). */
+  abort(stage: string, message: string): void {
+    if (this.done) return;
+    this.ending ??= { status: "SETUP_ERROR", stage, message };
+    pidfdSignal(this.spawned.pidfd, SIGKILL);
+  }
+
+  private onDeadline(): void {
+    if (this.done || this.ending) return;
+    this.ending = { status: "TIMEOUT" };
+    if (this.opts.graceMs > 0) {
+      pidfdSignal(this.spawned.pidfd, SIGTERM);
+      this.timers.push(setTimeout(() => this.signal(SIGKILL), this.opts.graceMs));
+    } else {
+      pidfdSignal(this.spawned.pidfd, SIGKILL);
+    }
+  }
+
+  private onNotify(events: number): void {
+    if (this.done) return;
+    if (!(events & EPOLLIN)) {
+      // POLLHUP: no task uses the filter any more. Nothing to take.
+      this.notifyWatch?.close();
+      this.notifyWatch = undefined;
+      return;
+    }
+    const n = notifRecv(this.spawned.listener);
+    if (typeof n === "number") {
+      if (-n !== ENOENT) this.kill(`seccomp listener failed (errno ${-n})`);
+    } else {
+      this.handle(n);
+    }
+    this.notifyWatch?.rearm();
+  }
+
+  private handle(n: Notification): void {
+    const listener = this.spawned.listener;
+    const verdict = this.opts.filter
+      ? classify(this.opts.filter, n)
+      : ({ kind: "violation", violationKind: "SYSCALL", rule: "policy" } as const);
+    switch (verdict.kind) {
+      case "allow":
+        notifSend(listener, n.id, 0, NOTIF_CONTINUE);
+        return;
+      case "errno":
+        notifSend(listener, n.id, -verdict.errno);
+        return;
+      case "trace":
+        this.trace(n);
+        return;
+      case "violation":
+        this.violate(describeViolation(n, verdict), n);
+        return;
+    }
+  }
+
+  private violate(v: Violation, n: Notification): void {
+    if (this.ending?.status !== "VIOLATION") this.ending = { status: "VIOLATION", violation: v };
+    // Kill first: the offending syscall must never run, whatever the reply.
+    pidfdSignal(this.spawned.pidfd, SIGKILL);
+    notifSend(this.spawned.listener, n.id, -EPERM);
+    try {
+      this.opts.hooks.onViolation?.(v);
+    } catch {
+      // a throwing hook must not keep the sandbox alive or lose its Result
+    }
+  }
+
+  /**
+   * A TRACE rule: the onSyscall hook decides. The arguments are a snapshot;
+   * pointers in them refer to the sandboxee's memory, which it can change
+   * after we look (TOCTOU): a decision that grants access must never depend
+   * on memory read through them.
+   */
+  private trace(n: Notification): void {
+    const v = describeViolation(n, { kind: "violation", violationKind: "SYSCALL", rule: "trace hook" });
+    const hook = this.opts.hooks.onSyscall;
+    const answer = (d: SyscallDecision) => {
+      if (this.done) return;
+      if (d === "allow") notifSend(this.spawned.listener, n.id, 0, NOTIF_CONTINUE);
+      else if (d === "deny") this.violate(v, n);
+      else notifSend(this.spawned.listener, n.id, -Math.abs(d.errno));
+    };
+    if (!hook) return answer("deny");
+    const event: SyscallEvent = {
+      syscall: v.syscall,
+      nr: v.nr,
+      arch: v.arch,
+      args: v.args,
+      pid: v.pid,
+      hostPid: v.hostPid,
+      ip: v.ip,
+    };
+    try {
+      const d = hook(event);
+      if (d instanceof Promise) d.then(answer, () => answer("deny"));
+      else answer(d);
+    } catch {
+      answer("deny");
+    }
+  }
+
+  private onExit(): void {
+    if (this.done) return;
+    const w = waitPidfd(this.spawned.pidfd);
+    if (typeof w !== "number" && !w.reaped) {
+      this.exitWatch?.rearm();
+      return;
+    }
+    this.finish(typeof w === "number" ? undefined : w);
+  }
+
+  private finish(init: Waited | undefined): void {
+    this.done = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.exitWatch?.close();
+    this.notifyWatch?.close();
+    const report = readReport(this.spawned.report);
+    closeFd(this.spawned.pidfd);
+    closeFd(this.spawned.listener);
+    closeFd(this.spawned.report);
+
+    const wallTimeMs = performance.now() - this.opts.startedAt;
+    const rusage: Rusage = init
+      ? { userMs: init.userUs / 1000, sysMs: init.sysUs / 1000, maxRssKb: init.maxRssKb }
+      : report
+        ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: report.maxRssKb }
+        : { userMs: 0, sysMs: 0, maxRssKb: 0 };
+    const common = { rusage, wallTimeMs, pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid };
+    this.resolve(this.decide(report, init, common));
+  }
+
+  private decide(
+    report: Report | undefined,
+    init: Waited | undefined,
+    common: { rusage: Rusage; wallTimeMs: number; pid: number },
+  ): Result {
+    const e = this.ending;
+    if (e?.status === "VIOLATION") {
+      return new Result({ status: "VIOLATION", reason: e.violation.kind, violation: e.violation, signal: SIGKILL, ...common });
+    }
+    if (e?.status === "SETUP_ERROR") {
+      const setup = { stage: e.stage, errno: 0, errnoName: "", detail: "", message: e.message };
+      return new Result({ status: "SETUP_ERROR", reason: e.stage, setup, ...common });
+    }
+    if (e?.status === "TIMEOUT") {
+      return new Result({ status: "TIMEOUT", reason: `wall-time limit of ${fmtMs(this.opts.wallTimeMs)} reached`, signal: SIGKILL, ...common });
+    }
+    if (e?.status === "EXTERNAL_KILL" && !(report && exited(report.wstatus))) {
+      return new Result({ status: "EXTERNAL_KILL", reason: e.reason, signal: SIGKILL, ...common });
+    }
+    if (!report) {
+      // init died without a report: someone outside bunbox killed it.
+      const sig = init && init.code !== CLD_EXITED ? init.status : undefined;
+      const status: Status = sig !== undefined ? "EXTERNAL_KILL" : "INTERNAL_ERROR";
+      const reason = sig !== undefined
+        ? `the sandbox's init was killed by ${signalName(sig)} from outside bunbox`
+        : `the sandbox's init exited (${init ? init.status : "unknown status"}) without reporting on the sandboxee`;
+      return new Result({ status, reason, ...(sig !== undefined ? { signal: sig } : {}), ...common });
+    }
+    const ws = report.wstatus;
+    if (exited(ws)) {
+      const code = (ws >> 8) & 0xff;
+      return new Result({ status: "OK", reason: `exit code ${code}`, exitCode: code, ...common });
+    }
+    const sig = ws & 0x7f;
+    if (sig === 31 && !this.opts.notify) {
+      return new Result({
+        status: "VIOLATION",
+        reason: "SYSCALL",
+        signal: sig,
+        violation: {
+          kind: "SYSCALL",
+          rule: "policy",
+          syscall: "unknown syscall",
+          nr: -1,
+          arch: "unknown",
+          args: [],
+          pid: 2,
+          hostPid: common.pid,
+          ip: 0n,
+          detailMissing:
+            "killed by SIGSYS; which syscall is unknown because seccomp user notification is unavailable on this kernel",
+        },
+        ...common,
+      });
+    }
+    const cpu = this.opts.cpuSeconds;
+    const cpuUsed = (common.rusage.userMs + common.rusage.sysMs) / 1000;
+    const cpuLimit = cpu > 0 && (sig === SIGXCPU || (sig === SIGKILL && cpuUsed >= cpu));
+    const core = (ws & 0x80) !== 0 ? " (core dumped)" : "";
+    const reason = cpuLimit
+      ? `${signalName(sig)}: CPU limit of ${cpu} s reached`
+      : `${signalName(sig)}${core}`;
+    return new Result({ status: "SIGNALED", reason, signal: sig, ...common });
+  }
+}
+
+interface Report {
+  wstatus: number;
+  userUs: number;
+  sysUs: number;
+  maxRssKb: number;
+}
+
+const REPORT_MAGIC = 0x74727062;
+
+function readReport(fd: number): Report | undefined {
+  const b = readFd(fd, 64);
+  if (typeof b === "number" || b.length < 32) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (v.getUint32(0, true) !== REPORT_MAGIC) return undefined;
+  return {
+    wstatus: v.getInt32(4, true),
+    userUs: Number(v.getBigUint64(8, true)),
+    sysUs: Number(v.getBigUint64(16, true)),
+    maxRssKb: Number(v.getBigUint64(24, true)),
+  };
+}
+
+function exited(wstatus: number): boolean {
+  return (wstatus & 0x7f) === 0;
+}
+
+function fmtMs(ms: number): string {
+  return `${ms / 1000} s`;
+}

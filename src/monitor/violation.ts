@@ -1,0 +1,103 @@
+/**
+ * What a seccomp notification means. The filter's return value carries the
+ * reason in its data bits (src/policy/safety.ts REASON), so running the same
+ * program in the interpreter on the notification's seccomp_data tells which
+ * rule fired, without trusting anything the sandboxee controls.
+ *
+ * The details (where the instruction pointer falls, the pid inside the
+ * sandbox) come from /proc while the offending thread is still blocked in the
+ * notification; they describe, they never decide.
+ */
+import { readFileSync } from "node:fs";
+import { auditArchName, syscallName } from "../policy/arch.ts";
+import { type Insn, RET } from "../policy/bpf.ts";
+import { evaluate } from "../policy/interpreter.ts";
+import { REASON } from "../policy/safety.ts";
+import type { Notification } from "../native/sys.ts";
+import type { Violation } from "../sandbox/result.ts";
+
+export type Verdict =
+  | { kind: "violation"; violationKind: "SYSCALL" | "ARCH"; rule: string }
+  | { kind: "trace" }
+  | { kind: "allow" }
+  | { kind: "errno"; errno: number };
+
+const RULES: Record<number, { kind: "SYSCALL" | "ARCH"; rule: string }> = {
+  [REASON.ARCH]: { kind: "ARCH", rule: "foreign architecture" },
+  [REASON.X32]: { kind: "ARCH", rule: "x32 ABI" },
+  [REASON.DANGER]: { kind: "SYSCALL", rule: "safety rule" },
+  [REASON.POLICY]: { kind: "SYSCALL", rule: "policy" },
+};
+
+/** Classifies a notification against the filter (with this run's exec magic). */
+export function classify(prog: readonly Insn[], n: Notification, depth = 0): Verdict {
+  const { ret } = evaluate(prog, { nr: n.nr, arch: n.arch, ip: n.ip, args: n.args });
+  const action = (ret & RET.ACTION_FULL) >>> 0;
+  const data = ret & RET.DATA;
+  if (action === RET.ALLOW) return { kind: "allow" };
+  if (action === RET.ERRNO) return { kind: "errno", errno: data };
+  if (action !== RET.USER_NOTIF) return { kind: "violation", violationKind: "SYSCALL", rule: "policy" };
+  if (data === REASON.TRACE) return { kind: "trace" };
+  if (data === REASON.EXEC && depth === 0) {
+    // A later execveat repeating the first one's magic: judge it as any other.
+    const args = [...n.args];
+    args[5] = args[5]! ^ 1n;
+    return classify(prog, { ...n, args }, 1);
+  }
+  const r = RULES[data] ?? { kind: "SYSCALL" as const, rule: "policy" };
+  return { kind: "violation", violationKind: r.kind, rule: r.rule };
+}
+
+/** The pid of host pid `pid` inside its innermost pid namespace (NSpid). */
+export function innerPid(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const m = /^NSpid:\s*([\d\s]+)$/m.exec(status);
+    const ids = m?.[1]!.trim().split(/\s+/).map(Number);
+    return ids?.[ids.length - 1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** "libc.so.6+0x11c8f0": the mapping of `pid` that holds `ip`. */
+export function ipMapping(pid: number, ip: bigint): string | undefined {
+  let maps: string;
+  try {
+    maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of maps.split("\n")) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const lo = BigInt(`0x${m[1]}`);
+    const hi = BigInt(`0x${m[2]}`);
+    if (ip < lo || ip >= hi) continue;
+    const path = m[4]!.trim();
+    const name = path ? path.slice(path.lastIndexOf("/") + 1) : "[anon]";
+    const off = ip - lo + BigInt(`0x${m[3]}`);
+    return `${name}+0x${off.toString(16)}`;
+  }
+  return undefined;
+}
+
+export function describeViolation(
+  n: Notification,
+  verdict: Extract<Verdict, { kind: "violation" }>,
+): Violation {
+  const name = syscallName(n.arch, n.nr);
+  const mapping = ipMapping(n.pid, n.ip);
+  return {
+    kind: verdict.violationKind,
+    rule: verdict.rule,
+    syscall: name ?? `syscall ${n.nr}`,
+    nr: n.nr,
+    arch: auditArchName(n.arch),
+    args: n.args,
+    pid: innerPid(n.pid) ?? n.pid,
+    hostPid: n.pid,
+    ip: n.ip,
+    ...(mapping ? { ipMapping: mapping } : {}),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The JavaScript side of the reactor thread (csrc/monitor.c): fds to watch,
+ * each with a handler that runs on the JavaScript thread when the fd is ready.
+ *
+ * Watches are one-shot: after a handler runs, the fd is quiet until
+ * `rearm()`. The reactor thread reports through a threadsafe JSCallback,
+ * which does not keep the event loop alive; a ref'd timer does, while any
+ * watch is open, so a process waiting for a sandbox does not exit under it.
+ */
+import { JSCallback } from "bun:ffi";
+import { BunboxError } from "../errors.ts";
+import { describeErrno } from "./errno.ts";
+import { shim } from "./library.ts";
+
+export const EPOLLIN = 0x001;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+
+export interface Watch {
+  rearm(): void;
+  close(): void;
+}
+
+const handlers = new Map<number, (events: number) => void>();
+let nextToken = 1;
+let callback: JSCallback | undefined;
+let keepAlive: ReturnType<typeof setInterval> | undefined;
+
+function start(): void {
+  if (callback) return;
+  callback = new JSCallback(
+    (token: number, events: number) => {
+      const h = handlers.get(token);
+      if (h) h(events);
+    },
+    { args: ["u32", "u32"], returns: "void", threadsafe: true },
+  );
+  const r = shim().bb_reactor_start(callback);
+  if (r < 0) {
+    callback.close();
+    callback = undefined;
+    throw new BunboxError("monitor", `cannot start the reactor thread: ${describeErrno(-r)}`);
+  }
+}
+
+function updateKeepAlive(): void {
+  if (handlers.size > 0 && !keepAlive) keepAlive = setInterval(() => {}, 1 << 30);
+  else if (handlers.size === 0 && keepAlive) {
+    clearInterval(keepAlive);
+    keepAlive = undefined;
+  }
+}
+
+/** Watches `fd` for `events` (EPOLLIN; HUP and ERR always come). */
+export function watch(fd: number, events: number, handler: (events: number) => void): Watch {
+  start();
+  const token = nextToken++;
+  if (nextToken >= 0xfffffff0) nextToken = 1;
+  handlers.set(token, handler);
+  const r = shim().bb_reactor_watch(fd, token, events, 0);
+  if (r < 0) {
+    handlers.delete(token);
+    throw new BunboxError("monitor", `cannot watch fd ${fd}: ${describeErrno(-r)}`);
+  }
+  updateKeepAlive();
+  let open = true;
+  return {
+    rearm() {
+      if (open) shim().bb_reactor_watch(fd, token, events, 1);
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      shim().bb_reactor_watch(fd, token, 0, 2);
+      handlers.delete(token);
+      updateKeepAlive();
+    },
+  };
+}
+
+/** Number of open watches (tests check nothing leaks). */
+export function openWatches(): number {
+  return handlers.size;
+}

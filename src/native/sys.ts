@@ -1,0 +1,92 @@
+/**
+ * Typed wrappers over the shim's non-blocking system calls on pidfds, seccomp
+ * listeners and pipes. Errors come back as negative errno, never exceptions:
+ * the monitor decides what each means.
+ */
+import { ptr } from "bun:ffi";
+import { shim } from "./library.ts";
+
+export interface Waited {
+  /** false: still running. */
+  reaped: boolean;
+  /** CLD_EXITED (1), CLD_KILLED (2), CLD_DUMPED (3). */
+  code: number;
+  /** Exit status or signal number. */
+  status: number;
+  userUs: number;
+  sysUs: number;
+  maxRssKb: number;
+}
+
+export const CLD_EXITED = 1;
+export const CLD_KILLED = 2;
+export const CLD_DUMPED = 3;
+
+/** waitid(P_PIDFD, WNOHANG|__WALL) with rusage; -errno on failure. */
+export function waitPidfd(pidfd: number): Waited | number {
+  const out = new Int32Array(10);
+  const r = shim().bb_wait(pidfd, ptr(out));
+  if (r < 0) return r;
+  const u = new BigUint64Array(out.buffer, 16, 3);
+  return {
+    reaped: out[0] !== 0,
+    code: out[1]!,
+    status: out[2]!,
+    userUs: Number(u[0]),
+    sysUs: Number(u[1]),
+    maxRssKb: Number(u[2]),
+  };
+}
+
+export function pidfdSignal(pidfd: number, sig: number): number {
+  return shim().bb_pidfd_signal(pidfd, sig);
+}
+
+export interface Notification {
+  id: bigint;
+  pid: number;
+  nr: number;
+  arch: number;
+  ip: bigint;
+  args: bigint[];
+}
+
+/** SECCOMP_IOCTL_NOTIF_RECV; only after the reactor reported EPOLLIN. */
+export function notifRecv(listener: number): Notification | number {
+  const buf = new ArrayBuffer(80);
+  const r = shim().bb_notif_recv(listener, ptr(buf));
+  if (r < 0) return r;
+  const v = new DataView(buf);
+  const args: bigint[] = [];
+  for (let i = 0; i < 6; i++) args.push(v.getBigUint64(32 + i * 8, true));
+  return {
+    id: v.getBigUint64(0, true),
+    pid: v.getUint32(8, true),
+    nr: v.getInt32(16, true),
+    arch: v.getUint32(20, true),
+    ip: v.getBigUint64(24, true),
+    args,
+  };
+}
+
+export const NOTIF_CONTINUE = 1;
+
+/** Answers a notification: `error` (negative errno) or 0 with `flags` CONTINUE. */
+export function notifSend(listener: number, id: bigint, error: number, flags = 0, val = 0n): number {
+  return shim().bb_notif_send(listener, id, error, val, flags);
+}
+
+export function notifIdValid(listener: number, id: bigint): boolean {
+  return shim().bb_notif_id_valid(listener, id) === 0;
+}
+
+/** read(2) into a fresh buffer; -errno (EAGAIN when empty) on failure. */
+export function readFd(fd: number, max: number): Uint8Array | number {
+  const buf = new Uint8Array(max);
+  const n = Number(shim().bb_read(fd, ptr(buf), max));
+  return n < 0 ? n : buf.subarray(0, n);
+}
+
+export function closeFd(fd: number): void {
+  if (fd >= 0) shim().bb_close(fd);
+}

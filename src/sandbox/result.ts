@@ -1,0 +1,185 @@
+/**
+ * How a run ended, exactly: the Result of DESIGN.md. `toString()` is the one
+ * line the CLI prints; `toJSON()` is stable (fields are only ever added).
+ */
+import { signalName } from "../native/signals.ts";
+
+export type Status =
+  | "OK"
+  | "SETUP_ERROR"
+  | "VIOLATION"
+  | "SIGNALED"
+  | "TIMEOUT"
+  | "EXTERNAL_KILL"
+  | "INTERNAL_ERROR";
+
+export interface Rusage {
+  /** User CPU time of every process of the sandbox, in ms. */
+  userMs: number;
+  sysMs: number;
+  /** Largest resident set of any one process, in KiB. */
+  maxRssKb: number;
+}
+
+export interface SetupErrorInfo {
+  stage: string;
+  errno: number;
+  errnoName: string;
+  /** The path or value the stage was working on. */
+  detail: string;
+  message: string;
+}
+
+export interface Violation {
+  /** SYSCALL: the policy refused it; ARCH: a foreign-architecture call (int 0x80, x32). */
+  kind: "SYSCALL" | "ARCH";
+  /** Why: "policy", "safety rule", "foreign architecture", "x32 ABI", "trace hook". */
+  rule: string;
+  syscall: string;
+  nr: number;
+  arch: string;
+  args: readonly bigint[];
+  /** Pid inside the sandbox (and as bunbox sees it). */
+  pid: number;
+  hostPid: number;
+  /** Instruction pointer, and the mapping it falls in ("libc.so.6+0x11c8f0"). */
+  ip: bigint;
+  ipMapping?: string;
+  /** Set when the kernel could not tell us the details (no user notification). */
+  detailMissing?: string;
+}
+
+export interface ResultInit {
+  status: Status;
+  reason: string;
+  exitCode?: number;
+  signal?: number;
+  setup?: SetupErrorInfo;
+  violation?: Violation;
+  rusage?: Rusage;
+  wallTimeMs: number;
+  /** The sandboxee's pid as bunbox saw it, when it got that far. */
+  pid?: number;
+}
+
+/** Exit codes of DESIGN.md. */
+export const EXIT = { TIMEOUT: 124, SETUP: 125, NOT_EXECUTABLE: 126, NOT_FOUND: 127, VIOLATION: 159 } as const;
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+const argText = (v: bigint) => (v < 0x10000n ? v.toString() : hex(v));
+
+export class Result {
+  readonly status: Status;
+  readonly reason: string;
+  readonly exitCode: number | undefined;
+  readonly signal: number | undefined;
+  readonly setup: SetupErrorInfo | undefined;
+  readonly violation: Violation | undefined;
+  readonly rusage: Rusage;
+  readonly wallTimeMs: number;
+  readonly pid: number | undefined;
+
+  constructor(init: ResultInit) {
+    this.status = init.status;
+    this.reason = init.reason;
+    this.exitCode = init.exitCode;
+    this.signal = init.signal;
+    this.setup = init.setup;
+    this.violation = init.violation;
+    this.rusage = init.rusage ?? { userMs: 0, sysMs: 0, maxRssKb: 0 };
+    this.wallTimeMs = init.wallTimeMs;
+    this.pid = init.pid;
+    Object.freeze(this);
+  }
+
+  get ok(): boolean {
+    return this.status === "OK" && this.exitCode === 0;
+  }
+
+  /** The exit code `bunbox run` ends with (DESIGN.md "Exit codes"). */
+  get code(): number {
+    switch (this.status) {
+      case "OK":
+        return this.exitCode ?? 0;
+      case "SIGNALED":
+      case "EXTERNAL_KILL":
+        return 128 + (this.signal ?? 9);
+      case "TIMEOUT":
+        return EXIT.TIMEOUT;
+      case "VIOLATION":
+        return EXIT.VIOLATION;
+      case "SETUP_ERROR":
+        if (this.setup?.stage === "lookup") {
+          return this.setup.errnoName === "ENOENT" ? EXIT.NOT_FOUND : EXIT.NOT_EXECUTABLE;
+        }
+        if (this.setup?.stage === "exec") {
+          return this.setup.errnoName === "ENOENT" ? EXIT.NOT_FOUND : EXIT.NOT_EXECUTABLE;
+        }
+        return EXIT.SETUP;
+      case "INTERNAL_ERROR":
+        return EXIT.SETUP;
+    }
+  }
+
+  /** One human line: "VIOLATION: ptrace(0, 0, 0, 0) [x86_64] pid 2". */
+  toString(): string {
+    switch (this.status) {
+      case "OK":
+        return `OK: exit code ${this.exitCode ?? 0}`;
+      case "VIOLATION": {
+        const v = this.violation;
+        if (!v) return `VIOLATION: ${this.reason}`;
+        if (v.detailMissing) return `VIOLATION: ${v.syscall} [${v.arch}] (${v.detailMissing})`;
+        const args = trimArgs(v.args).map(argText).join(", ");
+        const at = v.ipMapping ? ` at ${v.ipMapping}` : "";
+        const why = v.kind === "ARCH" ? ` (${v.rule})` : v.rule === "policy" ? "" : ` (${v.rule})`;
+        return `VIOLATION: ${v.syscall}(${args}) [${v.arch}] pid ${v.pid}${at}${why}`;
+      }
+      case "SETUP_ERROR":
+        return `SETUP_ERROR: ${this.setup?.message ?? this.reason}`;
+      case "SIGNALED":
+        return `SIGNALED: ${this.reason}`;
+      case "TIMEOUT":
+        return `TIMEOUT: ${this.reason}`;
+      case "EXTERNAL_KILL":
+        return `EXTERNAL_KILL: ${this.reason}`;
+      case "INTERNAL_ERROR":
+        return `INTERNAL_ERROR: ${this.reason}`;
+    }
+  }
+
+  toJSON(): Record<string, unknown> {
+    const v = this.violation;
+    return {
+      status: this.status,
+      reason: this.reason,
+      code: this.code,
+      ...(this.exitCode !== undefined ? { exitCode: this.exitCode } : {}),
+      ...(this.signal !== undefined ? { signal: this.signal, signalName: signalName(this.signal) } : {}),
+      ...(this.setup ? { setup: { ...this.setup } } : {}),
+      ...(v
+        ? {
+            violation: {
+              ...v,
+              args: v.args.map(hex),
+              ip: hex(v.ip),
+            },
+          }
+        : {}),
+      rusage: { ...this.rusage },
+      wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
+      ...(this.pid !== undefined ? { pid: this.pid } : {}),
+    };
+  }
+
+  static setupError(setup: SetupErrorInfo, wallTimeMs: number): Result {
+    return new Result({ status: "SETUP_ERROR", reason: setup.stage, setup, wallTimeMs });
+  }
+}
+
+/** Trailing zero arguments are noise in one line: ptrace(0, 0, 0, 0). */
+function trimArgs(args: readonly bigint[]): readonly bigint[] {
+  let n = args.length;
+  while (n > 4 && args[n - 1] === 0n) n--;
+  return args.slice(0, n);
+}
