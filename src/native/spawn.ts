@@ -42,7 +42,12 @@ export function spawn(request: Uint8Array): Spawned | SetupFailure {
   const end = out.indexOf(0, 32);
   const detail = new TextDecoder().decode(out.subarray(32, end < 0 ? OUT_SIZE : end));
   const hint = stageHint(stage, errnoName(errno));
-  const message = `${stage}${detail ? ` ${detail}` : ""}: ${describeErrno(errno)}${hint ? `\n  hint: ${hint}` : ""}`;
+  let message = `${stage}${detail ? ` ${detail}` : ""}: ${describeErrno(errno)}${hint ? `\n  hint: ${hint}` : ""}`;
+  if (stage === "lookup" || stage === "exec") {
+    message = errno === 2
+      ? `${detail}: command not found in the sandbox (${stage}: ENOENT)`
+      : `${detail}: cannot execute in the sandbox (${stage}: ${describeErrno(errno)})`;
+  }
   return { stage, errno, errnoName: errnoName(errno), detail, message };
 }
 

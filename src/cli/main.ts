@@ -1,0 +1,70 @@
+#!/usr/bin/env bun
+/**
+ * The bunbox command line. `run` parses its own options strictly
+ * (src/cli/options.ts); citty provides the command tree and the help.
+ * Every failure ends as one message on stderr and a documented exit code:
+ * 2 bad usage or policy, 125 bunbox's own failure; never a stack trace.
+ */
+import { defineCommand, renderUsage, runCommand as runCitty } from "citty";
+import pkg from "../../package.json" with { type: "json" };
+import { BunboxError, EXIT_SETUP, EXIT_USAGE, UsageError } from "../errors.ts";
+import { log } from "./log.ts";
+import { runCommand, runCommandLine } from "./run.ts";
+
+const main = defineCommand({
+  meta: { name: "bunbox", version: pkg.version, description: pkg.description },
+  subCommands: {
+    run: runCommand,
+  },
+});
+
+async function usage(cmd: typeof main | typeof runCommand): Promise<void> {
+  process.stdout.write(`${await renderUsage(cmd as typeof main, cmd === main ? undefined : main)}\n`);
+}
+
+async function dispatch(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    await usage(main);
+    return sub === undefined ? EXIT_USAGE : 0;
+  }
+  if (sub === "--version" || sub === "-V") {
+    process.stdout.write(`bunbox ${pkg.version} (bun ${Bun.version}, ${process.arch})\n`);
+    return 0;
+  }
+  if (sub === "run") {
+    const cut = rest.indexOf("--");
+    const opts = cut < 0 ? rest : rest.slice(0, cut);
+    if (opts.includes("--help") || opts.includes("-h")) {
+      await usage(runCommand);
+      return 0;
+    }
+    return runCommandLine(rest);
+  }
+  const known = Object.keys((main.subCommands ?? {}) as object);
+  if (!known.includes(sub)) {
+    throw new UsageError(sub, `unknown command (one of ${known.join(", ")}; see bunbox --help)`);
+  }
+  await runCitty(main, { rawArgs: argv });
+  return 0;
+}
+
+export async function cli(argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv);
+  } catch (e) {
+    if (e instanceof BunboxError) {
+      log.error(e.message);
+      return e.exitCode;
+    }
+    log.error(`internal error: ${(e as Error)?.stack ?? e}`);
+    return EXIT_SETUP;
+  }
+}
+
+if (import.meta.main) {
+  const code = await cli(process.argv.slice(2));
+  process.exit(code);
+}
+
+export { EXIT_USAGE };

@@ -1,0 +1,166 @@
+/**
+ * `bunbox run [OPTIONS] -- COMMAND [ARG...]`
+ *
+ * Precedence: the policy comes from --policy FILE, else --profile NAME, else
+ * the `default` profile; --ro/--rw/--tmpfs add to its filesystem (a later
+ * mount on the same destination replaces an earlier one), and --net,
+ * --hostname, --uid and --gid override it. Limits come from the options,
+ * else Sandbox2's defaults (src/sandbox/limits.ts).
+ *
+ * stdout and stdin are the sandboxee's; bunbox writes only to stderr: one
+ * line when the run did not end OK (nothing with -q), the Result as JSON with
+ * --json. The exit code is the sandboxee's, or DESIGN.md's for the rest.
+ */
+import { writeFileSync } from "node:fs";
+import { defineCommand } from "citty";
+import { UsageError } from "../errors.ts";
+import { SIGNALS } from "../native/signals.ts";
+import { loadPolicyFile } from "../policy/file.ts";
+import type { Policy } from "../policy/policy.ts";
+import { NET_MODES, type NetMode } from "../policy/policy.ts";
+import { profileBuilder } from "../policy/profiles.ts";
+import { DEFAULT_PATH, Executor } from "../sandbox/executor.ts";
+import { Limits } from "../sandbox/limits.ts";
+import { checkDestination, checkSource } from "../sandbox/mounts.ts";
+import { Sandbox } from "../sandbox/sandbox.ts";
+import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
+import { log, setVerbosity } from "./log.ts";
+import { parseRunArgs, RUN_ARGS, type RunOptions } from "./options.ts";
+
+/** SRC[:DST] (DST defaults to SRC). */
+function splitMount(spec: string, option: string): [string, string] {
+  const i = spec.indexOf(":");
+  const src = i < 0 ? spec : spec.slice(0, i);
+  const dst = i < 0 ? spec : spec.slice(i + 1);
+  if (!src) throw new UsageError(option, `"${spec}" has no source path`);
+  if (!dst) throw new UsageError(option, `"${spec}" has no destination path after ":"`);
+  return [checkSource(src, `${option} ${spec}`), checkDestination(dst, `${option} ${spec}`)];
+}
+
+function idOption(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = parseCount(text, option);
+  if (n > 0xfffffffe) throw new UsageError(option, `${n} is not a valid id`);
+  return n;
+}
+
+async function resolvePolicy(o: RunOptions): Promise<Policy> {
+  const { policy: file, profile } = o.strings;
+  if (file !== undefined && profile !== undefined) {
+    throw new UsageError("--policy", "give --policy or --profile, not both (a policy file can name a profile)");
+  }
+  const base = file !== undefined
+    ? await loadPolicyFile(file)
+    : profileBuilder(profile ?? "default", { cwd: process.cwd() }).build();
+
+  const plan = base.mountPlan();
+  for (const spec of o.lists.ro) {
+    const [src, dst] = splitMount(spec, "--ro");
+    plan.add({ kind: "bind", src, dst, rw: false }, `--ro ${spec}`);
+  }
+  for (const spec of o.lists.rw) {
+    const [src, dst] = splitMount(spec, "--rw");
+    plan.add({ kind: "bind", src, dst, rw: true }, `--rw ${spec}`);
+  }
+  for (const spec of o.lists.tmpfs) {
+    const i = spec.indexOf(":");
+    const dst = checkDestination(i < 0 ? spec : spec.slice(0, i), `--tmpfs ${spec}`);
+    const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
+    if (size === Infinity) throw new UsageError(`--tmpfs ${spec}`, "a tmpfs needs a finite size");
+    plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
+  }
+  const net = o.strings.net;
+  if (net !== undefined && !NET_MODES.includes(net as NetMode)) {
+    throw new UsageError("--net", `"${net}" is not one of ${NET_MODES.join(", ")}`);
+  }
+  const hostname = o.strings.hostname;
+  if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
+    throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
+  }
+  const relaxations = [...base.relaxations];
+  if (net === "host") relaxations.push("--net host: the sandboxee shares the host's network");
+  return base.derive({
+    mounts: plan,
+    ...(net !== undefined ? { net: net as NetMode } : {}),
+    ...(hostname !== undefined ? { hostname } : {}),
+    ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
+    ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
+    relaxations,
+  });
+}
+
+function buildExecutor(o: RunOptions, policy: Policy): Executor {
+  const [cmd, ...rest] = o.command;
+  if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
+  const env: Record<string, string> = { PATH: DEFAULT_PATH };
+  for (const name of o.lists["keep-env"]) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError("--keep-env", `"${name}" is not a variable name`);
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  for (const pair of o.lists.env) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError("--env", `"${pair}" is not NAME=VALUE`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const s = o.strings;
+  const limits = new Limits({
+    ...(s["time-limit"] !== undefined ? { wallTimeMs: parseDuration(s["time-limit"], "--time-limit") } : {}),
+    ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
+    ...(s["memory-limit"] !== undefined ? { addressSpace: parseSize(s["memory-limit"], "--memory-limit") } : {}),
+    ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
+    ...(s["max-files"] !== undefined ? { openFiles: parseCount(s["max-files"], "--max-files") } : {}),
+    ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
+  });
+  const cwd = s.cwd ?? (policy.origin.startsWith("profile build") ? process.cwd() : "/");
+  return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
+}
+
+function describe(policy: Policy, executor: Executor): void {
+  const l = executor.limits;
+  log.debug(`policy: ${policy.origin} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
+  log.debug(`network: ${policy.net}; hostname: ${policy.hostname}; cwd: ${executor.cwd}`);
+  log.debug(`mounts:\n${policy.mountPlan().describe().join("\n")}`);
+  log.debug(
+    `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s, ` +
+      `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
+  );
+  if (policy.relaxations.length === 0) log.debug("relaxations: none");
+  for (const r of policy.relaxations) log.debug(`relaxation: ${r}`);
+}
+
+export async function runCommandLine(raw: readonly string[]): Promise<number> {
+  const o = parseRunArgs(raw);
+  setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
+  const policy = await resolvePolicy(o);
+  const executor = buildExecutor(o, policy);
+  describe(policy, executor);
+
+  const sandbox = new Sandbox(executor, policy);
+  const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
+  for (const [n, h] of handlers) process.on(n, h);
+  const result = await sandbox.run();
+  for (const [n, h] of handlers) process.off(n, h);
+
+  // A failure of bunbox itself is an error even with -q; how the command
+  // ended is a plain line, which -q silences.
+  const own = result.status === "INTERNAL_ERROR" ||
+    (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
+  if (own) log.error(result.toString());
+  else if (result.status !== "OK") log.log(result.toString());
+  if (o.flags.json) process.stderr.write(`${JSON.stringify(result)}\n`);
+  if (o.strings["result-file"] !== undefined) {
+    try {
+      writeFileSync(o.strings["result-file"], `${JSON.stringify(result, null, 2)}\n`);
+    } catch (e) {
+      throw new UsageError("--result-file", `${o.strings["result-file"]}: ${(e as Error).message}`);
+    }
+  }
+  return result.code;
+}
+
+export const runCommand = defineCommand({
+  meta: { name: "run", description: "Run a command in a sandbox: bunbox run [OPTIONS] -- COMMAND [ARG...]" },
+  args: RUN_ARGS,
+});

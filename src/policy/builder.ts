@@ -1,0 +1,416 @@
+/**
+ * PolicyBuilder: Sandbox2's builder in camelCase.
+ *
+ *   const policy = new PolicyBuilder()
+ *     .allowStaticStartup().allowRead().allowWrite().allowExit()
+ *     .addPolicyOnSyscall("write", [arg(0), jeq(1, ALLOW), jeq(2, ALLOW), KILL])
+ *     .blockSyscallWithErrno("open", ENOENT)
+ *     .addFile("/etc/localtime").addTmpfs("/tmp", { size: "16M" })
+ *     .build();
+ *
+ * Errors are sticky: each call records its problems and returns the builder;
+ * build() throws one PolicyError listing them all, tryBuild() returns them.
+ * A builder builds once. Rules for a syscall apply in the order added, the
+ * first that decides wins; everything not allowed falls to the default
+ * action (a violation unless changed). The safety rules (src/policy/safety.ts)
+ * come before every policy's own.
+ */
+import { BunboxError, EXIT_USAGE } from "../errors.ts";
+import { errnoNumber } from "../native/errno.ts";
+import { parseSize } from "../sandbox/units.ts";
+import { MountPlan } from "../sandbox/mounts.ts";
+import { ARCHES, type Arch, type ArchName, hostArch } from "./arch.ts";
+import { CompileError } from "./compiler.ts";
+import { FilterTooLong } from "./assembler.ts";
+import { FAMILIES, type FamilyName, type FamilyRule, futexRule } from "./families.ts";
+import { NET_MODES, type NetMode, Policy } from "./policy.ts";
+import { type Action, ALLOW, describeAction, errno, type Fragment, isAction, KILL, nodes, type Rule, sameAction } from "./rules.ts";
+import { type DangerName, isDangerName } from "./safety.ts";
+
+export class PolicyError extends BunboxError {
+  override readonly name = "PolicyError";
+  constructor(readonly problems: readonly string[]) {
+    super("policy", `invalid policy:\n${problems.map((p) => `  - ${p}`).join("\n")}`, EXIT_USAGE);
+  }
+}
+
+export type SyscallRef = string | number;
+
+export interface BuilderOptions {
+  /** Target architecture (default: this machine's). */
+  arch?: ArchName;
+}
+
+interface TaggedRule {
+  rule: Rule;
+  fromFamily: boolean;
+}
+
+export class PolicyBuilder {
+  private readonly arch: Arch;
+  private readonly rules = new Map<number, TaggedRule[]>();
+  private readonly problems: string[] = [];
+  private defaultAct: Action = KILL;
+  private readonly danger = new Set<string>();
+  private readonly relaxations: string[] = [];
+  private mounts: MountPlan | undefined;
+  private hostname = "bunbox";
+  private net: NetMode = "none";
+  private uid: number | undefined;
+  private gid: number | undefined;
+  private origin = "PolicyBuilder";
+  private built = false;
+
+  constructor(options: BuilderOptions = {}) {
+    const name = options.arch;
+    if (name !== undefined && !(name in ARCHES)) {
+      this.arch = hostArch();
+      this.problems.push(`arch: unknown architecture "${name}" (x86_64 or aarch64)`);
+    } else {
+      this.arch = name ? ARCHES[name] : hostArch();
+    }
+  }
+
+  // ---- syscalls ----
+
+  /** The number of a syscall on the target arch, or undefined (with a problem recorded). */
+  private resolve(ref: SyscallRef, where: string): number | undefined {
+    if (typeof ref === "number") {
+      if (!Number.isInteger(ref) || ref < 0 || ref > 0xffff) {
+        this.problems.push(`${where}: syscall number ${ref} is out of range`);
+        return undefined;
+      }
+      return ref;
+    }
+    const nr = this.arch.syscalls[ref];
+    if (nr === undefined) {
+      this.problems.push(`${where}: unknown syscall "${ref}" on ${this.arch.name}`);
+    }
+    return nr;
+  }
+
+  private add(nr: number, name: string, rule: Rule, fromFamily: boolean, where: string): void {
+    const list = this.rules.get(nr) ?? [];
+    const last = list[list.length - 1];
+    if (last?.rule.kind === "action") {
+      if (rule.kind === "action") {
+        if (!sameAction(last.rule.action, rule.action)) {
+          this.problems.push(
+            `${where}: ${name} is already ${describeAction(last.rule.action)}; it cannot also be ${describeAction(rule.action)}`,
+          );
+        }
+        return;
+      }
+      // A family's argument rule after an outright decision adds nothing.
+      if (fromFamily) return;
+      this.problems.push(
+        `${where}: the argument rule for ${name} is unreachable: an earlier rule makes it ${describeAction(last.rule.action)} outright`,
+      );
+      return;
+    }
+    list.push({ rule, fromFamily });
+    this.rules.set(nr, list);
+  }
+
+  allowSyscall(ref: SyscallRef): this {
+    return this.allowSyscalls([ref]);
+  }
+
+  allowSyscalls(refs: readonly SyscallRef[]): this {
+    for (const ref of refs) {
+      const nr = this.resolve(ref, "allowSyscall");
+      if (nr !== undefined) this.add(nr, String(ref), { kind: "action", action: ALLOW }, false, "allowSyscall");
+    }
+    return this;
+  }
+
+  /** Like allowSyscalls, but names the target arch lacks are skipped (profiles use it). */
+  allowAvailableSyscalls(names: readonly string[]): this {
+    return this.allowSyscalls(names.filter((n) => this.arch.syscalls[n] !== undefined));
+  }
+
+  /** The syscall fails with `err` (a number or a name like "ENOENT") instead of running. */
+  blockSyscallWithErrno(ref: SyscallRef, err: number | string): this {
+    return this.blockSyscallsWithErrno([ref], err);
+  }
+
+  blockSyscallsWithErrno(refs: readonly SyscallRef[], err: number | string): this {
+    const n = typeof err === "string" ? errnoNumber(err) : err;
+    if (n === undefined || !Number.isInteger(n) || n < 1 || n > 4095) {
+      this.problems.push(`blockSyscallWithErrno: ${JSON.stringify(err)} is not an errno (1..4095 or a name like "EPERM")`);
+      return this;
+    }
+    for (const ref of refs) {
+      const nr = this.resolve(ref, "blockSyscallWithErrno");
+      if (nr !== undefined) this.add(nr, String(ref), { kind: "action", action: errno(n) }, false, "blockSyscallWithErrno");
+    }
+    return this;
+  }
+
+  /** An argument program for one syscall (see src/policy/rules.ts). */
+  addPolicyOnSyscall(ref: SyscallRef, fragment: Fragment): this {
+    return this.addPolicyOnSyscalls([ref], fragment);
+  }
+
+  addPolicyOnSyscalls(refs: readonly SyscallRef[], fragment: Fragment): this {
+    if (!Array.isArray(fragment) || fragment.length === 0) {
+      this.problems.push("addPolicyOnSyscall: the rule program is empty");
+      return this;
+    }
+    for (const ref of refs) {
+      const nr = this.resolve(ref, "addPolicyOnSyscall");
+      if (nr === undefined) continue;
+      const rule: Rule =
+        fragment.length === 1 && isAction(fragment[0])
+          ? { kind: "action", action: fragment[0] }
+          : { kind: "fragment", nodes: nodes(fragment) };
+      this.add(nr, String(ref), rule, false, "addPolicyOnSyscall");
+    }
+    return this;
+  }
+
+  /** What happens to every syscall no rule decides (default: KILL, a violation). */
+  defaultAction(action: Action): this {
+    if (!isAction(action)) {
+      this.problems.push("defaultAction: not an action (ALLOW, KILL, TRACE or errno(n))");
+      return this;
+    }
+    if (action.kind === "allow") {
+      this.problems.push("defaultAction(ALLOW) gives away the allowlist: use dangerDefaultAllowAll() to mean it");
+      return this;
+    }
+    this.defaultAct = action;
+    return this;
+  }
+
+  /** Every syscall no rule decides is allowed. The safety rules still apply. */
+  dangerDefaultAllowAll(): this {
+    this.defaultAct = ALLOW;
+    this.relaxations.push("dangerDefaultAllowAll: every syscall not otherwise ruled is allowed");
+    return this;
+  }
+
+  /** Lets one safety rule go (a dangerous syscall, or "clone-namespaces" etc.). */
+  dangerAllowUnsafe(name: DangerName | string): this {
+    if (!isDangerName(name)) {
+      this.problems.push(`dangerAllowUnsafe: "${name}" is not a safety rule`);
+      return this;
+    }
+    this.danger.add(name);
+    this.relaxations.push(`dangerAllowUnsafe("${name}"): a safety rule is off`);
+    return this;
+  }
+
+  /** Adds one of Sandbox2's families by name ("read", "staticStartup"…). */
+  allowFamily(name: FamilyName): this {
+    if (!(name in FAMILIES)) {
+      this.problems.push(`allowFamily: unknown family "${name}"`);
+      return this;
+    }
+    return this.family(name);
+  }
+
+  private family(name: FamilyName): this {
+    for (const item of FAMILIES[name]() as readonly FamilyRule[]) {
+      const [sys, fragment] = typeof item === "string" ? [item, undefined] : item;
+      const nr = this.arch.syscalls[sys];
+      if (nr === undefined) continue; // not on this arch
+      const rule: Rule = fragment ? { kind: "fragment", nodes: nodes(fragment) } : { kind: "action", action: ALLOW };
+      this.add(nr, sys, rule, true, `allow${name[0]!.toUpperCase()}${name.slice(1)}`);
+    }
+    return this;
+  }
+
+  allowExit(): this { return this.family("exit"); }
+  allowRead(): this { return this.family("read"); }
+  allowWrite(): this { return this.family("write"); }
+  allowOpen(): this { return this.family("open"); }
+  allowStat(): this { return this.family("stat"); }
+  allowAccess(): this { return this.family("access"); }
+  allowDup(): this { return this.family("dup"); }
+  allowPipe(): this { return this.family("pipe"); }
+  allowChmod(): this { return this.family("chmod"); }
+  allowChown(): this { return this.family("chown"); }
+  allowReaddir(): this { return this.family("readdir"); }
+  allowReadlink(): this { return this.family("readlink"); }
+  allowLink(): this { return this.family("link"); }
+  allowSymlink(): this { return this.family("symlink"); }
+  allowMkdir(): this { return this.family("mkdir"); }
+  allowUtime(): this { return this.family("utime"); }
+  allowUnlink(): this { return this.family("unlink"); }
+  allowRename(): this { return this.family("rename"); }
+  allowSafeFcntl(): this { return this.family("safeFcntl"); }
+  allowFork(): this { return this.family("fork"); }
+  allowWait(): this { return this.family("wait"); }
+  allowAlarm(): this { return this.family("alarm"); }
+  allowPosixTimers(): this { return this.family("posixTimers"); }
+  allowHandleSignals(): this { return this.family("handleSignals"); }
+  allowKill(): this { return this.family("kill"); }
+  allowTcGets(): this { return this.family("tcgets"); }
+  allowTime(): this { return this.family("time"); }
+  allowSleep(): this { return this.family("sleep"); }
+  allowGetIds(): this { return this.family("getIds"); }
+  allowGetPids(): this { return this.family("getPids"); }
+  allowGetRlimit(): this { return this.family("getRlimit"); }
+  allowSetRlimit(): this { return this.family("setRlimit"); }
+  allowGetRandom(): this { return this.family("getRandom"); }
+  allowEpoll(): this { return this.family("epoll"); }
+  allowInotify(): this { return this.family("inotify"); }
+  allowSelect(): this { return this.family("select"); }
+  allowPoll(): this { return this.family("poll"); }
+  allowEventFd(): this { return this.family("eventfd"); }
+  allowPrctlSetName(): this { return this.family("prctlSetName"); }
+  allowMlock(): this { return this.family("mlock"); }
+  allowFutex(): this { return this.family("futex"); }
+  allowMmap(): this { return this.family("mmap"); }
+  allowMmapWithoutExec(): this { return this.family("mmapWithoutExec"); }
+  allowSystemMalloc(): this { return this.family("systemMalloc"); }
+  allowStaticStartup(): this { return this.family("staticStartup"); }
+  allowDynamicStartup(): this { return this.family("dynamicStartup"); }
+  allowSharedMemory(): this { return this.family("sharedMemory"); }
+
+  /** futex with one operation (FUTEX.WAIT…), private and clock variants included. */
+  allowFutexOp(op: number): this {
+    const [name, fragment] = futexRule([op]) as readonly [string, Fragment];
+    const nr = this.arch.syscalls[name];
+    if (nr !== undefined) this.add(nr, name, { kind: "fragment", nodes: nodes(fragment) }, true, "allowFutexOp");
+    return this;
+  }
+
+  // ---- filesystem ----
+
+  private plan(): MountPlan {
+    this.mounts ??= MountPlan.defaultView();
+    return this.mounts;
+  }
+
+  private mount(fn: (plan: MountPlan) => void): this {
+    try {
+      fn(this.plan());
+    } catch (e) {
+      this.problems.push((e as Error).message);
+    }
+    return this;
+  }
+
+  /** Starts from an empty root instead of DESIGN.md's default view. */
+  emptyFilesystem(): this {
+    this.mounts = new MountPlan();
+    return this;
+  }
+
+  /** The host file at the same path, read-only unless `writable`. */
+  addFile(path: string, opts: { writable?: boolean } = {}): this {
+    return this.addFileAt(path, path, opts);
+  }
+
+  addFileAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
+    return this.mount((p) => p.add({ kind: "bind", src: outside, dst: inside, rw: !!opts.writable }, `addFileAt(${inside})`));
+  }
+
+  addDirectory(path: string, opts: { writable?: boolean } = {}): this {
+    return this.addDirectoryAt(path, path, opts);
+  }
+
+  addDirectoryAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
+    return this.addFileAt(outside, inside, opts);
+  }
+
+  /** A fresh tmpfs; size like "16M" or bytes. */
+  addTmpfs(inside: string, opts: { size?: string | number; mode?: number } = {}): this {
+    return this.mount((p) => {
+      const size = opts.size === undefined ? undefined : parseSize(opts.size, `addTmpfs(${inside}) size`);
+      if (size === Infinity) throw new Error(`addTmpfs(${inside}): a tmpfs needs a finite size`);
+      p.add({ kind: "tmpfs", dst: inside, ...(size !== undefined ? { size } : {}), mode: opts.mode ?? 0o755 }, `addTmpfs(${inside})`);
+    });
+  }
+
+  addSymlink(target: string, inside: string): this {
+    return this.mount((p) => p.add({ kind: "symlink", target, dst: inside }, `addSymlink(${inside})`));
+  }
+
+  // ---- namespaces ----
+
+  setHostname(name: string): this {
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) {
+      this.problems.push(`setHostname: "${name}" is not a hostname (letters, digits, . and -, at most 63)`);
+    } else {
+      this.hostname = name;
+    }
+    return this;
+  }
+
+  /** none: only a down lo; loopback: lo up; host: the host's network (a relaxation). */
+  setNetwork(mode: NetMode): this {
+    if (!NET_MODES.includes(mode)) {
+      this.problems.push(`setNetwork: "${mode}" is not one of ${NET_MODES.join(", ")}`);
+      return this;
+    }
+    this.net = mode;
+    const note = "network host: the sandboxee shares the host's network";
+    if (mode === "host" && !this.relaxations.includes(note)) this.relaxations.push(note);
+    return this;
+  }
+
+  /** The uid inside the sandbox (the kernel uid stays unprivileged). */
+  setUid(uid: number): this {
+    if (!Number.isInteger(uid) || uid < 0 || uid > 0xfffffffe) this.problems.push(`setUid: bad uid ${uid}`);
+    else this.uid = uid;
+    return this;
+  }
+
+  setGid(gid: number): this {
+    if (!Number.isInteger(gid) || gid < 0 || gid > 0xfffffffe) this.problems.push(`setGid: bad gid ${gid}`);
+    else this.gid = gid;
+    return this;
+  }
+
+  /** Names where the policy came from, for messages ("profile shell", a file). */
+  setOrigin(origin: string): this {
+    this.origin = origin;
+    return this;
+  }
+
+  /** Records a problem found by a loader (policy files use this). */
+  problem(text: string): this {
+    this.problems.push(text);
+    return this;
+  }
+
+  // ---- build ----
+
+  tryBuild(): { policy: Policy; problems?: undefined } | { policy?: undefined; problems: string[] } {
+    if (this.built) return { problems: ["this PolicyBuilder has already built its policy"] };
+    this.built = true;
+    if (this.problems.length) return { problems: [...this.problems] };
+    const rules = new Map<number, Rule[]>();
+    for (const [nr, list] of this.rules) rules.set(nr, list.map((t) => t.rule));
+    const policy = new Policy({
+      arch: this.arch,
+      rules,
+      defaultAction: this.defaultAct,
+      dangerAllowed: new Set(this.danger),
+      mounts: this.mounts,
+      hostname: this.hostname,
+      net: this.net,
+      uid: this.uid,
+      gid: this.gid,
+      relaxations: [...this.relaxations],
+      origin: this.origin,
+    });
+    try {
+      policy.filter(true);
+      if (!policy.usesTrace()) policy.filter(false);
+    } catch (e) {
+      if (e instanceof CompileError || e instanceof FilterTooLong) return { problems: [e.message] };
+      throw e;
+    }
+    return { policy };
+  }
+
+  build(): Policy {
+    const r = this.tryBuild();
+    if (r.problems) throw new PolicyError(r.problems);
+    return r.policy;
+  }
+}

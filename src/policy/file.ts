@@ -1,0 +1,180 @@
+/**
+ * Policy files for `--policy FILE`: JSON validated with valibot strictObject
+ * (a typo in a key is an error naming its dotted path, as is an unknown
+ * syscall name), or a .ts/.js module exporting a Policy, a PolicyBuilder, or a
+ * function returning one.
+ *
+ *   {
+ *     "profile": "static",
+ *     "allow": ["getppid"],
+ *     "families": ["time", "sleep"],
+ *     "block": { "open": "ENOENT" },
+ *     "rules": [{ "syscalls": ["write"], "program": [{ "arg": 0 }, { "jeq": 1, "then": "allow" }, "kill"] }],
+ *     "filesystem": { "base": "default", "mounts": [{ "bind": "/data", "writable": true }, { "tmpfs": "/scratch", "size": "16M" }] },
+ *     "network": "none", "hostname": "box", "uid": 1000
+ *   }
+ */
+import { readFileSync } from "node:fs";
+import { extname, resolve } from "node:path";
+import * as v from "valibot";
+import { UsageError } from "../errors.ts";
+import { errnoNumber } from "../native/errno.ts";
+import { ARCHES, type ArchName, hostArch } from "./arch.ts";
+import { PolicyBuilder, PolicyError } from "./builder.ts";
+import { FAMILIES, type FamilyName } from "./families.ts";
+import { NET_MODES } from "./policy.ts";
+import { Policy } from "./policy.ts";
+import { PROFILE_NAMES, profileBuilder } from "./profiles.ts";
+import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
+
+const ErrnoSchema = v.union([
+  v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4095)),
+  v.pipe(v.string(), v.check((s) => errnoNumber(s) !== undefined, "not an errno name (like EPERM)")),
+]);
+const ActionSchema = v.union([
+  v.picklist(["allow", "kill", "trace", "user_notif"]),
+  v.strictObject({ errno: ErrnoSchema }),
+]);
+const Value = v.union([
+  v.pipe(v.number(), v.integer()),
+  v.pipe(v.string(), v.regex(/^-?(0x[0-9a-fA-F]+|\d+)$/, "not an integer (decimal or 0x hex)")),
+]);
+const Target = v.union([ActionSchema, v.strictObject({ label: v.string() })]);
+const cmpEntry = (op: string) => v.strictObject({ [op]: Value, then: Target });
+const NodeSchema = v.union([
+  ActionSchema,
+  v.strictObject({ arg: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(5)) }),
+  v.strictObject({ arg32: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(5)) }),
+  ...["jeq", "jne", "jset", "jge", "jgt", "jle", "jlt"].map(cmpEntry),
+  v.strictObject({ label: v.string() }),
+  v.strictObject({ goto: v.string() }),
+]);
+const SyscallRef = v.union([v.string(), v.pipe(v.number(), v.integer(), v.minValue(0))]);
+const MountSchema = v.union([
+  v.strictObject({ bind: v.string(), at: v.optional(v.string()), writable: v.optional(v.boolean()) }),
+  v.strictObject({ tmpfs: v.string(), size: v.optional(v.union([v.string(), v.number()])), mode: v.optional(v.number()) }),
+  v.strictObject({ symlink: v.string(), target: v.string() }),
+]);
+
+export const PolicyFileSchema = v.strictObject({
+  $schema: v.optional(v.string()),
+  description: v.optional(v.string()),
+  profile: v.optional(v.picklist(PROFILE_NAMES)),
+  arch: v.optional(v.picklist(Object.keys(ARCHES) as ArchName[])),
+  defaultAction: v.optional(ActionSchema),
+  dangerDefaultAllowAll: v.optional(v.boolean()),
+  dangerAllowUnsafe: v.optional(v.array(v.string())),
+  families: v.optional(v.array(v.picklist(Object.keys(FAMILIES) as FamilyName[]))),
+  allow: v.optional(v.array(SyscallRef)),
+  block: v.optional(v.record(v.string(), ErrnoSchema)),
+  rules: v.optional(v.array(v.strictObject({ syscalls: v.array(SyscallRef), program: v.array(NodeSchema) }))),
+  filesystem: v.optional(
+    v.strictObject({ base: v.optional(v.picklist(["default", "empty"])), mounts: v.optional(v.array(MountSchema)) }),
+  ),
+  hostname: v.optional(v.string()),
+  network: v.optional(v.picklist(NET_MODES)),
+  uid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  gid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+});
+export type PolicyFile = v.InferOutput<typeof PolicyFileSchema>;
+
+function toAction(a: v.InferOutput<typeof ActionSchema>): Action {
+  if (typeof a === "object") return errnoAction(typeof a.errno === "number" ? a.errno : errnoNumber(a.errno)!);
+  return a === "allow" ? ALLOW : a === "kill" ? KILL : TRACE;
+}
+
+const COMPARES = ["jeq", "jne", "jset", "jge", "jgt", "jle", "jlt"] as const;
+
+function toNode(input: v.InferOutput<typeof NodeSchema>): Node | Action {
+  if (typeof input === "string") return toAction(input);
+  const n = input as Record<string, unknown>;
+  if ("errno" in n) return toAction(n as { errno: string | number });
+  if ("arg" in n) return { op: "load", arg: n.arg as number, width: 64 };
+  if ("arg32" in n) return { op: "load", arg: n.arg32 as number, width: 32 };
+  if ("label" in n) return { op: "label", name: n.label as string };
+  if ("goto" in n) return { op: "goto", target: { label: n.goto as string } };
+  const cmp = COMPARES.find((c) => c in n)!;
+  const text = String(n[cmp]);
+  const value = text.startsWith("-") ? -BigInt(text.slice(1)) : BigInt(text);
+  const then = n.then as v.InferOutput<typeof Target>;
+  const target = typeof then === "object" && "label" in then ? { label: then.label } : toAction(then);
+  return { op: "cmp", cmp, value, target };
+}
+
+/** Builds a policy from parsed JSON; `source` names the file in messages. */
+export function policyFromJson(json: unknown, source: string, cwd = process.cwd()): Policy {
+  const parsed = v.safeParse(PolicyFileSchema, json);
+  if (!parsed.success) {
+    throw new PolicyError(
+      parsed.issues.map((i) => `${source}: ${v.getDotPath(i) ?? "(top level)"}: ${i.message}`),
+    );
+  }
+  const f = parsed.output;
+  const arch = f.arch ?? hostArch().name;
+  const b = f.profile ? profileBuilder(f.profile, { arch, cwd }) : new PolicyBuilder({ arch });
+  b.setOrigin(`${source}${f.profile ? ` (profile ${f.profile})` : ""}`);
+  const table = ARCHES[arch].syscalls;
+  const known = (ref: string | number, path: string) => {
+    if (typeof ref === "number" || ref in table) return true;
+    b.problem(`${source}: ${path}: unknown syscall "${ref}" on ${arch}`);
+    return false;
+  };
+  if (f.dangerDefaultAllowAll) b.dangerDefaultAllowAll();
+  if (f.defaultAction !== undefined) b.defaultAction(toAction(f.defaultAction));
+  f.dangerAllowUnsafe?.forEach((name) => b.dangerAllowUnsafe(name));
+  for (const fam of f.families ?? []) b.allowFamily(fam);
+  f.allow?.forEach((s, i) => known(s, `allow.${i}`) && b.allowSyscall(s));
+  for (const [name, err] of Object.entries(f.block ?? {})) {
+    if (known(name, `block.${name}`)) b.blockSyscallWithErrno(name, err);
+  }
+  f.rules?.forEach((r, i) => {
+    const names = r.syscalls.filter((s, j) => known(s, `rules.${i}.syscalls.${j}`));
+    b.addPolicyOnSyscalls(names, r.program.map(toNode));
+  });
+  if (f.filesystem?.base === "empty") b.emptyFilesystem();
+  f.filesystem?.mounts?.forEach((m) => {
+    if ("bind" in m) b.addDirectoryAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });
+    else if ("tmpfs" in m) b.addTmpfs(m.tmpfs, { ...(m.size !== undefined ? { size: m.size } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) });
+    else b.addSymlink(m.target, m.symlink);
+  });
+  if (f.hostname !== undefined) b.setHostname(f.hostname);
+  if (f.network !== undefined) b.setNetwork(f.network);
+  if (f.uid !== undefined) b.setUid(f.uid);
+  if (f.gid !== undefined) b.setGid(f.gid);
+  return b.build();
+}
+
+/** Loads `--policy FILE`: JSON, or a module exporting a policy. */
+export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise<Policy> {
+  const full = resolve(cwd, path);
+  const ext = extname(full);
+  if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
+    let mod: Record<string, unknown>;
+    try {
+      mod = await import(full);
+    } catch (e) {
+      throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
+    }
+    let p = mod.default ?? mod.policy;
+    if (typeof p === "function" && !(p instanceof Policy)) p = await (p as () => unknown)();
+    if (p instanceof PolicyBuilder) p = p.build();
+    if (!(p instanceof Policy)) {
+      throw new UsageError("--policy", `${path}: export a Policy, a PolicyBuilder or a function returning one (as default or as "policy")`);
+    }
+    return p;
+  }
+  let text: string;
+  try {
+    text = readFileSync(full, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError("--policy", `${path}: ${code === "ENOENT" ? "no such file" : `cannot read (${code})`}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError("--policy", `${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  return policyFromJson(json, path, cwd);
+}

@@ -1,0 +1,153 @@
+/**
+ * Built-in profiles for `--profile NAME`, each a PolicyBuilder recipe:
+ *
+ *   minimal  read, write and exit: a program that only does stdio
+ *   static   a statically linked C program (libc startup, malloc, stdio, time)
+ *   dynamic  a dynamically linked one (adds what ld.so needs)
+ *   shell    sh and coreutils: fork/exec, pipes, the file operations
+ *   build    compilers and build tools: shell + threads, mmap exec, no
+ *            network, the current directory mounted writable and the cwd
+ *   default  what common programs use (the default of `bunbox run`): a broad
+ *            allowlist; the dangerous stays a violation (safety rules)
+ *
+ * Everything a profile does not allow is a violation (the default action),
+ * so a missing syscall shows up as a VIOLATION naming it.
+ */
+import { UsageError } from "../errors.ts";
+import { PolicyBuilder, type BuilderOptions } from "./builder.ts";
+import { ALLOW, arg32, errno, jeq } from "./rules.ts";
+
+export const PROFILE_NAMES = ["minimal", "static", "dynamic", "shell", "build", "default"] as const;
+export type ProfileName = (typeof PROFILE_NAMES)[number];
+
+const EPERM = 1;
+const ENOTTY = 25;
+
+/** Syscalls of `shell` beyond the families it uses. */
+const SHELL_EXTRA = [
+  "execve", "execveat", "lseek", "getcwd", "chdir", "fchdir", "umask", "uname", "sysinfo",
+  "ftruncate", "truncate", "fsync", "fdatasync", "fadvise64", "sendfile", "copy_file_range",
+  "splice", "getrusage", "times", "getpriority", "sched_getaffinity", "sched_yield", "setpgid",
+  "setsid", "flock", "statx", "close_range", "getxattr", "lgetxattr", "fgetxattr", "listxattr",
+  "llistxattr", "flistxattr", "socket", "connect", "capget", "rseq", "set_tid_address",
+  "mknodat", "mknod", "fallocate", "syncfs", "sync", "pipe2", "prlimit64", "getrandom",
+  "readahead", "mincore", "membarrier", "getcpu", "restart_syscall", "rt_sigqueueinfo",
+];
+
+/** More of what common programs use, for `default` and `build`. */
+const COMMON_EXTRA = [
+  // sockets (the network namespace decides what they can reach)
+  "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "sendto", "recvfrom",
+  "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname", "getpeername",
+  "setsockopt", "getsockopt",
+  // files
+  "fcntl", "ioctl", "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
+  "fremovexattr", "sync_file_range", "tee", "vmsplice", "name_to_handle_at", "memfd_create",
+  "fanotify_mark", "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+  "cachestat", "statmount", "listmount",
+  // processes and threads
+  "clone", "fork", "vfork", "wait4", "waitid", "pidfd_open", "pidfd_send_signal", "setuid",
+  "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups",
+  "capset", "prctl", "arch_prctl", "setpriority", "sched_setaffinity", "sched_getparam",
+  "sched_setparam", "sched_getscheduler", "sched_setscheduler", "sched_get_priority_max",
+  "sched_get_priority_min", "sched_rr_get_interval", "sched_getattr", "sched_setattr", "ioprio_get",
+  "ioprio_set", "unshare", "seccomp", "landlock_create_ruleset", "landlock_add_rule",
+  "landlock_restrict_self", "set_robust_list", "get_robust_list", "futex", "futex_waitv",
+  "futex_wait", "futex_wake", "futex_requeue", "exit", "exit_group", "map_shadow_stack", "mseal",
+  "lsm_get_self_attr", "lsm_list_modules", "kcmp",
+  // memory
+  "mmap", "munmap", "mremap", "mprotect", "madvise", "msync", "mlock", "mlock2", "munlock",
+  "mlockall", "munlockall", "pkey_alloc", "pkey_free", "pkey_mprotect", "brk",
+  // time
+  "timerfd_create", "timerfd_settime", "timerfd_gettime", "clock_adjtime",
+  // IPC (private to the sandbox's IPC namespace)
+  "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl", "msgget",
+  "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+  "mq_notify", "mq_getsetattr",
+  // asynchronous I/O (not io_uring)
+  "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
+  "signalfd", "signalfd4",
+];
+
+/** The terminal ioctls sh and coreutils use beyond TCGETS (isatty). */
+const TERMINAL_IOCTLS = [
+  0x5413 /* TIOCGWINSZ */, 0x540f /* TIOCGPGRP */, 0x5410 /* TIOCSPGRP */, 0x541b /* FIONREAD */,
+  0x5421 /* FIONBIO */, 0x5451 /* FIOCLEX */, 0x5450 /* FIONCLEX */, 0x5402 /* TCSETS */,
+  0x5403 /* TCSETSW */, 0x5404 /* TCSETSF */,
+];
+
+function minimalOn(b: PolicyBuilder): PolicyBuilder {
+  return b.allowExit().allowRead().allowWrite();
+}
+
+function staticOn(b: PolicyBuilder): PolicyBuilder {
+  return minimalOn(b)
+    .allowStaticStartup()
+    .allowSystemMalloc()
+    .allowTime()
+    .allowGetRandom()
+    .allowStat()
+    .allowAvailableSyscalls(["lseek", "close"]);
+}
+
+function dynamicOn(b: PolicyBuilder): PolicyBuilder {
+  return staticOn(b).allowDynamicStartup().allowFutex();
+}
+
+/** shell's families; ioctl beyond the terminal ones is left undecided. */
+function shellFamilies(b: PolicyBuilder): PolicyBuilder {
+  return dynamicOn(b)
+    .allowOpen().allowStat().allowAccess().allowDup().allowPipe().allowChmod().allowChown()
+    .allowReaddir().allowReadlink().allowLink().allowSymlink().allowMkdir().allowUtime()
+    .allowUnlink().allowRename().allowSafeFcntl().allowFork().allowWait().allowAlarm()
+    .allowPosixTimers().allowHandleSignals().allowKill().allowTcGets().allowTime().allowSleep()
+    .allowGetIds().allowGetPids().allowGetRlimit().allowSetRlimit().allowGetRandom().allowPoll()
+    .allowSelect().allowEpoll().allowEventFd().allowPrctlSetName().allowFutex().allowMmap()
+    .addPolicyOnSyscall("ioctl", [arg32(1), ...TERMINAL_IOCTLS.map((c) => jeq(c, ALLOW))])
+    .allowAvailableSyscalls(SHELL_EXTRA);
+}
+
+function shellOn(b: PolicyBuilder): PolicyBuilder {
+  // Any other ioctl is "not a terminal", as for a file.
+  return shellFamilies(b).blockSyscallWithErrno("ioctl", ENOTTY);
+}
+
+function commonOn(b: PolicyBuilder): PolicyBuilder {
+  // personality() only with the values libc and emulators use (no READ_IMPLIES_EXEC).
+  return shellFamilies(b)
+    .allowAvailableSyscalls(COMMON_EXTRA)
+    .addPolicyOnSyscall("personality", [
+      arg32(0),
+      ...[0x0, 0x8, 0x20000, 0x20008, 0xffffffff].map((v) => jeq(v, ALLOW)),
+      errno(EPERM),
+    ]);
+}
+
+/** A builder with the profile's rules; the caller may add more before build(). */
+export function profileBuilder(name: string, options: BuilderOptions & { cwd?: string } = {}): PolicyBuilder {
+  const b = new PolicyBuilder(options).setOrigin(`profile ${name}`);
+  switch (name) {
+    case "minimal":
+      return minimalOn(b);
+    case "static":
+      return staticOn(b);
+    case "dynamic":
+      return dynamicOn(b);
+    case "shell":
+      return shellOn(b);
+    case "build": {
+      commonOn(b).setNetwork("none");
+      if (options.cwd) b.addDirectory(options.cwd, { writable: true });
+      return b;
+    }
+    case "default":
+      return commonOn(b);
+    default:
+      throw new UsageError("--profile", `unknown profile "${name}" (one of ${PROFILE_NAMES.join(", ")})`);
+  }
+}
+
+export function isProfileName(name: string): name is ProfileName {
+  return (PROFILE_NAMES as readonly string[]).includes(name);
+}
+
