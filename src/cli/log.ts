@@ -2,7 +2,8 @@
  * bunbox's messages: a consola instance writing to stderr only (stdout
  * belongs to the sandboxee), one plain line per message: "bunbox: …".
  */
-import { createConsola, type ConsolaInstance, type LogObject } from "consola";
+import { writeSync } from "node:fs";
+import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 
 function format(obj: LogObject): string {
   const text = obj.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
@@ -12,10 +13,27 @@ function format(obj: LogObject): string {
 
 export const log: ConsolaInstance = createConsola({
   level: 3,
-  reporters: [{ log: (obj) => void process.stderr.write(format(obj)) }],
+  reporters: [{ log: (obj) => writeAll(2, format(obj)) }],
 });
 
 /** -q: only errors; -v: debug lines too. */
 export function setVerbosity(v: "quiet" | "normal" | "verbose"): void {
   log.level = v === "quiet" ? 0 : v === "verbose" ? 4 : 3;
+}
+
+/**
+ * Writes synchronously to fd 1 or 2. Not process.stdout/stderr: Bun sets up
+ * a stream for them on first use (~25 ms here) and makes the shared file
+ * description non-blocking, which the sandboxee would inherit.
+ */
+export function writeAll(fd: 1 | 2, text: string): void {
+  const data = new TextEncoder().encode(text);
+  let off = 0;
+  while (off < data.length) {
+    try {
+      off += writeSync(fd, data, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") return;
+    }
+  }
 }

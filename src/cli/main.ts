@@ -8,8 +8,14 @@
 import { defineCommand, renderUsage, runCommand as runCitty } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { BunboxError, EXIT_SETUP, EXIT_USAGE, UsageError } from "../errors.ts";
-import { log } from "./log.ts";
-import { runCommand, runCommandLine } from "./run.ts";
+import { log, writeAll } from "./log.ts";
+import { RUN_ARGS } from "./options.ts";
+
+/** Described here for --help; parsed by src/cli/options.ts, run by src/cli/run.ts. */
+const runCommand = defineCommand({
+  meta: { name: "run", description: "Run a command in a sandbox: bunbox run [OPTIONS] -- COMMAND [ARG...]" },
+  args: RUN_ARGS,
+});
 
 const main = defineCommand({
   meta: { name: "bunbox", version: pkg.version, description: pkg.description },
@@ -19,7 +25,7 @@ const main = defineCommand({
 });
 
 async function usage(cmd: typeof main | typeof runCommand): Promise<void> {
-  process.stdout.write(`${await renderUsage(cmd as typeof main, cmd === main ? undefined : main)}\n`);
+  writeAll(1, `${await renderUsage(cmd as typeof main, cmd === main ? undefined : main)}\n`);
 }
 
 async function dispatch(argv: string[]): Promise<number> {
@@ -29,7 +35,7 @@ async function dispatch(argv: string[]): Promise<number> {
     return sub === undefined ? EXIT_USAGE : 0;
   }
   if (sub === "--version" || sub === "-V") {
-    process.stdout.write(`bunbox ${pkg.version} (bun ${Bun.version}, ${process.arch})\n`);
+    writeAll(1, `bunbox ${pkg.version} (bun ${Bun.version}, ${process.arch})\n`);
     return 0;
   }
   if (sub === "run") {
@@ -39,6 +45,8 @@ async function dispatch(argv: string[]): Promise<number> {
       await usage(runCommand);
       return 0;
     }
+    // Loaded on demand: `bunbox --version` and `--help` stay cheap.
+    const { runCommandLine } = await import("./run.ts");
     return runCommandLine(rest);
   }
   const known = Object.keys((main.subCommands ?? {}) as object);
@@ -63,8 +71,8 @@ export async function cli(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  const code = await cli(process.argv.slice(2));
-  process.exit(code);
+  // No top-level await: the executable is built as bytecode, which needs CommonJS.
+  void cli(process.argv.slice(2)).then((code) => process.exit(code));
 }
 
 export { EXIT_USAGE };

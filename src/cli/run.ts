@@ -12,10 +12,8 @@
  * --json. The exit code is the sandboxee's, or DESIGN.md's for the rest.
  */
 import { writeFileSync } from "node:fs";
-import { defineCommand } from "citty";
 import { UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
-import { loadPolicyFile } from "../policy/file.ts";
 import type { Policy } from "../policy/policy.ts";
 import { NET_MODES, type NetMode } from "../policy/policy.ts";
 import { profileBuilder } from "../policy/profiles.ts";
@@ -24,8 +22,8 @@ import { Limits } from "../sandbox/limits.ts";
 import { checkDestination, checkSource } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
-import { log, setVerbosity } from "./log.ts";
-import { parseRunArgs, RUN_ARGS, type RunOptions } from "./options.ts";
+import { log, setVerbosity, writeAll } from "./log.ts";
+import { parseRunArgs, type RunOptions } from "./options.ts";
 
 /** SRC[:DST] (DST defaults to SRC). */
 function splitMount(spec: string, option: string): [string, string] {
@@ -50,7 +48,7 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
     throw new UsageError("--policy", "give --policy or --profile, not both (a policy file can name a profile)");
   }
   const base = file !== undefined
-    ? await loadPolicyFile(file)
+    ? await (await import("../policy/file.ts")).loadPolicyFile(file)
     : profileBuilder(profile ?? "default", { cwd: process.cwd() }).build();
 
   const plan = base.mountPlan();
@@ -134,7 +132,7 @@ export async function runCommandLine(raw: readonly string[]): Promise<number> {
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const policy = await resolvePolicy(o);
   const executor = buildExecutor(o, policy);
-  describe(policy, executor);
+  if (o.flags.verbose) describe(policy, executor);
 
   const sandbox = new Sandbox(executor, policy);
   const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
@@ -149,7 +147,7 @@ export async function runCommandLine(raw: readonly string[]): Promise<number> {
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
   if (own) log.error(result.toString());
   else if (result.status !== "OK") log.log(result.toString());
-  if (o.flags.json) process.stderr.write(`${JSON.stringify(result)}\n`);
+  if (o.flags.json) writeAll(2, `${JSON.stringify(result)}\n`);
   if (o.strings["result-file"] !== undefined) {
     try {
       writeFileSync(o.strings["result-file"], `${JSON.stringify(result, null, 2)}\n`);
@@ -159,8 +157,3 @@ export async function runCommandLine(raw: readonly string[]): Promise<number> {
   }
   return result.code;
 }
-
-export const runCommand = defineCommand({
-  meta: { name: "run", description: "Run a command in a sandbox: bunbox run [OPTIONS] -- COMMAND [ARG...]" },
-  args: RUN_ARGS,
-});

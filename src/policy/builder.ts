@@ -399,8 +399,9 @@ export class PolicyBuilder {
       origin: this.origin,
     });
     try {
+      // Compiling checks the rules (labels, widths, the 4096 limit); the
+      // variant without user notification is compiled when a run needs it.
       policy.filter(true);
-      if (!policy.usesTrace()) policy.filter(false);
     } catch (e) {
       if (e instanceof CompileError || e instanceof FilterTooLong) return { problems: [e.message] };
       throw e;
