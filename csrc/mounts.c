@@ -123,6 +123,13 @@ static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char 
       if (r >= 0) r = bb_sys1(SYS_close, r);
     }
   }
+  if (r == -ELOOP) {
+    /* The destination is a symlink the tree already holds (from a parent bind). */
+    char msg[PATH_CAP];
+    size_t n = bb_strlcpy(msg, dst + skip, sizeof msg);
+    bb_strlcat(msg, n, " (a symlink inside the sandbox: mount its target instead)", sizeof msg);
+    return fail(sh, BB_ST_MOUNT, r, msg);
+  }
   if (r < 0) return fail(sh, BB_ST_MOUNT, r, dst + skip);
   char src[40];
   size_t n = bb_strlcpy(src, "/proc/self/fd/", sizeof src);

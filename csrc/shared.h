@@ -50,7 +50,7 @@ struct bb_shared {
   uint64_t marks[16];
 };
 
-enum bb_mark { MK_CLONE, MK_GATE, MK_IDS, MK_MOUNTS, MK_CAPS, MK_CLONE_B, MK_B_READY, MK_FILTER, MK_EXEC_OK, MK_INIT, MK_DONE, MK_COUNT };
+enum bb_mark { MK_CLONE, MK_GATE, MK_IDS, MK_MOUNTS, MK_CAPS, MK_CLONE_B, MK_B_READY, MK_EXEC_OK, MK_INIT, MK_DONE, MK_COUNT };
 
 static inline void bb_mark(struct bb_shared *sh, int m) {
   struct { long s, ns; } ts;

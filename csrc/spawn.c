@@ -426,7 +426,7 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
 
   bb_mark(sh, MK_DONE);
   if (getenv("BUNBOX_TRACE_SPAWN")) {
-    static const char *names[] = {"clone", "gate", "ids", "mounts", "caps", "clone-b", "b-ready", "filter", "exec-ok", "init", "done"};
+    static const char *names[] = {"clone", "gate", "ids", "mounts", "caps", "clone-b", "b-ready", "exec-ok", "init", "done"};
     fprintf(stderr, "bunbox spawn trace (us since clone):");
     for (int i = 1; i < MK_COUNT; i++)
       if (sh->marks[i]) fprintf(stderr, " %s=%.0f", names[i], (double)(sh->marks[i] - sh->marks[MK_CLONE]) / 1e3);

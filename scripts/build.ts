@@ -4,7 +4,7 @@
  * (the shim and init are embedded). A compiled bunbox must not read a .env or
  * bunfig.toml from whatever directory it is started in: a sandbox's own
  * configuration cannot come from the directory of the code it sandboxes.
- * Usage: bun scripts/build.ts [--bytecode]
+ * Usage: bun scripts/build.ts
  */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -24,7 +24,7 @@ const args = [
   "--no-compile-autoload-bunfig",
   "--no-compile-autoload-tsconfig",
   "--no-compile-autoload-package-json",
-  ...(process.argv.includes("--bytecode") ? ["--bytecode"] : []),
+  "--bytecode",
   join(root, "src/cli/main.ts"),
   "--outfile",
   out,

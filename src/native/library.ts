@@ -3,12 +3,20 @@
  * module besides src/native/*.ts that knows the shim exists.
  *
  * The import with `type: "file"` makes `bun build --compile` embed the library
- * into the executable; Bun extracts it for dlopen. From source (or bunx) it
- * resolves to build/libbunbox.so beside the source tree. BUNBOX_SHIM overrides
- * both, for packagers.
+ * into the executable. From source (or bunx) it resolves to
+ * build/libbunbox.so beside the source tree. BUNBOX_SHIM overrides both, for
+ * packagers.
+ *
+ * Why not let Bun extract the embedded copy: it caches it at a predictable
+ * path, /tmp/.bun-UID-HASH.so, and reuses it on the next start: a root
+ * bunbox would dlopen whatever sits there. Instead the bytes go to a file
+ * created O_EXCL in a fresh 0700 directory, dlopen reads it through the fd
+ * we hold (/proc/self/fd/N, the very inode we wrote), and the file is removed.
  */
 import { dlopen, FFIType } from "bun:ffi";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
 import { BunboxError } from "../errors.ts";
 
@@ -28,16 +36,33 @@ const symbols = {
   bb_close: { args: [i32], returns: i32 },
 } as const;
 
+/** dlopen of the embedded library through a private copy (see above). */
+function openEmbedded(path: string) {
+  const bytes = readFileSync(path);
+  const dir = mkdtempSync(join(tmpdir(), "bunbox-"));
+  const file = join(dir, "libbunbox.so");
+  const fd = openSync(file, "wx", 0o700);
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+    return dlopen(existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : file, symbols);
+  } finally {
+    closeSync(fd);
+    unlinkSync(file);
+    rmdirSync(dir);
+  }
+}
+
 function open() {
   const path = process.env.BUNBOX_SHIM || embedded;
-  if (!existsSync(path) && !path.startsWith("/$bunfs/")) {
+  const inExecutable = path.startsWith("/$bunfs/");
+  if (!inExecutable && !existsSync(path)) {
     throw new BunboxError(
       "native",
       `the native shim is missing at ${path}: run \`bun run build:shim\` (needs gcc)`,
     );
   }
   try {
-    return dlopen(path, symbols);
+    return inExecutable ? openEmbedded(path) : dlopen(path, symbols);
   } catch (e) {
     throw new BunboxError("native", `cannot load the native shim ${path}: ${(e as Error).message}`);
   }

@@ -73,9 +73,11 @@ export class MountPlan {
   add(op: MountOp, subject = "mount"): this {
     const dst = checkDestination(op.dst, subject);
     switch (op.kind) {
-      case "bind":
-        this.replace({ ...op, src: checkSource(op.src, subject, !op.optional), dst });
+      case "bind": {
+        const src = checkSource(op.src, subject, !op.optional);
+        if (!this.covers(src, dst, op.rw)) this.replace({ ...op, src, dst });
         break;
+      }
       case "tmpfs":
         if (op.size !== undefined && (!Number.isSafeInteger(op.size) || op.size < 0)) {
           throw new UsageError(subject, `tmpfs ${dst}: bad size ${op.size}`);
@@ -92,6 +94,22 @@ export class MountPlan {
         this.replace({ ...op, dst });
     }
     return this;
+  }
+
+  /**
+   * True when a bind of a parent directory already shows `src` at `dst` with
+   * at least this access (addFile("/etc/localtime") over the default /etc):
+   * a second mount would add nothing, and could not be made on a symlink
+   * that the parent bind brings along.
+   */
+  private covers(src: string, dst: string, rw: boolean): boolean {
+    return this.ops.some(
+      (o) =>
+        o.kind === "bind" &&
+        dst.startsWith(`${o.dst}/`) &&
+        src === o.src + dst.slice(o.dst.length) &&
+        (o.rw || !rw),
+    );
   }
 
   /** A later operation on the same destination replaces the earlier one. */

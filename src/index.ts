@@ -1,0 +1,24 @@
+/**
+ * bunbox as a library: run a program in a sandbox and learn exactly how it
+ * ended. See DESIGN.md and README.md.
+ *
+ *   const policy = new PolicyBuilder().allowStaticStartup().allowRead().allowWrite().allowExit().build();
+ *   const result = await new Sandbox(new Executor("/bin/cat", ["cat"]), policy).run();
+ */
+export { BunboxError, UsageError } from "./errors.ts";
+export { PolicyBuilder, PolicyError } from "./policy/builder.ts";
+export { Policy, type NetMode } from "./policy/policy.ts";
+export { profileBuilder, PROFILE_NAMES, type ProfileName } from "./policy/profiles.ts";
+export { loadPolicyFile, policyFromJson } from "./policy/file.ts";
+export {
+  ALLOW, KILL, TRACE, USER_NOTIF, errno, arg, arg32, jeq, jne, jset, jge, jgt, jle, jlt, label, goto,
+  type Action, type Fragment,
+} from "./policy/rules.ts";
+export { FUTEX } from "./policy/families.ts";
+export { evaluate, type SeccompData } from "./policy/interpreter.ts";
+export { Executor, Ipc, type ExecutorOptions } from "./sandbox/executor.ts";
+export { Limits, DEFAULT_LIMITS, type LimitsInit } from "./sandbox/limits.ts";
+export { MountPlan, type MountOp } from "./sandbox/mounts.ts";
+export { Result, type Status, type Violation, type Rusage } from "./sandbox/result.ts";
+export { Sandbox, type SandboxHooks } from "./sandbox/sandbox.ts";
+export type { SyscallEvent, SyscallDecision } from "./monitor/monitor.ts";

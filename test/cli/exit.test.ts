@@ -1,0 +1,118 @@
+/**
+ * How a run ends, as exit codes (DESIGN.md "Exit codes") and Result JSON:
+ * the command's own code, 128+N for signal N, 124 wall-time limit, 125 setup
+ * failure naming the stage, 126 not executable, 127 not found, 159 policy
+ * violation. Signals to bunbox reach the sandboxee through its init; a
+ * detached grandchild dies with the run; the sandbox dies with bunbox.
+ */
+import { describe, expect, test } from "bun:test";
+import { BUNBOX, bunbox, DIR, FX, probe, PROBE } from "../helpers.ts";
+
+const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
+
+describe("exit codes and Results", () => {
+  test("the command's exit code", async () => {
+    const r = await probe(["exit", "42"], ["--json"]);
+    expect(r.code).toBe(42);
+    const res = json(r.stderr);
+    expect(res).toMatchObject({ status: "OK", exitCode: 42, code: 42 });
+    expect(res.rusage.maxRssKb).toBeGreaterThan(0);
+    expect(res.wallTimeMs).toBeGreaterThan(0);
+    expect(r.stderr).not.toContain("OK:"); // an OK run prints no line
+  });
+
+  test("killed by a signal: 128+N, SIGNALED", async () => {
+    const r = await probe(["signal", "11"], ["--json"]);
+    expect(r.code).toBe(139);
+    expect(json(r.stderr)).toMatchObject({ status: "SIGNALED", signal: 11, signalName: "SIGSEGV" });
+    expect(r.stderr).toContain("SIGNALED: SIGSEGV");
+  });
+
+  test("wall-time limit: 124, TIMEOUT, killed on time", async () => {
+    const t0 = performance.now();
+    const r = await probe(["sleep", "30"], ["--time-limit", "0.5", "--json"]);
+    const took = performance.now() - t0;
+    expect(r.code).toBe(124);
+    expect(json(r.stderr)).toMatchObject({ status: "TIMEOUT" });
+    expect(took).toBeLessThan(5000);
+  });
+
+  test("setup failure: 125 with the stage and the path", async () => {
+    const r = await probe(["ok"], ["--cwd", "/no/such/dir", "--json"]);
+    expect(r.code).toBe(125);
+    const res = json(r.stderr);
+    expect(res).toMatchObject({ status: "SETUP_ERROR", setup: { stage: "cwd", errnoName: "ENOENT", detail: "/no/such/dir" } });
+    expect(r.stderr).toContain("cwd /no/such/dir: ENOENT");
+  });
+
+  test("command not found: 127", async () => {
+    const r = await bunbox(["run", "--json", "--", "no-such-command"], { bare: true });
+    expect(r.code).toBe(127);
+    expect(json(r.stderr)).toMatchObject({ status: "SETUP_ERROR", setup: { stage: "lookup", errnoName: "ENOENT" } });
+    expect(r.stderr).toContain("no-such-command: command not found");
+  });
+
+  test("not executable: 126", async () => {
+    const r = await bunbox(["run", "--", "/etc/passwd"], { bare: true });
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain("/etc/passwd: cannot execute");
+    const d = await bunbox(["run", "--", "/usr"], { bare: true });
+    expect(d.code).toBe(126);
+  });
+
+  test("a forbidden syscall: 159, VIOLATION naming it", async () => {
+    const r = await probe(["ptrace"], ["--json"]);
+    expect(r.code).toBe(159);
+    const res = json(r.stderr);
+    expect(res).toMatchObject({ status: "VIOLATION", violation: { kind: "SYSCALL", syscall: "ptrace", pid: 2 } });
+    expect(r.stderr).toMatch(/VIOLATION: ptrace\(0, 0, 0, 0.*\) \[(x86_64|aarch64)\] pid 2/);
+  });
+
+  test("-q silences the line, not the exit code", async () => {
+    const r = await probe(["signal", "11"], ["-q"]);
+    expect(r.code).toBe(139);
+    expect(r.stderr).toBe("");
+  });
+
+  test("--result-file writes the Result", async () => {
+    const file = `${DIR}/work/result-${process.pid}.json`;
+    const r = await probe(["exit", "3"], ["--result-file", file]);
+    expect(r.code).toBe(3);
+    expect(JSON.parse(await Bun.file(file).text())).toMatchObject({ status: "OK", exitCode: 3 });
+  });
+});
+
+describe("lifecycle", () => {
+  test("a detached grandchild does not outlive the run", async () => {
+    const marker = `bbx${process.pid % 100000}`;
+    const r = await probe(["daemon", marker]);
+    expect(r.stdout).toContain("daemon started");
+    await Bun.sleep(100);
+    const ps = Bun.spawnSync(["pgrep", "-x", marker]);
+    expect(ps.stdout.toString().trim()).toBe("");
+  });
+
+  test.each([["SIGTERM", 15], ["SIGINT", 2], ["SIGHUP", 1]] as const)(
+    "%s to bunbox reaches the sandboxee",
+    async (name, num) => {
+      const proc = Bun.spawn([BUNBOX, "run", "--ro", `${DIR}:${FX}`, "--", PROBE, "sleep", "30"], { stdio: ["ignore", "pipe", "pipe"] });
+      await Bun.sleep(400);
+      proc.kill(name);
+      const code = await proc.exited;
+      expect(code).toBe(128 + num);
+      expect(await new Response(proc.stderr).text()).toContain(`SIGNALED: ${name}`);
+    },
+  );
+
+  test("if bunbox dies, the whole sandbox dies", async () => {
+    const marker = `bbk${process.pid % 100000}`;
+    const proc = Bun.spawn([BUNBOX, "run", "--ro", `${DIR}:${FX}`, "--", "/bin/sh", "-c", `${PROBE} daemon ${marker}; exec ${PROBE} sleep 30`], { stdio: ["ignore", "pipe", "pipe"] });
+    await Bun.sleep(500);
+    expect(Bun.spawnSync(["pgrep", "-x", marker]).stdout.toString().trim()).not.toBe("");
+    proc.kill("SIGKILL");
+    await proc.exited;
+    await Bun.sleep(200);
+    expect(Bun.spawnSync(["pgrep", "-x", marker]).stdout.toString().trim()).toBe("");
+    expect(Bun.spawnSync(["pgrep", "-f", `${PROBE} sleep 30`]).stdout.toString().trim()).toBe("");
+  });
+});

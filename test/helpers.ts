@@ -1,0 +1,80 @@
+/**
+ * Shared by the tests: where the executable and fixtures are (test/setup.ts),
+ * and runners for `bunbox run` as root and as user nobody.
+ */
+import { ARCHES } from "../src/policy/arch.ts";
+import { profileBuilder } from "../src/policy/profiles.ts";
+import type { Policy } from "../src/policy/policy.ts";
+import { Executor, type ExecutorOptions } from "../src/sandbox/executor.ts";
+import { Sandbox, type SandboxHooks } from "../src/sandbox/sandbox.ts";
+import type { Result } from "../src/sandbox/result.ts";
+
+export const DIR = process.env.BUNBOX_TEST_DIR!;
+export const BUNBOX = `${DIR}/bunbox`;
+/** Where the fixtures appear inside a sandbox (mounted by the helpers). */
+export const FX = "/fx";
+export const PROBE = `${FX}/probe`;
+export const PROBE_STATIC = `${FX}/probe-static`;
+export const IS_ROOT = process.geteuid?.() === 0;
+export const HOST_ARCH = process.arch === "arm64" ? ARCHES.aarch64 : ARCHES.x86_64;
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  /** Run bunbox as user nobody (through setpriv). */
+  nobody?: boolean;
+  stdin?: string | Uint8Array;
+  env?: Record<string, string>;
+  /** Extra fds for bunbox itself (index 3…). */
+  extraFds?: number[];
+  /** Do not mount the fixtures at /fx. */
+  bare?: boolean;
+}
+
+/** `bunbox ARGS` (the fixtures mounted at /fx unless bare). */
+export async function bunbox(args: string[], opts: CliOptions = {}): Promise<Run> {
+  const sep = args.indexOf("--");
+  const full = opts.bare || sep < 0 ? args : [...args.slice(0, sep), "--ro", `${DIR}:${FX}`, ...args.slice(sep)];
+  const cmd = opts.nobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BUNBOX, ...full] : [BUNBOX, ...full];
+  const stdin = opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]);
+  const proc = Bun.spawn(cmd, {
+    cwd: "/",
+    env: { PATH: "/usr/bin:/bin", ...opts.env },
+    stdio: [stdin, "pipe", "pipe", ...(opts.extraFds ?? [])],
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
+/** `bunbox run [OPTS] -- /fx/probe MODE ARGS…` */
+export function probe(mode: string[], runOpts: string[] = [], opts: CliOptions = {}): Promise<Run> {
+  return bunbox(["run", ...runOpts, "--", PROBE, ...mode], opts);
+}
+
+/** A profile's policy with the fixtures mounted read-only at /fx. */
+export function testPolicy(profile = "default", edit?: (b: ReturnType<typeof profileBuilder>) => void): Policy {
+  const b = profileBuilder(profile);
+  edit?.(b);
+  const p = b.build();
+  const plan = p.mountPlan();
+  plan.add({ kind: "bind", src: DIR, dst: FX, rw: false });
+  return p.derive({ mounts: plan });
+}
+
+/** In-process run of the probe through the library. */
+export function runProbe(
+  mode: string[],
+  opts: { policy?: Policy; executor?: ExecutorOptions; hooks?: SandboxHooks; static?: boolean } = {},
+): Promise<Result> {
+  const path = opts.static ? PROBE_STATIC : PROBE;
+  const ex = new Executor(path, [path, ...mode], opts.executor);
+  return new Sandbox(ex, opts.policy ?? testPolicy(), opts.hooks).run();
+}

@@ -1,0 +1,93 @@
+/**
+ * The library API in-process: Executor, PolicyBuilder, Sandbox.run(), the
+ * Result, many sandboxes at once from one Bun process (the spawn shim shares
+ * Bun's address space with CLONE_VM and never copies it).
+ */
+import { describe, expect, test } from "bun:test";
+import { Executor, PolicyBuilder, Sandbox } from "../../src/index.ts";
+import { UsageError } from "../../src/errors.ts";
+import { MountPlan } from "../../src/sandbox/mounts.ts";
+import { BUNBOX, DIR, FX, runProbe, testPolicy } from "../helpers.ts";
+
+describe("Sandbox.run", () => {
+  test("the DESIGN.md example runs /bin/cat under a Sandbox2-style policy", async () => {
+    const policy = new PolicyBuilder()
+      .allowDynamicStartup().allowRead().allowWrite().allowExit().allowSystemMalloc()
+      .allowAvailableSyscalls(["fadvise64", "close"])
+      .addFile("/etc/localtime").addTmpfs("/tmp", { size: "16M" })
+      .build();
+    const executor = new Executor("/bin/cat", ["cat", "/etc/hostname"], { limits: { wallTimeMs: 2000 } });
+    const result = await new Sandbox(executor, policy).run();
+    expect(result.toString()).toBe("OK: exit code 0");
+    expect(result.code).toBe(0);
+  });
+
+  test("exit codes and signals become Results", async () => {
+    const ok = await runProbe(["exit", "5"]);
+    expect(ok.status).toBe("OK");
+    expect(ok.exitCode).toBe(5);
+    const sig = await runProbe(["signal", "9"]);
+    expect(sig.status).toBe("SIGNALED");
+    expect(sig.signal).toBe(9);
+    expect(sig.code).toBe(137);
+  });
+
+  test("30 concurrent runs each get their own Result", async () => {
+    const runs = Array.from({ length: 30 }, (_, i) => runProbe(["exit", String(i)]));
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => {
+      expect(r.status).toBe("OK");
+      expect(r.exitCode).toBe(i);
+    });
+  });
+
+  test("a second run() of the same Sandbox is refused", async () => {
+    const s = new Sandbox(new Executor("/bin/true"), testPolicy());
+    await s.run();
+    expect(() => s.runAsync()).toThrow("already been started");
+  });
+
+  test("toJSON is stable and carries rusage", async () => {
+    const r = await runProbe(["alloc", "32"]);
+    const j = r.toJSON();
+    expect(Object.keys(j)).toEqual(["status", "reason", "code", "exitCode", "rusage", "wallTimeMs", "pid"]);
+    expect((j.rusage as { maxRssKb: number }).maxRssKb).toBeGreaterThan(32 * 1024);
+  });
+});
+
+describe("stdio", () => {
+  test("20 MB through stdin and stdout arrive intact", async () => {
+    const data = new Uint8Array(20 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+    const proc = Bun.spawn([BUNBOX, "run", "--ro", `${DIR}:${FX}`, "--", `${FX}/probe`, "cat"], {
+      stdin: new Blob([data]),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, code] = await Promise.all([new Response(proc.stdout).arrayBuffer(), proc.exited]);
+    expect(code).toBe(0);
+    const hash = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+    expect(out.byteLength).toBe(data.length);
+    expect(hash(new Uint8Array(out))).toBe(hash(data));
+  });
+});
+
+describe("validation", () => {
+  test("executor input errors name the field", () => {
+    expect(() => new Executor("")).toThrow(UsageError);
+    expect(() => new Executor("/bin/x", [])).toThrow("argv");
+    expect(() => new Executor("/bin/x", ["x\0y"])).toThrow("NUL");
+    expect(() => new Executor("/bin/x", ["x"], { cwd: "relative" })).toThrow("cwd");
+    expect(() => new Executor("/bin/x", ["x"], { env: { "A=B": "1" } })).toThrow("env");
+    expect(() => new Executor("/bin/x", ["x"], { limits: { openFiles: -1 } })).toThrow("limits.openFiles");
+  });
+
+  test("mount plan errors name the path", () => {
+    const p = new MountPlan();
+    expect(() => p.add({ kind: "bind", src: "/no/such", dst: "/x", rw: false })).toThrow("/no/such does not exist");
+    expect(() => p.add({ kind: "bind", src: "rel", dst: "/x", rw: false })).toThrow("must be absolute");
+    expect(() => p.add({ kind: "bind", src: "/etc", dst: "x", rw: false })).toThrow("must be absolute");
+    expect(() => p.add({ kind: "bind", src: "/etc", dst: "/a/../b", rw: false })).toThrow('".."');
+    expect(() => p.add({ kind: "tmpfs", dst: "/a\0b" })).toThrow("NUL");
+  });
+});

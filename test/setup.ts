@@ -1,0 +1,48 @@
+/**
+ * Preloaded once by `bun test` (bunfig.toml): builds the shim, the executable
+ * and the C fixtures, and puts the executable and fixtures in a fresh
+ * world-readable directory, so that runs as user nobody can reach them
+ * (a checkout under /root is not).
+ */
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { buildShim } from "../scripts/build-shim.ts";
+
+const root = resolve(import.meta.dir, "..");
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+function run(cmd: string[], what: string): void {
+  const p = Bun.spawnSync(cmd, { cwd: root, stdout: "pipe", stderr: "pipe" });
+  if (p.exitCode !== 0) {
+    throw new Error(`test setup: ${what} failed:\n${p.stdout.toString()}${p.stderr.toString()}`);
+  }
+}
+
+buildShim();
+const dist = join(root, "dist", "bunbox");
+const sources = Math.max(newest(join(root, "src")), newest(join(root, "csrc")), statSync(join(root, "build", "libbunbox.so")).mtimeMs);
+if (!existsSync(dist) || statSync(dist).mtimeMs < sources) run([process.execPath, "scripts/build.ts"], "bun run build");
+
+const dir = mkdtempSync(join(tmpdir(), "bunbox-test-"));
+chmodSync(dir, 0o755);
+copyFileSync(dist, join(dir, "bunbox"));
+chmodSync(join(dir, "bunbox"), 0o755);
+const fixtures = join(root, "test", "fixtures");
+for (const f of readdirSync(fixtures).filter((f) => f.endsWith(".c"))) {
+  const name = f.slice(0, -2);
+  const src = join(fixtures, f);
+  run(["gcc", "-O1", "-o", join(dir, name), src, "-lpthread"], `gcc ${f}`);
+  run(["gcc", "-O1", "-static", "-o", join(dir, `${name}-static`), src, "-lpthread"], `gcc -static ${f}`);
+}
+mkdirSync(join(dir, "work"), { mode: 0o777 });
+chmodSync(join(dir, "work"), 0o777);
+process.env.BUNBOX_TEST_DIR = dir;
