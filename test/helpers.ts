@@ -78,3 +78,20 @@ export function runProbe(
   const ex = new Executor(path, [path, ...mode], opts.executor);
   return new Sandbox(ex, opts.policy ?? testPolicy(), opts.hooks).run();
 }
+
+/** Pids of host processes whose comm or cmdline contains `needle` (no pgrep needed). */
+export function processesMatching(needle: string): number[] {
+  const { readdirSync, readFileSync } = require("node:fs") as typeof import("node:fs");
+  const found: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const comm = readFileSync(`/proc/${e}/comm`, "utf8").trim();
+      const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (comm === needle || cmd.includes(needle)) found.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}

@@ -24,7 +24,6 @@ import { classify, describeViolation } from "./violation.ts";
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGXCPU = 24;
-const EPERM = 1;
 const ENOENT = 2;
 
 export type SyscallDecision = "allow" | "deny" | { errno: number };
@@ -151,16 +150,17 @@ export class Monitor {
         this.trace(n);
         return;
       case "violation":
-        this.violate(describeViolation(n, verdict), n);
+        this.violate(describeViolation(n, verdict));
         return;
     }
   }
 
-  private violate(v: Violation, n: Notification): void {
+  private violate(v: Violation): void {
     if (this.ending?.status !== "VIOLATION") this.ending = { status: "VIOLATION", violation: v };
-    // Kill first: the offending syscall must never run, whatever the reply.
+    // No reply: the offending thread stays blocked in the notification until
+    // the SIGKILL of the whole pid namespace reaches it; the syscall never
+    // runs and the sandboxee never sees it fail.
     pidfdSignal(this.spawned.pidfd, SIGKILL);
-    notifSend(this.spawned.listener, n.id, -EPERM);
     try {
       this.opts.hooks.onViolation?.(v);
     } catch {
@@ -180,7 +180,7 @@ export class Monitor {
     const answer = (d: SyscallDecision) => {
       if (this.done) return;
       if (d === "allow") notifSend(this.spawned.listener, n.id, 0, NOTIF_CONTINUE);
-      else if (d === "deny") this.violate(v, n);
+      else if (d === "deny") this.violate(v);
       else notifSend(this.spawned.listener, n.id, -Math.abs(d.errno));
     };
     if (!hook) return answer("deny");

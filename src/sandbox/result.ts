@@ -3,6 +3,7 @@
  * line the CLI prints; `toJSON()` is stable (fields are only ever added).
  */
 import { signalName } from "../native/signals.ts";
+import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
 
 export type Status =
   | "OK"
@@ -130,7 +131,9 @@ export class Result {
         const v = this.violation;
         if (!v) return `VIOLATION: ${this.reason}`;
         if (v.detailMissing) return `VIOLATION: ${v.syscall} [${v.arch}] (${v.detailMissing})`;
-        const args = trimArgs(v.args).map(argText).join(", ");
+        const arity = SYSCALL_ARGS[v.syscall]?.length;
+        const shown = arity !== undefined ? v.args.slice(0, arity) : trimArgs(v.args);
+        const args = shown.map(argText).join(", ");
         const at = v.ipMapping ? ` at ${v.ipMapping}` : "";
         const why = v.kind === "ARCH" ? ` (${v.rule})` : v.rule === "policy" ? "" : ` (${v.rule})`;
         return `VIOLATION: ${v.syscall}(${args}) [${v.arch}] pid ${v.pid}${at}${why}`;
@@ -177,7 +180,7 @@ export class Result {
   }
 }
 
-/** Trailing zero arguments are noise in one line: ptrace(0, 0, 0, 0). */
+/** Without a known arity, trailing zero arguments are noise in one line. */
 function trimArgs(args: readonly bigint[]): readonly bigint[] {
   let n = args.length;
   while (n > 4 && args[n - 1] === 0n) n--;

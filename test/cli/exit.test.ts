@@ -6,7 +6,7 @@
  * detached grandchild dies with the run; the sandbox dies with bunbox.
  */
 import { describe, expect, test } from "bun:test";
-import { BUNBOX, bunbox, DIR, FX, probe, PROBE } from "../helpers.ts";
+import { BUNBOX, bunbox, DIR, FX, probe, PROBE, processesMatching } from "../helpers.ts";
 
 const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
@@ -88,8 +88,7 @@ describe("lifecycle", () => {
     const r = await probe(["daemon", marker]);
     expect(r.stdout).toContain("daemon started");
     await Bun.sleep(100);
-    const ps = Bun.spawnSync(["pgrep", "-x", marker]);
-    expect(ps.stdout.toString().trim()).toBe("");
+    expect(processesMatching(marker)).toEqual([]);
   });
 
   test.each([["SIGTERM", 15], ["SIGINT", 2], ["SIGHUP", 1]] as const)(
@@ -108,11 +107,11 @@ describe("lifecycle", () => {
     const marker = `bbk${process.pid % 100000}`;
     const proc = Bun.spawn([BUNBOX, "run", "--ro", `${DIR}:${FX}`, "--", "/bin/sh", "-c", `${PROBE} daemon ${marker}; exec ${PROBE} sleep 30`], { stdio: ["ignore", "pipe", "pipe"] });
     await Bun.sleep(500);
-    expect(Bun.spawnSync(["pgrep", "-x", marker]).stdout.toString().trim()).not.toBe("");
+    expect(processesMatching(marker).length).toBeGreaterThan(0);
     proc.kill("SIGKILL");
     await proc.exited;
     await Bun.sleep(200);
-    expect(Bun.spawnSync(["pgrep", "-x", marker]).stdout.toString().trim()).toBe("");
-    expect(Bun.spawnSync(["pgrep", "-f", `${PROBE} sleep 30`]).stdout.toString().trim()).toBe("");
+    expect(processesMatching(marker)).toEqual([]);
+    expect(processesMatching(`${PROBE} sleep 30`)).toEqual([]);
   });
 });
