@@ -21,6 +21,8 @@ const main = defineCommand({
   meta: { name: "bunbox", version: pkg.version, description: pkg.description },
   subCommands: {
     run: runCommand,
+    policy: () => import("./policy.ts").then((m) => m.policyCommand),
+    syscalls: () => import("./syscalls.ts").then((m) => m.syscallsCommand),
   },
 });
 

@@ -86,7 +86,9 @@ export function describeViolation(
   n: Notification,
   verdict: Extract<Verdict, { kind: "violation" }>,
 ): Violation {
-  const name = syscallName(n.arch, n.nr);
+  const x32 = verdict.rule === "x32 ABI";
+  const base = syscallName(n.arch, x32 ? n.nr & 0x3fffffff : n.nr);
+  const name = base && x32 ? `${base} (x32)` : base;
   const mapping = ipMapping(n.pid, n.ip);
   return {
     kind: verdict.violationKind,

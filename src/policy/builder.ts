@@ -60,6 +60,8 @@ export class PolicyBuilder {
   private gid: number | undefined;
   private origin = "PolicyBuilder";
   private built = false;
+  /** Inside asBase(): rules for syscalls already decided are dropped, not errors. */
+  private base = false;
 
   constructor(options: BuilderOptions = {}) {
     const name = options.arch;
@@ -93,6 +95,7 @@ export class PolicyBuilder {
     const list = this.rules.get(nr) ?? [];
     const last = list[list.length - 1];
     if (last?.rule.kind === "action") {
+      if (this.base) return; // the rule added earlier, on top of this base, wins
       if (rule.kind === "action") {
         if (!sameAction(last.rule.action, rule.action)) {
           this.problems.push(
@@ -198,6 +201,22 @@ export class PolicyBuilder {
     }
     this.danger.add(name);
     this.relaxations.push(`dangerAllowUnsafe("${name}"): a safety rule is off`);
+    return this;
+  }
+
+  /**
+   * Rules added inside `fn` are a base under the ones already added: where an
+   * earlier rule decides a syscall outright, the base's rule for it is
+   * dropped instead of conflicting (a policy file's rules over its profile).
+   */
+  asBase(fn: (b: this) => void): this {
+    const was = this.base;
+    this.base = true;
+    try {
+      fn(this);
+    } finally {
+      this.base = was;
+    }
     return this;
   }
 

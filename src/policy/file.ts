@@ -24,7 +24,7 @@ import { PolicyBuilder, PolicyError } from "./builder.ts";
 import { FAMILIES, type FamilyName } from "./families.ts";
 import { NET_MODES } from "./policy.ts";
 import { Policy } from "./policy.ts";
-import { PROFILE_NAMES, profileBuilder } from "./profiles.ts";
+import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
 import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
 
 const ErrnoSchema = v.union([
@@ -111,8 +111,7 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   }
   const f = parsed.output;
   const arch = f.arch ?? hostArch().name;
-  const b = f.profile ? profileBuilder(f.profile, { arch, cwd }) : new PolicyBuilder({ arch });
-  b.setOrigin(`${source}${f.profile ? ` (profile ${f.profile})` : ""}`);
+  const b = new PolicyBuilder({ arch }).setOrigin(`${source}${f.profile ? ` (profile ${f.profile})` : ""}`);
   const table = ARCHES[arch].syscalls;
   const known = (ref: string | number, path: string) => {
     if (typeof ref === "number" || ref in table) return true;
@@ -131,6 +130,8 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
     const names = r.syscalls.filter((s, j) => known(s, `rules.${i}.syscalls.${j}`));
     b.addPolicyOnSyscalls(names, r.program.map(toNode));
   });
+  // The file's own rules come first; its profile is the base beneath them.
+  if (f.profile) b.asBase((base) => applyProfile(base, f.profile!, { cwd }));
   if (f.filesystem?.base === "empty") b.emptyFilesystem();
   f.filesystem?.mounts?.forEach((m) => {
     if ("bind" in m) b.addDirectoryAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });

@@ -125,7 +125,11 @@ function commonOn(b: PolicyBuilder): PolicyBuilder {
 
 /** A builder with the profile's rules; the caller may add more before build(). */
 export function profileBuilder(name: string, options: BuilderOptions & { cwd?: string } = {}): PolicyBuilder {
-  const b = new PolicyBuilder(options).setOrigin(`profile ${name}`);
+  return applyProfile(new PolicyBuilder(options).setOrigin(`profile ${name}`), name, options);
+}
+
+/** Adds a profile's rules (and filesystem/network parts) to a builder. */
+export function applyProfile(b: PolicyBuilder, name: string, options: { cwd?: string } = {}): PolicyBuilder {
   switch (name) {
     case "minimal":
       return minimalOn(b);
