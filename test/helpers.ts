@@ -33,6 +33,8 @@ export interface CliOptions {
   extraFds?: number[];
   /** Do not mount the fixtures at /fx. */
   bare?: boolean;
+  /** bunbox's own working directory (default /). */
+  cwd?: string;
 }
 
 /** `bunbox ARGS` (the fixtures mounted at /fx unless bare). */
@@ -42,7 +44,7 @@ export async function bunbox(args: string[], opts: CliOptions = {}): Promise<Run
   const cmd = opts.nobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BUNBOX, ...full] : [BUNBOX, ...full];
   const stdin = opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]);
   const proc = Bun.spawn(cmd, {
-    cwd: "/",
+    cwd: opts.cwd ?? "/",
     env: { PATH: "/usr/bin:/bin", ...opts.env },
     stdio: [stdin, "pipe", "pipe", ...(opts.extraFds ?? [])],
   });

@@ -4,7 +4,7 @@
  * world-readable directory, so that runs as user nobody can reach them
  * (a checkout under /root is not).
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildShim } from "../scripts/build-shim.ts";
@@ -37,9 +37,16 @@ chmodSync(dir, 0o755);
 copyFileSync(dist, join(dir, "bunbox"));
 chmodSync(join(dir, "bunbox"), 0o755);
 const fixtures = join(root, "test", "fixtures");
+// Each fixture is built dynamic and static, unless its first line says
+// "// build: FLAGS" (then once, with those flags).
 for (const f of readdirSync(fixtures).filter((f) => f.endsWith(".c"))) {
   const name = f.slice(0, -2);
   const src = join(fixtures, f);
+  const flags = /^\/\/ build: (.*)$/m.exec(readFileSync(src, "utf8").split("\n")[0]!)?.[1];
+  if (flags) {
+    run(["gcc", ...flags.split(" "), "-o", join(dir, name), src], `gcc ${f}`);
+    continue;
+  }
   run(["gcc", "-O1", "-o", join(dir, name), src, "-lpthread"], `gcc ${f}`);
   run(["gcc", "-O1", "-static", "-o", join(dir, `${name}-static`), src, "-lpthread"], `gcc -static ${f}`);
 }

@@ -141,7 +141,12 @@ export function applyProfile(b: PolicyBuilder, name: string, options: { cwd?: st
       return shellOn(b);
     case "build": {
       commonOn(b).setNetwork("none");
-      if (options.cwd) b.addDirectory(options.cwd, { writable: true });
+      const cwd = options.cwd;
+      if (cwd === "/" || cwd === "") {
+        // Writable cwd means the project directory, never the host's root.
+        throw new UsageError("--profile build", "mounts the current directory writable: run it from a project directory, not /");
+      }
+      if (cwd) b.addDirectory(cwd, { writable: true });
       return b;
     }
     case "default":
