@@ -3,7 +3,8 @@
  * and runners for `bunbox run` as root and as user nobody.
  */
 import { ARCHES } from "../src/policy/arch.ts";
-import { profileBuilder } from "../src/policy/profiles.ts";
+import { PolicyBuilder } from "../src/policy/builder.ts";
+import { applyProfile } from "../src/policy/profiles.ts";
 import type { Policy } from "../src/policy/policy.ts";
 import { Executor, type ExecutorOptions } from "../src/sandbox/executor.ts";
 import { Sandbox, type SandboxHooks } from "../src/sandbox/sandbox.ts";
@@ -61,10 +62,14 @@ export function probe(mode: string[], runOpts: string[] = [], opts: CliOptions =
   return bunbox(["run", ...runOpts, "--", PROBE, ...mode], opts);
 }
 
-/** A profile's policy with the fixtures mounted read-only at /fx. */
-export function testPolicy(profile = "default", edit?: (b: ReturnType<typeof profileBuilder>) => void): Policy {
-  const b = profileBuilder(profile);
+/**
+ * A profile's policy with the fixtures mounted read-only at /fx; `edit`'s
+ * rules come first, the profile is the base beneath them.
+ */
+export function testPolicy(profile = "default", edit?: (b: PolicyBuilder) => void): Policy {
+  const b = new PolicyBuilder();
   edit?.(b);
+  b.asBase((base) => applyProfile(base, profile, { cwd: `${DIR}/work` }));
   const p = b.build();
   const plan = p.mountPlan();
   plan.add({ kind: "bind", src: DIR, dst: FX, rw: false });

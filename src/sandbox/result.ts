@@ -67,7 +67,7 @@ export interface ResultInit {
 export const EXIT = { TIMEOUT: 124, SETUP: 125, NOT_EXECUTABLE: 126, NOT_FOUND: 127, VIOLATION: 159 } as const;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-const argText = (v: bigint) => (v < 0x10000n ? v.toString() : hex(v));
+const argText = (v: bigint) => (v < 0x1000n ? v.toString() : hex(v));
 
 export class Result {
   readonly status: Status;

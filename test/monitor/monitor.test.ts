@@ -1,0 +1,223 @@
+/**
+ * The monitor: pidfds and seccomp user-notification fds watched by one
+ * reactor thread, results delivered on the event loop. Violations carry the
+ * syscall, its arguments, the pid and the mapping of the instruction pointer
+ * (read from /proc while the thread is blocked in the notification); TRACE
+ * rules ask a hook; kill(), timeouts and CPU limits end runs with the right
+ * Result; hundreds of runs leave no zombie and no fd behind and never stall
+ * the event loop.
+ */
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { Executor } from "../../src/sandbox/executor.ts";
+import { Sandbox } from "../../src/sandbox/sandbox.ts";
+import type { Violation } from "../../src/sandbox/result.ts";
+import { openWatches } from "../../src/native/reactor.ts";
+import { ALLOW, arg32, jeq, KILL, TRACE } from "../../src/policy/rules.ts";
+import { HOST_ARCH, PROBE, PROBE_STATIC, runProbe, testPolicy } from "../helpers.ts";
+
+const nr = (name: string) => String(HOST_ARCH.syscalls[name]);
+
+describe("violations", () => {
+  test("ptrace: syscall, args, arch, pid 2, and the IP's mapping in libc", async () => {
+    let seen: Violation | undefined;
+    const r = await runProbe(["ptrace-args"], { hooks: { onViolation: (v) => (seen = v) } });
+    expect(r.status).toBe("VIOLATION");
+    const v = r.violation!;
+    expect(v.kind).toBe("SYSCALL");
+    expect(v.syscall).toBe("ptrace");
+    expect(v.nr).toBe(HOST_ARCH.syscalls.ptrace!);
+    expect(v.arch).toBe(HOST_ARCH.name);
+    expect(v.args.slice(0, 4)).toEqual([0x4206n, 1n, 0xdeadn, 0xbeefn]);
+    expect(v.pid).toBe(2);
+    expect(v.hostPid).toBeGreaterThan(2);
+    expect(v.ipMapping).toMatch(/^libc\.so\.6\+0x[0-9a-f]+$/);
+    expect(seen).toEqual(v);
+    expect(r.toString()).toMatch(/^VIOLATION: ptrace\(0x4206, 1, 0xdead, 0xbeef\) \[\w+\] pid 2 at libc\.so\.6\+0x[0-9a-f]+ \(safety rule\)$/);
+    expect(r.code).toBe(159);
+  });
+
+  test("in a statically linked binary the IP maps into the binary itself", async () => {
+    const r = await runProbe(["ptrace"], { static: true });
+    expect(r.violation?.ipMapping).toMatch(/^probe-static\+0x[0-9a-f]+$/);
+  });
+
+  test("an argument rule: the offending argument is in the report", async () => {
+    // kill() only with signal 0 (a liveness check).
+    const policy = testPolicy("default", (b) => b.addPolicyOnSyscall("kill", [arg32(1), jeq(0, ALLOW), KILL]));
+    const ok = await runProbe(["syscall", nr("kill"), "1", "0"], { policy });
+    expect(ok.status).toBe("OK");
+    const r = await runProbe(["syscall", nr("kill"), "1", "9"], { policy });
+    expect(r.status).toBe("VIOLATION");
+    expect(r.violation!.syscall).toBe("kill");
+    expect(r.violation!.args.slice(0, 2)).toEqual([1n, 9n]);
+    expect(r.violation!.rule).toBe("policy");
+    expect(r.toString()).toMatch(/^VIOLATION: kill\(1, 9\) \[\w+\] pid 2 at libc\.so\.6\+0x[0-9a-f]+$/);
+  });
+
+  test("a violation in a child process names the child's pid", async () => {
+    const r = await runProbe(["child-ptrace"]);
+    expect(r.status).toBe("VIOLATION");
+    expect(r.violation!.syscall).toBe("ptrace");
+    expect(r.violation!.pid).toBeGreaterThan(2);
+  });
+
+  test("a violation in a second thread kills the whole sandbox", async () => {
+    const r = await runProbe(["thread-ptrace"]);
+    expect(r.status).toBe("VIOLATION");
+    expect(r.violation!.syscall).toBe("ptrace");
+    expect(r.violation!.pid).toBeGreaterThan(2); // the thread's own tid
+  });
+
+  test("without user notification: killed by SIGSYS, still a VIOLATION, saying what is missing", async () => {
+    const r = await new Sandbox(new Executor(PROBE, [PROBE, "ptrace"]), testPolicy(), {}, { notify: false }).run();
+    expect(r.status).toBe("VIOLATION");
+    expect(r.signal).toBe(31);
+    expect(r.violation!.detailMissing).toContain("seccomp user notification is unavailable");
+    expect(r.code).toBe(159);
+  });
+});
+
+describe("TRACE rules ask the onSyscall hook", () => {
+  const policy = () => testPolicy("default", (b) => b.addPolicyOnSyscall("getppid", [TRACE]));
+
+  test("allow: the syscall runs", async () => {
+    const events: string[] = [];
+    const r = await runProbe(["syscall", nr("getppid")], {
+      policy: policy(),
+      hooks: { onSyscall: (e) => (events.push(`${e.syscall}:${e.pid}`), "allow") },
+    });
+    expect(r.status).toBe("OK");
+    expect(events).toEqual(["getppid:2"]);
+  });
+
+  test("errno: the syscall fails with it", async () => {
+    const r = await runProbe(["syscall", nr("getppid")], { policy: policy(), hooks: { onSyscall: () => ({ errno: 13 }) } });
+    expect(r.status).toBe("OK");
+  });
+
+  test("deny: a violation", async () => {
+    const r = await runProbe(["syscall", nr("getppid")], { policy: policy(), hooks: { onSyscall: () => "deny" } });
+    expect(r.status).toBe("VIOLATION");
+    expect(r.violation!.rule).toBe("trace hook");
+  });
+
+  test("an async hook works; no hook means deny", async () => {
+    const r = await runProbe(["syscall", nr("getppid")], { policy: policy(), hooks: { onSyscall: async () => (await Bun.sleep(20), "allow" as const) } });
+    expect(r.status).toBe("OK");
+    const none = await runProbe(["syscall", nr("getppid")], { policy: policy() });
+    expect(none.status).toBe("VIOLATION");
+  });
+});
+
+describe("ending a run", () => {
+  test("kill() ends it quickly as EXTERNAL_KILL", async () => {
+    const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy());
+    s.runAsync();
+    await Bun.sleep(100);
+    const t0 = performance.now();
+    s.kill();
+    const r = await s.awaitResult();
+    expect(r.status).toBe("EXTERNAL_KILL");
+    expect(r.code).toBe(137);
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
+  test("kill() before the spawn", async () => {
+    const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy());
+    s.runAsync();
+    s.kill();
+    expect((await s.awaitResult()).status).toBe("EXTERNAL_KILL");
+  });
+
+  test("the wall-time limit fires within 10% of it", async () => {
+    const r = await runProbe(["sleep", "30"], { executor: { limits: { wallTimeMs: 1000 } } });
+    expect(r.status).toBe("TIMEOUT");
+    expect(r.wallTimeMs).toBeGreaterThanOrEqual(1000);
+    expect(r.wallTimeMs).toBeLessThan(1100);
+  });
+
+  test("a grace period sends SIGTERM first", async () => {
+    const r = await runProbe(["sleep", "30"], { executor: { limits: { wallTimeMs: 300, graceMs: 2000 } } });
+    expect(r.status).toBe("TIMEOUT");
+    expect(r.wallTimeMs).toBeLessThan(1000); // sleep dies of SIGTERM, no need for the SIGKILL
+  });
+
+  test("the CPU limit: SIGNALED, and the reason says so", async () => {
+    const r = await runProbe(["spin"], { executor: { limits: { cpuSeconds: 1, wallTimeMs: 10000 } } });
+    expect(r.status).toBe("SIGNALED");
+    expect([24, 9]).toContain(r.signal!);
+    expect(r.reason).toContain("CPU limit of 1 s");
+    expect(r.rusage.userMs + r.rusage.sysMs).toBeGreaterThan(900);
+  });
+
+  test("awaitResult({ timeoutMs }) rejects while the run goes on", async () => {
+    const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy());
+    s.runAsync();
+    expect(s.awaitResult({ timeoutMs: 100 })).rejects.toThrow("no Result within 100 ms");
+    s.kill();
+    expect((await s.awaitResult()).status).toBe("EXTERNAL_KILL");
+  });
+
+  test("onStart returning false aborts with SETUP_ERROR; onExit sees every Result", async () => {
+    const exits: string[] = [];
+    const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy(), {
+      onStart: (pid) => (expect(pid).toBeGreaterThan(1), false),
+      onExit: (r) => exits.push(r.status),
+    });
+    const r = await s.run();
+    expect(r.status).toBe("SETUP_ERROR");
+    expect(r.setup!.stage).toBe("onStart");
+    expect(exits).toEqual(["SETUP_ERROR"]);
+  });
+});
+
+/** Zombie children of this process. */
+function zombies(): number {
+  let n = 0;
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] === "Z" && Number(fields[1]) === process.pid) n++;
+    } catch {
+      // gone
+    }
+  }
+  return n;
+}
+
+describe("many runs", () => {
+  test("200 concurrent runs; a main-thread timer never lags more than 50 ms", async () => {
+    let last = performance.now();
+    let worst = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last - 10);
+      last = now;
+    }, 10);
+    const policy = testPolicy();
+    const runs = Array.from({ length: 200 }, (_, i) => new Sandbox(new Executor(PROBE, [PROBE, "exit", String(i % 256)]), policy).run());
+    const results = await Promise.all(runs);
+    clearInterval(timer);
+    results.forEach((r, i) => expect(`${i}:${r.status}:${r.exitCode}`).toBe(`${i}:OK:${i % 256}`));
+    expect(worst).toBeLessThan(50);
+  }, 120_000);
+
+  test("1000 runs leave no zombie and no fd behind", async () => {
+    const policy = testPolicy("static");
+    const fdsBefore = readdirSync("/proc/self/fd").length;
+    const watchesBefore = openWatches();
+    for (let batch = 0; batch < 20; batch++) {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => new Sandbox(new Executor(PROBE_STATIC, [PROBE_STATIC, "exit", "0"]), policy).run()),
+      );
+      for (const r of results) if (r.status !== "OK") throw new Error(r.toString());
+    }
+    await Bun.sleep(50);
+    expect(zombies()).toBe(0);
+    expect(openWatches()).toBe(watchesBefore);
+    expect(readdirSync("/proc/self/fd").length).toBeLessThanOrEqual(fdsBefore + 2);
+  }, 180_000);
+});
