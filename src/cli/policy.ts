@@ -11,13 +11,13 @@ import { retValue } from "../policy/compiler.ts";
 import { describeReturn, disassemble, summarize } from "../policy/explain.ts";
 import { evaluate } from "../policy/interpreter.ts";
 import type { Policy } from "../policy/policy.ts";
-import { profileBuilder } from "../policy/profiles.ts";
+import { profilePolicy } from "../policy/precompiled.ts";
 import { writeAll } from "./log.ts";
 
 async function load(file: string | undefined, profile: string | undefined, arch: string | undefined): Promise<Policy> {
   if (arch !== undefined && !(arch in ARCHES)) throw new UsageError("--arch", `"${arch}" is not x86_64 or aarch64`);
   if (file && profile) throw new UsageError("--profile", "give a policy file or --profile, not both");
-  if (profile) return profileBuilder(profile, { ...(arch ? { arch: arch as ArchName } : {}), cwd: process.cwd() }).build();
+  if (profile) return profilePolicy(profile, process.cwd(), arch as ArchName | undefined);
   if (!file) throw new UsageError("policy", "name a policy file (or --profile NAME)");
   const { loadPolicyFile } = await import("../policy/file.ts");
   return loadPolicyFile(file);

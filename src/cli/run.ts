@@ -16,7 +16,7 @@ import { UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
 import { NET_MODES, type NetMode } from "../policy/policy.ts";
-import { profileBuilder } from "../policy/profiles.ts";
+import { profilePolicy } from "../policy/precompiled.ts";
 import { DEFAULT_PATH, Executor } from "../sandbox/executor.ts";
 import { Limits } from "../sandbox/limits.ts";
 import { checkDestination, checkSource } from "../sandbox/mounts.ts";
@@ -49,7 +49,7 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   }
   const base = file !== undefined
     ? await (await import("../policy/file.ts")).loadPolicyFile(file)
-    : profileBuilder(profile ?? "default", { cwd: process.cwd() }).build();
+    : profilePolicy(profile ?? "default", process.cwd());
 
   const plan = base.mountPlan();
   for (const spec of o.lists.ro) {

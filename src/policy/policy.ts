@@ -12,9 +12,12 @@ import { MountPlan } from "../sandbox/mounts.ts";
 export type NetMode = "none" | "loopback" | "host";
 export const NET_MODES: readonly NetMode[] = ["none", "loopback", "host"];
 
+type Rules = ReadonlyMap<number, readonly Rule[]>;
+
 export interface PolicyInit {
   arch: Arch;
-  rules: ReadonlyMap<number, readonly Rule[]>;
+  /** The rules, or a function building them on first use. */
+  rules: Rules | (() => Rules);
   defaultAction: Action;
   /** Safety rules relaxed with dangerAllowUnsafe(...). */
   dangerAllowed: ReadonlySet<string>;
@@ -29,11 +32,12 @@ export interface PolicyInit {
   relaxations: readonly string[];
   /** Where this policy came from ("profile default", a file path…). */
   origin: string;
+  /** The notify filter, already compiled for these rules (src/policy/precompiled.ts). */
+  notifyFilter?: Filter;
 }
 
-export class Policy implements PolicyInit {
+export class Policy {
   readonly arch: Arch;
-  readonly rules: ReadonlyMap<number, readonly Rule[]>;
   readonly defaultAction: Action;
   readonly dangerAllowed: ReadonlySet<string>;
   readonly mounts: MountPlan | undefined;
@@ -44,10 +48,12 @@ export class Policy implements PolicyInit {
   readonly relaxations: readonly string[];
   readonly origin: string;
   private readonly filters = new Map<string, Filter>();
+  private rulesOrFactory: Rules | (() => Rules);
 
   constructor(init: PolicyInit) {
     this.arch = init.arch;
-    this.rules = init.rules;
+    this.rulesOrFactory = init.rules;
+    if (init.notifyFilter) this.filters.set("true:tree", init.notifyFilter);
     this.defaultAction = init.defaultAction;
     this.dangerAllowed = init.dangerAllowed;
     this.mounts = init.mounts;
@@ -58,6 +64,12 @@ export class Policy implements PolicyInit {
     this.relaxations = init.relaxations;
     this.origin = init.origin;
     Object.freeze(this.relaxations);
+  }
+
+  /** Syscall rules by number (built on first use for a precompiled profile). */
+  get rules(): Rules {
+    if (typeof this.rulesOrFactory === "function") this.rulesOrFactory = this.rulesOrFactory();
+    return this.rulesOrFactory;
   }
 
   /** The seccomp program; `notify` routes violations and TRACE to the monitor. */
@@ -83,9 +95,25 @@ export class Policy implements PolicyInit {
     return this.mounts?.clone() ?? MountPlan.defaultView();
   }
 
-  /** A copy with some fields changed. */
+  /** A copy with some fields changed (the compiled filter carries over unless the rules change). */
   derive(changes: Partial<PolicyInit>): Policy {
-    return new Policy({ ...this, ...changes });
+    const sameFilter = !["rules", "defaultAction", "dangerAllowed", "arch"].some((k) => k in changes);
+    const compiled = sameFilter ? this.filters.get("true:tree") : undefined;
+    return new Policy({
+      arch: this.arch,
+      rules: this.rulesOrFactory,
+      defaultAction: this.defaultAction,
+      dangerAllowed: this.dangerAllowed,
+      mounts: this.mounts,
+      hostname: this.hostname,
+      net: this.net,
+      uid: this.uid,
+      gid: this.gid,
+      relaxations: this.relaxations,
+      origin: this.origin,
+      ...(compiled ? { notifyFilter: compiled } : {}),
+      ...changes,
+    });
   }
 
   /** True when a rule may ask the monitor (TRACE). */

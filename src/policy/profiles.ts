@@ -128,8 +128,13 @@ export function profileBuilder(name: string, options: BuilderOptions & { cwd?: s
   return applyProfile(new PolicyBuilder(options).setOrigin(`profile ${name}`), name, options);
 }
 
-/** Adds a profile's rules (and filesystem/network parts) to a builder. */
+/** Adds a profile's syscall rules and its filesystem/network settings to a builder. */
 export function applyProfile(b: PolicyBuilder, name: string, options: { cwd?: string } = {}): PolicyBuilder {
+  return applyProfileSettings(applyProfileRules(b, name), name, options);
+}
+
+/** Only the syscall rules of a profile. */
+export function applyProfileRules(b: PolicyBuilder, name: string): PolicyBuilder {
   switch (name) {
     case "minimal":
       return minimalOn(b);
@@ -139,16 +144,7 @@ export function applyProfile(b: PolicyBuilder, name: string, options: { cwd?: st
       return dynamicOn(b);
     case "shell":
       return shellOn(b);
-    case "build": {
-      commonOn(b).setNetwork("none");
-      const cwd = options.cwd;
-      if (cwd === "/" || cwd === "") {
-        // Writable cwd means the project directory, never the host's root.
-        throw new UsageError("--profile build", "mounts the current directory writable: run it from a project directory, not /");
-      }
-      if (cwd) b.addDirectory(cwd, { writable: true });
-      return b;
-    }
+    case "build":
     case "default":
       return commonOn(b);
     default:
@@ -156,7 +152,19 @@ export function applyProfile(b: PolicyBuilder, name: string, options: { cwd?: st
   }
 }
 
+/** Only the filesystem and network parts of a profile (build: writable cwd, no network). */
+export function applyProfileSettings(b: PolicyBuilder, name: string, options: { cwd?: string } = {}): PolicyBuilder {
+  if (name !== "build") return b;
+  b.setNetwork("none");
+  const cwd = options.cwd;
+  if (cwd === "/" || cwd === "") {
+    // Writable cwd means the project directory, never the host's root.
+    throw new UsageError("--profile build", "mounts the current directory writable: run it from a project directory, not /");
+  }
+  if (cwd) b.addDirectory(cwd, { writable: true });
+  return b;
+}
+
 export function isProfileName(name: string): name is ProfileName {
   return (PROFILE_NAMES as readonly string[]).includes(name);
 }
-

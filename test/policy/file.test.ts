@@ -171,3 +171,14 @@ describe("policy check, policy explain, syscalls", () => {
     expect(rows.find((x: { name: string }) => x.name === "openat").nr).toBe(56);
   });
 });
+
+describe("the executable's precompiled profiles", () => {
+  test.each(["minimal", "static", "dynamic", "shell", "default"])("%s: the same program as compiled from source", async (name) => {
+    for (const arch of ["x86_64", "aarch64"]) {
+      const built = await bunbox(["policy", "explain", "--profile", name, "--arch", arch], { bare: true });
+      const source = Bun.spawnSync([process.execPath, join(root, "src/cli/main.ts"), "policy", "explain", "--profile", name, "--arch", arch]);
+      expect(built.code).toBe(0);
+      expect(built.stdout).toBe(source.stdout.toString());
+    }
+  });
+});
