@@ -205,22 +205,32 @@ static int pidfd_pid(int pidfd) {
  * tell us it exists without a system call its own policy may forbid; it stores
  * the number and we wait the few microseconds of its seccomp() call.
  */
-static int take_listener(struct bb_shared *sh, int pidfd_a, long deadline,
-                         int *listener_out, int *sandboxee_pid) {
+static int take_listener(struct bb_shared *sh, int pidfd_a, long deadline, int *listener_out,
+                         int *sandboxee_pid) {
   const struct bb_req *rq = sh->req;
-  int state;
-  while ((state = __atomic_load_n(&sh->listener_state, __ATOMIC_ACQUIRE)) == 0) {
-    if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE) || now_ms() > deadline) return 0;
-    sched_yield();
-  }
-  if (state < 0) return 0; /* B reported the failure itself */
-
+  /* B exists (it wrote 'S'), and A is blocked in vfork: its fd table is stable. */
   int pidfd_b = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->pidfd_b, 0);
   if (pidfd_b < 0) {
     bb_fail(sh, BB_ST_NOTIFY, errno, "pidfd_getfd(sandboxee pidfd)");
     return -1;
   }
   *sandboxee_pid = pidfd_pid(pidfd_b);
+  /* Yield a few times (seccomp() takes microseconds), then sleep on B's pidfd,
+   * which becomes readable if B dies instead. */
+  int state;
+  for (int i = 0; (state = __atomic_load_n(&sh->listener_state, __ATOMIC_ACQUIRE)) == 0; i++) {
+    if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE) || now_ms() > deadline) break;
+    if (i < 64) {
+      sched_yield();
+      continue;
+    }
+    struct pollfd pb = {pidfd_b, POLLIN, 0};
+    if (poll(&pb, 1, 1) > 0) break;
+  }
+  if (state <= 0) {
+    close(pidfd_b);
+    return 0; /* B failed (its own report says why) or died */
+  }
   int listener = (int)syscall(SYS_pidfd_getfd, pidfd_b, sh->listener, 0);
   int err = errno;
   close(pidfd_b);
