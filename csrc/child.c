@@ -226,31 +226,32 @@ static int apply_rlimits(struct bb_shared *sh) {
 }
 
 /*
- * Only stdio and the mapped fds survive. Every fd is first marked
- * close-on-exec; each mapping goes through a high temporary so that a target
- * that is also another mapping's source is not clobbered.
+ * Only stdio, the mapped fds and (until exec) the status pipe survive; every
+ * other inherited fd is closed, not just marked close-on-exec, so that the
+ * listener seccomp() creates gets a number under a low RLIMIT_NOFILE. The
+ * status pipe and every source first move above all targets, so that no
+ * target clobbers a source or the pipe.
  */
-static int remap_fds(struct bb_shared *sh) {
+static int remap_fds(struct bb_shared *sh, int *status_fd) {
   const struct bb_req *rq = sh->req;
   const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-  int tmp[256];
-  int top = 3;
+  int tmp[256], keep[258];
+  int top = sh->status_w + 1;
   for (uint32_t i = 0; i < rq->nfds; i++) {
     if (m[i].src + 1 > top) top = m[i].src + 1;
     if (m[i].dst + 1 > top) top = m[i].dst + 1;
   }
+  long r = bb_sys3(SYS_fcntl, sh->status_w, F_DUPFD_CLOEXEC, top);
+  if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "status pipe"), -1;
+  *status_fd = (int)r;
   for (uint32_t i = 0; i < rq->nfds; i++) {
-    long r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, top);
+    r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, *status_fd + 1);
     if (r < 0) {
       char num[24];
       bb_utoa((unsigned long)m[i].src, num);
       return bb_fail(sh, BB_ST_FDS, r, num), -1;
     }
     tmp[i] = (int)r;
-  }
-  long r = bb_sys3(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
-  if (r < 0) {
-    for (int fd = 3; fd < 65536; fd++) bb_sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
   }
   for (uint32_t i = 0; i < rq->nfds; i++) {
     r = bb_sys3(SYS_dup3, tmp[i], m[i].dst, 0);
@@ -259,6 +260,29 @@ static int remap_fds(struct bb_shared *sh) {
       bb_utoa((unsigned long)m[i].dst, num);
       return bb_fail(sh, BB_ST_FDS, r, num), -1;
     }
+  }
+  /* Close every gap between the fds we keep, from 3 up. */
+  int n = 0;
+  for (uint32_t i = 0; i < rq->nfds; i++)
+    if (m[i].dst >= 3) keep[n++] = m[i].dst;
+  keep[n++] = *status_fd;
+  for (int i = 1; i < n; i++) /* insertion sort: at most 257 entries */
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned lo = 3;
+  for (int i = 0; i <= n; i++) {
+    unsigned hi = i < n ? (unsigned)keep[i] : ~0U;
+    if (hi > lo) {
+      r = bb_sys3(SYS_close_range, lo, hi - 1, 0);
+      if (r < 0) { /* before Linux 5.9 */
+        unsigned last = hi == ~0U ? 65536 : hi;
+        for (unsigned fd = lo; fd < last; fd++) bb_sys1(SYS_close, fd);
+      }
+    }
+    if (i < n) lo = (unsigned)keep[i] + 1;
   }
   return 0;
 }
@@ -305,12 +329,12 @@ static int lookup(struct bb_shared *sh, char *out, size_t cap) {
   return bb_fail(sh, BB_ST_LOOKUP, -ENOENT, file), -1;
 }
 
-static int install_filter(struct bb_shared *sh) {
+static int install_filter(struct bb_shared *sh, int status_fd) {
   const struct bb_req *rq = sh->req;
   struct sock_fprog prog = {(unsigned short)rq->bpf_len,
                             (struct sock_filter *)(sh->base + rq->bpf_off)};
   unsigned long flags = (rq->flags & BB_F_NOTIFY) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
-  if (rq->flags & BB_F_NOTIFY) bb_sys3(SYS_write, sh->status_w, "S", 1);
+  if (rq->flags & BB_F_NOTIFY) bb_sys3(SYS_write, status_fd, "S", 1);
   long r = bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
   /* From here on every system call goes through the policy. */
   if (r < 0) {
@@ -333,12 +357,13 @@ static int child_b(void *arg) {
   bb_mark(sh, MK_CLONE_B);
   long r = bb_sys0(SYS_setsid);
   if (r < 0) return bb_fail(sh, BB_ST_SESSION, r, 0), 125;
+  int status_fd;
+  if (remap_fds(sh, &status_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
   if (apply_rlimits(sh) < 0) return 125;
-  if (remap_fds(sh) < 0) return 125;
   if (lookup(sh, path, sizeof path) < 0) return sh->err == ENOENT ? 127 : 126;
   sigmask_set(0);
   bb_mark(sh, MK_B_READY);
-  if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
+  if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh, status_fd) < 0) return 125;
   /* No system call but the execveat from here on: the policy may allow none. */
 
   /* The filter lets exactly this execveat through: its 6th argument (unused
