@@ -329,12 +329,11 @@ static int lookup(struct bb_shared *sh, char *out, size_t cap) {
   return bb_fail(sh, BB_ST_LOOKUP, -ENOENT, file), -1;
 }
 
-static int install_filter(struct bb_shared *sh, int status_fd) {
+static int install_filter(struct bb_shared *sh) {
   const struct bb_req *rq = sh->req;
   struct sock_fprog prog = {(unsigned short)rq->bpf_len,
                             (struct sock_filter *)(sh->base + rq->bpf_off)};
   unsigned long flags = (rq->flags & BB_F_NOTIFY) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
-  if (rq->flags & BB_F_NOTIFY) bb_sys3(SYS_write, status_fd, "S", 1);
   long r = bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
   /* From here on every system call goes through the policy. */
   if (r < 0) {
@@ -363,7 +362,10 @@ static int child_b(void *arg) {
   if (lookup(sh, path, sizeof path) < 0) return sh->err == ENOENT ? 127 : 126;
   sigmask_set(0);
   bb_mark(sh, MK_B_READY);
-  if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh, status_fd) < 0) return 125;
+  /* 'S': T takes our pidfd from A now (A's fd table is still stable), and
+   * with BB_F_NOTIFY waits for our listener. */
+  bb_sys3(SYS_write, status_fd, "S", 1);
+  if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
   /* No system call but the execveat from here on: the policy may allow none. */
 
   /* The filter lets exactly this execveat through: its 6th argument (unused

@@ -118,8 +118,8 @@ struct bb_spawn_out {
   int32_t report;   /* read end of init's report pipe */
   int32_t stage;    /* enum bb_stage on failure */
   int32_t err;      /* errno on failure */
-  int32_t sandboxee_pid; /* pid of the sandboxee as bunbox sees it */
-  int32_t pad;
+  int32_t sandboxee_pid;   /* pid of the sandboxee as bunbox sees it */
+  int32_t sandboxee_pidfd; /* and a pidfd for it (sandbox-me-here takes its listener through it) */
   char detail[512]; /* the path or value the failed stage was working on */
 };
 

@@ -205,16 +205,19 @@ static int pidfd_pid(int pidfd) {
  * tell us it exists without a system call its own policy may forbid; it stores
  * the number and we wait the few microseconds of its seccomp() call.
  */
-static int take_listener(struct bb_shared *sh, int pidfd_a, long deadline, int *listener_out,
-                         int *sandboxee_pid) {
-  const struct bb_req *rq = sh->req;
-  /* B exists (it wrote 'S'), and A is blocked in vfork: its fd table is stable. */
+/* B is running: its pidfd, from A's fd table (A is blocked in vfork). */
+static int take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid) {
   int pidfd_b = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->pidfd_b, 0);
   if (pidfd_b < 0) {
     bb_fail(sh, BB_ST_NOTIFY, errno, "pidfd_getfd(sandboxee pidfd)");
     return -1;
   }
   *sandboxee_pid = pidfd_pid(pidfd_b);
+  return pidfd_b;
+}
+
+static int take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *listener_out) {
+  const struct bb_req *rq = sh->req;
   /* Yield a few times (seccomp() takes microseconds), then sleep on B's pidfd,
    * which becomes readable if B dies instead. */
   int state;
@@ -227,13 +230,9 @@ static int take_listener(struct bb_shared *sh, int pidfd_a, long deadline, int *
     struct pollfd pb = {pidfd_b, POLLIN, 0};
     if (poll(&pb, 1, 1) > 0) break;
   }
-  if (state <= 0) {
-    close(pidfd_b);
-    return 0; /* B failed (its own report says why) or died */
-  }
+  if (state <= 0) return 0; /* B failed (its own report says why) or died */
   int listener = (int)syscall(SYS_pidfd_getfd, pidfd_b, sh->listener, 0);
   int err = errno;
-  close(pidfd_b);
   if (listener < 0) {
     bb_fail(sh, BB_ST_NOTIFY, err, "pidfd_getfd(seccomp listener)");
     return -1;
@@ -312,7 +311,7 @@ static void reap(int pidfd, int kill_first) {
 
 BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   memset(out, 0, sizeof *out);
-  out->pidfd = out->listener = out->report = -1;
+  out->pidfd = out->listener = out->report = out->sandboxee_pidfd = -1;
   const char *bad = check_request(buf, len);
   if (bad) {
     out_fail(out, BB_ST_REQUEST, EINVAL, bad);
@@ -387,7 +386,7 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
   close(gate[0]);
   close(status[1]);
   close(report[1]);
-  int result = -1, listener = -1, sandboxee_pid = -1;
+  int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1;
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
                            ? "creating namespaces (user namespaces disabled? see bunbox doctor)"
@@ -428,9 +427,12 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
     ssize_t r = read(status[0], &c, 1);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break; /* EOF: A and B have exec'd or exited */
-    if (c == 'S' && listener < 0) {
-      if (take_listener(sh, pidfd, deadline, &listener, &sandboxee_pid) < 0)
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    if (c == 'S' && pidfd_b < 0) {
+      pidfd_b = take_sandboxee(sh, pidfd, &sandboxee_pid);
+      int failed = pidfd_b < 0;
+      if (!failed && (rq->flags & BB_F_NOTIFY))
+        failed = take_listener(sh, pidfd_b, deadline, &listener) < 0;
+      if (failed) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     }
   }
 
@@ -454,11 +456,13 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
   fcntl(report[0], F_SETFL, O_NONBLOCK);
   out->report = report[0];
   out->sandboxee_pid = sandboxee_pid;
-  pidfd = listener = report[0] = -1;
+  out->sandboxee_pidfd = pidfd_b;
+  pidfd = listener = report[0] = pidfd_b = -1;
   result = 0;
 
 done:
   if (pidfd >= 0) close(pidfd);
+  if (pidfd_b >= 0) close(pidfd_b);
   if (listener >= 0) close(listener);
   if (report[0] >= 0) close(report[0]);
   close(gate[1]);

@@ -221,6 +221,7 @@ export class Monitor {
     closeFd(this.spawned.pidfd);
     closeFd(this.spawned.listener);
     closeFd(this.spawned.report);
+    closeFd(this.spawned.sandboxeePidfd);
 
     const wallTimeMs = performance.now() - this.opts.startedAt;
     const rusage: Rusage = init

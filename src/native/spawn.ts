@@ -17,6 +17,8 @@ export interface Spawned {
   report: number;
   /** The sandboxee's pid as bunbox sees it, when known (-1). */
   sandboxeePid: number;
+  /** A pidfd for the sandboxee (-1 if it never got that far). */
+  sandboxeePidfd: number;
 }
 
 export interface SetupFailure {
@@ -35,7 +37,7 @@ export function spawn(request: Uint8Array): Spawned | SetupFailure {
   const view = new DataView(out.buffer);
   const i32 = (i: number) => view.getInt32(i * 4, true);
   if (r === 0) {
-    return { pidfd: i32(0), pid: i32(1), listener: i32(2), report: i32(3), sandboxeePid: i32(6) };
+    return { pidfd: i32(0), pid: i32(1), listener: i32(2), report: i32(3), sandboxeePid: i32(6), sandboxeePidfd: i32(7) };
   }
   const stage = stageName(i32(4));
   const errno = i32(5);
