@@ -34,6 +34,15 @@ const symbols = {
   bb_notif_id_valid: { args: [i32, u64], returns: i32 },
   bb_read: { args: [i32, ptr, u32], returns: i64 },
   bb_close: { args: [i32], returns: i32 },
+  bb_comms_socketpair: { args: [ptr], returns: i32 },
+  bb_comms_dup: { args: [i32], returns: i32 },
+  bb_comms_send: { args: [i32, ptr, u32, ptr, u64, u64, ptr, u32], returns: i32 },
+  bb_comms_recv: { args: [i32, ptr, u64, ptr, u32, ptr], returns: i32 },
+  bb_comms_peercred: { args: [i32, ptr], returns: i32 },
+  bb_buffer_create: { args: [ptr, u64], returns: i32 },
+  bb_buffer_check: { args: [i32, ptr], returns: i32 },
+  bb_buffer_map: { args: [i32, u64, ptr], returns: i32 },
+  bb_buffer_unmap: { args: [ptr, u64], returns: i32 },
 } as const;
 
 /** dlopen of the embedded library through a private copy (see above). */
