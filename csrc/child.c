@@ -232,11 +232,11 @@ static int apply_rlimits(struct bb_shared *sh) {
  * status pipe and every source first move above all targets, so that no
  * target clobbers a source or the pipe.
  */
-static int remap_fds(struct bb_shared *sh, int *status_fd) {
+static int remap_fds(struct bb_shared *sh, int *status_fd, int *gate_fd) {
   const struct bb_req *rq = sh->req;
   const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-  int tmp[256], keep[258];
-  int top = sh->status_w + 1;
+  int tmp[256], keep[259];
+  int top = (sh->status_w > sh->gate_r ? sh->status_w : sh->gate_r) + 1;
   for (uint32_t i = 0; i < rq->nfds; i++) {
     if (m[i].src + 1 > top) top = m[i].src + 1;
     if (m[i].dst + 1 > top) top = m[i].dst + 1;
@@ -244,8 +244,11 @@ static int remap_fds(struct bb_shared *sh, int *status_fd) {
   long r = bb_sys3(SYS_fcntl, sh->status_w, F_DUPFD_CLOEXEC, top);
   if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "status pipe"), -1;
   *status_fd = (int)r;
+  r = bb_sys3(SYS_fcntl, sh->gate_r, F_DUPFD_CLOEXEC, *status_fd + 1);
+  if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "gate pipe"), -1;
+  *gate_fd = (int)r;
   for (uint32_t i = 0; i < rq->nfds; i++) {
-    r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, *status_fd + 1);
+    r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, *gate_fd + 1);
     if (r < 0) {
       char num[24];
       bb_utoa((unsigned long)m[i].src, num);
@@ -266,6 +269,7 @@ static int remap_fds(struct bb_shared *sh, int *status_fd) {
   for (uint32_t i = 0; i < rq->nfds; i++)
     if (m[i].dst >= 3) keep[n++] = m[i].dst;
   keep[n++] = *status_fd;
+  keep[n++] = *gate_fd;
   for (int i = 1; i < n; i++) /* insertion sort: at most 257 entries */
     for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];
@@ -356,15 +360,18 @@ static int child_b(void *arg) {
   bb_mark(sh, MK_CLONE_B);
   long r = bb_sys0(SYS_setsid);
   if (r < 0) return bb_fail(sh, BB_ST_SESSION, r, 0), 125;
-  int status_fd;
-  if (remap_fds(sh, &status_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
+  int status_fd, gate_fd;
+  if (remap_fds(sh, &status_fd, &gate_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
   if (apply_rlimits(sh) < 0) return 125;
   if (lookup(sh, path, sizeof path) < 0) return sh->err == ENOENT ? 127 : 126;
   sigmask_set(0);
   bb_mark(sh, MK_B_READY);
-  /* 'S': T takes our pidfd from A now (A's fd table is still stable), and
-   * with BB_F_NOTIFY waits for our listener. */
+  /* 'S': T takes our pidfd from A, whose fd table is stable while we run
+   * (A waits in vfork), then acks through the gate; with BB_F_NOTIFY it next
+   * waits for our listener. */
+  char ack;
   bb_sys3(SYS_write, status_fd, "S", 1);
+  if (bb_sys3(SYS_read, gate_fd, &ack, 1) != 1) return 125; /* bunbox is gone */
   if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
   /* No system call but the execveat from here on: the policy may allow none. */
 

@@ -141,6 +141,12 @@ BB_API int bb_wait(int pidfd, int32_t *out) {
   return 0;
 }
 
+/* Duplicates the process's fd `fd` into ours (pidfd_getfd, Linux 5.6). */
+BB_API int bb_pidfd_getfd(int pidfd, int fd) {
+  long r = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+  return r < 0 ? -errno : (int)r;
+}
+
 BB_API int bb_pidfd_signal(int pidfd, int sig) {
   return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }

@@ -430,7 +430,12 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
     if (c == 'S' && pidfd_b < 0) {
       pidfd_b = take_sandboxee(sh, pidfd, &sandboxee_pid);
       int failed = pidfd_b < 0;
-      if (!failed && (rq->flags & BB_F_NOTIFY))
+      /* B waits for this ack before its filter and exec. */
+      if (!failed && write(gate[1], "a", 1) != 1) {
+        bb_fail(sh, BB_ST_RESOURCES, errno, "gate pipe (ack)");
+        failed = 1;
+      }
+      if (!failed && (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP))
         failed = take_listener(sh, pidfd_b, deadline, &listener) < 0;
       if (failed) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     }

@@ -22,3 +22,6 @@ export { MountPlan, type MountOp } from "./sandbox/mounts.ts";
 export { Result, type Status, type Violation, type Rusage } from "./sandbox/result.ts";
 export { Sandbox, type SandboxHooks } from "./sandbox/sandbox.ts";
 export type { SyscallEvent, SyscallDecision } from "./monitor/monitor.ts";
+export { Comms, SharedBuffer, CommsError, type CommsOptions } from "./comms/index.ts";
+export { ForkServer } from "./sandbox/fork-server.ts";
+export { COMMS_FD } from "./sandbox/executor.ts";

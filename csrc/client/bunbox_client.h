@@ -183,14 +183,25 @@ int bunbox_buffer_from_fd(int fd, struct bunbox_buffer *b);
 void bunbox_buffer_close(struct bunbox_buffer *b);
 
 /*
- * Reserved for the sandbox modes; the lead implements them, not
- * bunbox_client.c. bunbox_sandbox_me_here: the program asks the host to
- * apply its policy now (Sandbox2's SandboxMeHere). bunbox_fork_server_loop:
- * serve fork requests from the host (Sandbox2's fork server). Both return
- * BUNBOX_OK or a negative bunbox_status.
+ * The other executor modes, in bunbox_sandbox.c (compile it too; its header
+ * comment gives the protocol).
+ *
+ * bunbox_sandbox_me_here: the program, started without a seccomp filter,
+ * asks the host for its policy and applies it now, on every thread (TSYNC;
+ * a thread that cannot take it makes the call fail). Call it before reading
+ * untrusted input, with no other thread opening fds meanwhile.
+ *
+ * bunbox_fork_server_loop: serves fork requests from the host; returns
+ * BUNBOX_OK only in each new child, which is then sandboxed (its own comms
+ * at the same fd, its rlimits, its filter). In the server it returns only on
+ * an error or when the host closes the channel.
+ *
+ * bunbox_fd: the fd the executor mapped under `name` (Ipc.mapFd(fd, n,
+ * name), receiveFd(n, name)), or -1 with errno ENOENT.
  */
 int bunbox_sandbox_me_here(struct bunbox_comms *c);
 int bunbox_fork_server_loop(struct bunbox_comms *c);
+int bunbox_fd(const char *name);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,7 @@ import {
 } from "./wire.ts";
 
 export { CommsError } from "./error.ts";
+export { namedFd, sandboxMeHere } from "./client-sandbox.ts";
 export { TAG, type Message } from "./wire.ts";
 
 export interface ClientCommsOptions {

@@ -34,6 +34,7 @@ const symbols = {
   mmap: { args: [p, u64, i32, i32, i32, i64], returns: i64_fast },
   munmap: { args: [p, u64], returns: i32 },
   __errno_location: { args: [], returns: p },
+  syscall: { args: [i64, i64, i64, i64, i64, i64, i64], returns: i64_fast },
 } as const;
 
 const NAMES = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];

@@ -44,9 +44,21 @@ export interface MonitorHooks {
 }
 
 export interface MonitorOptions {
+  /**
+   * Where the sandboxee's end comes from when it is not our child (fork
+   * server): resolves with its status once its pidfd says it exited.
+   */
+  exitReport?: () => Promise<Report | undefined>;
+  /**
+   * The filter is not in place yet (sandbox me here): an exit before
+   * attachListener() is a SETUP_ERROR at this stage.
+   */
+  pendingStage?: string;
   wallTimeMs: number;
   graceMs: number;
   cpuSeconds: number;
+  /** execveat's number on the filter's arch (the confirmation of sandbox me here). */
+  execveatNr?: number;
   /** The filter as loaded (with this run's exec magic), for classification. */
   filter: readonly Insn[] | undefined;
   notify: boolean;
@@ -68,16 +80,17 @@ export class Monitor {
   private notifyWatch: Watch | undefined;
   private timers: ReturnType<typeof setTimeout>[] = [];
   private done = false;
+  private pendingStage: string | undefined;
+  private confirm: { magic: bigint; done: () => void } | undefined;
 
   constructor(
     readonly spawned: Spawned,
     private readonly opts: MonitorOptions,
   ) {
     this.result = new Promise((r) => (this.resolve = r));
+    this.pendingStage = opts.pendingStage;
     this.exitWatch = watch(spawned.pidfd, EPOLLIN, () => this.onExit());
-    if (spawned.listener >= 0) {
-      this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
-    }
+    if (spawned.listener >= 0) this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
     if (opts.wallTimeMs > 0) {
       this.timers.push(setTimeout(() => this.onDeadline(), opts.wallTimeMs));
     }
@@ -97,6 +110,21 @@ export class Monitor {
     if (this.done) return;
     this.ending ??= { status: "EXTERNAL_KILL", reason };
     pidfdSignal(this.spawned.pidfd, SIGKILL);
+  }
+
+  /**
+   * Starts watching a seccomp listener taken later (sandbox me here). The
+   * setup ends when the sandboxee's execveat with `confirmMagic` arrives on
+   * it: answered 0, it tells the sandboxee the policy is enforced.
+   */
+  attachListener(fd: number, confirmMagic: bigint, onConfirmed: () => void): void {
+    if (this.done) {
+      closeFd(fd);
+      return;
+    }
+    (this.spawned as { listener: number }).listener = fd;
+    this.confirm = { magic: confirmMagic, done: onConfirmed };
+    this.notifyWatch = watch(fd, EPOLLIN, (ev) => this.onNotify(ev));
   }
 
   /** Kills the sandbox as a failed setup (an onStart hook said no). */
@@ -136,6 +164,14 @@ export class Monitor {
 
   private handle(n: Notification): void {
     const listener = this.spawned.listener;
+    const c = this.confirm;
+    if (c && n.nr === this.opts.execveatNr && n.args[5] === c.magic) {
+      this.confirm = undefined;
+      this.pendingStage = undefined;
+      notifSend(listener, n.id, 0);
+      c.done();
+      return;
+    }
     const verdict = this.opts.filter
       ? classify(this.opts.filter, n)
       : ({ kind: "violation", violationKind: "SYSCALL", rule: "policy" } as const);
@@ -204,6 +240,12 @@ export class Monitor {
 
   private onExit(): void {
     if (this.done) return;
+    if (this.opts.exitReport) {
+      this.exitWatch?.close();
+      this.exitWatch = undefined;
+      void this.opts.exitReport().then((report) => this.finish(undefined, report));
+      return;
+    }
     const w = waitPidfd(this.spawned.pidfd);
     if (typeof w !== "number" && !w.reaped) {
       this.exitWatch?.rearm();
@@ -212,12 +254,13 @@ export class Monitor {
     this.finish(typeof w === "number" ? undefined : w);
   }
 
-  private finish(init: Waited | undefined): void {
+  private finish(init: Waited | undefined, reported?: Report): void {
+    if (this.done) return;
     this.done = true;
     for (const t of this.timers) clearTimeout(t);
     this.exitWatch?.close();
     this.notifyWatch?.close();
-    const report = readReport(this.spawned.report);
+    const report = reported ?? (this.spawned.report >= 0 ? readReport(this.spawned.report) : undefined);
     closeFd(this.spawned.pidfd);
     closeFd(this.spawned.listener);
     closeFd(this.spawned.report);
@@ -241,6 +284,11 @@ export class Monitor {
     const e = this.ending;
     if (e?.status === "VIOLATION") {
       return new Result({ status: "VIOLATION", reason: e.violation.kind, violation: e.violation, signal: SIGKILL, ...common });
+    }
+    if (this.pendingStage && e?.status !== "TIMEOUT" && e?.status !== "EXTERNAL_KILL") {
+      const message = `the sandboxee ended before its policy was applied (${this.pendingStage})`;
+      const setup = { stage: this.pendingStage, errno: 0, errnoName: "", detail: "", message };
+      return new Result({ status: "SETUP_ERROR", reason: this.pendingStage, setup, ...common });
     }
     if (e?.status === "SETUP_ERROR") {
       const setup = { stage: e.stage, errno: 0, errnoName: "", detail: "", message: e.message };
@@ -299,7 +347,7 @@ export class Monitor {
   }
 }
 
-interface Report {
+export interface Report {
   wstatus: number;
   userUs: number;
   sysUs: number;

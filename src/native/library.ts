@@ -29,6 +29,7 @@ const symbols = {
   bb_reactor_watch: { args: [i32, u32, u32, i32], returns: i32 },
   bb_wait: { args: [i32, ptr], returns: i32 },
   bb_pidfd_signal: { args: [i32, i32], returns: i32 },
+  bb_pidfd_getfd: { args: [i32, i32], returns: i32 },
   bb_notif_recv: { args: [i32, ptr], returns: i32 },
   bb_notif_send: { args: [i32, u64, i32, i64, u32], returns: i32 },
   bb_notif_id_valid: { args: [i32, u64], returns: i32 },

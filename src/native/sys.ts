@@ -4,6 +4,7 @@
  * the monitor decides what each means.
  */
 import { ptr } from "bun:ffi";
+import { readFileSync } from "node:fs";
 import { shim } from "./library.ts";
 
 export interface Waited {
@@ -36,6 +37,21 @@ export function waitPidfd(pidfd: number): Waited | number {
     sysUs: Number(u[1]),
     maxRssKb: Number(u[2]),
   };
+}
+
+/** A copy of process `pidfd`'s fd `fd` in ours, or -errno. */
+export function pidfdGetfd(pidfd: number, fd: number): number {
+  return shim().bb_pidfd_getfd(pidfd, fd);
+}
+
+/** The pid a pidfd refers to, as bunbox sees it (-1 if unknown). */
+export function pidfdPid(pidfd: number): number {
+  try {
+    const m = /^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8"));
+    return m ? Number(m[1]) : -1;
+  } catch {
+    return -1;
+  }
 }
 
 export function pidfdSignal(pidfd: number, sig: number): number {

@@ -287,6 +287,7 @@ export class PolicyBuilder {
   allowStaticStartup(): this { return this.family("staticStartup"); }
   allowDynamicStartup(): this { return this.family("dynamicStartup"); }
   allowSharedMemory(): this { return this.family("sharedMemory"); }
+  allowComms(): this { return this.family("comms"); }
 
   /** futex with one operation (FUTEX.WAIT…), private and clock variants included. */
   allowFutexOp(op: number): this {

@@ -178,6 +178,11 @@ export const FAMILIES = {
     "getcwd",
   ],
   sharedMemory: () => ["shmget", "shmat", "shmdt", "shmctl", "memfd_create"],
+  /** What the comms client libraries use: messages, fds, waits with timeouts, shared buffers. */
+  comms: () => [
+    "sendmsg", "recvmsg", "sendto", "recvfrom", "poll", "ppoll", "getsockopt", "clock_gettime",
+    "memfd_create", "ftruncate", "fcntl", "mmap", "munmap", "close", "fstat", "newfstatat",
+  ],
 } as const satisfies Record<string, () => readonly FamilyRule[]>;
 
 export type FamilyName = keyof typeof FAMILIES;

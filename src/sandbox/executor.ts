@@ -9,13 +9,24 @@
  * passed). A program name without a slash is looked up in that PATH inside
  * the sandbox, as execvp does.
  */
-import { UsageError } from "../errors.ts";
+import { Comms, type CommsOptions } from "../comms/comms.ts";
+import { BunboxError, UsageError } from "../errors.ts";
+import { socketpair } from "../native/comms.ts";
+import { describeErrno } from "../native/errno.ts";
+import { closeFd } from "../native/sys.ts";
 import { checkDestination } from "./mounts.ts";
 import { Limits, type LimitsInit } from "./limits.ts";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface ExecutorOptions {
+  /**
+   * false: "sandbox me here" — the program starts in its namespaces and
+   * mounts with no seccomp filter and applies its policy itself by calling
+   * bunbox_sandbox_me_here() (C) / sandboxMeHere() (TypeScript); until then
+   * the run counts as setup. Default true (the filter is in before execve).
+   */
+  sandboxBeforeExec?: boolean;
   /** Environment of the sandboxee. Default: only PATH. */
   env?: Record<string, string>;
   /** Working directory inside the sandbox. Default "/". */
@@ -23,21 +34,80 @@ export interface ExecutorOptions {
   limits?: Partial<LimitsInit> | Limits;
 }
 
-/** Host fd → sandboxee fd mappings (Sandbox2's IPC). */
+/** The fd where the sandboxee finds its comms channel (Sandbox2's kSandbox2ClientCommsFD). */
+export const COMMS_FD = 1023;
+/** The variable that tells the sandboxee its named fds: "name=fd,name=fd". */
+export const FDS_ENV = "BUNBOX_FDS";
+
+/**
+ * What the sandboxee gets besides stdio (Sandbox2's IPC): host fds mapped to
+ * chosen numbers, fds it sends back (receiveFd), and a comms channel.
+ * Names given to fds are passed in BUNBOX_FDS, which the client libraries
+ * read (bunbox_fd("name") in C, namedFd("name") in TypeScript).
+ */
 export class Ipc {
-  readonly fds: { hostFd: number; targetFd: number }[] = [];
+  readonly fds: { hostFd: number; targetFd: number; name?: string }[] = [];
+  /** Ends of socketpairs that belong to the sandboxee: closed here after the spawn. */
+  private readonly peerEnds: number[] = [];
+  private commsChannel: Comms | undefined;
 
   /** The sandboxee gets `hostFd` (which stays open in bunbox) as `targetFd`. */
-  mapFd(hostFd: number, targetFd: number): this {
-    for (const [name, v] of [["hostFd", hostFd], ["targetFd", targetFd]] as const) {
-      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new UsageError(`mapFd ${name}`, `bad fd ${v}`);
+  mapFd(hostFd: number, targetFd: number, name?: string): this {
+    for (const [what, v] of [["hostFd", hostFd], ["targetFd", targetFd]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new UsageError(`mapFd ${what}`, `bad fd ${v}`);
     }
     if (this.fds.some((m) => m.targetFd === targetFd)) {
       throw new UsageError("mapFd targetFd", `fd ${targetFd} is already mapped`);
     }
+    if (name !== undefined && !/^[A-Za-z0-9_.-]+$/.test(name)) {
+      throw new UsageError("mapFd name", `"${name}" is not a name (letters, digits, _ . -)`);
+    }
+    if (name !== undefined && this.fds.some((m) => m.name === name)) {
+      throw new UsageError("mapFd name", `"${name}" is already used`);
+    }
     if (this.fds.length >= 256) throw new UsageError("mapFd", "at most 256 fds can be mapped");
-    this.fds.push({ hostFd, targetFd });
+    this.fds.push({ hostFd, targetFd, ...(name !== undefined ? { name } : {}) });
     return this;
+  }
+
+  /**
+   * A socketpair whose one end the sandboxee gets as `targetFd`; returns the
+   * other end (the caller closes it). What the sandboxee writes to its fd
+   * (its stdout, say) arrives there.
+   */
+  receiveFd(targetFd: number, name?: string): number {
+    const pair = socketpair();
+    if (typeof pair === "number") throw new BunboxError("ipc", `socketpair: ${describeErrno(-pair)}`);
+    this.mapFd(pair[1], targetFd, name);
+    this.peerEnds.push(pair[1]);
+    return pair[0];
+  }
+
+  /** The comms channel to the sandboxee (its end at fd 1023), made on first use. */
+  comms(options: CommsOptions = {}): Comms {
+    if (!this.commsChannel) {
+      const { comms, peerFd } = Comms.pairWithFd(options);
+      this.mapFd(peerFd, COMMS_FD, "comms");
+      this.peerEnds.push(peerFd);
+      this.commsChannel = comms;
+    }
+    return this.commsChannel;
+  }
+
+  /** The channel, if comms() was called. */
+  get channel(): Comms | undefined {
+    return this.commsChannel;
+  }
+
+  /** BUNBOX_FDS for the sandboxee's environment, if any fd has a name. */
+  namesEnv(): string | undefined {
+    const named = this.fds.filter((m) => m.name !== undefined);
+    return named.length ? named.map((m) => `${m.name}=${m.targetFd}`).join(",") : undefined;
+  }
+
+  /** After the spawn: bunbox's copies of the sandboxee's socket ends go. */
+  closePeerEnds(): void {
+    for (const fd of this.peerEnds.splice(0)) closeFd(fd);
   }
 }
 
@@ -48,6 +118,7 @@ export class Executor {
   readonly cwd: string;
   readonly limits: Limits;
   readonly ipc = new Ipc();
+  readonly sandboxBeforeExec: boolean;
 
   constructor(path: string, argv: readonly string[] = [path], options: ExecutorOptions = {}) {
     if (typeof path !== "string" || path.length === 0) throw new UsageError("command", "no program given");
@@ -69,5 +140,6 @@ export class Executor {
     this.env = { ...env };
     this.cwd = checkDestination(options.cwd ?? "/", "cwd");
     this.limits = options.limits instanceof Limits ? options.limits : new Limits(options.limits);
+    this.sandboxBeforeExec = options.sandboxBeforeExec ?? true;
   }
 }

@@ -141,7 +141,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   const gidInside = policy.gid ?? gidOutside;
 
   let flags = 0;
-  if (settings.notify) flags |= FLAG.NOTIFY;
+  if (settings.notify && !settings.noSeccomp) flags |= FLAG.NOTIFY;
   if (root) flags |= FLAG.CALLER_ROOT;
   if (settings.noSeccomp) flags |= FLAG.NO_SECCOMP;
   if (policy.net === "loopback") flags |= FLAG.LOOPBACK;
@@ -165,7 +165,8 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
     set(countField, offs.length);
   };
   strings(executor.argv, "argv_off", "argc");
-  const env = Object.entries(executor.env).map(([k, v]) => `${k}=${v}`);
+  const names = executor.ipc.namesEnv();
+  const env = Object.entries({ ...executor.env, ...(names ? { BUNBOX_FDS: names } : {}) }).map(([k, v]) => `${k}=${v}`);
   strings(env, "envp_off", "envc");
   set("file_off", w.str(executor.path));
   set("search_path_off", w.str(executor.env.PATH ?? ""));

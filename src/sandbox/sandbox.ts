@@ -12,11 +12,16 @@
  * queue spawns for at most SPAWN_SLICE_MS per turn of the event loop, so that
  * hundreds of runAsync() calls in a row never freeze timers and I/O.
  */
+import { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
-import { isFailure, spawn } from "../native/spawn.ts";
+import { isFailure, type Spawned, spawn } from "../native/spawn.ts";
+import { pidfdPid } from "../native/sys.ts";
+import type { Insn } from "../policy/bpf.ts";
 import { withMagic } from "../policy/compiler.ts";
 import type { Policy } from "../policy/policy.ts";
-import { Monitor, type MonitorHooks } from "../monitor/monitor.ts";
+import { Monitor, type MonitorHooks, type MonitorOptions } from "../monitor/monitor.ts";
+import type { ForkServer } from "./fork-server.ts";
+import { ME_HERE_STAGE, sandboxMeHereHandshake } from "./sandbox-me-here.ts";
 import type { Executor } from "./executor.ts";
 import { buildRequest } from "./request.ts";
 import { Result } from "./result.ts";
@@ -30,6 +35,8 @@ export interface SandboxHooks extends MonitorHooks {
 export interface RunOptions {
   /** Route violations through seccomp user notification (default: yes). */
   notify?: boolean;
+  /** Internal: this run is a fork server (no filter, no handshake). */
+  forkServer?: boolean;
 }
 
 const SPAWN_SLICE_MS = 8;
@@ -51,6 +58,10 @@ export class Sandbox {
   private settle!: (r: Result) => void;
   private killedBeforeStart = false;
   private queuedAt = 0;
+  private childComms: Comms | undefined;
+  private readyResolve!: () => void;
+  private readyReject!: (e: Error) => void;
+  private readyPromise!: Promise<void>;
 
   constructor(
     readonly executor: Executor,
@@ -62,7 +73,13 @@ export class Sandbox {
   /** Starts the run; returns at once. A second call is an error. */
   runAsync(): void {
     if (this.resultPromise) throw new BunboxError("sandbox", "this Sandbox has already been started");
+    this.readyPromise = new Promise<void>((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    this.readyPromise.catch(() => {});
     this.resultPromise = new Promise<Result>((r) => (this.settle = r)).then((r) => {
+      this.readyReject(new BunboxError("sandbox", `the run ended before it was ready: ${r.toString()}`));
       try {
         this.hooks.onExit?.(r);
       } catch {
@@ -117,34 +134,98 @@ export class Sandbox {
     return s ? (s.sandboxeePid > 0 ? s.sandboxeePid : s.pid) : undefined;
   }
 
+  /**
+   * Resolves once the sandboxee runs under its policy: at once after the
+   * spawn; after the handshake in sandbox-me-here mode; after the fork in
+   * fork-server mode. Rejects if the run ended first.
+   */
+  ready(): Promise<void> {
+    if (!this.resultPromise) throw new BunboxError("sandbox", "ready() before runAsync()");
+    return this.readyPromise;
+  }
+
+  /** The comms channel to the sandboxee (a fork-server child's own, once forked). */
+  get comms(): Comms | undefined {
+    return this.childComms ?? this.executor.ipc.channel;
+  }
+
   private start(): void {
-    const startedAt = this.queuedAt;
     if (this.killedBeforeStart) {
-      this.settle(new Result({ status: "EXTERNAL_KILL", reason: "killed before it started", wallTimeMs: 0 }));
+      this.executor.ipc.closePeerEnds();
+      this.finishEarly(new Result({ status: "EXTERNAL_KILL", reason: "killed before it started", wallTimeMs: 0 }));
+      return;
+    }
+    const server = (this.executor as { forkServer?: ForkServer }).forkServer;
+    if (server) {
+      void this.startForked(server);
       return;
     }
     const notify = this.options.notify ?? true;
+    const meHere = !this.executor.sandboxBeforeExec && !this.options.forkServer;
+    if (meHere) this.executor.ipc.comms();
     let request;
     try {
-      request = buildRequest(this.executor, this.policy, { notify });
+      request = buildRequest(this.executor, this.policy, { notify, noSeccomp: meHere || !!this.options.forkServer });
     } catch (e) {
-      this.settle(new Result({ status: "INTERNAL_ERROR", reason: (e as Error).message, wallTimeMs: 0 }));
+      this.executor.ipc.closePeerEnds();
+      this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error).message, wallTimeMs: 0 }));
       return;
     }
     const spawned = spawn(request.bytes);
+    this.executor.ipc.closePeerEnds();
     if (isFailure(spawned)) {
-      this.settle(Result.setupError(spawned, performance.now() - startedAt));
+      this.finishEarly(Result.setupError(spawned, performance.now() - this.queuedAt));
       return;
     }
+    const filter = withMagic(this.policy.filter(notify), request.magic);
+    this.watch(spawned, filter, notify, meHere ? { pendingStage: ME_HERE_STAGE } : {});
+    if (meHere) {
+      const limit = this.executor.limits.wallTimeMs || 10_000;
+      sandboxMeHereHandshake(this.executor.ipc.channel!, spawned.sandboxeePidfd, filter, request.magic, limit).then(
+        (fd) => this.monitor!.attachListener(fd, request.magic, () => this.readyResolve()),
+        (e: Error) => this.monitor!.abort(ME_HERE_STAGE, `sandbox me here: ${e.message}`),
+      );
+    } else {
+      this.readyResolve();
+    }
+  }
+
+  private async startForked(server: ForkServer): Promise<void> {
+    const filter = this.policy.filter(true);
+    let forked;
+    try {
+      forked = await server.fork(filter.insns, this.executor.limits);
+    } catch (e) {
+      const message = (e as Error).message;
+      this.finishEarly(Result.setupError({ stage: "fork", errno: 0, errnoName: "", detail: "", message }, performance.now() - this.queuedAt));
+      return;
+    }
+    this.childComms = new Comms(forked.commsFd);
+    const spawned: Spawned = {
+      pidfd: forked.pidfd,
+      pid: pidfdPid(forked.pidfd),
+      listener: forked.listener,
+      report: -1,
+      sandboxeePid: forked.pid,
+      sandboxeePidfd: -1,
+    };
+    this.watch(spawned, filter.insns, true, { exitReport: () => server.exitReport(forked.pid) });
+    this.monitor!.result.then(() => this.childComms?.close());
+    this.readyResolve();
+  }
+
+  private watch(spawned: Spawned, filter: readonly Insn[], notify: boolean, extra: Partial<MonitorOptions>): void {
     const limits = this.executor.limits;
     this.monitor = new Monitor(spawned, {
       wallTimeMs: limits.wallTimeMs,
       graceMs: limits.graceMs,
       cpuSeconds: limits.cpuSeconds,
-      filter: withMagic(this.policy.filter(notify), request.magic),
+      filter,
       notify,
-      startedAt,
+      startedAt: this.queuedAt,
       hooks: this.hooks,
+      execveatNr: this.policy.arch.syscalls.execveat,
+      ...extra,
     });
     this.monitor.result.then(this.settle);
     if (this.hooks.onStart) {
@@ -156,5 +237,9 @@ export class Sandbox {
       }
       if (ok === false) this.monitor.abort("onStart", "the onStart hook refused the sandboxee");
     }
+  }
+
+  private finishEarly(r: Result): void {
+    this.settle(r);
   }
 }

@@ -1,0 +1,175 @@
+/**
+ * Fork server mode (Sandbox2's custom fork server): a prepared program is
+ * started once, in its namespaces and mounts but without a filter, and calls
+ * bunbox_fork_server_loop(); each Sandbox run through it gets a fresh child
+ * of that program, already initialised, with its own policy, rlimits, comms
+ * and Result. Protocol: csrc/client/bunbox_sandbox.c.
+ *
+ *   const server = await ForkServer.start(new Executor("/srv/worker", ["worker"]), policy);
+ *   const result = await new Sandbox(server.executor(), childPolicy).run();
+ *   server.close();
+ *
+ * Requests are written whole (three frames) one at a time, and replies carry
+ * the request id, so many runs can fork at once. The server reaps its
+ * children and reports each end (status and rusage) over comms; the host
+ * watches each child through the pidfd the server sends. Children share the
+ * server's namespaces: use one server per trust domain.
+ */
+import { Comms } from "../comms/comms.ts";
+import { BunboxError } from "../errors.ts";
+import { closeFd } from "../native/sys.ts";
+import { encode, type Insn } from "../policy/bpf.ts";
+import type { Policy } from "../policy/policy.ts";
+import type { Report } from "../monitor/monitor.ts";
+import { Executor, type ExecutorOptions } from "./executor.ts";
+import type { Limits } from "./limits.ts";
+import { Sandbox } from "./sandbox.ts";
+
+export interface Forked {
+  /** The child's pid inside the sandbox. */
+  pid: number;
+  pidfd: number;
+  listener: number;
+  /** bunbox's end of the child's own comms socket. */
+  commsFd: number;
+}
+
+interface Pending {
+  resolve: (f: Forked) => void;
+  reject: (e: Error) => void;
+}
+
+type ServerMessage =
+  | { op: "forked"; id: number; pid: number }
+  | { op: "fork_failed"; id: number; error: string }
+  | { op: "exit"; pid: number; wstatus: number; utime_us: number; stime_us: number; maxrss_kb: number };
+
+export class ForkServer {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly exits = new Map<number, Report>();
+  private readonly exitWaiters = new Map<number, (r: Report | undefined) => void>();
+  /** Children handed out and not yet reported ended. */
+  private readonly live = new Set<number>();
+  private sending: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly sandbox: Sandbox,
+    readonly comms: Comms,
+    /** The server's pid inside its sandbox. */
+    readonly pid: number,
+  ) {
+    void this.readLoop();
+  }
+
+  /**
+   * Starts `executor`'s program as a fork server inside `policy`'s
+   * namespaces and filesystem (its syscall rules do not apply to the server,
+   * which never gets a filter; each child gets its own policy).
+   */
+  static async start(executor: Executor, policy: Policy, options: { timeoutMs?: number } = {}): Promise<ForkServer> {
+    const comms = executor.ipc.comms();
+    const sandbox = new Sandbox(executor, policy, {}, { forkServer: true });
+    sandbox.runAsync();
+    const early = sandbox.awaitResult().then((r) => {
+      throw new BunboxError("fork-server", `the fork server ended before it was ready: ${r.toString()}`);
+    });
+    const hello = await Promise.race([comms.recvJson<{ op?: string; pid?: number }>({ timeoutMs: options.timeoutMs ?? 10_000 }), early]);
+    if (hello?.op !== "fork_server_ready" || typeof hello.pid !== "number") {
+      sandbox.kill();
+      throw new BunboxError("fork-server", `expected {"op":"fork_server_ready"}, got ${JSON.stringify(hello)}`);
+    }
+    return new ForkServer(sandbox, comms, hello.pid);
+  }
+
+  /** An Executor whose runs fork from this server. */
+  executor(options: Pick<ExecutorOptions, "limits"> = {}): Executor {
+    const ex = new Executor(this.sandbox.executor.path, this.sandbox.executor.argv, options);
+    (ex as { forkServer?: ForkServer }).forkServer = this;
+    return ex;
+  }
+
+  /** Asks for one child with `program` (a notify filter) and `limits`. */
+  fork(program: readonly Insn[], limits: Limits): Promise<Forked> {
+    if (this.closed) return Promise.reject(new BunboxError("fork-server", "the fork server is closed"));
+    const id = this.nextId++;
+    const rl = limits.rlimits();
+    const packed = new Uint8Array(rl.length * 24);
+    const view = new DataView(packed.buffer);
+    rl.forEach(([res, cur, max], i) => {
+      view.setUint32(i * 24, res, true);
+      view.setBigUint64(i * 24 + 8, cur, true);
+      view.setBigUint64(i * 24 + 16, max, true);
+    });
+    const reply = new Promise<Forked>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    // The three frames of a request must not interleave with another's.
+    this.sending = this.sending.then(async () => {
+      await this.comms.sendUint32(id);
+      await this.comms.sendBytes(packed);
+      await this.comms.sendBytes(encode(program));
+    }).catch((e: Error) => this.failAll(e));
+    return reply;
+  }
+
+  /** The report of child `pid` (undefined if the server went away first). */
+  exitReport(pid: number): Promise<Report | undefined> {
+    const done = this.exits.get(pid);
+    if (done) {
+      this.exits.delete(pid);
+      return Promise.resolve(done);
+    }
+    if (this.closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.exitWaiters.set(pid, resolve));
+  }
+
+  /** Kills the server and, with its pid namespace, every child. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sandbox.kill();
+    this.comms.close();
+    this.failAll(new BunboxError("fork-server", "the fork server is closed"));
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    for (const w of this.exitWaiters.values()) w(undefined);
+    this.exitWaiters.clear();
+  }
+
+  private async readLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const msg = await this.comms.recvJson<ServerMessage>({ timeoutMs: Infinity });
+        if (msg.op === "forked") {
+          const fds = await this.comms.recvFds({ timeoutMs: 5000 });
+          const p = this.pending.get(msg.id);
+          this.pending.delete(msg.id);
+          if (!p || fds.length !== 3) {
+            fds.forEach(closeFd);
+            continue;
+          }
+          this.live.add(msg.pid);
+          p.resolve({ pid: msg.pid, pidfd: fds[0]!, listener: fds[1]!, commsFd: fds[2]! });
+        } else if (msg.op === "fork_failed") {
+          this.pending.get(msg.id)?.reject(new BunboxError("fork-server", `fork failed in the server: ${msg.error}`));
+          this.pending.delete(msg.id);
+        } else if (msg.op === "exit" && this.live.delete(msg.pid)) {
+          const report: Report = { wstatus: msg.wstatus, userUs: msg.utime_us, sysUs: msg.stime_us, maxRssKb: msg.maxrss_kb };
+          const w = this.exitWaiters.get(msg.pid);
+          if (w) {
+            this.exitWaiters.delete(msg.pid);
+            w(report);
+          } else {
+            this.exits.set(msg.pid, report);
+          }
+        }
+      }
+    } catch (e) {
+      this.closed = true;
+      this.failAll(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+}
