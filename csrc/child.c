@@ -198,6 +198,9 @@ int bb_child_a(void *arg) {
     return 1;
   }
   bb_mark(sh, MK_EXEC_OK);
+  /* 'E': the sandboxee runs; T may return now. We are left with our own
+   * fields of the shared struct, which T keeps mapped until our exec. */
+  bb_sys3(SYS_write, sh->status_w, "E", 1);
   exec_init(sh);
   return 1; /* exiting kills the sandboxee with the namespace */
 }
@@ -371,7 +374,10 @@ static int child_b(void *arg) {
    * waits for our listener. */
   char ack;
   bb_sys3(SYS_write, status_fd, "S", 1);
-  if (bb_sys3(SYS_read, gate_fd, &ack, 1) != 1) return 125; /* bunbox is gone */
+  /* With a listener our execveat blocks in its notification until T answers,
+   * which keeps A's fd table stable long enough; otherwise wait for T's ack. */
+  int listening = (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP);
+  if (!listening && bb_sys3(SYS_read, gate_fd, &ack, 1) != 1) return 125; /* bunbox is gone */
   if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
   /* No system call but the execveat from here on: the policy may allow none. */
 

@@ -34,6 +34,8 @@
 #include "clone.h"
 #include "shared.h"
 
+int bb_defer_unmap(int fd, void *addr, size_t len); /* csrc/monitor.c */
+
 #define STACK_SIZE (256 * 1024)
 #define GUARD_SIZE 4096
 
@@ -386,7 +388,7 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
   close(gate[0]);
   close(status[1]);
   close(report[1]);
-  int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1;
+  int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1, running = 0;
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
                            ? "creating namespaces (user namespaces disabled? see bunbox doctor)"
@@ -430,14 +432,18 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
     if (c == 'S' && pidfd_b < 0) {
       pidfd_b = take_sandboxee(sh, pidfd, &sandboxee_pid);
       int failed = pidfd_b < 0;
-      /* B waits for this ack before its filter and exec. */
-      if (!failed && write(gate[1], "a", 1) != 1) {
+      int listening = (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP);
+      /* Without a listener B waits for this ack before its filter and exec. */
+      if (!failed && !listening && write(gate[1], "a", 1) != 1) {
         bb_fail(sh, BB_ST_RESOURCES, errno, "gate pipe (ack)");
         failed = 1;
       }
-      if (!failed && (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP))
-        failed = take_listener(sh, pidfd_b, deadline, &listener) < 0;
+      if (!failed && listening) failed = take_listener(sh, pidfd_b, deadline, &listener) < 0;
       if (failed) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    }
+    if (c == 'E') {
+      running = 1;
+      break;
     }
   }
 
@@ -455,6 +461,21 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
     out_fail(out, stage, sh->err, sh->detail);
     goto done;
   }
+  /*
+   * The sandboxee runs ('E'); A is on its way to exec init, still on its
+   * stack in the arena. The reactor thread unmaps the arena when the status
+   * pipe reaches EOF (A exec'd or died); without a reactor we wait here.
+   */
+  if (running) {
+    if (bb_defer_unmap(status[0], arena, size) == 0) {
+      status[0] = -1;
+      arena = NULL;
+    } else {
+      char c;
+      while (read(status[0], &c, 1) > 0 || errno == EINTR) {
+      }
+    }
+  }
   out->pidfd = pidfd;
   out->pid = (int32_t)pid;
   out->listener = listener;
@@ -471,7 +492,7 @@ done:
   if (listener >= 0) close(listener);
   if (report[0] >= 0) close(report[0]);
   close(gate[1]);
-  close(status[0]);
-  munmap(arena, size);
+  if (status[0] >= 0) close(status[0]);
+  if (arena) munmap(arena, size);
   return result;
 }

@@ -55,7 +55,7 @@ function updateKeepAlive(): void {
 export function watch(fd: number, events: number, handler: (events: number) => void): Watch {
   start();
   const token = nextToken++;
-  if (nextToken >= 0xfffffff0) nextToken = 1;
+  if (nextToken >= 0x7fffffff) nextToken = 1; // the high bit is the reactor's own
   handlers.set(token, handler);
   const r = shim().bb_reactor_watch(fd, token, events, 0);
   if (r < 0) {
