@@ -37,7 +37,7 @@ async function dispatch(argv: string[]): Promise<number> {
     return sub === undefined ? EXIT_USAGE : 0;
   }
   if (sub === "--version" || sub === "-V") {
-    writeAll(1, `bunbox ${pkg.version} (bun ${Bun.version}, ${process.arch})\n`);
+    console.log(`bunbox ${pkg.version} (bun ${Bun.version}, ${process.arch})`);
     return 0;
   }
   if (sub === "run") {

@@ -128,10 +128,12 @@ function describe(policy: Policy, executor: Executor): void {
 }
 
 export async function runCommandLine(raw: readonly string[]): Promise<number> {
+  const t0 = performance.now();
   const o = parseRunArgs(raw);
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const policy = await resolvePolicy(o);
   const executor = buildExecutor(o, policy);
+  const tPolicy = performance.now();
   if (o.flags.verbose) describe(policy, executor);
 
   const sandbox = new Sandbox(executor, policy);
@@ -140,6 +142,13 @@ export async function runCommandLine(raw: readonly string[]): Promise<number> {
   for (const [n, h] of handlers) process.on(n, h);
   const result = await sandbox.run();
   for (const [n, h] of handlers) process.off(n, h);
+  if (o.flags.verbose) {
+    const ms = (x: number) => `${x.toFixed(1)} ms`;
+    log.debug(
+      `timing: bunbox started ${ms(t0)} after exec; policy and executor ${ms(tPolicy - t0)}; ` +
+        `spawn ${ms(sandbox.spawnMs ?? 0)}; run ${ms(result.wallTimeMs)}; total ${ms(performance.now())}`,
+    );
+  }
 
   // A failure of bunbox itself is an error even with -q; how the command
   // ended is a plain line, which -q silences.

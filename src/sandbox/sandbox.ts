@@ -59,6 +59,8 @@ export class Sandbox {
   private killedBeforeStart = false;
   private queuedAt = 0;
   private childComms: Comms | undefined;
+  /** How long the shim's spawn took (ms), for `bunbox run -v`. */
+  spawnMs: number | undefined;
   private readyResolve!: () => void;
   private readyReject!: (e: Error) => void;
   private readyPromise!: Promise<void>;
@@ -171,7 +173,9 @@ export class Sandbox {
       this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error).message, wallTimeMs: 0 }));
       return;
     }
+    const t0 = performance.now();
     const spawned = spawn(request.bytes);
+    this.spawnMs = performance.now() - t0;
     this.executor.ipc.closePeerEnds();
     if (isFailure(spawned)) {
       this.finishEarly(Result.setupError(spawned, performance.now() - this.queuedAt));
