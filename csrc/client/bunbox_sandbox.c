@@ -171,6 +171,9 @@ static int become_child(struct bunbox_comms *c, int sfd, int child_end, int host
   signal(SIGCHLD, SIG_DFL);
   setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* Dumpable again, so the server may take our listener (pidfd_getfd needs
+   * ptrace access); the server itself stays non-dumpable. */
+  prctl(PR_SET_DUMPABLE, 1);
   for (size_t i = 0; i < nlim; i++) {
     struct rlimit64 rl = {lim[i].cur, lim[i].max};
     if (prlimit64(0, (int)lim[i].resource, &rl, NULL) < 0) _exit(125);
@@ -248,6 +251,11 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
 }
 
 int bunbox_fork_server_loop(struct bunbox_comms *c) {
+  /* The server has no filter, and its children share its uid and /proc: as
+   * long as it is dumpable, a child could write into its memory through
+   * /proc/PID/mem and run code outside any filter. Non-dumpable, only a
+   * capability the children lack opens it. */
+  if (prctl(PR_SET_DUMPABLE, 0) < 0) return BUNBOX_ERR_IO;
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);

@@ -167,6 +167,21 @@ describe("fork server", () => {
     }
   });
 
+  test("a child cannot reach into the unfiltered server through /proc/PID/mem", async () => {
+    const s = await server();
+    try {
+      const child = new Sandbox(s.executor(), testPolicy("static", (b) => b.allowComms().allowGetPids().allowOpen()));
+      child.runAsync();
+      await child.ready();
+      await child.comms!.sendString("server-mem");
+      expect(await child.comms!.recvString()).toBe("EACCES");
+      await child.comms!.sendString("exit 0");
+      expect((await child.awaitResult()).status).toBe("OK");
+    } finally {
+      s.close();
+    }
+  });
+
   test("kill() and the wall-time limit end a child", async () => {
     const s = await server();
     try {
