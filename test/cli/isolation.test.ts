@@ -116,6 +116,12 @@ describe("namespaces and credentials", () => {
     expect(m.stdout.trim().split(/\s+/).map(Number)).toEqual([0, 65534, 1]);
   });
 
+  test("bunbox's init (pid 1) is out of reach: no /proc/1/mem, no environ", async () => {
+    expect((await probe(["write", "/proc/1/mem", "x"])).stdout).toContain("EACCES");
+    expect((await probe(["read", "/proc/1/environ"])).stdout).toContain("EACCES");
+    expect((await probe(["read", "/proc/1/cmdline"])).stdout).toBe("bunbox-init\0");
+  });
+
   test("--uid 0 inside gives no capabilities (no root on exec)", async () => {
     const r = await probe(["read", "/proc/self/status"], ["--uid", "0", "--gid", "0"]);
     expect(r.stdout).toMatch(/^CapEff:\s+0000000000000000$/m);
