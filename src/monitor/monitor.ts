@@ -28,15 +28,8 @@ const ENOENT = 2;
 
 export type SyscallDecision = "allow" | "deny" | { errno: number };
 
-export interface SyscallEvent {
-  syscall: string;
-  nr: number;
-  arch: string;
-  args: readonly bigint[];
-  pid: number;
-  hostPid: number;
-  ip: bigint;
-}
+/** A TRACE rule's syscall, for the onSyscall hook: a violation's details, minus the verdict. */
+export type SyscallEvent = Pick<Violation, "syscall" | "nr" | "arch" | "args" | "pid" | "hostPid" | "ip" | "ipMapping">;
 
 export interface MonitorHooks {
   onViolation?(v: Violation): void;
@@ -220,15 +213,7 @@ export class Monitor {
       else notifSend(this.spawned.listener, n.id, -Math.abs(d.errno));
     };
     if (!hook) return answer("deny");
-    const event: SyscallEvent = {
-      syscall: v.syscall,
-      nr: v.nr,
-      arch: v.arch,
-      args: v.args,
-      pid: v.pid,
-      hostPid: v.hostPid,
-      ip: v.ip,
-    };
+    const { kind: _kind, rule: _rule, ...event } = v;
     try {
       const d = hook(event);
       if (d instanceof Promise) d.then(answer, () => answer("deny"));
