@@ -29,7 +29,8 @@
  *
  *   server -> host   JSON {"op":"fork_server_ready","pid":P}
  *   host -> server   UINT32 id; BYTES rlimits (n x {u32 resource, u32 pad,
- *                    u64 cur, u64 max}); BYTES the child's BPF program
+ *                    u64 cur, u64 max}); BYTES the child's BPF program;
+ *                    UINT64 the child's exec magic
  *   server -> host   JSON {"op":"forked","id":I,"pid":P}, then an FD frame
  *                    [child pidfd, child's seccomp listener, host end of the
  *                    child's own comms socket]   (or {"op":"fork_failed",…})
@@ -38,7 +39,9 @@
  *
  * The child gets its own comms at the same fd number, its own process group
  * (killed with it), the rlimits, and the filter with a listener that the
- * server takes from it (pidfd_getfd) and hands to the host. Children share
+ * server takes from it (pidfd_getfd) and hands to the host. Like sandbox me
+ * here, the child then blocks in execveat(-1, "", …, magic) until the host,
+ * holding the listener, answers 0: it cannot run (or end) unmonitored. Children share
  * the server's namespaces and mounts: they can see each other in /proc.
  */
 #define _GNU_SOURCE
@@ -160,7 +163,7 @@ static int reap(struct bunbox_comms *c) {
 
 /* The child: its comms, process group, limits, filter; then back to the caller. */
 static int become_child(struct bunbox_comms *c, int sfd, int child_end, int host_end, const struct limit *lim,
-                        size_t nlim, struct sock_fprog *prog, volatile int *shared) {
+                        size_t nlim, struct sock_fprog *prog, uint64_t magic, volatile int *shared) {
   close(sfd);
   close(host_end);
   if (dup3(child_end, bunbox_comms_fd(c), 0) < 0) _exit(125);
@@ -182,6 +185,8 @@ static int become_child(struct bunbox_comms *c, int sfd, int child_end, int host
   /* From here on only memory writes: the policy may forbid any system call. */
   __atomic_store_n(shared, fd < 0 ? -1 : (int)fd, __ATOMIC_RELEASE);
   if (fd < 0) _exit(125);
+  /* Blocks until the host holds our listener (see the top of this file). */
+  if (syscall(SYS_execveat, -1, "", NULL, NULL, 0, magic) != 0) _exit(125);
   return 0;
 }
 
@@ -193,9 +198,15 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
   size_t llen;
   if ((r = bunbox_comms_recv_bytes(c, &ldata, &llen)) != BUNBOX_OK) return r;
   struct sock_fprog prog;
+  uint64_t magic = 0;
   if (llen % sizeof(struct limit) != 0 || (r = recv_program(c, &prog)) != BUNBOX_OK) {
     free(ldata);
     return r != BUNBOX_OK ? r : BUNBOX_ERR_PROTOCOL;
+  }
+  if ((r = bunbox_comms_recv_uint64(c, &magic)) != BUNBOX_OK) {
+    free(ldata);
+    free(prog.filter);
+    return r;
   }
   char msg[256];
   int sp[2] = {-1, -1};
@@ -211,7 +222,7 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
   }
   if (pid == 0) {
     *is_child = 1;
-    return become_child(c, sfd, sp[1], sp[0], ldata, llen / sizeof(struct limit), &prog, shared);
+    return become_child(c, sfd, sp[1], sp[0], ldata, llen / sizeof(struct limit), &prog, magic, shared);
   }
   free(ldata);
   free(prog.filter);

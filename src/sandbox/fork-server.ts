@@ -18,16 +18,20 @@
 import { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
 import { closeFd } from "../native/sys.ts";
-import { encode, type Insn } from "../policy/bpf.ts";
+import { encode } from "../policy/bpf.ts";
+import { type Filter, withMagic } from "../policy/compiler.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Report } from "../monitor/monitor.ts";
 import { Executor, type ExecutorOptions } from "./executor.ts";
 import type { Limits } from "./limits.ts";
+import { randomMagic } from "./request.ts";
 import { Sandbox } from "./sandbox.ts";
 
 export interface Forked {
   /** The child's pid inside the sandbox. */
   pid: number;
+  /** The exec magic of its filter; the child waits on it until monitored. */
+  magic: bigint;
   pidfd: number;
   listener: number;
   /** bunbox's end of the child's own comms socket. */
@@ -35,6 +39,7 @@ export interface Forked {
 }
 
 interface Pending {
+  magic: bigint;
   resolve: (f: Forked) => void;
   reject: (e: Error) => void;
 }
@@ -90,8 +95,8 @@ export class ForkServer {
     return ex;
   }
 
-  /** Asks for one child with `program` (a notify filter) and `limits`. */
-  fork(program: readonly Insn[], limits: Limits): Promise<Forked> {
+  /** Asks for one child with `filter` (a notify filter) and `limits`. */
+  fork(filter: Filter, limits: Limits): Promise<Forked> {
     if (this.closed) return Promise.reject(new BunboxError("fork-server", "the fork server is closed"));
     const id = this.nextId++;
     const rl = limits.rlimits();
@@ -102,12 +107,15 @@ export class ForkServer {
       view.setBigUint64(i * 24 + 8, cur, true);
       view.setBigUint64(i * 24 + 16, max, true);
     });
-    const reply = new Promise<Forked>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    // The three frames of a request must not interleave with another's.
+    const magic = randomMagic();
+    const program = encode(withMagic(filter, magic));
+    const reply = new Promise<Forked>((resolve, reject) => this.pending.set(id, { magic, resolve, reject }));
+    // The frames of a request must not interleave with another's.
     this.sending = this.sending.then(async () => {
       await this.comms.sendUint32(id);
       await this.comms.sendBytes(packed);
-      await this.comms.sendBytes(encode(program));
+      await this.comms.sendBytes(program);
+      await this.comms.sendUint64(magic);
     }).catch((e: Error) => this.failAll(e));
     return reply;
   }
@@ -152,7 +160,7 @@ export class ForkServer {
             continue;
           }
           this.live.add(msg.pid);
-          p.resolve({ pid: msg.pid, pidfd: fds[0]!, listener: fds[1]!, commsFd: fds[2]! });
+          p.resolve({ pid: msg.pid, magic: p.magic, pidfd: fds[0]!, listener: fds[1]!, commsFd: fds[2]! });
         } else if (msg.op === "fork_failed") {
           this.pending.get(msg.id)?.reject(new BunboxError("fork-server", `fork failed in the server: ${msg.error}`));
           this.pending.delete(msg.id);

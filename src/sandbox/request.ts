@@ -121,7 +121,8 @@ function mountFlags(op: MountOp): number {
   return f;
 }
 
-function randomMagic(): bigint {
+/** A per-run random 64-bit value for the first-execveat rule (never 0). */
+export function randomMagic(): bigint {
   const b = new BigUint64Array(1);
   crypto.getRandomValues(b);
   return b[0]! | 1n; // never 0: an unset 6th argument must not match

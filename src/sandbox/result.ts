@@ -67,7 +67,13 @@ export interface ResultInit {
 export const EXIT = { TIMEOUT: 124, SETUP: 125, NOT_EXECUTABLE: 126, NOT_FOUND: 127, VIOLATION: 159 } as const;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-const argText = (v: bigint) => (v < 0x1000n ? v.toString() : hex(v));
+/** Small numbers in decimal, addresses in hex, and -errno-like ints (AT_FDCWD) negative. */
+const argText = (v: bigint) => {
+  if (v < 0x1000n) return v.toString();
+  if (v >= 0xfffff000n && v <= 0xffffffffn) return (v - 0x100000000n).toString();
+  if (v >= 0xfffffffffffff000n) return (v - 0x10000000000000000n).toString();
+  return hex(v);
+};
 
 export class Result {
   readonly status: Status;

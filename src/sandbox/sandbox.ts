@@ -198,7 +198,7 @@ export class Sandbox {
     const filter = this.policy.filter(true);
     let forked;
     try {
-      forked = await server.fork(filter.insns, this.executor.limits);
+      forked = await server.fork(filter, this.executor.limits);
     } catch (e) {
       const message = (e as Error).message;
       this.finishEarly(Result.setupError({ stage: "fork", errno: 0, errnoName: "", detail: "", message }, performance.now() - this.queuedAt));
@@ -208,14 +208,18 @@ export class Sandbox {
     const spawned: Spawned = {
       pidfd: forked.pidfd,
       pid: pidfdPid(forked.pidfd),
-      listener: forked.listener,
+      listener: -1,
       report: -1,
       sandboxeePid: forked.pid,
       sandboxeePidfd: -1,
     };
-    this.watch(spawned, filter.insns, true, { exitReport: () => server.exitReport(forked.pid) });
+    this.watch(spawned, withMagic(filter, forked.magic), true, {
+      exitReport: () => server.exitReport(forked.pid),
+      pendingStage: "fork",
+    });
     this.monitor!.result.then(() => this.childComms?.close());
-    this.readyResolve();
+    // The child waits in its confirming execveat until we watch its listener.
+    this.monitor!.attachListener(forked.listener, forked.magic, () => this.readyResolve());
   }
 
   private watch(spawned: Spawned, filter: readonly Insn[], notify: boolean, extra: Partial<MonitorOptions>): void {

@@ -182,6 +182,16 @@ describe("fork server", () => {
     }
   });
 
+  test("a child that ends at once still gets its own Result", async () => {
+    const s = await ForkServer.start(new Executor(MODES, [MODES, "fork-server", "quick"]), testPolicy());
+    try {
+      const results = await Promise.all(Array.from({ length: 5 }, () => new Sandbox(s.executor(), childPolicy()).run()));
+      for (const r of results) expect(r.toString()).toBe("OK: exit code 42");
+    } finally {
+      s.close();
+    }
+  });
+
   test("kill() and the wall-time limit end a child", async () => {
     const s = await server();
     try {
