@@ -8,8 +8,10 @@
  *   2. in-process Sandbox.run() with the host at ~0 and ~1 GiB of memory
  *   3. seccomp filter cost: syscall loops, bunbox's filter vs a linear one
  *   4. sandboxes per second from one process, 1/8/64 in flight, vs bwrap
+ *   5. exec mode vs fork-server mode, one run at a time and 8 in flight
+ *   6. comms round trip and throughput (1 KiB, 1 MiB) vs plain sockets
  *
- * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput]
+ * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms]
  *   --quick  fewer repetitions (a smoke test; figures are noisy)
  *   --only   just these benchmarks
  * Either option prints the table but leaves bench/results.json alone, so the
@@ -22,6 +24,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { benchCliStartup } from "./bench/cli-startup.ts";
+import { benchComms } from "./bench/comms.ts";
+import { benchForkServer } from "./bench/forkserver.ts";
 import { benchHeap } from "./bench/heap.ts";
 import { BUSY, machineFacts } from "./bench/machine.ts";
 import { type Benchmark, formatTable, type Results, toJson } from "./bench/report.ts";
@@ -29,7 +33,7 @@ import { benchSeccomp } from "./bench/seccomp.ts";
 import { BenchError, ensureBunbox, makeWorkdir, requireTool, ROOT, versionOf } from "./bench/setup.ts";
 import { benchThroughput } from "./bench/throughput.ts";
 
-const SECTIONS = ["cli", "heap", "seccomp", "throughput"] as const;
+const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -64,6 +68,13 @@ function settingsFor(quick: boolean) {
     throughputInflight: [1, 8, 64],
     throughputRunsPerBatch: quick ? 64 : 128,
     throughputRounds: quick ? 1 : 5,
+    forkserverRounds: quick ? 20 : 200,
+    forkserverInflight: 8,
+    forkserverRunsPerBatch: quick ? 32 : 128,
+    forkserverBatches: quick ? 1 : 5,
+    commsRounds: quick ? 2 : 10,
+    commsRoundTrips: [quick ? 50 : 200, quick ? 5 : 20],
+    commsStreamed: [quick ? 1024 : 4096, quick ? 16 : 64],
   };
 }
 
@@ -95,6 +106,23 @@ async function main(): Promise<void> {
     if (only.has("throughput")) {
       const { throughputInflight: inflight, throughputRunsPerBatch: runsPerBatch, throughputRounds: rounds } = settings;
       benchmarks.push(...(await benchThroughput({ bwrap, inflight, runsPerBatch, rounds, log })));
+    }
+    if (only.has("forkserver")) {
+      const { forkserverRounds: rounds, forkserverInflight: inflight, forkserverRunsPerBatch: runsPerBatch } = settings;
+      benchmarks.push(...(await benchForkServer({ work, rounds, inflight, runsPerBatch, batches: settings.forkserverBatches, log })));
+    }
+    if (only.has("comms")) {
+      const [smallTrips, largeTrips] = settings.commsRoundTrips;
+      const [smallStreamed, largeStreamed] = settings.commsStreamed;
+      benchmarks.push(
+        ...(await benchComms({
+          work,
+          rounds: settings.commsRounds,
+          roundTrips: { small: smallTrips!, large: largeTrips! },
+          streamed: { small: smallStreamed!, large: largeStreamed! },
+          log,
+        })),
+      );
     }
     const results: Results = { machine, settings, durationS: (performance.now() - started) / 1000, benchmarks };
     process.stdout.write(`${formatTable(results)}\n`);
