@@ -316,7 +316,8 @@ export class Monitor {
           hostPid: common.pid,
           ip: 0n,
           detailMissing:
-            "killed by SIGSYS; which syscall is unknown because seccomp user notification is unavailable on this kernel",
+            "killed by SIGSYS; which syscall is unknown because seccomp user notification is not in use " +
+            "(unavailable on this kernel, or turned off)",
         },
         ...common,
       });

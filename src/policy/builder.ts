@@ -283,6 +283,8 @@ export class PolicyBuilder {
   allowFutex(): this { return this.family("futex"); }
   allowMmap(): this { return this.family("mmap"); }
   allowMmapWithoutExec(): this { return this.family("mmapWithoutExec"); }
+  allowMprotect(): this { return this.family("mprotect"); }
+  allowMprotectWithoutExec(): this { return this.family("mprotectWithoutExec"); }
   allowSystemMalloc(): this { return this.family("systemMalloc"); }
   allowStaticStartup(): this { return this.family("staticStartup"); }
   allowDynamicStartup(): this { return this.family("dynamicStartup"); }

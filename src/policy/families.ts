@@ -130,6 +130,12 @@ export const FAMILIES = {
     "munmap",
     "mremap",
   ],
+  /** mprotect, any protection (W^X is then up to the program). */
+  mprotect: () => ["mprotect", "pkey_mprotect"],
+  /** mprotect never making memory executable. */
+  mprotectWithoutExec: (): FamilyRule[] => [
+    ["mprotect", [arg32(2), jset(PROT_EXEC, { label: "exec" }), ALLOW, { op: "label", name: "exec" }]],
+  ],
   systemMalloc: (): FamilyRule[] => [
     "brk",
     ["mmap", [arg32(2), jset(PROT_EXEC, { label: "exec" }), ALLOW, { op: "label", name: "exec" }]],

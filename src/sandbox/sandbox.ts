@@ -14,7 +14,7 @@
  */
 import { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
-import { isFailure, type Spawned, spawn } from "../native/spawn.ts";
+import { isFailure, type SetupFailure, type Spawned, spawn } from "../native/spawn.ts";
 import { pidfdPid } from "../native/sys.ts";
 import type { Insn } from "../policy/bpf.ts";
 import { withMagic } from "../policy/compiler.ts";
@@ -40,6 +40,24 @@ export interface RunOptions {
 }
 
 const SPAWN_SLICE_MS = 8;
+
+/** Why seccomp user notification cannot be used here, once a spawn found out. */
+let notifyUnavailable: string | undefined;
+
+/**
+ * Whether a setup failure means the kernel lacks user notification (before
+ * Linux 5.0 seccomp refuses the listener flag; before 5.6 pidfd_getfd is
+ * missing), and if so, the words for the Result.
+ */
+export function notifyMissing(f: SetupFailure): string | undefined {
+  if (f.stage === "seccomp" && f.detail === "with user notification" && (f.errnoName === "EINVAL" || f.errnoName === "EOPNOTSUPP")) {
+    return "this kernel has no seccomp user notification (Linux 5.0+)";
+  }
+  if (f.stage === "notify" && f.errnoName === "ENOSYS") {
+    return "this kernel has no pidfd_getfd (Linux 5.6+) to take the seccomp listener";
+  }
+  return undefined;
+}
 const queue: Sandbox[] = [];
 let draining = false;
 
@@ -162,19 +180,30 @@ export class Sandbox {
       void this.startForked(server);
       return;
     }
-    const notify = this.options.notify ?? true;
     const meHere = !this.executor.sandboxBeforeExec && !this.options.forkServer;
+    // Violations reach the monitor through seccomp user notification unless
+    // asked otherwise, or unless this kernel turned out not to have it: then
+    // they kill the process (SIGSYS) and the Result says what is missing.
+    const canFallBack = this.options.notify === undefined && !meHere && !this.policy.usesTrace();
+    let notify = this.options.notify ?? !(canFallBack && notifyUnavailable);
     if (meHere) this.executor.ipc.comms();
     let request;
-    try {
-      request = buildRequest(this.executor, this.policy, { notify, noSeccomp: meHere || !!this.options.forkServer });
-    } catch (e) {
-      this.executor.ipc.closePeerEnds();
-      this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error).message, wallTimeMs: 0 }));
-      return;
-    }
+    let spawned;
     const t0 = performance.now();
-    const spawned = spawn(request.bytes);
+    for (;;) {
+      try {
+        request = buildRequest(this.executor, this.policy, { notify, noSeccomp: meHere || !!this.options.forkServer });
+      } catch (e) {
+        this.executor.ipc.closePeerEnds();
+        this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error).message, wallTimeMs: 0 }));
+        return;
+      }
+      spawned = spawn(request.bytes);
+      const missing = isFailure(spawned) && notify && canFallBack ? notifyMissing(spawned) : undefined;
+      if (!missing) break;
+      notifyUnavailable = missing;
+      notify = false;
+    }
     this.spawnMs = performance.now() - t0;
     this.executor.ipc.closePeerEnds();
     if (isFailure(spawned)) {

@@ -10,7 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { Executor } from "../../src/sandbox/executor.ts";
-import { Sandbox } from "../../src/sandbox/sandbox.ts";
+import { notifyMissing, Sandbox } from "../../src/sandbox/sandbox.ts";
 import type { Violation } from "../../src/sandbox/result.ts";
 import { openWatches } from "../../src/native/reactor.ts";
 import { ALLOW, arg32, jeq, KILL, TRACE } from "../../src/policy/rules.ts";
@@ -73,7 +73,7 @@ describe("violations", () => {
     const r = await new Sandbox(new Executor(PROBE, [PROBE, "ptrace"]), testPolicy(), {}, { notify: false }).run();
     expect(r.status).toBe("VIOLATION");
     expect(r.signal).toBe(31);
-    expect(r.violation!.detailMissing).toContain("seccomp user notification is unavailable");
+    expect(r.violation!.detailMissing).toContain("seccomp user notification is not in use");
     expect(r.code).toBe(159);
   });
 });
@@ -220,4 +220,15 @@ describe("many runs", () => {
     expect(openWatches()).toBe(watchesBefore);
     expect(readdirSync("/proc/self/fd").length).toBeLessThanOrEqual(fdsBefore + 2);
   }, 180_000);
+});
+
+describe("kernels without seccomp user notification", () => {
+  test("the failures that mean it is missing are recognised, others are not", () => {
+    const f = (stage: string, errnoName: string, detail = "") => ({ stage, errno: 0, errnoName, detail, message: "" });
+    expect(notifyMissing(f("seccomp", "EINVAL", "with user notification"))).toContain("Linux 5.0");
+    expect(notifyMissing(f("notify", "ENOSYS", "pidfd_getfd(seccomp listener)"))).toContain("pidfd_getfd");
+    expect(notifyMissing(f("seccomp", "EINVAL"))).toBeUndefined();
+    expect(notifyMissing(f("mount", "EINVAL", "with user notification"))).toBeUndefined();
+    expect(notifyMissing(f("notify", "EPERM"))).toBeUndefined();
+  });
 });

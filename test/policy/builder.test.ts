@@ -169,6 +169,12 @@ describe("helper families", () => {
     expect(verdict(p, "mprotect", [0, 4096, 7])).toBe("kill");
   });
 
+  test("mprotectWithoutExec: PROT_EXEC refused; mprotect: anything", () => {
+    expect(verdict(only("mprotectWithoutExec"), "mprotect", [0, 4096, 1])).toBe("allow");
+    expect(verdict(only("mprotectWithoutExec"), "mprotect", [0, 4096, 5])).toBe("kill");
+    expect(verdict(only("mprotect"), "mprotect", [0, 4096, 7])).toBe("allow");
+  });
+
   test("prctlSetName: PR_SET_NAME and PR_GET_NAME only", () => {
     const p = only("prctlSetName");
     expect(verdict(p, "prctl", [15])).toBe("allow");
