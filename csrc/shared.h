@@ -75,6 +75,8 @@ static inline const char *bb_str(const struct bb_shared *sh, uint32_t off) {
 }
 
 int bb_child_a(void *arg);
+const char *bb_check_request(const uint8_t *buf, uint32_t len);
+int bb_init_fd(int *err);
 int bb_mounts_open(struct bb_shared *sh, int *fds);
 int bb_mounts_apply(struct bb_shared *sh, const int *fds);
 

@@ -45,102 +45,6 @@ int bb_defer_unmap(int fd, void *addr, size_t len); /* csrc/monitor.c */
 #define BB_AUDIT_ARCH AUDIT_ARCH_AARCH64
 #endif
 
-/* ---- the init program, embedded by the build (scripts/build-shim.ts) ---- */
-
-extern const unsigned char bb_init_elf[], bb_init_elf_end[];
-__asm__(".section .rodata\n"
-        ".balign 16\n"
-        ".global bb_init_elf\n"
-        "bb_init_elf:\n"
-        ".incbin \"" BB_INIT_PATH "\"\n"
-        ".global bb_init_elf_end\n"
-        "bb_init_elf_end:\n"
-        ".previous\n");
-
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int init_fd = -1;
-static int init_err = 0;
-
-/*
- * A sealed memfd holding init, reopened read-only: execveat refuses a file
- * that is open for writing (ETXTBSY), and the seals stop anyone who gets the
- * fd from changing what every later sandbox runs as pid 1.
- */
-static void make_init_fd(void) {
-  int fd = memfd_create("bunbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010u /* MFD_EXEC */);
-  if (fd < 0 && errno == EINVAL) fd = memfd_create("bunbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) {
-    init_err = errno;
-    return;
-  }
-  size_t len = (size_t)(bb_init_elf_end - bb_init_elf), off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, bb_init_elf + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      init_err = errno ? errno : EIO;
-      close(fd);
-      return;
-    }
-    off += (size_t)w;
-  }
-  if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
-    init_err = errno;
-    close(fd);
-    return;
-  }
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  int ro = open(path, O_RDONLY | O_CLOEXEC);
-  if (ro < 0) init_err = errno;
-  close(fd);
-  init_fd = ro;
-}
-
-/* ---- request checks: a malformed request is a bug in bunbox, never a crash ---- */
-
-static int str_ok(const uint8_t *buf, uint32_t len, uint32_t off, int optional) {
-  if (off == 0) return optional;
-  if (off >= len) return 0;
-  return memchr(buf + off, 0, len - off) != NULL;
-}
-
-static int array_ok(uint32_t len, uint32_t off, uint32_t n, size_t elem) {
-  if (n == 0) return 1;
-  if (off == 0 || off > len) return 0;
-  return (uint64_t)n * elem <= (uint64_t)(len - off) && off % 4 == 0;
-}
-
-static const char *check_request(const uint8_t *buf, uint32_t len) {
-  const struct bb_req *rq = (const void *)buf;
-  if (len < sizeof *rq || rq->magic != BB_REQ_MAGIC) return "bad magic";
-  if (rq->version != BB_REQ_VERSION) return "request version differs from the shim's";
-  if (rq->size != len) return "size field differs from the buffer length";
-  if (!array_ok(len, rq->argv_off, rq->argc, 4) || rq->argc == 0) return "argv";
-  if (!array_ok(len, rq->envp_off, rq->envc, 4)) return "envp";
-  const uint32_t *a = (const void *)(buf + rq->argv_off);
-  for (uint32_t i = 0; i < rq->argc; i++)
-    if (!str_ok(buf, len, a[i], 0)) return "argv string";
-  const uint32_t *e = (const void *)(buf + rq->envp_off);
-  for (uint32_t i = 0; i < rq->envc; i++)
-    if (!str_ok(buf, len, e[i], 0)) return "envp string";
-  if (!str_ok(buf, len, rq->file_off, 0)) return "file";
-  if (!str_ok(buf, len, rq->search_path_off, 1)) return "search path";
-  if (!str_ok(buf, len, rq->cwd_off, 0)) return "cwd";
-  if (!str_ok(buf, len, rq->hostname_off, 1)) return "hostname";
-  if (!array_ok(len, rq->mounts_off, rq->nmounts, sizeof(struct bb_mount)) || rq->nmounts > 1024)
-    return "mounts";
-  const struct bb_mount *m = (const void *)(buf + rq->mounts_off);
-  for (uint32_t i = 0; i < rq->nmounts; i++)
-    if (!str_ok(buf, len, m[i].src_off, 1) || !str_ok(buf, len, m[i].dst_off, 0)) return "mount path";
-  if (!array_ok(len, rq->rlimits_off, rq->nrlimits, sizeof(struct bb_rlimit))) return "rlimits";
-  if (!array_ok(len, rq->fds_off, rq->nfds, sizeof(struct bb_fdmap)) || rq->nfds > 256) return "fds";
-  if (!array_ok(len, rq->bpf_off, rq->bpf_len, sizeof(struct sock_filter))) return "bpf";
-  if (rq->bpf_len > BPF_MAXINSNS) return "bpf longer than the kernel's 4096 instructions";
-  if (rq->bpf_len == 0 && !(rq->flags & BB_F_NO_SECCOMP)) return "no seccomp program";
-  return NULL;
-}
-
 /* ---- small helpers for T (ordinary thread context: glibc is fine here) ---- */
 
 static int write_file(const char *path, const char *text) {
@@ -314,13 +218,14 @@ static void reap(int pidfd, int kill_first) {
 BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   memset(out, 0, sizeof *out);
   out->pidfd = out->listener = out->report = out->sandboxee_pidfd = -1;
-  const char *bad = check_request(buf, len);
+  const char *bad = bb_check_request(buf, len);
   if (bad) {
     out_fail(out, BB_ST_REQUEST, EINVAL, bad);
     return -1;
   }
   const struct bb_req *rq = (const void *)buf;
-  pthread_once(&init_once, make_init_fd);
+  int init_err;
+  int init_fd = bb_init_fd(&init_err);
   if (init_fd < 0) {
     out_fail(out, BB_ST_INIT, init_err, "memfd for the sandbox init");
     return -1;

@@ -15,7 +15,7 @@ const init = join(out, "init");
 const shim = join(out, "libbunbox.so");
 
 const CFLAGS = ["-O2", "-g0", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-std=gnu11"];
-const SHIM_SOURCES = ["spawn.c", "child.c", "mounts.c", "monitor.c", "comms.c"];
+const SHIM_SOURCES = ["spawn.c", "request.c", "init_fd.c", "child.c", "mounts.c", "monitor.c", "comms.c"];
 
 function newestSource(): number {
   return Math.max(
