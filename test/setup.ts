@@ -4,9 +4,10 @@
  * world-readable directory, so that runs as user nobody can reach them
  * (a checkout under /root is not).
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { afterAll } from "bun:test";
 import { buildShim } from "../scripts/build-shim.ts";
 
 const root = resolve(import.meta.dir, "..");
@@ -53,3 +54,6 @@ for (const f of readdirSync(fixtures).filter((f) => f.endsWith(".c"))) {
 mkdirSync(join(dir, "work"), { mode: 0o777 });
 chmodSync(join(dir, "work"), 0o777);
 process.env.BUNBOX_TEST_DIR = dir;
+// Leave nothing behind in /tmp (work/ holds files sandboxees wrote): a
+// global hook, registered from the preload, runs after every test file.
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
