@@ -137,15 +137,18 @@ static int loopback_up(struct bb_shared *sh) {
 }
 
 static int exec_init(struct bb_shared *sh) {
-  /* init gets only its report pipe (fd 3); its program is fd 4, close-on-exec. */
+  /* init gets only its report pipe (fd 3); its program is fd 4, close-on-exec.
+   * Our own fds sit at 64 and up (relocate), so neither dup3 clobbers one.
+   * The rest is marked close-on-exec, not closed: the status and hold pipes
+   * must reach EOF only once the exec has left Bun's address space. */
   long r = bb_sys3(SYS_dup3, sh->report_w, 3, 0);
   if (r < 0) return bb_fail(sh, BB_ST_INIT, r, "dup3(report pipe)"), -1;
   r = bb_sys3(SYS_dup3, sh->init_fd, 4, O_CLOEXEC);
   if (r < 0) return bb_fail(sh, BB_ST_INIT, r, "dup3(init program)"), -1;
   for (int fd = 0; fd < 3; fd++) bb_sys1(SYS_close, fd);
-  r = bb_sys3(SYS_close_range, 5, ~0U, 0);
+  r = bb_sys3(SYS_close_range, 5, ~0U, 4 /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
   if (r < 0) {
-    for (int fd = 5; fd < 4096; fd++) bb_sys1(SYS_close, fd);
+    for (int fd = 5; fd < 65536; fd++) bb_sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
   }
   static char *const init_argv[] = {"bunbox-init", 0};
   static char *const init_envp[] = {0};
@@ -154,6 +157,15 @@ static int exec_init(struct bb_shared *sh) {
 }
 
 static int child_b(void *arg);
+
+/* Moves *fd to 64 or above, close-on-exec (see exec_init). */
+static int relocate(struct bb_shared *sh, int *fd) {
+  long r = bb_sys3(SYS_fcntl, *fd, F_DUPFD_CLOEXEC, 64);
+  if (r < 0) return bb_fail(sh, BB_ST_RESOURCES, r, "relocating an fd"), -1;
+  bb_sys1(SYS_close, *fd);
+  *fd = (int)r;
+  return 0;
+}
 
 int bb_child_a(void *arg) {
   struct bb_shared *sh = arg;
@@ -164,6 +176,9 @@ int bb_child_a(void *arg) {
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
   bb_mark(sh, MK_GATE);
+  if (relocate(sh, &sh->gate_r) < 0 || relocate(sh, &sh->status_w) < 0 ||
+      relocate(sh, &sh->report_w) < 0 || relocate(sh, &sh->init_fd) < 0)
+    return 1;
 
   int fds[1024];
   bb_mounts_open(sh, fds);
@@ -188,19 +203,25 @@ int bb_child_a(void *arg) {
   if (r < 0) return bb_fail(sh, BB_ST_NO_NEW_PRIVS, r, 0), 1;
   bb_mark(sh, MK_CAPS);
 
-  /* B: the sandboxee, pid 2. vfork semantics: we resume once it has exec'd. */
-  r = bb_clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD, SIGCHLD, (int *)&sh->pidfd_b, sh->stack_b,
-               sh->stack_b_size, child_b, sh);
+  /*
+   * B: the sandboxee, pid 2. It shares Bun's memory until its own exec, and
+   * must not let sandboxee code run while we (pid 1, visible to it in /proc)
+   * still do: it waits for EOF on the hold pipe, whose only write end is ours
+   * and closes when we exec init. T meanwhile takes B's pidfd from our fd
+   * table ('B', then T's ack on the gate).
+   */
+  int hold[2];
+  r = bb_sys2(SYS_pipe2, hold, O_CLOEXEC);
+  if (r < 0) return bb_fail(sh, BB_ST_RESOURCES, r, "pipe2(hold)"), 1;
+  sh->hold_r = hold[0];
+  if (relocate(sh, &sh->hold_r) < 0 || relocate(sh, &hold[1]) < 0) return 1;
+  r = bb_clone(CLONE_VM | CLONE_PIDFD, SIGCHLD, (int *)&sh->pidfd_b, sh->stack_b, sh->stack_b_size,
+               child_b, sh);
   if (r < 0) return bb_fail(sh, BB_ST_SANDBOXEE, r, "clone(sandboxee)"), 1;
-  if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE)) {
-    int status;
-    bb_sys4(SYS_wait4, r, &status, __WALL, 0);
-    return 1;
-  }
-  bb_mark(sh, MK_EXEC_OK);
-  /* 'E': the sandboxee runs; T may return now. We are left with our own
-   * fields of the shared struct, which T keeps mapped until our exec. */
-  bb_sys3(SYS_write, sh->status_w, "E", 1);
+  bb_sys1(SYS_close, sh->hold_r);
+  bb_sys3(SYS_write, sh->status_w, "B", 1);
+  if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1); /* T is gone */
+  bb_mark(sh, MK_INIT_OK);
   exec_init(sh);
   return 1; /* exiting kills the sandboxee with the namespace */
 }
@@ -235,11 +256,11 @@ static int apply_rlimits(struct bb_shared *sh) {
  * status pipe and every source first move above all targets, so that no
  * target clobbers a source or the pipe.
  */
-static int remap_fds(struct bb_shared *sh, int *status_fd, int *gate_fd) {
+static int remap_fds(struct bb_shared *sh, int *status_fd, int *hold_fd) {
   const struct bb_req *rq = sh->req;
   const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
   int tmp[256], keep[259];
-  int top = (sh->status_w > sh->gate_r ? sh->status_w : sh->gate_r) + 1;
+  int top = (sh->status_w > sh->hold_r ? sh->status_w : sh->hold_r) + 1;
   for (uint32_t i = 0; i < rq->nfds; i++) {
     if (m[i].src + 1 > top) top = m[i].src + 1;
     if (m[i].dst + 1 > top) top = m[i].dst + 1;
@@ -247,11 +268,11 @@ static int remap_fds(struct bb_shared *sh, int *status_fd, int *gate_fd) {
   long r = bb_sys3(SYS_fcntl, sh->status_w, F_DUPFD_CLOEXEC, top);
   if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "status pipe"), -1;
   *status_fd = (int)r;
-  r = bb_sys3(SYS_fcntl, sh->gate_r, F_DUPFD_CLOEXEC, *status_fd + 1);
-  if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "gate pipe"), -1;
-  *gate_fd = (int)r;
+  r = bb_sys3(SYS_fcntl, sh->hold_r, F_DUPFD_CLOEXEC, *status_fd + 1);
+  if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "hold pipe"), -1;
+  *hold_fd = (int)r;
   for (uint32_t i = 0; i < rq->nfds; i++) {
-    r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, *gate_fd + 1);
+    r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, *hold_fd + 1);
     if (r < 0) {
       char num[24];
       bb_utoa((unsigned long)m[i].src, num);
@@ -272,7 +293,7 @@ static int remap_fds(struct bb_shared *sh, int *status_fd, int *gate_fd) {
   for (uint32_t i = 0; i < rq->nfds; i++)
     if (m[i].dst >= 3) keep[n++] = m[i].dst;
   keep[n++] = *status_fd;
-  keep[n++] = *gate_fd;
+  keep[n++] = *hold_fd;
   for (int i = 1; i < n; i++) /* insertion sort: at most 257 entries */
     for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];
@@ -363,21 +384,17 @@ static int child_b(void *arg) {
   bb_mark(sh, MK_CLONE_B);
   long r = bb_sys0(SYS_setsid);
   if (r < 0) return bb_fail(sh, BB_ST_SESSION, r, 0), 125;
-  int status_fd, gate_fd;
-  if (remap_fds(sh, &status_fd, &gate_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
+  int status_fd, hold_fd;
+  if (remap_fds(sh, &status_fd, &hold_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
   if (apply_rlimits(sh) < 0) return 125;
   if (lookup(sh, path, sizeof path) < 0) return sh->err == ENOENT ? 127 : 126;
-  sigmask_set(0);
   bb_mark(sh, MK_B_READY);
-  /* 'S': T takes our pidfd from A, whose fd table is stable while we run
-   * (A waits in vfork), then acks through the gate; with BB_F_NOTIFY it next
-   * waits for our listener. */
-  char ack;
-  bb_sys3(SYS_write, status_fd, "S", 1);
-  /* With a listener our execveat blocks in its notification until T answers,
-   * which keeps A's fd table stable long enough; otherwise wait for T's ack. */
-  int listening = (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP);
-  if (!listening && bb_sys3(SYS_read, gate_fd, &ack, 1) != 1) return 125; /* bunbox is gone */
+  /* EOF: A has exec'd init (or died: then A's report, or the namespace's end). */
+  char c;
+  while (bb_sys3(SYS_read, hold_fd, &c, 1) == -EINTR) {
+  }
+  if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE)) return 125;
+  sigmask_set(0);
   if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
   /* No system call but the execveat from here on: the policy may allow none. */
 

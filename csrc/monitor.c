@@ -22,7 +22,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,53 +37,6 @@ static int epfd = -1, wakefd = -1, stopping;
 static bb_ready_fn ready;
 static pthread_t thread;
 
-/* Tokens with this bit are the reactor's own (TypeScript's stay below it). */
-#define DEFER_BIT 0x80000000u
-#define MAX_DEFERRED 1024
-
-/* Spawn arenas to unmap once their status pipe reaches EOF (csrc/spawn.c). */
-static struct {
-  int fd;
-  void *addr;
-  size_t len;
-} deferred[MAX_DEFERRED];
-static pthread_mutex_t defer_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void release_deferred(uint32_t slot) {
-  pthread_mutex_lock(&defer_lock);
-  if (slot < MAX_DEFERRED && deferred[slot].addr) {
-    epoll_ctl(epfd, EPOLL_CTL_DEL, deferred[slot].fd, NULL);
-    close(deferred[slot].fd);
-    munmap(deferred[slot].addr, deferred[slot].len);
-    deferred[slot].addr = NULL;
-  }
-  pthread_mutex_unlock(&defer_lock);
-}
-
-/* Hands the reactor an arena to unmap at EOF on fd; -1: no reactor (or full). */
-int bb_defer_unmap(int fd, void *addr, size_t len) {
-  int r = -1;
-  pthread_mutex_lock(&lock);
-  if (epfd >= 0) {
-    pthread_mutex_lock(&defer_lock);
-    for (uint32_t i = 0; i < MAX_DEFERRED; i++) {
-      if (deferred[i].addr) continue;
-      struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = DEFER_BIT | i};
-      if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-        deferred[i].fd = fd;
-        deferred[i].addr = addr;
-        deferred[i].len = len;
-        r = 0;
-      }
-      break;
-    }
-    pthread_mutex_unlock(&defer_lock);
-  }
-  pthread_mutex_unlock(&lock);
-  return r;
-}
-
-
 static void *reactor(void *arg) {
   (void)arg;
   struct epoll_event ev[64];
@@ -94,10 +46,6 @@ static void *reactor(void *arg) {
     if (n < 0) return NULL;
     for (int i = 0; i < n; i++) {
       uint32_t token = (uint32_t)ev[i].data.u64;
-      if (token != WAKE_TOKEN && (token & DEFER_BIT)) {
-        release_deferred(token & ~DEFER_BIT);
-        continue;
-      }
       if (token == WAKE_TOKEN) {
         uint64_t v;
         if (read(wakefd, &v, sizeof v) < 0) {

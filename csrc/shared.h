@@ -7,7 +7,9 @@
  *      takes the seccomp listener, answers the first execveat, waits for exec.
  *   A  pid 1 inside (csrc/child.c): mounts, pivot_root, hostname, credentials,
  *      then clones B and execs init (csrc/init.c) from a sealed memfd.
- *   B  pid 2 inside, the sandboxee: session, rlimits, fds, seccomp, execveat.
+ *   B  pid 2 inside, the sandboxee: session, rlimits, fds; waits until A has
+ *      exec'd (so pid 1 no longer shares Bun's memory or fds when sandboxee
+ *      code first runs); seccomp, execveat.
  *
  * A and B report a failure by filling stage/err/detail and exiting; T reads it
  * after the status pipe reaches EOF (every write end is close-on-exec, so EOF
@@ -27,10 +29,11 @@ struct bb_shared {
   const uint8_t *base; /* == (const uint8_t *)req */
   char **argv, **envp; /* pointer arrays built by T in the arena */
 
-  int gate_r;   /* A blocks here until T has written its id maps */
-  int status_w; /* A and B hold it; 'S' = B is about to install its filter */
+  int gate_r;   /* A reads T's go (id maps written) and ack (B's pidfd taken) here */
+  int status_w; /* A and B hold it; A writes 'B' once B exists; EOF: both exec'd */
   int report_w; /* becomes init's fd 3 */
   int init_fd;  /* sealed, read-only memfd holding the init program */
+  int hold_r;   /* B waits here for EOF: A has exec'd init (only A held the write end) */
 
   void *stack_b;
   size_t stack_b_size;
@@ -50,7 +53,7 @@ struct bb_shared {
   uint64_t marks[16];
 };
 
-enum bb_mark { MK_CLONE, MK_GATE, MK_IDS, MK_MOUNTS, MK_CAPS, MK_CLONE_B, MK_B_READY, MK_EXEC_OK, MK_INIT, MK_DONE, MK_COUNT };
+enum bb_mark { MK_CLONE, MK_GATE, MK_IDS, MK_MOUNTS, MK_CAPS, MK_CLONE_B, MK_B_READY, MK_INIT_OK, MK_DONE, MK_COUNT };
 
 static inline void bb_mark(struct bb_shared *sh, int m) {
   struct { long s, ns; } ts;

@@ -34,7 +34,6 @@
 #include "clone.h"
 #include "shared.h"
 
-int bb_defer_unmap(int fd, void *addr, size_t len); /* csrc/monitor.c */
 
 #define STACK_SIZE (256 * 1024)
 #define GUARD_SIZE 4096
@@ -111,7 +110,7 @@ static int pidfd_pid(int pidfd) {
  * tell us it exists without a system call its own policy may forbid; it stores
  * the number and we wait the few microseconds of its seccomp() call.
  */
-/* B is running: its pidfd, from A's fd table (A is blocked in vfork). */
+/* B exists: its pidfd, from A's fd table (A waits for our ack, so the table is stable). */
 static int take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid) {
   int pidfd_b = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->pidfd_b, 0);
   if (pidfd_b < 0) {
@@ -293,7 +292,7 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
   close(gate[0]);
   close(status[1]);
   close(report[1]);
-  int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1, running = 0;
+  int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1;
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
                            ? "creating namespaces (user namespaces disabled? see bunbox doctor)"
@@ -334,27 +333,25 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
     ssize_t r = read(status[0], &c, 1);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break; /* EOF: A and B have exec'd or exited */
-    if (c == 'S' && pidfd_b < 0) {
+    if (c == 'B' && pidfd_b < 0) {
+      /* B exists and A waits for our ack: A's fd table holds B's pidfd. */
       pidfd_b = take_sandboxee(sh, pidfd, &sandboxee_pid);
       int failed = pidfd_b < 0;
-      int listening = (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP);
-      /* Without a listener B waits for this ack before its filter and exec. */
-      if (!failed && !listening && write(gate[1], "a", 1) != 1) {
+      if (!failed && write(gate[1], "a", 1) != 1) {
         bb_fail(sh, BB_ST_RESOURCES, errno, "gate pipe (ack)");
         failed = 1;
       }
+      /* B installs its filter once A has exec'd init; its first execveat
+       * then waits in its notification for our answer. */
+      int listening = (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP);
       if (!failed && listening) failed = take_listener(sh, pidfd_b, deadline, &listener) < 0;
       if (failed) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-    }
-    if (c == 'E') {
-      running = 1;
-      break;
     }
   }
 
   bb_mark(sh, MK_DONE);
   if (getenv("BUNBOX_TRACE_SPAWN")) {
-    static const char *names[] = {"clone", "gate", "ids", "mounts", "caps", "clone-b", "b-ready", "exec-ok", "init", "done"};
+    static const char *names[] = {"clone", "gate", "ids", "mounts", "caps", "clone-b", "b-ready", "init-ok", "done"};
     fprintf(stderr, "bunbox spawn trace (us since clone):");
     for (int i = 1; i < MK_COUNT; i++)
       if (sh->marks[i]) fprintf(stderr, " %s=%.0f", names[i], (double)(sh->marks[i] - sh->marks[MK_CLONE]) / 1e3);
@@ -365,21 +362,6 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
     reap(pidfd, 0);
     out_fail(out, stage, sh->err, sh->detail);
     goto done;
-  }
-  /*
-   * The sandboxee runs ('E'); A is on its way to exec init, still on its
-   * stack in the arena. The reactor thread unmaps the arena when the status
-   * pipe reaches EOF (A exec'd or died); without a reactor we wait here.
-   */
-  if (running) {
-    if (bb_defer_unmap(status[0], arena, size) == 0) {
-      status[0] = -1;
-      arena = NULL;
-    } else {
-      char c;
-      while (read(status[0], &c, 1) > 0 || errno == EINTR) {
-      }
-    }
   }
   out->pidfd = pidfd;
   out->pid = (int32_t)pid;
@@ -397,7 +379,7 @@ done:
   if (listener >= 0) close(listener);
   if (report[0] >= 0) close(report[0]);
   close(gate[1]);
-  if (status[0] >= 0) close(status[0]);
-  if (arena) munmap(arena, size);
+  close(status[0]);
+  munmap(arena, size);
   return result;
 }
