@@ -136,7 +136,7 @@ static int loopback_up(struct bb_shared *sh) {
   return 0;
 }
 
-static int exec_init(struct bb_shared *sh) {
+static int exec_init(struct bb_shared *sh, int hold_w) {
   /* init gets only its report pipe (fd 3); its program is fd 4, close-on-exec.
    * Our own fds sit at 64 and up (relocate), so neither dup3 clobbers one.
    * The rest is marked close-on-exec, not closed: the status and hold pipes
@@ -145,10 +145,14 @@ static int exec_init(struct bb_shared *sh) {
   if (r < 0) return bb_fail(sh, BB_ST_INIT, r, "dup3(report pipe)"), -1;
   r = bb_sys3(SYS_dup3, sh->init_fd, 4, O_CLOEXEC);
   if (r < 0) return bb_fail(sh, BB_ST_INIT, r, "dup3(init program)"), -1;
+  /* The hold pipe's write end goes on into init as fd 5: init closes it once
+   * it is non-dumpable, and only then may the sandboxee run (csrc/init.c). */
+  r = bb_sys3(SYS_dup3, hold_w, 5, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_INIT, r, "dup3(hold pipe)"), -1;
   for (int fd = 0; fd < 3; fd++) bb_sys1(SYS_close, fd);
-  r = bb_sys3(SYS_close_range, 5, ~0U, 4 /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
+  r = bb_sys3(SYS_close_range, 6, ~0U, 4 /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
   if (r < 0) {
-    for (int fd = 5; fd < 65536; fd++) bb_sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+    for (int fd = 6; fd < 65536; fd++) bb_sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
   }
   static char *const init_argv[] = {"bunbox-init", 0};
   static char *const init_envp[] = {0};
@@ -206,8 +210,9 @@ int bb_child_a(void *arg) {
   /*
    * B: the sandboxee, pid 2. It shares Bun's memory until its own exec, and
    * must not let sandboxee code run while we (pid 1, visible to it in /proc)
-   * still do: it waits for EOF on the hold pipe, whose only write end is ours
-   * and closes when we exec init. T meanwhile takes B's pidfd from our fd
+   * still do, nor before init has made itself non-dumpable: it waits for EOF
+   * on the hold pipe, whose only write end is ours, then init's, which init
+   * closes once it is out of reach. T meanwhile takes B's pidfd from our fd
    * table ('B', then T's ack on the gate).
    */
   int hold[2];
@@ -222,7 +227,7 @@ int bb_child_a(void *arg) {
   bb_sys3(SYS_write, sh->status_w, "B", 1);
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1); /* T is gone */
   bb_mark(sh, MK_INIT_OK);
-  exec_init(sh);
+  exec_init(sh, hold[1]);
   return 1; /* exiting kills the sandboxee with the namespace */
 }
 

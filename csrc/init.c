@@ -92,7 +92,10 @@ static void reap(void) {
 }
 
 __attribute__((used, noreturn)) void init_main(void) {
-  bb_sys5(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  /* Out of the sandboxee's reach (no /proc/1/mem, fd or environ) before it
+   * runs: it waits for EOF on the hold pipe, our fd 5 (csrc/child.c). */
+  if (bb_sys5(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die(125);
+  bb_sys1(SYS_close, 5);
   /* Every signal stays blocked (inherited from A) and is read from a signalfd. */
   uint64_t all = ~0ULL;
   long sfd = bb_sys4(SYS_signalfd4, -1, &all, 8, SFD_CLOEXEC);

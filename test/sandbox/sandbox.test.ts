@@ -4,6 +4,7 @@
  * Bun's address space with CLONE_VM and never copies it).
  */
 import { describe, expect, test } from "bun:test";
+import { closeSync, readFileSync, readSync } from "node:fs";
 import { Executor, PolicyBuilder, Sandbox } from "../../src/index.ts";
 import { UsageError } from "../../src/errors.ts";
 import { MountPlan } from "../../src/sandbox/mounts.ts";
@@ -17,9 +18,12 @@ describe("Sandbox.run", () => {
       .addFile("/etc/localtime").addTmpfs("/tmp", { size: "16M" })
       .build();
     const executor = new Executor("/bin/cat", ["cat", "/etc/hostname"], { limits: { wallTimeMs: 2000 } });
+    // stdout is a socket here: with a regular file, cat would try copy_file_range.
+    const out = executor.ipc.receiveFd(1);
     const result = await new Sandbox(executor, policy).run();
     expect(result.toString()).toBe("OK: exit code 0");
     expect(result.code).toBe(0);
+    expect(readAll(out)).toBe(readFileSync("/etc/hostname", "utf8"));
   });
 
   test("exit codes and signals become Results", async () => {
@@ -91,3 +95,12 @@ describe("validation", () => {
     expect(() => p.add({ kind: "tmpfs", dst: "/a\0b" })).toThrow("NUL");
   });
 });
+
+/** Reads a socket to EOF and closes it. */
+function readAll(fd: number): string {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(65536);
+  for (let n; (n = readSync(fd, buf)) > 0; ) chunks.push(Buffer.from(buf.subarray(0, n)));
+  closeSync(fd);
+  return Buffer.concat(chunks).toString();
+}
