@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -160,6 +161,19 @@ BB_API int bb_notif_recv(int listener, struct seccomp_notif *out) {
 BB_API int bb_notif_send(int listener, uint64_t id, int32_t error, int64_t val, uint32_t flags) {
   struct seccomp_notif_resp resp = {.id = id, .val = val, .error = error, .flags = flags};
   return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 ? -errno : 0;
+}
+
+/*
+ * Puts our `srcfd` at fd `newfd` in the notifying task, replacing what was
+ * there (SECCOMP_IOCTL_NOTIF_ADDFD with SETFD, Linux 5.9). Used to take a
+ * sandboxee's own copy of its listener away (sandbox me here, fork server).
+ */
+BB_API int bb_notif_addfd(int listener, uint64_t id, int srcfd, int newfd) {
+  struct seccomp_notif_addfd a = {
+      .id = id, .flags = SECCOMP_ADDFD_FLAG_SETFD, .srcfd = (uint32_t)srcfd, .newfd = (uint32_t)newfd,
+      .newfd_flags = O_CLOEXEC};
+  long r = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+  return r < 0 ? -errno : (int)r;
 }
 
 BB_API int bb_notif_id_valid(int listener, uint64_t id) {

@@ -18,8 +18,10 @@
  * filter is in, the program may be denied any system call, so it cannot say
  * more; the host takes the listener out of the program's fd table
  * (pidfd_getfd). The execveat with the magic is the one call every bunbox
- * filter sends to the monitor: it blocks until the host holds the listener
- * and answers, so the call returns only once the policy is enforced; if the
+ * filter sends to the monitor: it blocks until the host holds the listener,
+ * has replaced our own copy of it (fd K) with /dev/null, and answers; so the
+ * call returns only once the policy is enforced and we cannot answer our own
+ * notifications; if the
  * host never finds the listener (another thread took fd K), the program stays
  * blocked and is killed: fail closed. TSYNC puts the filter on every thread;
  * if one cannot take it, the call fails (ESRCH).
@@ -31,7 +33,7 @@
  *   host -> server   UINT32 id; BYTES rlimits (n x {u32 resource, u32 pad,
  *                    u64 cur, u64 max}); BYTES the child's BPF program;
  *                    UINT64 the child's exec magic
- *   server -> host   JSON {"op":"forked","id":I,"pid":P}, then an FD frame
+ *   server -> host   JSON {"op":"forked","id":I,"pid":P,"listener_fd":K}, then an FD frame
  *                    [child pidfd, child's seccomp listener, host end of the
  *                    child's own comms socket]   (or {"op":"fork_failed",…})
  *   server -> host   JSON {"op":"exit","pid":P,"wstatus":W,"utime_us":U,
@@ -41,7 +43,9 @@
  * (killed with it), the rlimits, and the filter with a listener that the
  * server takes from it (pidfd_getfd) and hands to the host. Like sandbox me
  * here, the child then blocks in execveat(-1, "", …, magic) until the host,
- * holding the listener, answers 0: it cannot run (or end) unmonitored. Children share
+ * holding the listener, has replaced the child's own copy (fd K) with
+ * /dev/null and answers 0: it cannot run (or end) unmonitored, nor answer
+ * its own notifications. Children share
  * the server's namespaces and mounts: they can see each other in /proc.
  */
 #define _GNU_SOURCE
@@ -240,8 +244,9 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
     struct pollfd p = {fds[0], POLLIN, 0};
     if (poll(&p, 1, 1) > 0) fail = "child died before its filter was in";
   }
+  int k = -1; /* the child's own listener fd */
   if (!fail) {
-    int k = __atomic_load_n(shared, __ATOMIC_ACQUIRE);
+    k = __atomic_load_n(shared, __ATOMIC_ACQUIRE);
     if (k < 0) fail = "child's seccomp()";
     else if ((fds[1] = (int)syscall(SYS_pidfd_getfd, fds[0], k, 0)) < 0) fail = "pidfd_getfd(listener)";
   }
@@ -252,7 +257,7 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
     snprintf(msg, sizeof msg, "{\"op\":\"fork_failed\",\"id\":%u,\"error\":\"%s: %s\"}", id, fail, strerror(errno));
     r = bunbox_comms_send_json(c, msg);
   } else {
-    snprintf(msg, sizeof msg, "{\"op\":\"forked\",\"id\":%u,\"pid\":%d}", id, (int)pid);
+    snprintf(msg, sizeof msg, "{\"op\":\"forked\",\"id\":%u,\"pid\":%d,\"listener_fd\":%d}", id, (int)pid, k);
     r = bunbox_comms_send_json(c, msg);
     if (r == BUNBOX_OK) r = bunbox_comms_send_fds(c, fds, 3);
   }

@@ -14,7 +14,8 @@
  * that reason wins over the status the kill produced.
  */
 import { signalName } from "../native/signals.ts";
-import { type Notification, type Waited, CLD_EXITED, closeFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readFd, waitPidfd } from "../native/sys.ts";
+import { describeErrno } from "../native/errno.ts";
+import { type Notification, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readFd, waitPidfd } from "../native/sys.ts";
 import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
@@ -74,7 +75,7 @@ export class Monitor {
   private timers: ReturnType<typeof setTimeout>[] = [];
   private done = false;
   private pendingStage: string | undefined;
-  private confirm: { magic: bigint; done: () => void } | undefined;
+  private confirm: { magic: bigint; theirFd: number; done: () => void } | undefined;
 
   constructor(
     readonly spawned: Spawned,
@@ -106,17 +107,21 @@ export class Monitor {
   }
 
   /**
-   * Starts watching a seccomp listener taken later (sandbox me here). The
-   * setup ends when the sandboxee's execveat with `confirmMagic` arrives on
-   * it: answered 0, it tells the sandboxee the policy is enforced.
+   * Starts watching a seccomp listener taken later (sandbox me here, fork
+   * server). The setup ends when the sandboxee's execveat with
+   * `confirmMagic` arrives on it. The sandboxee still holds its own copy of
+   * the listener, at `theirFd`, with which it could answer its own
+   * notifications: before the answer that lets it go on, that fd is replaced
+   * with /dev/null (SECCOMP_IOCTL_NOTIF_ADDFD, Linux 5.9); if that fails the
+   * sandbox is killed.
    */
-  attachListener(fd: number, confirmMagic: bigint, onConfirmed: () => void): void {
+  attachListener(fd: number, theirFd: number, confirmMagic: bigint, onConfirmed: () => void): void {
     if (this.done) {
       closeFd(fd);
       return;
     }
     (this.spawned as { listener: number }).listener = fd;
-    this.confirm = { magic: confirmMagic, done: onConfirmed };
+    this.confirm = { magic: confirmMagic, theirFd, done: onConfirmed };
     this.notifyWatch = watch(fd, EPOLLIN, (ev) => this.onNotify(ev));
   }
 
@@ -160,6 +165,11 @@ export class Monitor {
     const c = this.confirm;
     if (c && n.nr === this.opts.execveatNr && n.args[5] === c.magic) {
       this.confirm = undefined;
+      const r = notifAddFd(listener, n.id, devNullFd(), c.theirFd);
+      if (r < 0) {
+        this.abort(this.pendingStage ?? "notify", `cannot take the seccomp listener away from the sandboxee (SECCOMP_IOCTL_NOTIF_ADDFD: ${describeErrno(-r)}; Linux 5.9+)`);
+        return;
+      }
       this.pendingStage = undefined;
       notifSend(listener, n.id, 0);
       c.done();

@@ -4,7 +4,7 @@
  * the monitor decides what each means.
  */
 import { ptr } from "bun:ffi";
-import { readFileSync } from "node:fs";
+import { openSync, readFileSync } from "node:fs";
 import { shim } from "./library.ts";
 
 export interface Waited {
@@ -90,6 +90,18 @@ export const NOTIF_CONTINUE = 1;
 /** Answers a notification: `error` (negative errno) or 0 with `flags` CONTINUE. */
 export function notifSend(listener: number, id: bigint, error: number, flags = 0, val = 0n): number {
   return shim().bb_notif_send(listener, id, error, val, flags);
+}
+
+/** Replaces fd `newfd` of the notifying task with a copy of our `srcfd` (-errno on failure). */
+export function notifAddFd(listener: number, id: bigint, srcfd: number, newfd: number): number {
+  return shim().bb_notif_addfd(listener, id, srcfd, newfd);
+}
+
+let devNull = -1;
+/** An fd on /dev/null, opened once (what a sandboxee's stray listener is replaced with). */
+export function devNullFd(): number {
+  if (devNull < 0) devNull = openSync("/dev/null", "r");
+  return devNull;
 }
 
 export function notifIdValid(listener: number, id: bigint): boolean {

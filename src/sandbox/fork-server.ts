@@ -34,6 +34,8 @@ export interface Forked {
   magic: bigint;
   pidfd: number;
   listener: number;
+  /** The fd number of the child's own copy of its listener (taken from it when it confirms). */
+  theirListenerFd: number;
   /** bunbox's end of the child's own comms socket. */
   commsFd: number;
 }
@@ -45,7 +47,7 @@ interface Pending {
 }
 
 type ServerMessage =
-  | { op: "forked"; id: number; pid: number }
+  | { op: "forked"; id: number; pid: number; listener_fd: number }
   | { op: "fork_failed"; id: number; error: string }
   | { op: "exit"; pid: number; wstatus: number; utime_us: number; stime_us: number; maxrss_kb: number };
 
@@ -160,7 +162,7 @@ export class ForkServer {
             continue;
           }
           this.live.add(msg.pid);
-          p.resolve({ pid: msg.pid, magic: p.magic, pidfd: fds[0]!, listener: fds[1]!, commsFd: fds[2]! });
+          p.resolve({ pid: msg.pid, magic: p.magic, pidfd: fds[0]!, listener: fds[1]!, theirListenerFd: msg.listener_fd, commsFd: fds[2]! });
         } else if (msg.op === "fork_failed") {
           this.pending.get(msg.id)?.reject(new BunboxError("fork-server", `fork failed in the server: ${msg.error}`));
           this.pending.delete(msg.id);

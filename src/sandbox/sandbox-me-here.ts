@@ -33,7 +33,8 @@ function isListener(fd: number): boolean {
 }
 
 /**
- * Runs the handshake; resolves with the listener fd (ours to close).
+ * Runs the handshake; resolves with the listener fd (ours to close) and the
+ * fd number of the sandboxee's own copy.
  * `program` is the policy's filter with this run's exec magic.
  */
 export async function sandboxMeHereHandshake(
@@ -42,7 +43,7 @@ export async function sandboxMeHereHandshake(
   program: readonly Insn[],
   magic: bigint,
   timeoutMs: number,
-): Promise<number> {
+): Promise<{ listener: number; theirFd: number }> {
   const hello = await comms.recvJson<{ op?: string }>({ timeoutMs });
   if (hello?.op !== "sandbox_me_here") throw new HandshakeError(`expected {"op":"sandbox_me_here"}, got ${JSON.stringify(hello)}`);
   await comms.sendBytes(encode(program));
@@ -56,7 +57,7 @@ export async function sandboxMeHereHandshake(
   for (let delay = 0; ; delay = Math.min(delay * 2 || 1, 20)) {
     const fd = pidfdGetfd(sandboxeePidfd, k);
     if (fd >= 0) {
-      if (isListener(fd)) return fd;
+      if (isListener(fd)) return { listener: fd, theirFd: k };
       closeFd(fd);
     } else if (-fd !== EBADF) {
       throw new HandshakeError(`pidfd_getfd(fd ${k}): ${describeErrno(-fd)}`);

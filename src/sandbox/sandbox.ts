@@ -215,7 +215,7 @@ export class Sandbox {
     if (meHere) {
       const limit = this.executor.limits.wallTimeMs || 10_000;
       sandboxMeHereHandshake(this.executor.ipc.channel!, spawned.sandboxeePidfd, filter, request.magic, limit).then(
-        (fd) => this.monitor!.attachListener(fd, request.magic, () => this.readyResolve()),
+        ({ listener, theirFd }) => this.monitor!.attachListener(listener, theirFd, request.magic, () => this.readyResolve()),
         (e: Error) => this.monitor!.abort(ME_HERE_STAGE, `sandbox me here: ${e.message}`),
       );
     } else {
@@ -248,7 +248,7 @@ export class Sandbox {
     });
     this.monitor!.result.then(() => this.childComms?.close());
     // The child waits in its confirming execveat until we watch its listener.
-    this.monitor!.attachListener(forked.listener, forked.magic, () => this.readyResolve());
+    this.monitor!.attachListener(forked.listener, forked.theirListenerFd, forked.magic, () => this.readyResolve());
   }
 
   private watch(spawned: Spawned, filter: readonly Insn[], notify: boolean, extra: Partial<MonitorOptions>): void {

@@ -80,6 +80,14 @@ describe("sandbox me here", () => {
     readAll(out);
   });
 
+  test("the sandboxee keeps no copy of its listener (it could answer its own notifications)", async () => {
+    const ex = new Executor(MODES, [MODES, "me-here", "scan-fds"], { sandboxBeforeExec: false });
+    const out = ex.ipc.receiveFd(1);
+    const r = await new Sandbox(ex, testPolicy("default")).run();
+    expect(r.status).toBe("OK");
+    expect(readAll(out)).toBe("no listener\n");
+  });
+
   test("ready() resolves once the policy is in", async () => {
     const { sandbox, out } = meHere(["ok"]);
     sandbox.runAsync();
@@ -162,6 +170,21 @@ describe("fork server", () => {
       await good.ready();
       await good.comms!.sendString("exit 0");
       expect((await good.awaitResult()).status).toBe("OK");
+    } finally {
+      s.close();
+    }
+  });
+
+  test("a child keeps no copy of its listener", async () => {
+    const s = await server();
+    try {
+      const child = new Sandbox(s.executor(), testPolicy("default", (b) => b.allowComms()));
+      child.runAsync();
+      await child.ready();
+      await child.comms!.sendString("scan-fds");
+      expect(await child.comms!.recvString()).toBe("no listener");
+      await child.comms!.sendString("exit 0");
+      expect((await child.awaitResult()).status).toBe("OK");
     } finally {
       s.close();
     }
