@@ -207,14 +207,26 @@ static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd) {
   return fail(sh, BB_ST_REQUEST, -EINVAL, "unknown mount operation");
 }
 
-/* Step 0: an O_PATH fd (or -errno) per bind source, in fds[]. */
+/*
+ * Step 0: an O_PATH fd (or -errno) per bind source, in fds[]. TypeScript
+ * resolved every symlink in the source paths (src/sandbox/mounts.ts
+ * checkSource says why); RESOLVE_NO_SYMLINKS (openat2, Linux 5.6) makes a
+ * link that appeared since then an error instead of a redirection.
+ */
+struct open_how_v0 {
+  uint64_t flags, mode, resolve;
+};
+
 int bb_mounts_open(struct bb_shared *sh, int *fds) {
   const struct bb_req *rq = sh->req;
   const struct bb_mount *m = (const void *)(sh->base + rq->mounts_off);
   for (uint32_t i = 0; i < rq->nmounts; i++) {
     fds[i] = -1;
     if (m[i].kind != BB_M_BIND) continue;
-    long fd = bb_sys4(SYS_openat, AT_FDCWD, bb_str(sh, m[i].src_off), O_PATH | O_CLOEXEC, 0);
+    const char *src = bb_str(sh, m[i].src_off);
+    struct open_how_v0 how = {O_PATH | O_CLOEXEC, 0, 0x04 /* RESOLVE_NO_SYMLINKS */};
+    long fd = bb_sys4(437 /* openat2 */, AT_FDCWD, src, &how, sizeof how);
+    if (fd == -ENOSYS) fd = bb_sys4(SYS_openat, AT_FDCWD, src, O_PATH | O_CLOEXEC, 0);
     fds[i] = (int)fd;
   }
   return 0;

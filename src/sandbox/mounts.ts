@@ -47,23 +47,57 @@ export function checkDestination(path: string, subject: string): string {
   return norm.length > 1 && norm.endsWith("/") ? norm.slice(0, -1) : norm;
 }
 
-/** Checks a host path: absolute, no NUL, and (unless optional) existing. */
+/**
+ * Checks a host path (absolute, no NUL, existing unless optional) and returns
+ * it with every symlink resolved. A symlink owned by anyone but root or the
+ * caller is refused: a sandboxee given a writable directory could plant one
+ * there, and a later run (as root, which opens sources as kernel root) that
+ * mounts a path through it would show the sandboxee whatever it points to.
+ * csrc/mounts.c then opens the resolved path with RESOLVE_NO_SYMLINKS, so a
+ * link swapped in meanwhile fails the run instead.
+ */
 export function checkSource(path: string, subject: string, mustExist = true): string {
   if (typeof path !== "string" || path.length === 0) throw new UsageError(subject, "empty path");
   if (path.includes("\0")) throw new UsageError(subject, `${JSON.stringify(path)} contains a NUL byte`);
   if (!path.startsWith("/")) {
     throw new UsageError(subject, `${path}: host paths must be absolute (did you mean ${posix.resolve(path)}?)`);
   }
-  if (mustExist) {
+  const euid = process.geteuid?.() ?? 0;
+  const rest = path.split("/").filter(Boolean);
+  let cur = "/";
+  for (let hops = 0; rest.length > 0; ) {
+    const name = rest.shift()!;
+    if (name === ".") continue;
+    if (name === "..") {
+      cur = posix.dirname(cur);
+      continue;
+    }
+    const next = posix.join(cur, name);
+    let st;
     try {
-      statSync(path);
+      st = lstatSync(next);
     } catch (e) {
+      if (!mustExist) return posix.normalize(path);
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not accessible" : `cannot be read (${code})`;
-      throw new UsageError(subject, `${path} ${why} on the host`);
+      throw new UsageError(subject, `${path} ${why} on the host${next !== path ? ` (at ${next})` : ""}`);
     }
+    if (st.isSymbolicLink()) {
+      if (st.uid !== 0 && st.uid !== euid) {
+        throw new UsageError(
+          subject,
+          `${next} is a symlink owned by uid ${st.uid}: bunbox does not follow another user's symlinks in a mount source (give the resolved path if you trust it)`,
+        );
+      }
+      if (++hops > 40) throw new UsageError(subject, `${path}: too many levels of symlinks`);
+      const target = readlinkSync(next);
+      rest.unshift(...target.split("/").filter(Boolean));
+      if (target.startsWith("/")) cur = "/";
+      continue;
+    }
+    cur = next;
   }
-  return posix.normalize(path);
+  return cur;
 }
 
 export class MountPlan {
@@ -75,7 +109,8 @@ export class MountPlan {
     switch (op.kind) {
       case "bind": {
         const src = checkSource(op.src, subject, !op.optional);
-        if (!this.covers(src, dst, op.rw)) this.replace({ ...op, src, dst });
+        // Compared as given: /etc/localtime is under the /etc bind even though it resolves elsewhere.
+        if (!this.covers(posix.normalize(op.src), dst, op.rw)) this.replace({ ...op, src, dst });
         break;
       }
       case "tmpfs":

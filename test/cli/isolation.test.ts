@@ -6,7 +6,7 @@
  * breaks.
  */
 import { describe, expect, test } from "bun:test";
-import { openSync, closeSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { bunbox, DIR, IS_ROOT, probe } from "../helpers.ts";
 
 describe("filesystem view", () => {
@@ -38,6 +38,19 @@ describe("filesystem view", () => {
     const r = await probe(["write", `/data/${name}`, "hello"], ["--rw", `${DIR}/work:/data`]);
     expect(r.stdout).toContain("write: 5");
     expect(await Bun.file(`${DIR}/work/${name}`).text()).toBe("hello");
+  });
+
+  test.if(IS_ROOT)("a symlink a sandboxee planted is not followed by a later run's mount source", async () => {
+    const shared = `${DIR}/work/shared-${process.pid}`;
+    mkdirSync(shared, { mode: 0o777 });
+    chmodSync(shared, 0o777);
+    writeFileSync(`${DIR}/work/secret-${process.pid}`, "root only\n", { mode: 0o600 });
+    const plant = await bunbox(["run", "--rw", `${shared}:/shared`, "--", "/bin/ln", "-s", `${DIR}/work/secret-${process.pid}`, "/shared/data"], { bare: true });
+    expect(plant.code).toBe(0);
+    const r = await bunbox(["run", "--ro", `${shared}/data:/data`, "--", "/bin/cat", "/data"], { bare: true });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("is a symlink owned by uid 65534");
   });
 
   test("/tmp is a writable tmpfs, private to the run", async () => {
