@@ -119,7 +119,8 @@ static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char 
   } else {
     r = make_dirs(dst, skip, 0, 0755);
     if (r == 0) {
-      r = bb_sys4(SYS_openat, AT_FDCWD, dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+      /* O_NONBLOCK: a FIFO planted at the destination must fail (ENXIO), not block. */
+      r = bb_sys4(SYS_openat, AT_FDCWD, dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
       if (r >= 0) r = bb_sys1(SYS_close, r);
     }
   }

@@ -14,7 +14,13 @@ const out = join(root, "build");
 const init = join(out, "init");
 const shim = join(out, "libbunbox.so");
 
-const CFLAGS = ["-O2", "-g0", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-std=gnu11"];
+// No calls into libc from the CLONE_VM children: gcc must not turn loops into
+// memset/strlen calls, and no PLT slot may be resolved lazily (by ld.so, in
+// memory shared with Bun) while they run.
+const CFLAGS = [
+  "-O2", "-g0", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-std=gnu11",
+  "-fno-tree-loop-distribute-patterns",
+];
 const SHIM_SOURCES = ["spawn.c", "request.c", "init_fd.c", "child.c", "mounts.c", "monitor.c", "comms.c"];
 
 function newestSource(): number {
@@ -68,6 +74,7 @@ export function buildShim(force = false): string {
       "-fPIC",
       "-shared",
       "-fvisibility=hidden",
+      "-Wl,-z,now",
       `-DBB_INIT_PATH="${init}"`,
       "-o",
       shim,

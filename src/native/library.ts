@@ -14,7 +14,7 @@
  * we hold (/proc/self/fd/N, the very inode we wrote), and the file is removed.
  */
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
@@ -63,7 +63,22 @@ function openEmbedded(path: string) {
   }
 }
 
+/** BUNBOX_SHIM must not let another user choose the code a (root) bunbox loads. */
+function checkOverride(path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return; // reported as missing below
+  }
+  const euid = process.geteuid?.() ?? 0;
+  if ((st.uid !== 0 && st.uid !== euid) || (st.mode & 0o022) !== 0) {
+    throw new BunboxError("native", `BUNBOX_SHIM=${path} is writable by, or belongs to, another user: refusing to load it`);
+  }
+}
+
 function open() {
+  if (process.env.BUNBOX_SHIM) checkOverride(process.env.BUNBOX_SHIM);
   const path = process.env.BUNBOX_SHIM || embedded;
   const inExecutable = path.startsWith("/$bunfs/");
   if (!inExecutable && !existsSync(path)) {

@@ -20,12 +20,37 @@ import { BunboxError } from "../errors.ts";
 import { closeFd } from "../native/sys.ts";
 import { encode } from "../policy/bpf.ts";
 import { type Filter, withMagic } from "../policy/compiler.ts";
+import { errno } from "../policy/rules.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Report } from "../monitor/monitor.ts";
 import { Executor, type ExecutorOptions } from "./executor.ts";
 import type { Limits } from "./limits.ts";
 import { randomMagic } from "./request.ts";
 import { Sandbox } from "./sandbox.ts";
+
+const EPERM = 1;
+
+const forkChildPolicies = new WeakMap<Policy, Policy>();
+
+/**
+ * A fork-server child's policy: the given one with setsid and setpgid
+ * failing (EPERM). A child's descendants must stay in its process group,
+ * which the server kills when the child ends: one that left it would outlive
+ * its Result (the server shares one pid namespace with all its children).
+ */
+export function forkChildPolicy(policy: Policy): Policy {
+  let p = forkChildPolicies.get(policy);
+  if (!p) {
+    const rules = new Map(policy.rules);
+    for (const name of ["setsid", "setpgid"]) {
+      const nr = policy.arch.syscalls[name];
+      if (nr !== undefined) rules.set(nr, [{ kind: "action", action: errno(EPERM) }, ...(rules.get(nr) ?? [])]);
+    }
+    p = policy.derive({ rules });
+    forkChildPolicies.set(policy, p);
+  }
+  return p;
+}
 
 export interface Forked {
   /** The child's pid inside the sandbox. */

@@ -13,14 +13,14 @@
  * hundreds of runAsync() calls in a row never freeze timers and I/O.
  */
 import { Comms } from "../comms/comms.ts";
-import { BunboxError } from "../errors.ts";
+import { BunboxError, UsageError } from "../errors.ts";
 import { isFailure, type SetupFailure, type Spawned, spawn } from "../native/spawn.ts";
 import { pidfdPid } from "../native/sys.ts";
 import type { Insn } from "../policy/bpf.ts";
 import { withMagic } from "../policy/compiler.ts";
 import type { Policy } from "../policy/policy.ts";
 import { Monitor, type MonitorHooks, type MonitorOptions } from "../monitor/monitor.ts";
-import type { ForkServer } from "./fork-server.ts";
+import { type ForkServer, forkChildPolicy } from "./fork-server.ts";
 import { ME_HERE_STAGE, sandboxMeHereHandshake } from "./sandbox-me-here.ts";
 import type { Executor } from "./executor.ts";
 import { buildRequest } from "./request.ts";
@@ -64,7 +64,13 @@ let draining = false;
 function drain(): void {
   const start = performance.now();
   while (queue.length > 0 && performance.now() - start < SPAWN_SLICE_MS) {
-    queue.shift()!["start"]();
+    const s = queue.shift()!;
+    try {
+      s["start"]();
+    } catch (e) {
+      // One run's failure must not stall the queue for every later run.
+      s["crashed"](e);
+    }
   }
   if (queue.length > 0) setImmediate(drain);
   else draining = false;
@@ -93,6 +99,10 @@ export class Sandbox {
   /** Starts the run; returns at once. A second call is an error. */
   runAsync(): void {
     if (this.resultPromise) throw new BunboxError("sandbox", "this Sandbox has already been started");
+    if (!this.executor.sandboxBeforeExec && this.options.notify === false) {
+      // Without a listener the program would get the ALLOW-on-magic filter, and its magic.
+      throw new UsageError("notify", "sandbox me here needs seccomp user notification; notify: false is not possible");
+    }
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -224,7 +234,7 @@ export class Sandbox {
   }
 
   private async startForked(server: ForkServer): Promise<void> {
-    const filter = this.policy.filter(true);
+    const filter = forkChildPolicy(this.policy).filter(true);
     let forked;
     try {
       forked = await server.fork(filter, this.executor.limits);
@@ -278,5 +288,12 @@ export class Sandbox {
 
   private finishEarly(r: Result): void {
     this.settle(r);
+  }
+
+  /** start() threw: kill whatever started and end with INTERNAL_ERROR. */
+  private crashed(e: unknown): void {
+    this.executor.ipc.closePeerEnds();
+    if (this.monitor) this.monitor.kill(`bunbox failed while starting the run: ${(e as Error)?.message ?? e}`);
+    else this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error)?.message ?? String(e), wallTimeMs: 0 }));
   }
 }

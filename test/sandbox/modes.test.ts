@@ -175,6 +175,21 @@ describe("fork server", () => {
     }
   });
 
+  test("a child and its descendants cannot leave its process group (killed with it)", async () => {
+    const s = await server();
+    try {
+      const child = new Sandbox(s.executor(), testPolicy("default", (b) => b.allowComms()));
+      child.runAsync();
+      await child.ready();
+      await child.comms!.sendString("leave-group");
+      expect(await child.comms!.recvString()).toBe("setsid EPERM, setpgid EPERM");
+      await child.comms!.sendString("exit 0");
+      expect((await child.awaitResult()).status).toBe("OK");
+    } finally {
+      s.close();
+    }
+  });
+
   test("a child keeps no copy of its listener", async () => {
     const s = await server();
     try {
