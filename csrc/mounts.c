@@ -46,6 +46,10 @@ struct mount_attr_v0 {
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
+struct open_how_v0 {
+  uint64_t flags, mode, resolve;
+};
+
 static int fail(struct bb_shared *sh, int stage, long err, const char *path) {
   bb_fail(sh, stage, err, path);
   return -1;
@@ -106,6 +110,29 @@ static uint64_t attrs_for(uint32_t flags) {
   return a;
 }
 
+/*
+ * A recursive bind of the source fd, its attributes set while still detached
+ * (so it is never visible writable), then attached through an fd on the
+ * destination opened without following any symlink: nothing between the
+ * checks and the mount resolves a path again (open_tree/move_mount, 5.2;
+ * mount_setattr, 5.12; openat2, 5.6). -ENOSYS: use the old way.
+ */
+static long attach_bind(int srcfd, const char *dst, uint64_t attrs) {
+  struct open_how_v0 how = {O_PATH | O_CLOEXEC, 0, 0x04 /* RESOLVE_NO_SYMLINKS */};
+  long dfd = bb_sys4(437 /* openat2 */, AT_FDCWD, dst, &how, sizeof how);
+  if (dfd < 0) return dfd;
+  long tree = bb_sys3(428 /* open_tree */, srcfd, "", 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+  long r = tree;
+  if (tree >= 0) {
+    struct mount_attr_v0 a = {attrs, 0, 0, 0};
+    r = bb_sys5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a);
+    if (r == 0) r = bb_sys5(429 /* move_mount */, tree, "", dfd, "", 0x4 /* F_EMPTY_PATH */ | 0x40 /* T_EMPTY_PATH */);
+    bb_sys1(SYS_close, tree);
+  }
+  bb_sys1(SYS_close, dfd);
+  return r;
+}
+
 static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char *dst) {
   const char *host = bb_str(sh, m->src_off);
   if (fd == -ENOENT && (m->flags & BB_MF_OPTIONAL)) return 0;
@@ -132,12 +159,15 @@ static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char 
     return fail(sh, BB_ST_MOUNT, r, msg);
   }
   if (r < 0) return fail(sh, BB_ST_MOUNT, r, dst + skip);
-  char src[40];
-  size_t n = bb_strlcpy(src, "/proc/self/fd/", sizeof src);
-  bb_utoa((unsigned long)fd, src + n);
-  r = bb_sys5(SYS_mount, src, dst, 0, MS_BIND | MS_REC, 0);
-  if (r < 0) return fail(sh, BB_ST_MOUNT, r, host);
-  r = set_attrs(dst, attrs_for(m->flags), 1);
+  r = attach_bind(fd, dst, attrs_for(m->flags));
+  if (r == -ENOSYS) { /* before Linux 5.12: by path, attributes after */
+    char src[40];
+    size_t n = bb_strlcpy(src, "/proc/self/fd/", sizeof src);
+    bb_utoa((unsigned long)fd, src + n);
+    r = bb_sys5(SYS_mount, src, dst, 0, MS_BIND | MS_REC, 0);
+    if (r < 0) return fail(sh, BB_ST_MOUNT, r, host);
+    r = set_attrs(dst, attrs_for(m->flags), 1);
+  }
   if (r < 0) return fail(sh, BB_ST_MOUNT, r, dst + skip);
   return 0;
 }
@@ -214,9 +244,6 @@ static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd) {
  * checkSource says why); RESOLVE_NO_SYMLINKS (openat2, Linux 5.6) makes a
  * link that appeared since then an error instead of a redirection.
  */
-struct open_how_v0 {
-  uint64_t flags, mode, resolve;
-};
 
 int bb_mounts_open(struct bb_shared *sh, int *fds) {
   const struct bb_req *rq = sh->req;
