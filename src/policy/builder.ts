@@ -420,9 +420,12 @@ export class PolicyBuilder {
       relaxations: [...this.relaxations],
       origin: this.origin,
     });
+    // Compiling checks the rules (labels, widths, the 4096 limit); the
+    // variant without user notification is compiled when a run needs it.
+    // Without rules of its own (the safety rules alone, as for a
+    // precompiled profile's settings) nothing can fail: compiled on use.
+    if (rules.size === 0) return { policy };
     try {
-      // Compiling checks the rules (labels, widths, the 4096 limit); the
-      // variant without user notification is compiled when a run needs it.
       policy.filter(true);
     } catch (e) {
       if (e instanceof CompileError || e instanceof FilterTooLong) return { problems: [e.message] };

@@ -94,6 +94,12 @@ describe("sticky errors", () => {
     expect(verdict(p, "getpid")).toBe("errno 1");
     const t = new PolicyBuilder().defaultAction(TRACE).build();
     expect(t.usesTrace()).toBe(true);
+    // Read off the compiled filter: TRACE deep in an argument rule counts, an
+    // errno or a kill does not, and a rule-less policy answers without its rules.
+    const nested = new PolicyBuilder().addPolicyOnSyscall("write", [arg(0), jeq(1, TRACE), ALLOW]).build();
+    expect(nested.usesTrace()).toBe(true);
+    expect(new PolicyBuilder().addPolicyOnSyscall("write", [arg(0), jeq(1, KILL), errno(5)]).build().usesTrace()).toBe(false);
+    expect(new PolicyBuilder().build().usesTrace()).toBe(false);
   });
 
   test("a dangerous syscall stays a violation when allowed plainly, an errno when blocked", () => {
