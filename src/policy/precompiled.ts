@@ -26,7 +26,7 @@ export function precompiledFilter(profile: string, arch: ArchName): Filter | und
   const entry = table?.[profile]?.[arch];
   if (!entry) return undefined;
   const [b64, lo, hi] = entry;
-  return { insns: decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))), magic: [lo, hi] };
+  return { insns: decode(Buffer.from(b64, "base64")), magic: [lo, hi] };
 }
 
 /**
