@@ -123,6 +123,11 @@ struct bb_spawn_out {
   char detail[512]; /* the path or value the failed stage was working on */
 };
 
+/* csrc/spawn.c: one spawn on this thread; bb_spawn_env first, on a thread
+ * where getenv is safe. */
+int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out);
+void bb_spawn_env(void);
+
 /* What init (csrc/init.c) writes on fd 3 when the sandboxee ends. */
 struct bb_report {
   uint32_t magic; /* BB_REPORT_MAGIC */

@@ -214,7 +214,22 @@ static void reap(int pidfd, int kill_first) {
   }
 }
 
+/* BUNBOX_TRACE_SPAWN, read on the caller's thread: getenv is not safe on a
+ * spawner thread (csrc/spawner.c) while Bun may be changing the environment. */
+static int trace_spawn = -1;
+
+void bb_spawn_env(void) {
+  if (__atomic_load_n(&trace_spawn, __ATOMIC_ACQUIRE) < 0)
+    __atomic_store_n(&trace_spawn, getenv("BUNBOX_TRACE_SPAWN") != NULL, __ATOMIC_RELEASE);
+}
+
+/* On the calling thread (the JavaScript thread, or a spawner thread). */
 BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
+  bb_spawn_env();
+  return bb_spawn_here(buf, len, out);
+}
+
+int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   memset(out, 0, sizeof *out);
   out->pidfd = out->listener = out->report = out->sandboxee_pidfd = -1;
   const char *bad = bb_check_request(buf, len);
@@ -350,7 +365,7 @@ BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) 
   }
 
   bb_mark(sh, MK_DONE);
-  if (getenv("BUNBOX_TRACE_SPAWN")) {
+  if (__atomic_load_n(&trace_spawn, __ATOMIC_ACQUIRE) > 0) {
     static const char *names[] = {"clone", "gate", "ids", "mounts", "caps", "clone-b", "b-ready", "init-ok", "done"};
     fprintf(stderr, "bunbox spawn trace (us since clone):");
     for (int i = 1; i < MK_COUNT; i++)

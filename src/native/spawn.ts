@@ -1,11 +1,17 @@
 /**
  * bb_spawn through bun:ffi: hands the request buffer to the shim and decodes
- * struct bb_spawn_out (csrc/plan.h).
+ * struct bb_spawn_out (csrc/plan.h). `spawnAsync` runs it on one of the
+ * shim's spawner threads (csrc/spawner.c) and resolves on the JavaScript
+ * thread when done, so the event loop runs while the sandbox is being set up;
+ * `spawn` runs it here and blocks.
  */
 import { ptr } from "bun:ffi";
+import { BunboxError } from "../errors.ts";
 import { describeErrno, errnoName } from "./errno.ts";
 import { shim } from "./library.ts";
+import { EPOLLIN, type Watch, watch } from "./reactor.ts";
 import { stageHint, stageName } from "./stages.ts";
+import { closeFd } from "./sys.ts";
 
 export interface Spawned {
   /** pidfd of the sandbox's init (pid 1 inside). */
@@ -31,9 +37,48 @@ export interface SetupFailure {
 
 const OUT_SIZE = 8 * 4 + 512;
 
+const EAGAIN = 11;
+
 export function spawn(request: Uint8Array): Spawned | SetupFailure {
   const out = new Uint8Array(OUT_SIZE);
-  const r = shim().bb_spawn(ptr(request), request.length, ptr(out));
+  return decode(shim().bb_spawn(ptr(request), request.length, ptr(out)), out);
+}
+
+/** Like spawn(), on a spawner thread; the request may be reused at once (the shim copies it). */
+export function spawnAsync(request: Uint8Array): Promise<Spawned | SetupFailure> {
+  const lib = shim();
+  const fd = lib.bb_spawn_eventfd();
+  if (fd < 0) throw new BunboxError("spawn", `eventfd for a spawn: ${describeErrno(-fd)}`);
+  let settle!: (s: Spawned | SetupFailure) => void;
+  const result = new Promise<Spawned | SetupFailure>((resolve) => (settle = resolve));
+  let job: ReturnType<typeof lib.bb_spawn_submit> = null;
+  // Watched before anything is queued: a spawn nobody collects would leave a
+  // sandbox running without its monitor.
+  let w: Watch;
+  try {
+    w = watch(fd, EPOLLIN, () => {
+      const out = new Uint8Array(OUT_SIZE);
+      const r = lib.bb_spawn_collect(job, ptr(out));
+      if (r === -EAGAIN) return w.rearm();
+      w.close();
+      closeFd(fd);
+      settle(decode(r, out));
+    });
+  } catch (e) {
+    closeFd(fd);
+    throw e;
+  }
+  const err = new Int32Array(1);
+  job = lib.bb_spawn_submit(ptr(request), request.length, fd, ptr(err));
+  if (!job) {
+    w.close();
+    closeFd(fd);
+    throw new BunboxError("spawn", `cannot hand the spawn to a spawner thread: ${describeErrno(-err[0]!)}`);
+  }
+  return result;
+}
+
+function decode(r: number, out: Uint8Array): Spawned | SetupFailure {
   const view = new DataView(out.buffer);
   const i32 = (i: number) => view.getInt32(i * 4, true);
   if (r === 0) {

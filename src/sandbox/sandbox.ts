@@ -8,13 +8,15 @@
  *   …                        // talk to it, s.kill() if needed
  *   const result = await s.awaitResult({ timeoutMs: 5000 });
  *
- * Spawning is synchronous (~1–4 ms in the shim); runAsync() queues it, and the
- * queue spawns for at most SPAWN_SLICE_MS per turn of the event loop, so that
- * hundreds of runAsync() calls in a row never freeze timers and I/O.
+ * runAsync() queues the run; the queue builds requests for at most
+ * SPAWN_SLICE_MS per turn of the event loop, so that hundreds of runAsync()
+ * calls in a row never freeze timers and I/O, and the shim's spawner threads
+ * set the sandboxes up (~4 ms each, mostly waiting for the kernel) while the
+ * event loop goes on.
  */
 import { Comms } from "../comms/comms.ts";
 import { BunboxError, UsageError } from "../errors.ts";
-import { isFailure, type SetupFailure, type Spawned, spawn } from "../native/spawn.ts";
+import { isFailure, type SetupFailure, type Spawned, spawnAsync } from "../native/spawn.ts";
 import { pidfdPid } from "../native/sys.ts";
 import type { Insn } from "../policy/bpf.ts";
 import { withMagic } from "../policy/compiler.ts";
@@ -65,12 +67,8 @@ function drain(): void {
   const start = performance.now();
   while (queue.length > 0 && performance.now() - start < SPAWN_SLICE_MS) {
     const s = queue.shift()!;
-    try {
-      s["start"]();
-    } catch (e) {
-      // One run's failure must not stall the queue for every later run.
-      s["crashed"](e);
-    }
+    // One run's failure must not stall the queue for every later run.
+    s["start"]().catch((e: unknown) => s["crashed"](e));
   }
   if (queue.length > 0) setImmediate(drain);
   else draining = false;
@@ -81,6 +79,8 @@ export class Sandbox {
   private resultPromise: Promise<Result> | undefined;
   private settle!: (r: Result) => void;
   private killedBeforeStart = false;
+  /** Signals sent while the sandbox was being set up, delivered once it runs. */
+  private pendingSignals: number[] = [];
   private queuedAt = 0;
   private childComms: Comms | undefined;
   /** How long the shim's spawn took (ms), for `bunbox run -v`. */
@@ -155,7 +155,8 @@ export class Sandbox {
 
   /** Sends `sig` to the sandboxee (through its init). */
   signal(sig: number): void {
-    this.monitor?.signal(sig);
+    if (this.monitor) this.monitor.signal(sig);
+    else this.pendingSignals.push(sig);
   }
 
   /** The sandboxee's pid as bunbox sees it, once started. */
@@ -179,7 +180,7 @@ export class Sandbox {
     return this.childComms ?? this.executor.ipc.channel;
   }
 
-  private start(): void {
+  private async start(): Promise<void> {
     if (this.killedBeforeStart) {
       this.executor.ipc.closePeerEnds();
       this.finishEarly(new Result({ status: "EXTERNAL_KILL", reason: "killed before it started", wallTimeMs: 0 }));
@@ -187,8 +188,7 @@ export class Sandbox {
     }
     const server = (this.executor as { forkServer?: ForkServer }).forkServer;
     if (server) {
-      void this.startForked(server);
-      return;
+      return this.startForked(server);
     }
     const meHere = !this.executor.sandboxBeforeExec && !this.options.forkServer;
     // Violations reach the monitor through seccomp user notification unless
@@ -208,7 +208,7 @@ export class Sandbox {
         this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error).message, wallTimeMs: 0 }));
         return;
       }
-      spawned = spawn(request.bytes);
+      spawned = await spawnAsync(request.bytes);
       const missing = isFailure(spawned) && notify && canFallBack ? notifyMissing(spawned) : undefined;
       if (!missing) break;
       notifyUnavailable = missing;
@@ -222,6 +222,7 @@ export class Sandbox {
     }
     const filter = withMagic(this.policy.filter(notify), request.magic);
     this.watch(spawned, filter, notify, meHere ? { pendingStage: ME_HERE_STAGE } : {});
+    if (this.killedBeforeStart) return;
     if (meHere) {
       const limit = this.executor.limits.wallTimeMs || 10_000;
       sandboxMeHereHandshake(this.executor.ipc.channel!, spawned.sandboxeePidfd, filter, request.magic, limit).then(
@@ -284,6 +285,9 @@ export class Sandbox {
       }
       if (ok === false) this.monitor.abort("onStart", "the onStart hook refused the sandboxee");
     }
+    // What came while the sandbox was being set up.
+    if (this.killedBeforeStart) this.monitor.kill();
+    for (const sig of this.pendingSignals.splice(0)) this.monitor.signal(sig);
   }
 
   private finishEarly(r: Result): void {

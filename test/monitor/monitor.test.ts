@@ -130,6 +130,31 @@ describe("ending a run", () => {
     expect((await s.awaitResult()).status).toBe("EXTERNAL_KILL");
   });
 
+  // The spawn runs on a spawner thread: after the queue's turn, the run is
+  // being set up and has no monitor yet. What comes then must not be lost.
+  const setImmediateTurn = () => new Promise((r) => setImmediate(r));
+
+  test("kill() while the sandbox is being set up", async () => {
+    const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy());
+    s.runAsync();
+    await setImmediateTurn();
+    expect(s["monitor"]).toBeUndefined();
+    s.kill();
+    const r = await s.awaitResult({ timeoutMs: 5000 });
+    expect(r.status).toBe("EXTERNAL_KILL");
+  });
+
+  test("a signal sent while the sandbox is being set up reaches the sandboxee", async () => {
+    const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy());
+    s.runAsync();
+    await setImmediateTurn();
+    expect(s["monitor"]).toBeUndefined();
+    s.signal(15);
+    const r = await s.awaitResult({ timeoutMs: 5000 });
+    expect(r.status).toBe("SIGNALED");
+    expect(r.signal).toBe(15);
+  });
+
   test("the wall-time limit fires within 10% of it", async () => {
     const r = await runProbe(["sleep", "30"], { executor: { limits: { wallTimeMs: 1000 } } });
     expect(r.status).toBe("TIMEOUT");
