@@ -34,19 +34,22 @@
  *                    u64 cur, u64 max}); BYTES the child's BPF program;
  *                    UINT64 the child's exec magic
  *   server -> host   JSON {"op":"forked","id":I,"pid":P,"listener_fd":K}, then an FD frame
- *                    [child pidfd, child's seccomp listener, host end of the
- *                    child's own comms socket]   (or {"op":"fork_failed",…})
+ *                    [child pidfd, host end of the child's own comms socket]
+ *                    (or {"op":"fork_failed",…})
  *   server -> host   JSON {"op":"exit","pid":P,"wstatus":W,"utime_us":U,
  *                    "stime_us":S,"maxrss_kb":M} when a child ends
  *
  * The child gets its own comms at the same fd number, its own process group
- * (killed with it), the rlimits, and the filter with a listener that the
- * server takes from it (pidfd_getfd) and hands to the host. Like sandbox me
- * here, the child then blocks in execveat(-1, "", …, magic) until the host,
- * holding the listener, has replaced the child's own copy (fd K) with
- * /dev/null and answers 0: it cannot run (or end) unmonitored, nor answer
- * its own notifications. Children share
- * the server's namespaces and mounts: they can see each other in /proc.
+ * (killed with it), the rlimits, and the filter with a listener at fd K,
+ * which the host takes from it (pidfd_getfd through the child's pidfd). Like
+ * sandbox me here, the child then blocks in execveat(-1, "", …, magic) until
+ * the host, holding the listener, has replaced the child's own copy (fd K)
+ * with /dev/null and answers 0: it cannot run (or end) unmonitored, nor
+ * answer its own notifications. Children share the server's namespaces and
+ * mounts: they can see each other in /proc. They stay non-dumpable like the
+ * server, so none can open another's (or the server's) memory through
+ * /proc/PID/mem or process_vm_writev, not even before its filter is in; the
+ * host can, holding CAP_SYS_PTRACE over their user namespace (its own).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -178,9 +181,6 @@ static int become_child(struct bunbox_comms *c, int sfd, int child_end, int host
   signal(SIGCHLD, SIG_DFL);
   setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  /* Dumpable again, so the server may take our listener (pidfd_getfd needs
-   * ptrace access); the server itself stays non-dumpable. */
-  prctl(PR_SET_DUMPABLE, 1);
   for (size_t i = 0; i < nlim; i++) {
     struct rlimit64 rl = {lim[i].cur, lim[i].max};
     if (prlimit64(0, (int)lim[i].resource, &rl, NULL) < 0) _exit(125);
@@ -230,7 +230,7 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
   }
   free(ldata);
   free(prog.filter);
-  int fds[3] = {-1, -1, sp[0]};
+  int fds[2] = {-1, sp[0]};
   if (!fail) {
     fds[0] = (int)syscall(SYS_pidfd_open, pid, 0);
     if (fds[0] < 0) fail = "pidfd_open";
@@ -248,7 +248,6 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
   if (!fail) {
     k = __atomic_load_n(shared, __ATOMIC_ACQUIRE);
     if (k < 0) fail = "child's seccomp()";
-    else if ((fds[1] = (int)syscall(SYS_pidfd_getfd, fds[0], k, 0)) < 0) fail = "pidfd_getfd(listener)";
   }
   if (shared != MAP_FAILED) munmap((void *)shared, 4096);
   if (sp[1] >= 0) close(sp[1]);
@@ -259,9 +258,9 @@ static int serve_fork(struct bunbox_comms *c, int sfd, int *is_child) {
   } else {
     snprintf(msg, sizeof msg, "{\"op\":\"forked\",\"id\":%u,\"pid\":%d,\"listener_fd\":%d}", id, (int)pid, k);
     r = bunbox_comms_send_json(c, msg);
-    if (r == BUNBOX_OK) r = bunbox_comms_send_fds(c, fds, 3);
+    if (r == BUNBOX_OK) r = bunbox_comms_send_fds(c, fds, 2);
   }
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 2; i++)
     if (fds[i] >= 0) close(fds[i]);
   return r;
 }

@@ -17,7 +17,8 @@
  */
 import { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
-import { closeFd } from "../native/sys.ts";
+import { describeErrno } from "../native/errno.ts";
+import { closeFd, pidfdGetfd, pidfdSignal } from "../native/sys.ts";
 import { encode } from "../policy/bpf.ts";
 import { type Filter, withMagic } from "../policy/compiler.ts";
 import { errno } from "../policy/rules.ts";
@@ -182,12 +183,21 @@ export class ForkServer {
           const fds = await this.comms.recvFds({ timeoutMs: 5000 });
           const p = this.pending.get(msg.id);
           this.pending.delete(msg.id);
-          if (!p || fds.length !== 3) {
+          if (!p || fds.length !== 2) {
             fds.forEach(closeFd);
             continue;
           }
           this.live.add(msg.pid);
-          p.resolve({ pid: msg.pid, magic: p.magic, pidfd: fds[0]!, listener: fds[1]!, theirListenerFd: msg.listener_fd, commsFd: fds[2]! });
+          // The child is non-dumpable, so the server cannot take its listener;
+          // bunbox can (CAP_SYS_PTRACE over the user namespace it made).
+          const listener = pidfdGetfd(fds[0]!, msg.listener_fd);
+          if (listener < 0) {
+            pidfdSignal(fds[0]!, 9); // it would wait in its confirming execveat for ever
+            fds.forEach(closeFd);
+            p.reject(new BunboxError("fork-server", `taking the child's seccomp listener: ${describeErrno(-listener)}`));
+            continue;
+          }
+          p.resolve({ pid: msg.pid, magic: p.magic, pidfd: fds[0]!, listener, theirListenerFd: msg.listener_fd, commsFd: fds[1]! });
         } else if (msg.op === "fork_failed") {
           this.pending.get(msg.id)?.reject(new BunboxError("fork-server", `fork failed in the server: ${msg.error}`));
           this.pending.delete(msg.id);

@@ -220,6 +220,29 @@ describe("fork server", () => {
     }
   });
 
+  test("a child cannot reach into another child's memory, which would run it outside its filter", async () => {
+    const s = await server();
+    try {
+      const policy = () => testPolicy("static", (b) => b.allowComms().allowGetPids().allowOpen());
+      const victim = new Sandbox(s.executor(), policy());
+      victim.runAsync();
+      await victim.ready();
+      await victim.comms!.sendString("square 2");
+      const pid = /pid (\d+)\)$/.exec(await victim.comms!.recvString())![1];
+      const attacker = new Sandbox(s.executor(), policy());
+      attacker.runAsync();
+      await attacker.ready();
+      await attacker.comms!.sendString(`sibling-mem ${pid}`);
+      expect(await attacker.comms!.recvString()).toBe("EACCES");
+      for (const child of [attacker, victim]) {
+        await child.comms!.sendString("exit 0");
+        expect((await child.awaitResult()).status).toBe("OK");
+      }
+    } finally {
+      s.close();
+    }
+  });
+
   test("a child that ends at once still gets its own Result", async () => {
     const s = await ForkServer.start(new Executor(MODES, [MODES, "fork-server", "quick"]), testPolicy());
     try {
