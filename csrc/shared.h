@@ -3,8 +3,10 @@
  * space until they exec (CLONE_VM), so this struct, in the spawn arena, is how
  * they talk without system calls:
  *
- *   T  the Bun thread in bb_spawn (csrc/spawn.c): clones A, writes A's id maps,
- *      takes the seccomp listener, answers the first execveat, waits for exec.
+ *   T  the thread in bb_spawn (csrc/spawn.c), a spawner thread of the shim
+ *      (csrc/spawner.c) or the JavaScript thread: clones A, writes A's id
+ *      maps, takes the seccomp listener, answers the first execveat, waits
+ *      for exec.
  *   A  pid 1 inside (csrc/child.c): mounts, pivot_root, hostname, credentials,
  *      then clones B and execs init (csrc/init.c) from a sealed memfd.
  *   B  pid 2 inside, the sandboxee: session, rlimits, fds; waits until A has

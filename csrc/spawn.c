@@ -1,6 +1,7 @@
 /*
- * bb_spawn: the host side of starting one sandbox, called by TypeScript
- * through bun:ffi on a Bun thread (T in csrc/shared.h).
+ * bb_spawn: the host side of starting one sandbox, on a spawner thread
+ * (csrc/spawner.c) or called by TypeScript through bun:ffi (T in
+ * csrc/shared.h). Reentrant: each call has its own arena and pipes.
  *
  * Why CLONE_VM: Bun is multi-threaded and its heap can be gigabytes; a fork
  * would copy its page tables (~30 ms at 2 GiB). The child instead borrows
