@@ -311,7 +311,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1;
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
-                           ? "creating namespaces (user namespaces disabled? see bunbox doctor)"
+                           ? "creating namespaces"
                            : "clone3";
     out_fail(out, BB_ST_CLONE, (int)-pid, hint);
     goto done;

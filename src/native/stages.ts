@@ -41,7 +41,8 @@ export function stageName(n: number): Stage | `stage ${number}` {
 export function stageHint(stage: string, errno: string): string | undefined {
   if ((stage === "clone" || stage === "user-namespace") && (errno === "EPERM" || errno === "ENOSPC" || errno === "EINVAL" || errno === "EACCES")) {
     return "user namespaces are unavailable: check sysctl user.max_user_namespaces > 0 and " +
-      "kernel.apparmor_restrict_unprivileged_userns=0 (or kernel.unprivileged_userns_clone=1), or run as root";
+      "kernel.apparmor_restrict_unprivileged_userns=0 (or kernel.unprivileged_userns_clone=1), or run as root; " +
+      "inside a container, its seccomp profile may forbid them (Docker: --security-opt seccomp=unconfined)";
   }
   if (stage === "mount" && errno === "EPERM") {
     return "the kernel refused the mount (inside a container, /proc or /sys may be masked: try a privileged container or run bunbox on the host)";
