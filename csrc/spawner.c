@@ -5,9 +5,10 @@
  * install its filter, for both to exec. On the JavaScript thread that wait
  * blocks the event loop, and with many runs in flight it caps throughput at
  * one spawn at a time. Here a few persistent threads run bb_spawn (unchanged:
- * it is reentrant, each call has its own arena and pipes) and signal each
- * job's eventfd when it is done; TypeScript watches that eventfd through the
- * reactor (csrc/monitor.c) and collects the result on its own thread.
+ * it is reentrant, each call has its own arena and pipes), put each finished
+ * job on a done list and signal one eventfd; TypeScript watches that eventfd
+ * through the reactor (csrc/monitor.c) and collects the results on its own
+ * thread.
  *
  * The threads never exit: A sets PR_SET_PDEATHSIG, which fires when the
  * *thread* that created it ends, so a spawner thread that stopped would kill
@@ -15,7 +16,7 @@
  * may run on them) and wait on a condition variable when idle.
  *
  * A job owns a copy of the request, so the caller's buffer may be freed at
- * once; bb_spawn_collect copies struct bb_spawn_out back and frees the job.
+ * once; bb_spawn_next copies struct bb_spawn_out back and frees the job.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,41 +35,62 @@
 
 struct job {
   struct job *next;
-  int efd;
+  uint32_t id;
   int rc;
   uint32_t len;
   struct bb_spawn_out out;
   uint8_t buf[];
 };
 
+struct list {
+  struct job *head, *tail;
+};
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t more = PTHREAD_COND_INITIALIZER;
-static struct job *head, *tail;
-static int started;
+static struct list todo, done;
+static int started, done_fd = -1;
+static uint32_t last_id;
+
+static void push(struct list *l, struct job *j) {
+  j->next = NULL;
+  if (l->tail) l->tail->next = j;
+  else l->head = j;
+  l->tail = j;
+}
+
+static struct job *pop(struct list *l) {
+  struct job *j = l->head;
+  if (j && !(l->head = j->next)) l->tail = NULL;
+  return j;
+}
 
 static void *spawner(void *arg) {
   (void)arg;
   for (;;) {
     pthread_mutex_lock(&lock);
-    while (!head) pthread_cond_wait(&more, &lock);
-    struct job *j = head;
-    head = j->next;
-    if (!head) tail = NULL;
+    struct job *j;
+    while (!(j = pop(&todo))) pthread_cond_wait(&more, &lock);
     pthread_mutex_unlock(&lock);
 
     j->rc = bb_spawn_here(j->buf, j->len, &j->out);
+
+    pthread_mutex_lock(&lock);
+    push(&done, j);
+    pthread_mutex_unlock(&lock);
+    /* After the push: whoever consumes this count finds the job listed. An
+     * eventfd write of 1 cannot fail short of a bug. */
     uint64_t one = 1;
-    /* An eventfd write of 1 cannot fail short of a bug; the caller's
-     * deadline would then report it. */
-    if (write(j->efd, &one, sizeof one) < 0) {
+    if (write(done_fd, &one, sizeof one) < 0) {
     }
   }
   return NULL;
 }
 
-/* Starts the threads once; 0 or -errno. Called with the lock held. */
+/* The eventfd and the threads, once; 0 or -errno. Called with the lock held. */
 static int start_locked(void) {
   if (started) return 0;
+  if (done_fd < 0 && (done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) return -errno;
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -85,55 +107,56 @@ static int start_locked(void) {
   return started ? 0 : r;
 }
 
-/* An eventfd for one job, made first so that the caller can watch it before
- * anything is queued. */
-BB_API int bb_spawn_eventfd(void) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  return fd < 0 ? -errno : fd;
+/*
+ * The eventfd that becomes readable when spawns are done (bb_spawn_next
+ * collects them), starting the threads on first use; or -errno. The caller
+ * watches it before it submits anything, so no spawn can go uncollected.
+ */
+BB_API int bb_spawn_events(void) {
+  pthread_mutex_lock(&lock);
+  int r = start_locked();
+  pthread_mutex_unlock(&lock);
+  return r < 0 ? r : done_fd;
 }
 
-/*
- * Queues a spawn of the request (copied); `efd` (bb_spawn_eventfd) becomes
- * readable when it is done. Returns the job, or NULL with -errno in *err.
- */
-BB_API void *bb_spawn_submit(const uint8_t *buf, uint32_t len, int32_t efd, int32_t *err) {
+/* Queues a spawn of the request (copied). Returns the job's id (never 0), 0 if out of memory. */
+BB_API uint32_t bb_spawn_submit(const uint8_t *buf, uint32_t len) {
   struct job *j = malloc(sizeof *j + len);
-  if (!j) {
-    *err = -ENOMEM;
-    return NULL;
-  }
+  if (!j) return 0;
   memset(j, 0, sizeof *j);
   memcpy(j->buf, buf, len);
   j->len = len;
-  j->efd = efd;
   bb_spawn_env();
   pthread_mutex_lock(&lock);
-  int r = start_locked();
-  if (r < 0) {
-    pthread_mutex_unlock(&lock);
-    free(j);
-    *err = r;
-    return NULL;
-  }
-  if (tail) tail->next = j;
-  else head = j;
-  tail = j;
+  if (++last_id == 0) last_id = 1;
+  uint32_t id = j->id = last_id;
+  push(&todo, j);
   pthread_cond_signal(&more);
   pthread_mutex_unlock(&lock);
-  return j;
+  return id;
 }
 
 /*
- * After the eventfd was readable: copies the outcome into *out and frees the
- * job; the caller closes the eventfd (after its watch is gone). Returns
- * bb_spawn's return value, or -EAGAIN (nothing freed) if the job is not done.
+ * A finished job: copies its outcome into *out and bb_spawn's return value
+ * into *rc, frees it and returns its id; 0 when none is done. Call until 0,
+ * then re-arm the watch: a job finishing meanwhile leaves the eventfd
+ * readable.
  */
-BB_API int bb_spawn_collect(void *job, struct bb_spawn_out *out) {
-  struct job *j = job;
-  uint64_t v;
-  if (read(j->efd, &v, sizeof v) != sizeof v) return -EAGAIN;
+BB_API uint32_t bb_spawn_next(struct bb_spawn_out *out, int32_t *rc) {
+  pthread_mutex_lock(&lock);
+  struct job *j = pop(&done);
+  if (!j) {
+    /* Consume the count, then look again: a job counted here was listed first. */
+    uint64_t v;
+    if (read(done_fd, &v, sizeof v) < 0) {
+    }
+    j = pop(&done);
+  }
+  pthread_mutex_unlock(&lock);
+  if (!j) return 0;
+  uint32_t id = j->id;
   *out = j->out;
-  int rc = j->rc;
+  *rc = j->rc;
   free(j);
-  return rc;
+  return id;
 }

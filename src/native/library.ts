@@ -24,9 +24,9 @@ const { i32, u32, u64, i64, ptr, function: fn } = FFIType;
 
 const symbols = {
   bb_spawn: { args: [ptr, u32, ptr], returns: i32 },
-  bb_spawn_eventfd: { args: [], returns: i32 },
-  bb_spawn_submit: { args: [ptr, u32, i32, ptr], returns: ptr },
-  bb_spawn_collect: { args: [ptr, ptr], returns: i32 },
+  bb_spawn_events: { args: [], returns: i32 },
+  bb_spawn_submit: { args: [ptr, u32], returns: u32 },
+  bb_spawn_next: { args: [ptr, ptr], returns: u32 },
   bb_reactor_start: { args: [fn], returns: i32 },
   bb_reactor_stop: { args: [], returns: i32 },
   bb_reactor_watch: { args: [i32, u32, u32, i32], returns: i32 },

@@ -11,7 +11,6 @@ import { describeErrno, errnoName } from "./errno.ts";
 import { shim } from "./library.ts";
 import { EPOLLIN, type Watch, watch } from "./reactor.ts";
 import { stageHint, stageName } from "./stages.ts";
-import { closeFd } from "./sys.ts";
 
 export interface Spawned {
   /** pidfd of the sandbox's init (pid 1 inside). */
@@ -37,45 +36,46 @@ export interface SetupFailure {
 
 const OUT_SIZE = 8 * 4 + 512;
 
-const EAGAIN = 11;
-
 export function spawn(request: Uint8Array): Spawned | SetupFailure {
   const out = new Uint8Array(OUT_SIZE);
   return decode(shim().bb_spawn(ptr(request), request.length, ptr(out)), out);
 }
 
+/** Spawns on the spawner threads, by job id, waiting for their Spawned. */
+const inFlight = new Map<number, (s: Spawned | SetupFailure) => void>();
+/** The watch on the spawners' eventfd, open while anything is in flight (it keeps the process alive). */
+let events: Watch | undefined;
+
+function collect(): void {
+  const lib = shim();
+  const out = new Uint8Array(OUT_SIZE);
+  const rc = new Int32Array(1);
+  for (let id; (id = lib.bb_spawn_next(ptr(out), ptr(rc))) !== 0; ) {
+    const settle = inFlight.get(id);
+    inFlight.delete(id);
+    settle?.(decode(rc[0]!, out));
+  }
+  if (inFlight.size > 0) return events!.rearm();
+  events!.close();
+  events = undefined;
+}
+
 /** Like spawn(), on a spawner thread; the request may be reused at once (the shim copies it). */
 export function spawnAsync(request: Uint8Array): Promise<Spawned | SetupFailure> {
   const lib = shim();
-  const fd = lib.bb_spawn_eventfd();
-  if (fd < 0) throw new BunboxError("spawn", `eventfd for a spawn: ${describeErrno(-fd)}`);
-  let settle!: (s: Spawned | SetupFailure) => void;
-  const result = new Promise<Spawned | SetupFailure>((resolve) => (settle = resolve));
-  let job: ReturnType<typeof lib.bb_spawn_submit> = null;
   // Watched before anything is queued: a spawn nobody collects would leave a
   // sandbox running without its monitor.
-  let w: Watch;
-  try {
-    w = watch(fd, EPOLLIN, () => {
-      const out = new Uint8Array(OUT_SIZE);
-      const r = lib.bb_spawn_collect(job, ptr(out));
-      if (r === -EAGAIN) return w.rearm();
-      w.close();
-      closeFd(fd);
-      settle(decode(r, out));
-    });
-  } catch (e) {
-    closeFd(fd);
-    throw e;
+  if (!events) {
+    const fd = lib.bb_spawn_events();
+    if (fd < 0) throw new BunboxError("spawn", `cannot start the spawner threads: ${describeErrno(-fd)}`);
+    events = watch(fd, EPOLLIN, collect);
   }
-  const err = new Int32Array(1);
-  job = lib.bb_spawn_submit(ptr(request), request.length, fd, ptr(err));
-  if (!job) {
-    w.close();
-    closeFd(fd);
-    throw new BunboxError("spawn", `cannot hand the spawn to a spawner thread: ${describeErrno(-err[0]!)}`);
+  const id = lib.bb_spawn_submit(ptr(request), request.length);
+  if (id === 0) {
+    if (inFlight.size === 0) collect();
+    throw new BunboxError("spawn", "cannot hand the spawn to a spawner thread: out of memory");
   }
-  return result;
+  return new Promise((resolve) => inFlight.set(id, resolve));
 }
 
 function decode(r: number, out: Uint8Array): Spawned | SetupFailure {

@@ -100,6 +100,9 @@ export function checkSource(path: string, subject: string, mustExist = true): st
   return cur;
 }
 
+const DEFAULT_VIEW_TTL_MS = 1000;
+let defaultViewCache: { at: number; plan: MountPlan } | undefined;
+
 export class MountPlan {
   readonly ops: MountOp[] = [];
 
@@ -172,6 +175,18 @@ export class MountPlan {
    * /dev, a bounded tmpfs /tmp.
    */
   static defaultView(): MountPlan {
+    // Built at most once a second: checking the host's paths is most of what
+    // a run costs in JavaScript, and a sandbox host may start hundreds a
+    // second. The child still opens every source without following symlinks,
+    // so a layout changed meanwhile fails a run rather than misleading it.
+    const now = performance.now();
+    if (!defaultViewCache || now - defaultViewCache.at > DEFAULT_VIEW_TTL_MS) {
+      defaultViewCache = { at: now, plan: MountPlan.buildDefaultView() };
+    }
+    return defaultViewCache.plan.clone();
+  }
+
+  private static buildDefaultView(): MountPlan {
     const plan = new MountPlan();
     for (const top of ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]) {
       let st;
