@@ -162,6 +162,25 @@ static int exec_init(struct bb_shared *sh, int hold_w) {
 
 static int child_b(void *arg);
 
+/* Closes every fd from 3 up but the n in keep (sorted here, duplicates allowed). */
+static void close_all_but(int *keep, int n) {
+  for (int i = 1; i < n; i++) /* insertion sort: at most a few hundred entries */
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned lo = 3;
+  for (int i = 0; i <= n; i++) {
+    unsigned hi = i < n ? (unsigned)keep[i] : ~0U;
+    if (hi > lo && bb_sys3(SYS_close_range, lo, hi - 1, 0) < 0) { /* before Linux 5.9 */
+      unsigned last = hi == ~0U ? 65536 : hi;
+      for (unsigned fd = lo; fd < last; fd++) bb_sys1(SYS_close, fd);
+    }
+    if (i < n && (unsigned)keep[i] + 1 > lo) lo = (unsigned)keep[i] + 1;
+  }
+}
+
 /* Moves *fd to 64 or above, close-on-exec (see exec_init). */
 static int relocate(struct bb_shared *sh, int *fd) {
   long r = bb_sys3(SYS_fcntl, *fd, F_DUPFD_CLOEXEC, 64);
@@ -183,6 +202,21 @@ int bb_child_a(void *arg) {
   if (relocate(sh, &sh->gate_r) < 0 || relocate(sh, &sh->status_w) < 0 ||
       relocate(sh, &sh->report_w) < 0 || relocate(sh, &sh->init_fd) < 0)
     return 1;
+  /* We hold a copy of the host's whole fd table (no CLONE_FILES): Bun's
+   * fds, and the pipes of spawns running on other spawner threads, which
+   * would reach EOF only once we exec. Keep only what we and B need: stdio
+   * and the mapped fds (B's), our four. */
+  {
+    const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
+    int keep[260], n = 0;
+    for (uint32_t i = 0; i < rq->nfds; i++)
+      if (m[i].src >= 3) keep[n++] = m[i].src;
+    keep[n++] = sh->gate_r;
+    keep[n++] = sh->status_w;
+    keep[n++] = sh->report_w;
+    keep[n++] = sh->init_fd;
+    close_all_but(keep, n);
+  }
 
   int fds[1024];
   bb_mounts_open(sh, fds);
@@ -293,30 +327,12 @@ static int remap_fds(struct bb_shared *sh, int *status_fd, int *hold_fd) {
       return bb_fail(sh, BB_ST_FDS, r, num), -1;
     }
   }
-  /* Close every gap between the fds we keep, from 3 up. */
   int n = 0;
   for (uint32_t i = 0; i < rq->nfds; i++)
     if (m[i].dst >= 3) keep[n++] = m[i].dst;
   keep[n++] = *status_fd;
   keep[n++] = *hold_fd;
-  for (int i = 1; i < n; i++) /* insertion sort: at most 257 entries */
-    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-      int t = keep[j];
-      keep[j] = keep[j - 1];
-      keep[j - 1] = t;
-    }
-  unsigned lo = 3;
-  for (int i = 0; i <= n; i++) {
-    unsigned hi = i < n ? (unsigned)keep[i] : ~0U;
-    if (hi > lo) {
-      r = bb_sys3(SYS_close_range, lo, hi - 1, 0);
-      if (r < 0) { /* before Linux 5.9 */
-        unsigned last = hi == ~0U ? 65536 : hi;
-        for (unsigned fd = lo; fd < last; fd++) bb_sys1(SYS_close, fd);
-      }
-    }
-    if (i < n) lo = (unsigned)keep[i] + 1;
-  }
+  close_all_but(keep, n);
   return 0;
 }
 
