@@ -416,6 +416,9 @@ static int child_b(void *arg) {
   }
   if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE)) return 125;
   sigmask_set(0);
+  /* 'L': T may start waiting for the listener, which takes only as long as
+   * seccomp() does (the wait until here may be long: init's exec). */
+  if ((rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP)) bb_sys3(SYS_write, status_fd, "L", 1);
   if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
   /* No system call but the execveat from here on: the policy may allow none. */
 

@@ -124,12 +124,14 @@ static int take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid)
 
 static int take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *listener_out) {
   const struct bb_req *rq = sh->req;
-  /* Yield a few times (seccomp() takes microseconds), then sleep on B's pidfd,
-   * which becomes readable if B dies instead. */
+  /* Called once B said 'L', just before its seccomp(): yield while that runs
+   * (tens to hundreds of microseconds), then sleep on B's pidfd in 1 ms
+   * steps, which also ends if B dies instead. */
   int state;
-  for (int i = 0; (state = __atomic_load_n(&sh->listener_state, __ATOMIC_ACQUIRE)) == 0; i++) {
+  long spin_until = now_ms() + 3;
+  while ((state = __atomic_load_n(&sh->listener_state, __ATOMIC_ACQUIRE)) == 0) {
     if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE) || now_ms() > deadline) break;
-    if (i < 64) {
+    if (now_ms() < spin_until) {
       sched_yield();
       continue;
     }
@@ -334,6 +336,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
     goto done;
   }
 
+  int listening = (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP);
   struct pollfd p = {status[0], POLLIN, 0};
   for (;;) {
     long left = deadline - now_ms();
@@ -357,11 +360,11 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
         bb_fail(sh, BB_ST_RESOURCES, errno, "gate pipe (ack)");
         failed = 1;
       }
+      if (failed) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    } else if (c == 'L' && pidfd_b >= 0 && listener < 0 && listening) {
       /* B installs its filter once A has exec'd init; its first execveat
        * then waits in its notification for our answer. */
-      int listening = (rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP);
-      if (!failed && listening) failed = take_listener(sh, pidfd_b, deadline, &listener) < 0;
-      if (failed) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+      if (take_listener(sh, pidfd_b, deadline, &listener) < 0) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     }
   }
 
