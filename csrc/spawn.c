@@ -128,7 +128,7 @@ static int take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *
    * (tens to hundreds of microseconds), then sleep on B's pidfd in 1 ms
    * steps, which also ends if B dies instead. */
   int state;
-  long spin_until = now_ms() + 3;
+  long spin_until = now_ms() + 1;
   while ((state = __atomic_load_n(&sh->listener_state, __ATOMIC_ACQUIRE)) == 0) {
     if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE) || now_ms() > deadline) break;
     if (now_ms() < spin_until) {

@@ -39,7 +39,7 @@ struct job {
   int rc;
   uint32_t len;
   struct bb_spawn_out out;
-  uint8_t buf[];
+  uint8_t buf[] __attribute__((aligned(16))); /* the request has u64 fields */
 };
 
 struct list {

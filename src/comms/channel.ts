@@ -236,7 +236,10 @@ export class Channel {
   }
 
   private waitWritable(): void {
-    if (this.writeWatch) return this.writeWatch.rearm();
+    if (this.writeWatch) {
+      this.writeWatch.rearm();
+      return;
+    }
     try {
       if (this.writeFd < 0) {
         const fd = dupFd(this.fd);
@@ -294,7 +297,10 @@ export class Channel {
   }
 
   private waitReadable(): void {
-    if (this.readWatch) return this.readWatch.rearm();
+    if (this.readWatch) {
+      this.readWatch.rearm();
+      return;
+    }
     try {
       this.readWatch = watch(this.fd, EPOLLIN, () => this.pumpRecv());
     } catch (e) {

@@ -84,7 +84,12 @@ export class Monitor {
     this.result = new Promise((r) => (this.resolve = r));
     this.pendingStage = opts.pendingStage;
     this.exitWatch = watch(spawned.pidfd, EPOLLIN, () => this.onExit());
-    if (spawned.listener >= 0) this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
+    try {
+      if (spawned.listener >= 0) this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
+    } catch (e) {
+      this.exitWatch.close(); // the caller discards the sandbox
+      throw e;
+    }
     if (opts.wallTimeMs > 0) {
       this.timers.push(setTimeout(() => this.onDeadline(), opts.wallTimeMs));
     }

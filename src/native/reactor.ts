@@ -17,7 +17,8 @@ export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 
 export interface Watch {
-  rearm(): void;
+  /** 0, or -errno if the fd could not be watched again. */
+  rearm(): number;
   close(): void;
 }
 
@@ -66,7 +67,7 @@ export function watch(fd: number, events: number, handler: (events: number) => v
   let open = true;
   return {
     rearm() {
-      if (open) shim().bb_reactor_watch(fd, token, events, 1);
+      return open ? shim().bb_reactor_watch(fd, token, events, 1) : 0;
     },
     close() {
       if (!open) return;

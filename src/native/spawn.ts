@@ -11,6 +11,7 @@ import { describeErrno, errnoName } from "./errno.ts";
 import { shim } from "./library.ts";
 import { EPOLLIN, type Watch, watch } from "./reactor.ts";
 import { stageHint, stageName } from "./stages.ts";
+import { closeFd, pidfdSignal, waitPidfd } from "./sys.ts";
 
 export interface Spawned {
   /** pidfd of the sandbox's init (pid 1 inside). */
@@ -53,11 +54,31 @@ function collect(): void {
   for (let id; (id = lib.bb_spawn_next(ptr(out), ptr(rc))) !== 0; ) {
     const settle = inFlight.get(id);
     inFlight.delete(id);
-    settle?.(decode(rc[0]!, out));
+    const s = decode(rc[0]!, out);
+    if (settle) settle(s);
+    else if (!isFailure(s)) discard(s); // nobody to watch it: it must not run
   }
-  if (inFlight.size > 0) return events!.rearm();
-  events!.close();
-  events = undefined;
+  if (inFlight.size === 0) {
+    events!.close();
+    events = undefined;
+  } else if (events!.rearm() < 0) {
+    setTimeout(collect, 1); // cannot happen short of ENOMEM; polling still collects every spawn
+  }
+}
+
+/**
+ * Kills a spawned sandbox that will not be monitored, closes its fds and
+ * reaps its init (polled: this is the path taken when watching failed).
+ */
+export function discard(s: Spawned): void {
+  pidfdSignal(s.pidfd, 9);
+  for (const fd of [s.listener, s.report, s.sandboxeePidfd]) if (fd >= 0) closeFd(fd);
+  const reap = () => {
+    const w = waitPidfd(s.pidfd);
+    if (typeof w !== "number" && !w.reaped) setTimeout(reap, 5);
+    else closeFd(s.pidfd);
+  };
+  reap();
 }
 
 /** Like spawn(), on a spawner thread; the request may be reused at once (the shim copies it). */

@@ -54,6 +54,17 @@ export function pidfdPid(pidfd: number): number {
   }
 }
 
+/** The pid of a pidfd's process in its own (innermost) pid namespace (-1 if unknown). */
+export function pidfdInnerPid(pidfd: number): number {
+  try {
+    const m = /^NSpid:\s*([-\d\s]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8"));
+    const pids = m ? m[1]!.trim().split(/\s+/) : [];
+    return pids.length ? Number(pids[pids.length - 1]) : -1;
+  } catch {
+    return -1;
+  }
+}
+
 export function pidfdSignal(pidfd: number, sig: number): number {
   return shim().bb_pidfd_signal(pidfd, sig);
 }

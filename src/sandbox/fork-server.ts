@@ -18,7 +18,7 @@
 import { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
-import { closeFd, pidfdGetfd, pidfdSignal } from "../native/sys.ts";
+import { closeFd, pidfdGetfd, pidfdInnerPid, pidfdSignal } from "../native/sys.ts";
 import { encode } from "../policy/bpf.ts";
 import { type Filter, withMagic } from "../policy/compiler.ts";
 import { errno } from "../policy/rules.ts";
@@ -183,20 +183,22 @@ export class ForkServer {
           const fds = await this.comms.recvFds({ timeoutMs: 5000 });
           const p = this.pending.get(msg.id);
           this.pending.delete(msg.id);
-          if (!p || fds.length !== 2) {
+          // The pidfd must be the child's (a server could name any process
+          // of its sandbox, init included, for us to take an fd from).
+          const ours = fds.length === 2 && pidfdInnerPid(fds[0]!) === msg.pid && msg.pid > 1 &&
+            Number.isInteger(msg.listener_fd) && msg.listener_fd >= 0;
+          // The child is non-dumpable, so the server cannot take its listener;
+          // bunbox can (CAP_SYS_PTRACE over the user namespace it made).
+          const listener = p && ours ? pidfdGetfd(fds[0]!, msg.listener_fd) : -1;
+          if (!p || listener < 0) {
+            // It would wait in its confirming execveat for ever.
+            if (ours) pidfdSignal(fds[0]!, 9);
             fds.forEach(closeFd);
+            const why = !ours ? "the server's reply names another process" : `taking the child's seccomp listener: ${describeErrno(-listener)}`;
+            p?.reject(new BunboxError("fork-server", why));
             continue;
           }
           this.live.add(msg.pid);
-          // The child is non-dumpable, so the server cannot take its listener;
-          // bunbox can (CAP_SYS_PTRACE over the user namespace it made).
-          const listener = pidfdGetfd(fds[0]!, msg.listener_fd);
-          if (listener < 0) {
-            pidfdSignal(fds[0]!, 9); // it would wait in its confirming execveat for ever
-            fds.forEach(closeFd);
-            p.reject(new BunboxError("fork-server", `taking the child's seccomp listener: ${describeErrno(-listener)}`));
-            continue;
-          }
           p.resolve({ pid: msg.pid, magic: p.magic, pidfd: fds[0]!, listener, theirListenerFd: msg.listener_fd, commsFd: fds[1]! });
         } else if (msg.op === "fork_failed") {
           this.pending.get(msg.id)?.reject(new BunboxError("fork-server", `fork failed in the server: ${msg.error}`));

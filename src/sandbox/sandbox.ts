@@ -16,8 +16,8 @@
  */
 import { Comms } from "../comms/comms.ts";
 import { BunboxError, UsageError } from "../errors.ts";
-import { isFailure, type SetupFailure, type Spawned, spawnAsync } from "../native/spawn.ts";
-import { pidfdPid } from "../native/sys.ts";
+import { discard, isFailure, type SetupFailure, type Spawned, spawnAsync } from "../native/spawn.ts";
+import { closeFd, pidfdPid } from "../native/sys.ts";
 import type { Insn } from "../policy/bpf.ts";
 import { withMagic } from "../policy/compiler.ts";
 import type { Policy } from "../policy/policy.ts";
@@ -210,7 +210,7 @@ export class Sandbox {
       }
       spawned = await spawnAsync(request.bytes);
       const missing = isFailure(spawned) && notify && canFallBack ? notifyMissing(spawned) : undefined;
-      if (!missing) break;
+      if (!missing || this.killedBeforeStart) break;
       notifyUnavailable = missing;
       notify = false;
     }
@@ -221,8 +221,12 @@ export class Sandbox {
       return;
     }
     const filter = withMagic(this.policy.filter(notify), request.magic);
-    this.watch(spawned, filter, notify, meHere ? { pendingStage: ME_HERE_STAGE } : {});
-    if (this.killedBeforeStart) return;
+    try {
+      if (!this.watch(spawned, filter, notify, meHere ? { pendingStage: ME_HERE_STAGE } : {})) return;
+    } catch (e) {
+      if (!this.monitor) discard(spawned); // unwatched, it must not run
+      throw e;
+    }
     if (meHere) {
       const limit = this.executor.limits.wallTimeMs || 10_000;
       sandboxMeHereHandshake(this.executor.ipc.channel!, spawned.sandboxeePidfd, filter, request.magic, limit).then(
@@ -253,16 +257,27 @@ export class Sandbox {
       sandboxeePid: forked.pid,
       sandboxeePidfd: -1,
     };
-    this.watch(spawned, withMagic(filter, forked.magic), true, {
-      exitReport: () => server.exitReport(forked.pid),
-      pendingStage: "fork",
-    });
+    let live;
+    try {
+      live = this.watch(spawned, withMagic(filter, forked.magic), true, {
+        exitReport: () => server.exitReport(forked.pid),
+        pendingStage: "fork",
+      });
+    } catch (e) {
+      if (!this.monitor) {
+        closeFd(forked.listener);
+        discard(spawned);
+      }
+      throw e;
+    }
     this.monitor!.result.then(() => this.childComms?.close());
+    if (!live) return closeFd(forked.listener); // killed or refused: it dies in its confirming execveat
     // The child waits in its confirming execveat until we watch its listener.
     this.monitor!.attachListener(forked.listener, forked.theirListenerFd, forked.magic, () => this.readyResolve());
   }
 
-  private watch(spawned: Spawned, filter: readonly Insn[], notify: boolean, extra: Partial<MonitorOptions>): void {
+  /** Starts the monitor; false if the run is already ending (killed during set-up, refused by onStart). */
+  private watch(spawned: Spawned, filter: readonly Insn[], notify: boolean, extra: Partial<MonitorOptions>): boolean {
     const limits = this.executor.limits;
     this.monitor = new Monitor(spawned, {
       wallTimeMs: limits.wallTimeMs,
@@ -276,6 +291,11 @@ export class Sandbox {
       ...extra,
     });
     this.monitor.result.then(this.settle);
+    // A kill() that came while the sandbox was being set up wins over the hook.
+    if (this.killedBeforeStart) {
+      this.monitor.kill();
+      return false;
+    }
     if (this.hooks.onStart) {
       let ok: boolean | void = true;
       try {
@@ -283,11 +303,13 @@ export class Sandbox {
       } catch {
         ok = false;
       }
-      if (ok === false) this.monitor.abort("onStart", "the onStart hook refused the sandboxee");
+      if (ok === false) {
+        this.monitor.abort("onStart", "the onStart hook refused the sandboxee");
+        return false;
+      }
     }
-    // What came while the sandbox was being set up.
-    if (this.killedBeforeStart) this.monitor.kill();
     for (const sig of this.pendingSignals.splice(0)) this.monitor.signal(sig);
+    return true;
   }
 
   private finishEarly(r: Result): void {

@@ -190,10 +190,24 @@ describe("ending a run", () => {
       onStart: (pid) => (expect(pid).toBeGreaterThan(1), false),
       onExit: (r) => exits.push(r.status),
     });
-    const r = await s.run();
+    const result = s.run();
+    await expect(s.ready()).rejects.toThrow("ended before it was ready");
+    const r = await result;
     expect(r.status).toBe("SETUP_ERROR");
     expect(r.setup!.stage).toBe("onStart");
     expect(exits).toEqual(["SETUP_ERROR"]);
+  });
+
+  test("a kill() during set-up wins over onStart, which is not asked", async () => {
+    let asked = false;
+    const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy(), {
+      onStart: () => ((asked = true), false),
+    });
+    s.runAsync();
+    await setImmediateTurn();
+    s.kill();
+    expect((await s.awaitResult({ timeoutMs: 5000 })).status).toBe("EXTERNAL_KILL");
+    expect(asked).toBe(false);
   });
 });
 

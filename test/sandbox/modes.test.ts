@@ -243,6 +243,20 @@ describe("fork server", () => {
     }
   });
 
+  test("a server that names another process (init) as its child gets nothing out of bunbox", async () => {
+    const s = await ForkServer.start(new Executor(MODES, [MODES, "fork-server-liar"]), testPolicy());
+    try {
+      const child = new Sandbox(s.executor(), childPolicy());
+      const r = await child.run();
+      expect(r.status).toBe("SETUP_ERROR");
+      expect(r.toString()).toContain("names another process");
+      // Nothing was taken from init, nor was init killed: the server runs on.
+      await expect(s["sandbox"].awaitResult({ timeoutMs: 300 })).rejects.toThrow("no Result within 300 ms");
+    } finally {
+      s.close();
+    }
+  });
+
   test("a child that ends at once still gets its own Result", async () => {
     const s = await ForkServer.start(new Executor(MODES, [MODES, "fork-server", "quick"]), testPolicy());
     try {
