@@ -11,7 +11,7 @@
  * runAsync() queues the run; the queue builds requests for at most
  * SPAWN_SLICE_MS per turn of the event loop, so that hundreds of runAsync()
  * calls in a row never freeze timers and I/O, and the shim's spawner threads
- * set the sandboxes up (~4 ms each, mostly waiting for the kernel) while the
+ * set the sandboxes up (~3 ms each, mostly waiting for the kernel) while the
  * event loop goes on.
  */
 import { Comms } from "../comms/comms.ts";
