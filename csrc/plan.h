@@ -121,6 +121,9 @@ struct bb_spawn_out {
   int32_t sandboxee_pid;   /* pid of the sandboxee as bunbox sees it */
   int32_t sandboxee_pidfd; /* and a pidfd for it (sandbox-me-here takes its listener through it) */
   char detail[512]; /* the path or value the failed stage was working on */
+  /* µs from the clone to each phase's end (csrc/shared.h enum bb_mark, from
+   * MK_GATE to MK_DONE); 0 where not reached. For `bunbox run -v`. */
+  uint32_t phase_us[8];
 };
 
 /* csrc/spawn.c: one spawn on this thread; bb_spawn_env first, on a thread

@@ -369,6 +369,8 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   }
 
   bb_mark(sh, MK_DONE);
+  for (int i = MK_GATE; i < MK_COUNT && i - MK_GATE < 8; i++)
+    out->phase_us[i - MK_GATE] = sh->marks[i] ? (uint32_t)((sh->marks[i] - sh->marks[MK_CLONE]) / 1000) : 0;
   if (__atomic_load_n(&trace_spawn, __ATOMIC_ACQUIRE) > 0) {
     static const char *names[] = {"clone", "gate", "ids", "mounts", "caps", "clone-b", "b-ready", "init-ok", "done"};
     fprintf(stderr, "bunbox spawn trace (us since clone):");

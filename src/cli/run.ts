@@ -148,6 +148,12 @@ export async function runCommandLine(raw: readonly string[]): Promise<number> {
       `timing: bunbox started ${ms(t0)} after exec; policy and executor ${ms(tPolicy - t0)}; ` +
         `spawn ${ms(sandbox.spawnMs ?? 0)}; run ${ms(result.wallTimeMs)}; total ${ms(performance.now())}`,
     );
+    const phases = sandbox.spawnPhasesMs;
+    if (phases) {
+      // Where the kernel's part of the set-up went: ms since the clone at the end of each phase.
+      const steps = Object.entries(phases).filter(([, t]) => t > 0).map(([name, t]) => `${name} ${t.toFixed(2)}`);
+      log.debug(`set-up (ms since the clone, at the end of each phase): ${steps.join(", ")}`);
+    }
   }
 
   // A failure of bunbox itself is an error even with -q; how the command

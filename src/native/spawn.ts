@@ -25,7 +25,13 @@ export interface Spawned {
   sandboxeePid: number;
   /** A pidfd for the sandboxee (-1 if it never got that far). */
   sandboxeePidfd: number;
+  /** ms from the clone to the end of each phase of the set-up, for `bunbox run -v`. */
+  phasesMs?: Record<SpawnPhase, number>;
 }
+
+/** The set-up's phases, in order (csrc/shared.h enum bb_mark from MK_GATE). */
+export const SPAWN_PHASES = ["released", "ids", "mounts", "caps", "sandboxee", "lookup", "init", "exec"] as const;
+export type SpawnPhase = (typeof SPAWN_PHASES)[number];
 
 export interface SetupFailure {
   stage: string;
@@ -35,7 +41,8 @@ export interface SetupFailure {
   message: string;
 }
 
-const OUT_SIZE = 8 * 4 + 512;
+const DETAIL_END = 8 * 4 + 512;
+const OUT_SIZE = DETAIL_END + 8 * 4;
 
 export function spawn(request: Uint8Array): Spawned | SetupFailure {
   const out = new Uint8Array(OUT_SIZE);
@@ -103,12 +110,15 @@ function decode(r: number, out: Uint8Array): Spawned | SetupFailure {
   const view = new DataView(out.buffer);
   const i32 = (i: number) => view.getInt32(i * 4, true);
   if (r === 0) {
-    return { pidfd: i32(0), pid: i32(1), listener: i32(2), report: i32(3), sandboxeePid: i32(6), sandboxeePidfd: i32(7) };
+    const phasesMs = Object.fromEntries(
+      SPAWN_PHASES.map((name, i) => [name, view.getUint32(DETAIL_END + i * 4, true) / 1000]),
+    ) as Record<SpawnPhase, number>;
+    return { pidfd: i32(0), pid: i32(1), listener: i32(2), report: i32(3), sandboxeePid: i32(6), sandboxeePidfd: i32(7), phasesMs };
   }
   const stage = stageName(i32(4));
   const errno = i32(5);
   const end = out.indexOf(0, 32);
-  const detail = new TextDecoder().decode(out.subarray(32, end < 0 ? OUT_SIZE : end));
+  const detail = new TextDecoder().decode(out.subarray(32, end < 0 || end > DETAIL_END ? DETAIL_END : end));
   const hint = stageHint(stage, errnoName(errno));
   let message = `${stage}${detail ? ` ${detail}` : ""}: ${describeErrno(errno)}${hint ? `\n  hint: ${hint}` : ""}`;
   if (stage === "lookup" || stage === "exec") {

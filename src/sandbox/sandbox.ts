@@ -83,8 +83,9 @@ export class Sandbox {
   private pendingSignals: number[] = [];
   private queuedAt = 0;
   private childComms: Comms | undefined;
-  /** How long the shim's spawn took (ms), for `bunbox run -v`. */
+  /** How long the shim's spawn took (ms), and its phases, for `bunbox run -v`. */
   spawnMs: number | undefined;
+  spawnPhasesMs: Spawned["phasesMs"];
   private readyResolve!: () => void;
   private readyReject!: (e: Error) => void;
   private readyPromise!: Promise<void>;
@@ -215,6 +216,7 @@ export class Sandbox {
       notify = false;
     }
     this.spawnMs = performance.now() - t0;
+    if (!isFailure(spawned)) this.spawnPhasesMs = spawned.phasesMs;
     this.executor.ipc.closePeerEnds();
     if (isFailure(spawned)) {
       this.finishEarly(Result.setupError(spawned, performance.now() - this.queuedAt));

@@ -118,8 +118,16 @@ describe("a policy relaxes only by errno, or loudly", () => {
     expect(r.stdout).toContain("unshare: -1 EPERM");
   });
 
-  test("-v lists no relaxation for a plain profile", async () => {
+  test("-v lists no relaxation for a plain profile, and where the set-up's time went", async () => {
     const r = await probe(["ok"], ["-v"]);
     expect(r.stderr).toContain("relaxations: none");
+    // Every phase reached; A's in order (released … caps, init), B's in order
+    // (sandboxee, lookup), the two side by side; both execs last.
+    const m = /set-up \(ms since the clone, at the end of each phase\): (.*)/.exec(r.stderr);
+    const t = Object.fromEntries(m![1]!.split(", ").map((p) => p.split(" ")).map(([k, v]) => [k, Number(v)]));
+    expect(Object.keys(t)).toEqual(["released", "ids", "mounts", "caps", "sandboxee", "lookup", "init", "exec"]);
+    const inOrder = (xs: number[]) => xs.every((x, i) => x > 0 && (i === 0 || x >= xs[i - 1]!));
+    expect(inOrder([t.released, t.ids, t.mounts, t.caps, t.init, t.exec])).toBe(true);
+    expect(inOrder([t.caps, t.sandboxee, t.lookup, t.exec])).toBe(true);
   });
 });
