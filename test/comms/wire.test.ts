@@ -222,3 +222,50 @@ describe("values", () => {
     expect(() => decode({ tag: TAG.JSON, body: new TextEncoder().encode("{nope"), fds: [] })).toThrow("not valid JSON");
   });
 });
+
+describe("hostile streams (seeded random, like test/fuzz/comms_fuzz.c for the C client)", () => {
+  /** xorshift32: the same streams on every run. */
+  function rng(seed: number) {
+    let x = seed >>> 0 || 1;
+    return () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), (x >>>= 0));
+  }
+
+  test("any bytes, cut anywhere: frames and values, or a CommsError, and nothing else", () => {
+    const next = rng(0xb0b0b0);
+    const tags = [...Object.values(TAG), 0, 14, 0x7fffffff, 0x80000000, 0xffffffff];
+    let frames = 0;
+    const ends = new Map<string, number>();
+    for (let round = 0; round < 3000; round++) {
+      // Mostly well-formed headers with random bodies and lengths, some pure noise.
+      const parts: Uint8Array[] = [];
+      for (let i = next() % 5; i >= 0; i--) {
+        const len = next() % 4 === 0 ? next() : next() % 64;
+        const body = Uint8Array.from({ length: Math.min(len, 96) }, () => next() & 0xff);
+        parts.push(next() % 8 === 0 ? body : cat(encodeHeader(tags[next() % tags.length]!, len), body));
+      }
+      const all = cat(...parts);
+      const steps = [];
+      for (let off = 0; off < all.length; ) {
+        const n = 1 + (next() % 40);
+        steps.push({ bytes: all.subarray(off, off + n), fds: next() % 16 === 0 ? [1000 + round] : [] });
+        off += n;
+      }
+      const t = new Script(steps, true);
+      const r = reader(t, 4096);
+      try {
+        for (let f = r.next(); f; f = r.next()) {
+          frames++;
+          decode(f);
+        }
+      } catch (e) {
+        if (!(e instanceof CommsError)) throw e;
+        ends.set(e.code, (ends.get(e.code) ?? 0) + 1);
+      }
+    }
+    // The streams exercised the reader: many frames decoded, and streams
+    // ending both cleanly (EOF at a frame boundary) and as protocol errors.
+    expect(frames).toBeGreaterThan(300);
+    expect(ends.get("eof")).toBeGreaterThan(30);
+    expect(ends.get("protocol")).toBeGreaterThan(1000);
+  });
+});
