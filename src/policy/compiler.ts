@@ -118,8 +118,10 @@ export function compileFilter(spec: FilterSpec): Filter {
   const rules = effectiveRules(spec);
   const emitLeaf = (nr: number | undefined) => {
     const r = nr === undefined ? undefined : rules.get(nr);
-    emitRules(asm, r ?? [], spec.defaultAction, ret, nr);
+    emitRules(asm, r ?? [], spec.defaultAction, ret, nr === undefined ? "rule" : `rule for ${syscallLabel(nr)}`);
   };
+  const names = new Map(Object.entries(arch.syscalls).map(([name, n]) => [n, name]));
+  const syscallLabel = (nr: number) => (names.has(nr) ? `${names.get(nr)} (${nr})` : `syscall ${nr}`);
   if (spec.layout === "linear") {
     const nrs = [...rules.keys()].sort((a, b) => a - b);
     const leaves = nrs.map(() => asm.label());
@@ -212,7 +214,7 @@ function emitRules(
   rules: readonly Rule[],
   dflt: Action,
   ret: (a: Action) => number,
-  nr: number | undefined,
+  where: string,
 ): void {
   const stubs = new Map<number, Label>();
   const stub = (a: Action): Label => {
@@ -228,7 +230,7 @@ function emitRules(
       terminated = true;
       break;
     }
-    emitFragment(asm, rule.nodes, stub, ret, nr);
+    emitFragment(asm, rule.nodes, stub, ret, where);
   }
   if (!terminated) asm.ret(ret(dflt));
   for (const [value, l] of stubs) {
@@ -245,9 +247,8 @@ function emitFragment(
   nodes: readonly Node[],
   stub: (a: Action) => Label,
   ret: (a: Action) => number,
-  nr: number | undefined,
+  where: string,
 ): void {
-  const where = nr === undefined ? "rule" : `rule for syscall ${nr}`;
   const labels = new Map<string, { id: Label; placed: boolean }>();
   const labelId = (name: string) => {
     let l = labels.get(name);
@@ -300,6 +301,9 @@ function emitFragment(
           load(LO(sel.arg));
           cmp32(asm, node.cmp, Number(BigInt.asUintN(32, node.value)), t);
         } else {
+          if (node.value > 0xffffffffffffffffn || node.value < -0x8000000000000000n) {
+            throw new CompileError(`${where}: ${node.value} does not fit arg(${sel.arg}) (64 bits)`);
+          }
           cmp64(asm, node.cmp, BigInt.asUintN(64, node.value), sel.arg, t, load);
           inA = undefined; // its false exit is reached with either half in A
         }

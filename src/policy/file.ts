@@ -36,7 +36,8 @@ const ActionSchema = v.union([
   v.strictObject({ errno: ErrnoSchema }),
 ]);
 const Value = v.union([
-  v.pipe(v.number(), v.integer()),
+  // Beyond 2^53 a JSON number has already lost digits when it is parsed.
+  v.pipe(v.number(), v.integer(), v.check((x: number) => Number.isSafeInteger(x), "beyond ±2^53 a number is not exact: write it as a string")),
   v.pipe(v.string(), v.regex(/^-?(0x[0-9a-fA-F]+|\d+)$/, "not an integer (decimal or 0x hex)")),
 ]);
 const Target = v.union([ActionSchema, v.strictObject({ label: v.string() })]);
@@ -94,8 +95,8 @@ function toNode(input: v.InferOutput<typeof NodeSchema>): Node | Action {
   if ("label" in n) return { op: "label", name: n.label as string };
   if ("goto" in n) return { op: "goto", target: { label: n.goto as string } };
   const cmp = COMPARES.find((c) => c in n)!;
-  const text = String(n[cmp]);
-  const value = text.startsWith("-") ? -BigInt(text.slice(1)) : BigInt(text);
+  const raw = n[cmp] as number | string;
+  const value = typeof raw === "number" ? BigInt(raw) : raw.startsWith("-") ? -BigInt(raw.slice(1)) : BigInt(raw);
   const then = n.then as v.InferOutput<typeof Target>;
   const target = typeof then === "object" && "label" in then ? { label: then.label } : toAction(then);
   return { op: "cmp", cmp, value, target };

@@ -11,6 +11,7 @@
  * falls off its end continues with the next rule for the same syscall, and
  * finally with the policy's default action.
  */
+import { UsageError } from "../errors.ts";
 
 export type Action =
   | { readonly kind: "allow" }
@@ -51,13 +52,20 @@ export function arg32(n: number): Node {
   return { op: "load", arg: n, width: 32 };
 }
 
-const big = (v: number | bigint): bigint => (typeof v === "bigint" ? v : BigInt(Math.trunc(v)));
+/** An exact compare value: a bigint, or a number that is a safe integer (never rounded or cut). */
+function big(c: Compare, v: number | bigint): bigint {
+  if (typeof v === "bigint") return v;
+  if (!Number.isSafeInteger(v)) {
+    throw new UsageError(`${c}(${v})`, Number.isInteger(v) ? "beyond ±2^53 a number is not exact: pass a bigint (like 0xffff_ffff_ffff_ffffn)" : "not an integer");
+  }
+  return BigInt(v);
+}
 const cmp =
   (c: Compare) =>
   (value: number | bigint, target: Target | string): Node => ({
     op: "cmp",
     cmp: c,
-    value: big(value),
+    value: big(c, value),
     target: typeof target === "string" ? { label: target } : target,
   });
 

@@ -137,6 +137,14 @@ describe("argument rules", () => {
     expect(() => on("read", [label("x"), arg(0), jeq(1, "x")])).toThrow("BPF jumps only forward");
     expect(() => on("read", [arg(9), jeq(1, ALLOW)])).toThrow("arg(9) is out of range");
     expect(() => on("read", [arg32(0), jeq(0x100000000n, ALLOW)])).toThrow("does not fit arg32");
+    // 64-bit values are checked too, not silently cut to 64 bits (which would compare another value).
+    expect(() => on("read", [arg(0), jeq(1n << 64n, ALLOW)])).toThrow("rule for read (0): 18446744073709551616 does not fit arg(0)");
+    expect(() => on("read", [arg(0), jeq(-(1n << 63n) - 1n, ALLOW)])).toThrow("does not fit arg(0)");
+    expect(() => on("read", [arg(0), jeq((1n << 64n) - 1n, ALLOW), jeq(-(1n << 63n), ALLOW)])).not.toThrow();
+    // A number is taken only when exact: 1.5 used to become 1, 2 ** 64 - 1 is 2 ** 64 as a number.
+    expect(() => jeq(1.5, ALLOW)).toThrow("jeq(1.5): not an integer");
+    expect(() => jset(2 ** 64 - 1, ALLOW)).toThrow("beyond ±2^53 a number is not exact: pass a bigint");
+    expect(() => jeq(Number.NaN, ALLOW)).toThrow("not an integer");
   });
 
   test("jumps farther than 255 instructions get trampolines", () => {

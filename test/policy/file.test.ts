@@ -105,6 +105,17 @@ describe("mistakes name their dotted path", () => {
     expect(problemsOf({ rules: [{ syscalls: ["write"], program: [{ arg: 7 }] }] }).join()).toContain("rules.0.program.0");
     expect(problemsOf({ rules: [{ syscalls: ["write"], program: [{ jeq: "x1", then: "allow" }] }] }).join()).toContain("rules.0.program.0");
   });
+  test("compare values: exact or refused, never a crash nor a silently different value", () => {
+    const program = (value: unknown) => ({ rules: [{ syscalls: ["write"], program: [{ arg: 0 }, { jeq: value, then: "allow" }, "kill"] }] });
+    // A JSON number past 2^53 was already rounded by the parser (1e300 used to crash BigInt).
+    for (const big of [1e300, 2 ** 70, 9007199254740993]) {
+      expect(problemsOf(program(big)).join()).toContain("rules.0.program.1.jeq: beyond ±2^53 a number is not exact: write it as a string");
+    }
+    expect(problemsOf(program("18446744073709551616")).join()).toContain("rule for write (1): 18446744073709551616 does not fit arg(0)");
+    expect(problemsOf(program("-0x8000000000000001")).join()).toContain("does not fit arg(0)");
+    expect(problemsOf(program("0xffffffffffffffff"))).toEqual([]);
+    expect(problemsOf(program(-1))).toEqual([]);
+  });
   test("an unknown profile, family, network", () => {
     expect(problemsOf({ profile: "fast" }).join()).toContain("profile");
     expect(problemsOf({ families: ["everything"] }).join()).toContain("families.0");
