@@ -87,6 +87,12 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   });
 }
 
+function memoryLimit(text: string): number {
+  const size = parseSize(text, "--memory-limit");
+  if (size === 0) throw new UsageError("--memory-limit", "0 leaves no address space to run in (give a size, or unlimited)");
+  return size;
+}
+
 function buildExecutor(o: RunOptions, policy: Policy): Executor {
   const [cmd, ...rest] = o.command;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
@@ -105,7 +111,7 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
   const limits = new Limits({
     ...(s["time-limit"] !== undefined ? { wallTimeMs: parseDuration(s["time-limit"], "--time-limit") } : {}),
     ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
-    ...(s["memory-limit"] !== undefined ? { addressSpace: parseSize(s["memory-limit"], "--memory-limit") } : {}),
+    ...(s["memory-limit"] !== undefined ? { addressSpace: memoryLimit(s["memory-limit"]) } : {}),
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: parseCount(s["max-files"], "--max-files") } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),

@@ -109,6 +109,7 @@ export class MountPlan {
   /** Adds an operation after validating it; `subject` names the option or field for errors. */
   add(op: MountOp, subject = "mount"): this {
     const dst = checkDestination(op.dst, subject);
+    if (dst === "/") throw new UsageError(subject, "the sandbox's root cannot be a mount destination (mount into a directory under it)");
     switch (op.kind) {
       case "bind": {
         const src = checkSource(op.src, subject, !op.optional);
@@ -117,10 +118,11 @@ export class MountPlan {
         break;
       }
       case "tmpfs":
-        if (op.size !== undefined && (!Number.isSafeInteger(op.size) || op.size < 0)) {
-          throw new UsageError(subject, `tmpfs ${dst}: bad size ${op.size}`);
+        // The kernel reads size 0, or none, as half of the RAM: every tmpfs gets a bound.
+        if (op.size !== undefined && (!Number.isSafeInteger(op.size) || op.size <= 0)) {
+          throw new UsageError(subject, `tmpfs ${dst}: bad size ${op.size} (at least 1 byte: to the kernel, 0 means half of the RAM)`);
         }
-        this.replace({ ...op, dst });
+        this.replace({ ...op, dst, size: op.size ?? DEFAULT_TMP_SIZE });
         break;
       case "symlink":
         if (op.target.length === 0 || op.target.includes("\0")) {

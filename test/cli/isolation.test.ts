@@ -66,6 +66,11 @@ describe("filesystem view", () => {
     expect(r.stdout).not.toContain("write-big: 4194304");
   });
 
+  test("--tmpfs DST without a size gets 64 MiB, not the kernel's half of the RAM", async () => {
+    const r = await probe(["read", "/proc/self/mounts"], ["--tmpfs", "/scratch"]);
+    expect(r.stdout).toMatch(/^tmpfs \/scratch tmpfs rw,nosuid,nodev,[^ ]*size=65536k/m);
+  });
+
   test("every mount is nosuid, and nodev except the /dev nodes", async () => {
     const r = await probe(["read", "/proc/self/mounts"]);
     for (const line of r.stdout.trim().split("\n")) {
