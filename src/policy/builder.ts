@@ -15,7 +15,8 @@
  * action (a violation unless changed). The safety rules (src/policy/safety.ts)
  * come before every policy's own.
  */
-import { BunboxError, EXIT_USAGE } from "../errors.ts";
+import { statSync } from "node:fs";
+import { BunboxError, EXIT_USAGE, UsageError } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
 import { parseSize } from "../sandbox/units.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
@@ -327,7 +328,7 @@ export class PolicyBuilder {
   }
 
   addFileAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.mount((p) => p.add({ kind: "bind", src: outside, dst: inside, rw: !!opts.writable }, `addFileAt(${inside})`));
+    return this.bindAt("addFileAt", false, outside, inside, opts);
   }
 
   addDirectory(path: string, opts: { writable?: boolean } = {}): this {
@@ -335,7 +336,25 @@ export class PolicyBuilder {
   }
 
   addDirectoryAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.addFileAt(outside, inside, opts);
+    return this.bindAt("addDirectoryAt", true, outside, inside, opts);
+  }
+
+  /** A bind of a host path; `dir` says which kind the method promises (checked once the path resolves). */
+  private bindAt(method: string, dir: boolean | undefined, outside: string, inside: string, opts: { writable?: boolean }): this {
+    const subject = `${method}(${inside})`;
+    return this.mount((p) => {
+      p.add({ kind: "bind", src: outside, dst: inside, rw: !!opts.writable }, subject);
+      if (dir === undefined) return;
+      const isDir = statSync(outside).isDirectory();
+      if (isDir !== dir) {
+        throw new UsageError(subject, `${outside} is ${isDir ? "a directory: use addDirectory" : "not a directory: use addFile"}`);
+      }
+    });
+  }
+
+  /** A bind of a host file or directory, whichever it is (policy files' "bind"). */
+  addPathAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
+    return this.bindAt("bind", undefined, outside, inside, opts);
   }
 
   /** A fresh tmpfs; size like "16M" or bytes. */

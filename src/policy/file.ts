@@ -135,7 +135,7 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   if (f.profile) b.asBase((base) => applyProfile(base, f.profile!, { cwd }));
   if (f.filesystem?.base === "empty") b.emptyFilesystem();
   f.filesystem?.mounts?.forEach((m) => {
-    if ("bind" in m) b.addDirectoryAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });
+    if ("bind" in m) b.addPathAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });
     else if ("tmpfs" in m) b.addTmpfs(m.tmpfs, { ...(m.size !== undefined ? { size: m.size } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) });
     else b.addSymlink(m.target, m.symlink);
   });

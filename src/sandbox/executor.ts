@@ -9,6 +9,7 @@
  * passed). A program name without a slash is looked up in that PATH inside
  * the sandbox, as execvp does.
  */
+import { fstatSync } from "node:fs";
 import { Comms, type CommsOptions } from "../comms/comms.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { socketpair } from "../native/comms.ts";
@@ -16,6 +17,9 @@ import { describeErrno } from "../native/errno.ts";
 import { closeFd } from "../native/sys.ts";
 import { checkDestination } from "./mounts.ts";
 import { Limits, type LimitsInit } from "./limits.ts";
+
+/** Highest fd number a sandboxee can be given (the shim's fd handling stops at 65535 on old kernels). */
+const MAX_TARGET_FD = 65535;
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -55,6 +59,12 @@ export class Ipc {
   mapFd(hostFd: number, targetFd: number, name?: string): this {
     for (const [what, v] of [["hostFd", hostFd], ["targetFd", targetFd]] as const) {
       if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new UsageError(`mapFd ${what}`, `bad fd ${v}`);
+    }
+    if (targetFd > MAX_TARGET_FD) throw new UsageError("mapFd targetFd", `fd ${targetFd} is out of range (0..${MAX_TARGET_FD})`);
+    try {
+      fstatSync(hostFd);
+    } catch {
+      throw new UsageError("mapFd hostFd", `fd ${hostFd} is not open in this process`);
     }
     if (this.fds.some((m) => m.targetFd === targetFd)) {
       throw new UsageError("mapFd targetFd", `fd ${targetFd} is already mapped`);

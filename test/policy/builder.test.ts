@@ -224,6 +224,14 @@ describe("filesystem and namespaces", () => {
     expect(p.mountPlan().describe()).toEqual(["ro /etc/hostname"]);
   });
 
+  test("addFile takes files and addDirectory directories; a policy file's bind takes either", () => {
+    expect(problems(new PolicyBuilder().addFile("/etc"))[0]).toBe("addFileAt(/etc): /etc is a directory: use addDirectory");
+    expect(problems(new PolicyBuilder().addDirectoryAt("/etc/hostname", "/h"))[0]).toBe(
+      "addDirectoryAt(/h): /etc/hostname is not a directory: use addFile",
+    );
+    expect(() => new PolicyBuilder().addPathAt("/etc/hostname", "/h").addPathAt("/var/lib", "/v").build()).not.toThrow();
+  });
+
   test("addFile of a path the default view already shows adds nothing", () => {
     const p = new PolicyBuilder().addFile("/etc/localtime").build();
     expect(p.mountPlan().describe().filter((l) => l.includes("localtime"))).toEqual([]);

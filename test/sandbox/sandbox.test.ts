@@ -84,6 +84,10 @@ describe("validation", () => {
     expect(() => new Executor("/bin/x", ["x"], { cwd: "relative" })).toThrow("cwd");
     expect(() => new Executor("/bin/x", ["x"], { env: { "A=B": "1" } })).toThrow("env");
     expect(() => new Executor("/bin/x", ["x"], { limits: { openFiles: -1 } })).toThrow("limits.openFiles");
+    const ex = new Executor("/bin/x", ["x"]);
+    expect(() => ex.ipc.mapFd(1, 1 << 20)).toThrow("mapFd targetFd: fd 1048576 is out of range (0..65535)");
+    expect(() => ex.ipc.mapFd(98765, 5)).toThrow("mapFd hostFd: fd 98765 is not open in this process");
+    expect(() => ex.ipc.mapFd(1, 65535)).not.toThrow();
   });
 
   test("mount plan errors name the path", () => {
