@@ -15,8 +15,7 @@
  * action (a violation unless changed). The safety rules (src/policy/safety.ts)
  * come before every policy's own.
  */
-import { statSync } from "node:fs";
-import { BunboxError, EXIT_USAGE, UsageError } from "../errors.ts";
+import { BunboxError, EXIT_USAGE } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
 import { parseSize } from "../sandbox/units.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
@@ -328,7 +327,7 @@ export class PolicyBuilder {
   }
 
   addFileAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("addFileAt", false, outside, inside, opts);
+    return this.bindAt("addFileAt", "file", outside, inside, opts);
   }
 
   addDirectory(path: string, opts: { writable?: boolean } = {}): this {
@@ -336,25 +335,17 @@ export class PolicyBuilder {
   }
 
   addDirectoryAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("addDirectoryAt", true, outside, inside, opts);
-  }
-
-  /** A bind of a host path; `dir` says which kind the method promises (checked once the path resolves). */
-  private bindAt(method: string, dir: boolean | undefined, outside: string, inside: string, opts: { writable?: boolean }): this {
-    const subject = `${method}(${inside})`;
-    return this.mount((p) => {
-      p.add({ kind: "bind", src: outside, dst: inside, rw: !!opts.writable }, subject);
-      if (dir === undefined) return;
-      const isDir = statSync(outside).isDirectory();
-      if (isDir !== dir) {
-        throw new UsageError(subject, `${outside} is ${isDir ? "a directory: use addDirectory" : "not a directory: use addFile"}`);
-      }
-    });
+    return this.bindAt("addDirectoryAt", "directory", outside, inside, opts);
   }
 
   /** A bind of a host file or directory, whichever it is (policy files' "bind"). */
   addPathAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
     return this.bindAt("bind", undefined, outside, inside, opts);
+  }
+
+  private bindAt(method: string, expect: "file" | "directory" | undefined, outside: string, inside: string, opts: { writable?: boolean }): this {
+    const op = { kind: "bind", src: outside, dst: inside, rw: !!opts.writable, ...(expect ? { expect } : {}) } as const;
+    return this.mount((p) => p.add(op, `${method}(${inside})`));
   }
 
   /** A fresh tmpfs; size like "16M" or bytes. */
@@ -373,11 +364,8 @@ export class PolicyBuilder {
   // ---- namespaces ----
 
   setHostname(name: string): this {
-    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) {
-      this.problems.push(`setHostname: "${name}" is not a hostname (letters, digits, . and -, at most 63)`);
-    } else {
-      this.hostname = name;
-    }
+    if (/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) this.hostname = name;
+    else this.problems.push(`setHostname: "${name}" is not a hostname (letters, digits, . and -, at most 63)`);
     return this;
   }
 

@@ -22,6 +22,8 @@ export type MountOp =
       noexec?: boolean;
       /** Skip when the source does not exist (default view entries). */
       optional?: boolean;
+      /** What the source must be (addFile, addDirectory); unchecked when absent. */
+      expect?: "file" | "directory";
     }
   | { kind: "tmpfs"; dst: string; size?: number; mode?: number; noexec?: boolean; ro?: boolean }
   | { kind: "proc"; dst: string }
@@ -113,6 +115,10 @@ export class MountPlan {
     switch (op.kind) {
       case "bind": {
         const src = checkSource(op.src, subject, !op.optional);
+        if (op.expect && statSync(src).isDirectory() !== (op.expect === "directory")) {
+          const fix = op.expect === "file" ? "a directory: use addDirectory" : "not a directory: use addFile";
+          throw new UsageError(subject, `${op.src} is ${fix}`);
+        }
         // Compared as given: /etc/localtime is under the /etc bind even though it resolves elsewhere.
         if (!this.covers(posix.normalize(op.src), dst, op.rw)) this.replace({ ...op, src, dst });
         break;
