@@ -20,6 +20,7 @@
  * calls fail with it, received fds not yet delivered are closed, and later
  * calls throw "broken" with the first error as the cause.
  */
+import { after } from "../timer.ts";
 import { closeFd } from "../native/sys.ts";
 import { describeErrno } from "../native/errno.ts";
 import {
@@ -47,7 +48,7 @@ interface RecvOp {
   decode: (frame: RawFrame) => unknown;
   resolve: (value: unknown) => void;
   reject: (error: CommsError) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  cancelTimer: () => void;
 }
 
 interface SendOp {
@@ -58,11 +59,8 @@ interface SendOp {
   sent: number;
   resolve: () => void;
   reject: (error: CommsError) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  cancelTimer: () => void;
 }
-
-/** setTimeout's own limit (a longer delay fires at once). */
-const TIMER_MAX = 0x7fff_ffff;
 
 function checkTimeout(ms: number, what: string): number {
   if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
@@ -130,8 +128,8 @@ export class Channel {
       checkOutgoing(body, this.maxMessageSize, what);
       const ms = this.timeoutOf(options, what);
       return new Promise<void>((resolve, reject) => {
-        const op: SendOp = { what, head: encodeHeader(tag, body.length), body, fds, sent: 0, resolve, reject, timer: undefined };
-        if (ms !== Infinity) op.timer = setTimeout(() => this.sendTimedOut(op, ms), Math.min(ms, TIMER_MAX));
+        const op: SendOp = { what, head: encodeHeader(tag, body.length), body, fds, sent: 0, resolve, reject, cancelTimer: () => {} };
+        op.cancelTimer = after(ms, () => this.sendTimedOut(op, ms));
         this.sendOps.push(op);
         if (this.sendOps.length === 1) this.pumpSend();
       });
@@ -144,8 +142,8 @@ export class Channel {
       this.check(what);
       const ms = this.timeoutOf(options, what);
       return new Promise<T>((resolve, reject) => {
-        const op: RecvOp = { what, decode: decodeFrame, resolve: resolve as (v: unknown) => void, reject, timer: undefined };
-        if (ms !== Infinity) op.timer = setTimeout(() => this.recvTimedOut(op, ms), Math.min(ms, TIMER_MAX));
+        const op: RecvOp = { what, decode: decodeFrame, resolve: resolve as (v: unknown) => void, reject, cancelTimer: () => {} };
+        op.cancelTimer = after(ms, () => this.recvTimedOut(op, ms));
         this.recvOps.push(op);
         if (this.recvOps.length === 1) this.pumpRecv();
       });
@@ -228,7 +226,7 @@ export class Channel {
       op.sent += r;
       if (op.sent === op.head.length + op.body.length) {
         this.sendOps.shift();
-        clearTimeout(op.timer);
+        op.cancelTimer();
         op.resolve();
       }
     }
@@ -280,7 +278,7 @@ export class Channel {
         return;
       }
       const op = this.recvOps.shift()!;
-      clearTimeout(op.timer);
+      op.cancelTimer();
       let value: unknown;
       try {
         value = op.decode(frame);
@@ -318,11 +316,11 @@ export class Channel {
     if (this.failure) return;
     this.failure = error;
     for (const op of this.recvOps.splice(0)) {
-      clearTimeout(op.timer);
+      op.cancelTimer();
       op.reject(error);
     }
     for (const op of this.sendOps.splice(0)) {
-      clearTimeout(op.timer);
+      op.cancelTimer();
       op.reject(error);
     }
     this.idleRead();

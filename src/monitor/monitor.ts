@@ -13,6 +13,7 @@
  * sandbox. When bunbox killed the sandbox itself (violation, timeout, kill()),
  * that reason wins over the status the kill produced.
  */
+import { after } from "../timer.ts";
 import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
 import { type Notification, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readFd, waitPidfd } from "../native/sys.ts";
@@ -72,7 +73,8 @@ export class Monitor {
   private ending: Ending | undefined;
   private exitWatch: Watch | undefined;
   private notifyWatch: Watch | undefined;
-  private timers: ReturnType<typeof setTimeout>[] = [];
+  /** Cancel functions of the pending deadline and grace timers. */
+  private timers: (() => void)[] = [];
   private done = false;
   private pendingStage: string | undefined;
   private confirm: { magic: bigint; theirFd: number; done: () => void } | undefined;
@@ -91,7 +93,7 @@ export class Monitor {
       throw e;
     }
     if (opts.wallTimeMs > 0) {
-      this.timers.push(setTimeout(() => this.onDeadline(), opts.wallTimeMs));
+      this.timers.push(after(opts.wallTimeMs, () => this.onDeadline()));
     }
   }
 
@@ -142,7 +144,7 @@ export class Monitor {
     this.ending = { status: "TIMEOUT" };
     if (this.opts.graceMs > 0) {
       pidfdSignal(this.spawned.pidfd, SIGTERM);
-      this.timers.push(setTimeout(() => this.signal(SIGKILL), this.opts.graceMs));
+      this.timers.push(after(this.opts.graceMs, () => this.signal(SIGKILL)));
     } else {
       pidfdSignal(this.spawned.pidfd, SIGKILL);
     }
@@ -257,7 +259,7 @@ export class Monitor {
   private finish(init: Waited | undefined, reported?: Report): void {
     if (this.done) return;
     this.done = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const cancel of this.timers) cancel();
     this.exitWatch?.close();
     this.notifyWatch?.close();
     const report = reported ?? (this.spawned.report >= 0 ? readReport(this.spawned.report) : undefined);

@@ -16,6 +16,7 @@
  */
 import { Comms } from "../comms/comms.ts";
 import { BunboxError, UsageError } from "../errors.ts";
+import { after } from "../timer.ts";
 import { discard, isFailure, type SetupFailure, type Spawned, spawnAsync } from "../native/spawn.ts";
 import { closeFd, pidfdPid } from "../native/sys.ts";
 import type { Insn } from "../policy/bpf.ts";
@@ -131,12 +132,9 @@ export class Sandbox {
     if (!this.resultPromise) throw new BunboxError("sandbox", "awaitResult() before runAsync()");
     if (opts.timeoutMs === undefined) return this.resultPromise;
     return new Promise((resolve, reject) => {
-      const t = setTimeout(
-        () => reject(new BunboxError("sandbox", `no Result within ${opts.timeoutMs} ms`)),
-        opts.timeoutMs,
-      );
+      const cancel = after(opts.timeoutMs!, () => reject(new BunboxError("sandbox", `no Result within ${opts.timeoutMs} ms`)));
       this.resultPromise!.then((r) => {
-        clearTimeout(t);
+        cancel();
         resolve(r);
       });
     });

@@ -162,6 +162,11 @@ describe("ending a run", () => {
     expect(r.wallTimeMs).toBeLessThan(1100);
   });
 
+  test("a wall-time limit past 24.8 days does not fire at once (setTimeout's own limit)", async () => {
+    const r = await runProbe(["sleep", "1"], { executor: { limits: { wallTimeMs: 30 * 24 * 3600 * 1000 } } });
+    expect(r.toString()).toBe("OK: exit code 0");
+  });
+
   test("a grace period sends SIGTERM first", async () => {
     const r = await runProbe(["sleep", "30"], { executor: { limits: { wallTimeMs: 300, graceMs: 2000 } } });
     expect(r.status).toBe("TIMEOUT");
