@@ -44,6 +44,10 @@ export interface RunOptions {
 
 const SPAWN_SLICE_MS = 8;
 
+/** A spawn that failed for want of fds is tried again for this long. */
+const FD_WAIT_MS = 10_000;
+const OUT_OF_FDS = new Set(["EMFILE", "ENFILE"]);
+
 /** Why seccomp user notification cannot be used here, once a spawn found out. */
 let notifyUnavailable: string | undefined;
 
@@ -199,6 +203,7 @@ export class Sandbox {
     let request;
     let spawned;
     const t0 = performance.now();
+    let fdWaitMs = 5;
     for (;;) {
       try {
         request = buildRequest(this.executor, this.policy, { notify, noSeccomp: meHere || !!this.options.forkServer });
@@ -208,6 +213,13 @@ export class Sandbox {
         return;
       }
       spawned = await spawnAsync(request.bytes);
+      // Out of fds (each run in flight holds ~3): wait for other runs to end
+      // and free theirs, rather than fail a run that would start a moment later.
+      if (isFailure(spawned) && OUT_OF_FDS.has(spawned.errnoName) && !this.killedBeforeStart && performance.now() - t0 < FD_WAIT_MS) {
+        await Bun.sleep(fdWaitMs);
+        fdWaitMs = Math.min(fdWaitMs * 2, 100);
+        continue;
+      }
       const missing = isFailure(spawned) && notify && canFallBack ? notifyMissing(spawned) : undefined;
       if (!missing || this.killedBeforeStart) break;
       notifyUnavailable = missing;
@@ -219,6 +231,10 @@ export class Sandbox {
     if (isFailure(spawned)) {
       this.finishEarly(Result.setupError(spawned, performance.now() - this.queuedAt));
       return;
+    }
+    if (!meHere && spawned.sandboxeePidfd >= 0) {
+      closeFd(spawned.sandboxeePidfd); // only sandbox me here takes the listener through it
+      spawned.sandboxeePidfd = -1;
     }
     const filter = withMagic(this.policy.filter(notify), request.magic);
     try {

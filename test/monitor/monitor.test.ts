@@ -8,13 +8,14 @@
  * the event loop.
  */
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Executor } from "../../src/sandbox/executor.ts";
 import { notifyMissing, Sandbox } from "../../src/sandbox/sandbox.ts";
 import type { Violation } from "../../src/sandbox/result.ts";
 import { openWatches } from "../../src/native/reactor.ts";
 import { ALLOW, arg32, jeq, KILL, TRACE } from "../../src/policy/rules.ts";
-import { HOST_ARCH, PROBE, PROBE_STATIC, runProbe, testPolicy } from "../helpers.ts";
+import { DIR, HOST_ARCH, PROBE, PROBE_STATIC, runProbe, testPolicy } from "../helpers.ts";
 
 const nr = (name: string) => String(HOST_ARCH.syscalls[name]);
 
@@ -165,6 +166,23 @@ describe("ending a run", () => {
   test("a wall-time limit past 24.8 days does not fire at once (setTimeout's own limit)", async () => {
     const r = await runProbe(["sleep", "1"], { executor: { limits: { wallTimeMs: 30 * 24 * 3600 * 1000 } } });
     expect(r.toString()).toBe("OK: exit code 0");
+  });
+
+  test("short of fds, runs wait for others to free theirs instead of failing (EMFILE)", async () => {
+    // 150 runs in flight need ~450 fds; the host process may open 256.
+    const script = join(DIR, "work", `fd-starved-${process.pid}.ts`);
+    writeFileSync(script, `
+      import { Executor, Sandbox } from ${JSON.stringify(join(import.meta.dir, "../../src/index.ts"))};
+      import { profileBuilder } from ${JSON.stringify(join(import.meta.dir, "../../src/policy/profiles.ts"))};
+      const policy = profileBuilder("default").build();
+      const runs = Array.from({ length: 150 }, () => new Sandbox(new Executor("/bin/sleep", ["sleep", "1"]), policy).run());
+      const statuses = new Set((await Promise.all(runs)).map((r) => r.toString()));
+      console.log([...statuses].join(";"));
+    `);
+    await using proc = Bun.spawn(["sh", "-c", `ulimit -n 256 && exec "$0" "$1"`, process.execPath, script], { stdout: "pipe", stderr: "pipe" });
+    const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect(err).toBe("");
+    expect(out.trim()).toBe("OK: exit code 0");
   });
 
   test("a grace period sends SIGTERM first", async () => {
