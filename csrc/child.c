@@ -199,13 +199,22 @@ int bb_child_a(void *arg) {
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
   bb_mark(sh, MK_GATE);
-  if (relocate(sh, &sh->gate_r) < 0 || relocate(sh, &sh->status_w) < 0 ||
-      relocate(sh, &sh->report_w) < 0 || relocate(sh, &sh->init_fd) < 0)
-    return 1;
+  /* The host's soft fd limit may sit just above the fds it has open; our
+   * fds move above 64 and B's targets (comms: 1023) may lie higher still.
+   * The hard limit is ours to take; B's own limit is set later. */
+  {
+    struct { uint64_t cur, max; } nofile;
+    if (bb_sys4(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, &nofile) == 0 && nofile.cur < nofile.max) {
+      nofile.cur = nofile.max;
+      bb_sys4(SYS_prlimit64, 0, RLIMIT_NOFILE, &nofile, 0);
+    }
+  }
   /* We hold a copy of the host's whole fd table (no CLONE_FILES): Bun's
    * fds, and the pipes of spawns running on other spawner threads, which
    * would reach EOF only once we exec. Keep only what we and B need: stdio
-   * and the mapped fds (B's), our four. */
+   * and the mapped fds (B's), our four; closed before our four move up, so
+   * that they land just above 64, not above every fd the host had open
+   * (B's F_DUPFD past them must stay under the fd limit). */
   {
     const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
     int keep[260], n = 0;
@@ -217,6 +226,9 @@ int bb_child_a(void *arg) {
     keep[n++] = sh->init_fd;
     close_all_but(keep, n);
   }
+  if (relocate(sh, &sh->gate_r) < 0 || relocate(sh, &sh->status_w) < 0 ||
+      relocate(sh, &sh->report_w) < 0 || relocate(sh, &sh->init_fd) < 0)
+    return 1;
 
   int fds[1024];
   bb_mounts_open(sh, fds);

@@ -45,8 +45,17 @@ export interface RunOptions {
 const SPAWN_SLICE_MS = 8;
 
 /** A spawn that failed for want of fds is tried again for this long. */
-const FD_WAIT_MS = 10_000;
-const OUT_OF_FDS = new Set(["EMFILE", "ENFILE"]);
+const SCARCE_WAIT_MS = 10_000;
+
+/**
+ * Out of fds (each run in flight holds ~3): runs in flight will free some.
+ * Not out of processes (EAGAIN from clone): a process at its RLIMIT_NPROC
+ * cannot start threads either, and Bun aborts when it cannot (seen here),
+ * so such a run fails at once and frees the pressure.
+ */
+function scarce(f: SetupFailure): boolean {
+  return f.errnoName === "EMFILE" || f.errnoName === "ENFILE";
+}
 
 /** Why seccomp user notification cannot be used here, once a spawn found out. */
 let notifyUnavailable: string | undefined;
@@ -203,7 +212,7 @@ export class Sandbox {
     let request;
     let spawned;
     const t0 = performance.now();
-    let fdWaitMs = 5;
+    let waitMs = 5;
     for (;;) {
       try {
         request = buildRequest(this.executor, this.policy, { notify, noSeccomp: meHere || !!this.options.forkServer });
@@ -213,12 +222,15 @@ export class Sandbox {
         return;
       }
       spawned = await spawnAsync(request.bytes);
-      // Out of fds (each run in flight holds ~3): wait for other runs to end
-      // and free theirs, rather than fail a run that would start a moment later.
-      if (isFailure(spawned) && OUT_OF_FDS.has(spawned.errnoName) && !this.killedBeforeStart && performance.now() - t0 < FD_WAIT_MS) {
-        await Bun.sleep(fdWaitMs);
-        fdWaitMs = Math.min(fdWaitMs * 2, 100);
-        continue;
+      // Rather than fail a run that could start a moment later, wait for
+      // runs in flight to end and free what this one lacks.
+      if (isFailure(spawned) && scarce(spawned) && !this.killedBeforeStart) {
+        if (performance.now() - t0 < SCARCE_WAIT_MS) {
+          await new Promise((r) => setTimeout(r, waitMs));
+          waitMs = Math.min(waitMs * 2, 100);
+          continue;
+        }
+        spawned.message += ` (after waiting ${SCARCE_WAIT_MS / 1000} s for runs in flight to free some)`;
       }
       const missing = isFailure(spawned) && notify && canFallBack ? notifyMissing(spawned) : undefined;
       if (!missing || this.killedBeforeStart) break;
