@@ -31,7 +31,11 @@
 #include "plan.h"
 #include "sys.h"
 
-#define SPAWNERS 4
+/* One spawner per CPU, at most four. More set-ups at once raise throughput
+ * a little but leave the event loop less CPU: with 200 runs at once on 2
+ * CPUs, a 10 ms timer lagged up to 34 ms with 4 threads, 29 ms with 2
+ * (18 ms with 1, at 75% of the throughput). */
+#define SPAWNERS_MAX 4
 
 struct job {
   struct job *next;
@@ -95,7 +99,9 @@ static int start_locked(void) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int r = 0;
-  for (int i = 0; i < SPAWNERS; i++) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int n = cpus < 1 ? 1 : cpus > SPAWNERS_MAX ? SPAWNERS_MAX : (int)cpus;
+  for (int i = 0; i < n; i++) {
     pthread_t t;
     r = -pthread_create(&t, NULL, spawner, NULL);
     if (r) break;

@@ -54,16 +54,24 @@ const inFlight = new Map<number, (s: Spawned | SetupFailure) => void>();
 /** The watch on the spawners' eventfd, open while anything is in flight (it keeps the process alive). */
 let events: Watch | undefined;
 
+/**
+ * At most this many finished spawns are handed on per turn of the event loop:
+ * each one's run continues at once (its monitor starts), and a burst of them
+ * in one turn would hold up timers and I/O.
+ */
+const COLLECT_SLICE = 8;
+
 function collect(): void {
   const lib = shim();
   const out = new Uint8Array(OUT_SIZE);
   const rc = new Int32Array(1);
-  for (let id; (id = lib.bb_spawn_next(ptr(out), ptr(rc))) !== 0; ) {
+  for (let n = 0, id; n < COLLECT_SLICE && (id = lib.bb_spawn_next(ptr(out), ptr(rc))) !== 0; n++) {
     const settle = inFlight.get(id);
     inFlight.delete(id);
     const s = decode(rc[0]!, out);
     if (settle) settle(s);
     else if (!isFailure(s)) discard(s); // nobody to watch it: it must not run
+    if (n === COLLECT_SLICE - 1) return void setImmediate(collect); // more may be done: next turn
   }
   if (inFlight.size === 0) {
     events!.close();
