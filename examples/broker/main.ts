@@ -164,7 +164,10 @@ async function exchange(comms: Comms, data: Uint8Array, onRecord: (r: RecordMess
   }
   for (;;) {
     const m = asMessage(await comms.recvJson());
-    if ("done" in m) return m;
+    if ("done" in m) {
+      await comms.sendBool(true); // all of it taken: the parser may end
+      return m;
+    }
     onRecord(m);
   }
 }

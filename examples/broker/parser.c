@@ -12,6 +12,10 @@
  *                      UINT64  how many bytes of it are input
  *   parser -> broker   JSON    {"line":N,"key":K,"value":V}     one per record
  *                      JSON    {"done":true,"lines":N,"skipped":M}
+ *   broker -> parser   BOOL    true: the broker took it all, the parser may end
+ *
+ * The parser ends only when the broker says so: a broker that refuses the
+ * output kills it instead, so the run's Result always says which happened.
  *
  * The format: one "key = value" per line, blanks around key and value
  * trimmed; blank lines and lines starting with '#' are ignored; a line without
@@ -181,6 +185,8 @@ int main(void) {
   parse_text(&p, in.data, (size_t)len, 0);
   snprintf(p.json, sizeof p.json, "{\"done\":true,\"lines\":%lu,\"skipped\":%lu}", p.lines, p.skipped);
   if (bunbox_comms_send_json(p.comms, p.json) != BUNBOX_OK) die(&p, "send the summary");
+  bool taken;
+  if (bunbox_comms_recv_bool(p.comms, &taken) != BUNBOX_OK || !taken) die(&p, "wait for the broker");
   bunbox_buffer_close(&in);
   bunbox_comms_close(p.comms);
   return 0;
