@@ -103,6 +103,9 @@ export class Channel {
   private writeFd = -1;
   private failure: CommsError | undefined;
   private closed = false;
+  /** After finish(): the frames the peer left, served to receives before `leftoverEnd`. */
+  private leftovers: RawFrame[] | undefined;
+  private leftoverEnd: CommsError | undefined;
 
   /** Takes ownership of `fd`, a connected AF_UNIX SOCK_STREAM socket: close() closes it. */
   constructor(fd: number, options: CommsOptions = {}) {
@@ -125,6 +128,7 @@ export class Channel {
   send(tag: number, body: Uint8Array, fds: Int32Array | null, what: string, options?: CallOptions): Promise<void> {
     return this.guard(what, () => {
       this.check(what);
+      if (this.leftovers) throw new CommsError("eof", `${what}: the peer has ended`);
       checkOutgoing(body, this.maxMessageSize, what);
       const ms = this.timeoutOf(options, what);
       return new Promise<void>((resolve, reject) => {
@@ -152,18 +156,63 @@ export class Channel {
 
   peerCredentials(): PeerCredentials {
     this.check("peerCredentials");
+    if (this.leftovers) throw new CommsError("eof", "peerCredentials: the peer has ended");
     const r = peerCredentials(this.fd);
     if (typeof r === "number") throw new CommsError("io", `getsockopt(SO_PEERCRED) failed: ${describeErrno(-r)}`);
     return r;
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.closed) {
+      this.fail(new CommsError("closed", "the channel was closed")); // after finish(): drop what is left
+      return;
+    }
     this.closed = true;
     this.fail(new CommsError("closed", "the channel was closed"));
+    this.closeFds();
+  }
+
+  /**
+   * The peer's process has ended: takes in what it left in the socket, then
+   * closes the socket. Receives, pending and later, get those frames in
+   * order, then an "eof" error; sends fail. (Closing at once would lose an
+   * answer the peer sent just before exiting.)
+   */
+  finish(): void {
+    if (this.closed || this.failure) return this.close();
+    const left: RawFrame[] = [];
+    let end: CommsError;
+    try {
+      for (let f = this.reader.next(); f; f = this.reader.next()) left.push(f);
+      end = new CommsError("eof", "the peer has ended");
+    } catch (e) {
+      end = asCommsError(e); // "eof" at a frame boundary, or what broke the stream
+    }
+    this.leftovers = left;
+    this.leftoverEnd = end;
+    this.closed = true;
+    for (const op of this.sendOps.splice(0)) {
+      op.cancelTimer();
+      op.reject(new CommsError("eof", `${op.what}: the peer has ended`));
+    }
+    this.idleRead();
+    this.idleWrite();
+    this.closeFds();
+    this.pumpRecv();
+  }
+
+  private closeFds(): void {
     if (this.writeFd >= 0) closeFd(this.writeFd);
     this.writeFd = -1;
     closeFd(this.fd);
+  }
+
+  /** The next frame: from the socket, or after finish() from what the peer left. */
+  private nextFrame(): RawFrame | null {
+    if (!this.leftovers) return this.reader.next();
+    const f = this.leftovers.shift();
+    if (f) return f;
+    throw this.leftoverEnd!;
   }
 
   /** Runs `f`, turning a synchronous throw into a rejected promise. */
@@ -268,7 +317,7 @@ export class Channel {
     while (this.recvOps.length > 0 && !this.failure) {
       let frame: RawFrame | null;
       try {
-        frame = this.reader.next();
+        frame = this.nextFrame();
       } catch (e) {
         this.fail(asCommsError(e));
         return;
@@ -326,5 +375,6 @@ export class Channel {
     this.idleRead();
     this.idleWrite();
     this.reader.discard();
+    for (const f of this.leftovers?.splice(0) ?? []) for (const fd of f.fds) closeFd(fd);
   }
 }

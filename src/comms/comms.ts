@@ -207,6 +207,14 @@ export class Comms {
     this.channel.close();
   }
 
+  /**
+   * For when the peer's process has ended: closes the socket but keeps what
+   * the peer sent before it ended, for receives to come (then "eof").
+   */
+  finish(): void {
+    this.channel.finish();
+  }
+
   [Symbol.dispose](): void {
     this.close();
   }

@@ -298,7 +298,8 @@ export class Sandbox {
       }
       throw e;
     }
-    this.monitor!.result.then(() => this.childComms?.close());
+    // The child may have answered just before it ended: keep that for the caller.
+    this.monitor!.result.then(() => this.childComms?.finish());
     if (!live) return closeFd(forked.listener); // killed or refused: it dies in its confirming execveat
     // The child waits in its confirming execveat until we watch its listener.
     this.monitor!.attachListener(forked.listener, forked.theirListenerFd, forked.magic, () => this.readyResolve());

@@ -257,6 +257,23 @@ describe("fork server", () => {
     }
   });
 
+  test("what a child sent just before it ended is still there after its Result", async () => {
+    const s = await server();
+    try {
+      const child = new Sandbox(s.executor(), childPolicy());
+      child.runAsync();
+      await child.ready();
+      await child.comms!.sendString("say-and-exit last words");
+      expect((await child.awaitResult()).toString()).toBe("OK: exit code 0");
+      expect(await child.comms!.recvString()).toBe("last words");
+      const after = await child.comms!.recvString().catch((e: Error) => e);
+      expect(String(after)).toMatch(/the peer (closed the channel|has ended)/);
+      await expect(child.comms!.sendString("more")).rejects.toThrow(/the peer (has ended|closed the channel)/);
+    } finally {
+      s.close();
+    }
+  });
+
   test("a child that ends at once still gets its own Result", async () => {
     const s = await ForkServer.start(new Executor(MODES, [MODES, "fork-server", "quick"]), testPolicy());
     try {
