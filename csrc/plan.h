@@ -119,7 +119,7 @@ struct bb_spawn_out {
   int32_t stage;    /* enum bb_stage on failure */
   int32_t err;      /* errno on failure */
   int32_t sandboxee_pid;   /* pid of the sandboxee as bunbox sees it */
-  int32_t sandboxee_pidfd; /* and a pidfd for it (sandbox-me-here takes its listener through it) */
+  int32_t sandboxee_pidfd; /* and a pidfd for it, only with BB_F_NO_SECCOMP (sandbox-me-here takes its listener through it); else -1 */
   char detail[512]; /* the path or value the failed stage was working on */
   /* µs from the clone to each phase's end (csrc/shared.h enum bb_mark, from
    * MK_GATE to MK_DONE); 0 where not reached. For `bunbox run -v`. */

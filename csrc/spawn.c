@@ -390,8 +390,14 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   fcntl(report[0], F_SETFL, O_NONBLOCK);
   out->report = report[0];
   out->sandboxee_pid = sandboxee_pid;
-  out->sandboxee_pidfd = pidfd_b;
-  pidfd = listener = report[0] = pidfd_b = -1;
+  /* B's pidfd is of use only where B installs its filter itself later (sandbox
+   * me here, through it the host takes the listener); elsewhere it is closed
+   * below, one fd fewer for every run in flight. */
+  if (rq->flags & BB_F_NO_SECCOMP) {
+    out->sandboxee_pidfd = pidfd_b;
+    pidfd_b = -1;
+  }
+  pidfd = listener = report[0] = -1;
   result = 0;
 
 done:

@@ -23,7 +23,7 @@ export interface Spawned {
   report: number;
   /** The sandboxee's pid as bunbox sees it, when known (-1). */
   sandboxeePid: number;
-  /** A pidfd for the sandboxee (-1 if it never got that far). */
+  /** A pidfd for the sandboxee, given only without a filter at exec (sandbox me here, fork server); else -1. */
   sandboxeePidfd: number;
   /** ms from the clone to the end of each phase of the set-up, for `bunbox run -v`. */
   phasesMs?: Record<SpawnPhase, number>;

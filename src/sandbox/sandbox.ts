@@ -244,10 +244,6 @@ export class Sandbox {
       this.finishEarly(Result.setupError(spawned, performance.now() - this.queuedAt));
       return;
     }
-    if (!meHere && spawned.sandboxeePidfd >= 0) {
-      closeFd(spawned.sandboxeePidfd); // only sandbox me here takes the listener through it
-      spawned.sandboxeePidfd = -1;
-    }
     const filter = withMagic(this.policy.filter(notify), request.magic);
     try {
       if (!this.watch(spawned, filter, notify, meHere ? { pendingStage: ME_HERE_STAGE } : {})) return;
