@@ -64,7 +64,6 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
     const i = spec.indexOf(":");
     const dst = checkDestination(i < 0 ? spec : spec.slice(0, i), `--tmpfs ${spec}`);
     const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
-    if (size === Infinity) throw new UsageError(`--tmpfs ${spec}`, "a tmpfs needs a finite size");
     plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
   }
   const net = o.strings.net;

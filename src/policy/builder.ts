@@ -352,7 +352,6 @@ export class PolicyBuilder {
   addTmpfs(inside: string, opts: { size?: string | number; mode?: number } = {}): this {
     return this.mount((p) => {
       const size = opts.size === undefined ? undefined : parseSize(opts.size, `addTmpfs(${inside}) size`);
-      if (size === Infinity) throw new Error(`addTmpfs(${inside}): a tmpfs needs a finite size`);
       p.add({ kind: "tmpfs", dst: inside, ...(size !== undefined ? { size } : {}), mode: opts.mode ?? 0o755 }, `addTmpfs(${inside})`);
     });
   }

@@ -125,6 +125,7 @@ export class MountPlan {
       }
       case "tmpfs":
         // The kernel reads size 0, or none, as half of the RAM: every tmpfs gets a bound.
+        if (op.size === Infinity) throw new UsageError(subject, "a tmpfs needs a finite size");
         if (op.size !== undefined && (!Number.isSafeInteger(op.size) || op.size <= 0)) {
           throw new UsageError(subject, `tmpfs ${dst}: bad size ${op.size} (at least 1 byte: to the kernel, 0 means half of the RAM)`);
         }
