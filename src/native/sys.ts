@@ -44,25 +44,24 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
   return shim().bb_pidfd_getfd(pidfd, fd);
 }
 
+/** The pids on a pidfd's fdinfo line `field` ("Pid", "NSpid"), or none. */
+function fdinfoPids(pidfd: number, field: string): number[] {
+  try {
+    const m = new RegExp(`^${field}:\\s*([-\\d\\s]+)$`, "m").exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8"));
+    return m ? m[1]!.trim().split(/\s+/).map(Number) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** The pid a pidfd refers to, as bunbox sees it (-1 if unknown). */
 export function pidfdPid(pidfd: number): number {
-  try {
-    const m = /^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8"));
-    return m ? Number(m[1]) : -1;
-  } catch {
-    return -1;
-  }
+  return fdinfoPids(pidfd, "Pid")[0] ?? -1;
 }
 
 /** The pid of a pidfd's process in its own (innermost) pid namespace (-1 if unknown). */
 export function pidfdInnerPid(pidfd: number): number {
-  try {
-    const m = /^NSpid:\s*([-\d\s]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8"));
-    const pids = m ? m[1]!.trim().split(/\s+/) : [];
-    return pids.length ? Number(pids[pids.length - 1]) : -1;
-  } catch {
-    return -1;
-  }
+  return fdinfoPids(pidfd, "NSpid").at(-1) ?? -1;
 }
 
 export function pidfdSignal(pidfd: number, sig: number): number {
