@@ -4,7 +4,9 @@
  * (the shim and init are embedded). A compiled bunbox must not read a .env or
  * bunfig.toml from whatever directory it is started in: a sandbox's own
  * configuration cannot come from the directory of the code it sandboxes.
- * Usage: bun scripts/build.ts
+ * Usage: bun scripts/build.ts [--target=bun-linux-arm64]
+ * (--target cross-compiles; build/libbunbox.so must then be of that target's
+ * arch: scripts/vm/build.ts stages such a tree for the VM test rig)
  */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -33,9 +35,11 @@ const out = join(root, "dist", "bunbox");
 
 buildShim();
 mkdirSync(join(root, "dist"), { recursive: true });
+const target = process.argv.find((a) => a.startsWith("--target="));
 const args = [
   "build",
   "--compile",
+  ...(target ? [target] : []),
   "--minify",
   "--sourcemap=none",
   "--no-compile-autoload-dotenv",

@@ -1,0 +1,40 @@
+/**
+ * The support table README.md shows: one row per kernel, arch and cgroup
+ * set-up, the cases as root and as the unprivileged user counted apart
+ * (each result line starts with its label, STAGE/USER: rootfs/root, ...).
+ */
+import type { Outcome } from "./qemu.ts";
+
+export interface Row {
+  kernel: string;
+  arch: string;
+  cgroup: string;
+  /** The Debian kernel package and version. */
+  release: string;
+  outcome: Outcome;
+}
+
+function count(lines: string[], who: string): number {
+  return lines.filter((l) => l.split(" ")[0]?.endsWith(`/${who}`)).length;
+}
+
+function cell(o: Outcome, who: string): string {
+  const passed = count(o.passed, who);
+  const failed = count(o.failed, who);
+  const skipped = count(o.skipped, who);
+  const text = `${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`;
+  return failed ? `**${text}**` : text;
+}
+
+export function supportTable(rows: Row[], date = new Date().toISOString().slice(0, 10)): string {
+  const lines = [
+    `| kernel | arch | cgroups | as root | as an unprivileged user | Debian kernel (run of ${date}) |`,
+    "| --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const r of rows) {
+    const boot = r.outcome.done ? "" : " (boot did not finish)";
+    const cg = r.cgroup === "cgroup2" ? "v2 only" : "v1";
+    lines.push(`| ${r.kernel} | ${r.arch} | ${cg} | ${cell(r.outcome, "root")}${boot} | ${cell(r.outcome, "user")} | ${r.release} |`);
+  }
+  return lines.join("\n");
+}
