@@ -10,7 +10,9 @@
  *      must be opened first: step 0)
  *   3. the plan's operations, in order; binds mount /proc/self/fd/N
  *   4. pivot_root(".", ".") in the new root, then detach the old root stacked
- *      on top of it (pivot_root(2), "NOTES")
+ *      on top of it (pivot_root(2), "NOTES"); where "/" is the initramfs's
+ *      rootfs, which cannot be pivoted, move the new root over it and chroot
+ *      (move_root says why that holds)
  *   5. the new root itself read-only
  *
  * Same raw-syscall rules as csrc/child.c. Attributes are applied with
@@ -260,6 +262,60 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
   return 0;
 }
 
+/*
+ * Whether "/" is the namespace's root mount: in /proc/self/mountinfo the
+ * mount at "/" is its own parent (proc(5), field 2). That is the initramfs's
+ * rootfs when a system (a VM, a container booted from an initramfs) runs
+ * from it without switch_root; pivot_root(2) fails there with EINVAL, as the
+ * kernel never takes rootfs off the top of a mount tree.
+ */
+static int root_is_rootfs(void) {
+  char buf[128];
+  long fd = bb_sys4(SYS_openat, AT_FDCWD, "/proc/self/mountinfo", O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  long n = bb_sys3(SYS_read, fd, buf, sizeof buf - 1);
+  bb_sys1(SYS_close, fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  /* The first line is the mount at the root: "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." */
+  unsigned long id = 0, parent = 0;
+  const char *p = buf;
+  while (*p >= '0' && *p <= '9') id = id * 10 + (unsigned long)(*p++ - '0');
+  if (*p++ != ' ') return 0;
+  while (*p >= '0' && *p <= '9') parent = parent * 10 + (unsigned long)(*p++ - '0');
+  if (*p != ' ') return 0;
+  for (int field = 0; field < 2; field++) { /* to the space before MOUNTPOINT */
+    p++;
+    while (*p && *p != ' ') p++;
+    if (*p != ' ') return 0;
+  }
+  return id == parent && p[1] == '/' && p[2] == ' ';
+}
+
+/*
+ * runc's --no-pivot, for "/" = rootfs only: the new root (our cwd) is moved
+ * over "/" and becomes our root by chroot. The old root stays beneath it,
+ * and what keeps the sandbox from reaching it:
+ *  - no path leads there: ".." at the top of a mount steps to its mount
+ *    point and back up into the topmost mount on it, the new root again;
+ *  - the chroot escape (chroot into a subdirectory, then ".." past the new
+ *    root) needs CAP_SYS_CHROOT, and uncovering rootfs (umount2 or MS_MOVE
+ *    of the new root) needs CAP_SYS_ADMIN: drop_capabilities (csrc/child.c)
+ *    drops every capability, the bounding set too, before B exists; a user
+ *    namespace made inside (which the safety rules refuse anyway) gives
+ *    them back only over copies of these mounts, which the kernel locks
+ *    (MNT_LOCKED) to the mounts above them;
+ *  - no fd into the old root survives into the sandboxee: our cwd is the
+ *    new root; the bind sources' O_PATH fds are close-on-exec and B closes
+ *    every fd it does not map before it execs (csrc/child.c).
+ * Everything pivot_root refuses for another reason stays an error.
+ */
+static long move_root(void) {
+  long r = bb_sys5(SYS_mount, ".", "/", 0, MS_MOVE, 0);
+  if (r == 0) r = bb_sys1(SYS_chroot, ".");
+  return r;
+}
+
 int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   const struct bb_req *rq = sh->req;
   long r = bb_sys5(SYS_mount, 0, "/", 0, MS_REC | MS_PRIVATE, 0);
@@ -279,10 +335,15 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   for (uint32_t i = 0; i < rq->nmounts; i++)
     if (apply_op(sh, &m[i], fds[i]) < 0) return -1;
 
-  if ((r = bb_sys1(SYS_chdir, NEWROOT)) < 0 || (r = bb_sys2(SYS_pivot_root, ".", ".")) < 0)
+  if ((r = bb_sys1(SYS_chdir, NEWROOT)) < 0) return fail(sh, BB_ST_PIVOT, r, NEWROOT);
+  r = bb_sys2(SYS_pivot_root, ".", ".");
+  if (r == -EINVAL && root_is_rootfs()) {
+    if ((r = move_root()) < 0) return fail(sh, BB_ST_PIVOT, r, NEWROOT " moved over the rootfs");
+  } else if (r < 0) {
     return fail(sh, BB_ST_PIVOT, r, NEWROOT);
-  if ((r = bb_sys2(SYS_umount2, ".", MNT_DETACH)) < 0)
+  } else if ((r = bb_sys2(SYS_umount2, ".", MNT_DETACH)) < 0) {
     return fail(sh, BB_ST_PIVOT, r, "detach the host's root");
+  }
   if ((r = bb_sys1(SYS_chdir, "/")) < 0) return fail(sh, BB_ST_PIVOT, r, "/");
   r = set_attrs("/", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0);
   if (r < 0) return fail(sh, BB_ST_ROOT, r, "/ read-only");
