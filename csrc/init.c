@@ -27,10 +27,19 @@
 
 #define SANDBOXEE 2
 
+/* gcc may call these for struct initialisers and copies even freestanding
+ * (on aarch64 it does, for confine()'s filter). */
 void *memset(void *p, int c, size_t n) {
   unsigned char *d = p;
   while (n--) *d++ = (unsigned char)c;
   return p;
+}
+
+void *memcpy(void *dst, const void *src, size_t n) {
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  while (n--) *d++ = *s++;
+  return dst;
 }
 
 #if defined(__x86_64__)
@@ -40,9 +49,8 @@ __attribute__((naked, noreturn)) void _start(void) {
 }
 #elif defined(__aarch64__)
 #define INIT_ARCH AUDIT_ARCH_AARCH64
-__attribute__((naked, noreturn)) void _start(void) {
-  __asm__ volatile("mov x29, xzr\n\tmov x30, xzr\n\tbl init_main\n\tbrk #0\n");
-}
+/* gcc has no naked functions on aarch64 (before 14): a prologue would run first. */
+__asm__(".text\n.global _start\n.type _start, %function\n_start:\n\tmov x29, xzr\n\tmov x30, xzr\n\tbl init_main\n\tbrk #0\n");
 #endif
 
 static __attribute__((noreturn)) void die(int code) {

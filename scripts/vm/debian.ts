@@ -28,9 +28,9 @@ export class Archive {
     return [
       "-q",
       "-o", `Dir::Etc::sourcelist=${d}/sources.list`,
-      "-o", "Dir::Etc::sourceparts=-",
+      "-o", `Dir::Etc::sourceparts=${d}/empty`,
       "-o", "Dir::Etc::preferences=/dev/null",
-      "-o", "Dir::Etc::preferencesparts=-",
+      "-o", `Dir::Etc::preferencesparts=${d}/empty`,
       "-o", `Dir::State::Lists=${d}/lists`,
       "-o", `Dir::State::status=${d}/status`,
       "-o", `Dir::Cache=${d}/cache`,
@@ -46,7 +46,7 @@ export class Archive {
   update(): void {
     const d = this.dir;
     if (!existsSync(KEYRING)) throw new RigError(`${KEYRING} is missing: apt-get install debian-archive-keyring`);
-    for (const sub of ["lists/partial", "cache/archives/partial"]) mkdirSync(join(d, sub), { recursive: true });
+    for (const sub of ["lists/partial", "cache/archives/partial", "empty"]) mkdirSync(join(d, sub), { recursive: true });
     if (!existsSync(join(d, "status"))) writeFileSync(join(d, "status"), "");
     const s = this.suite;
     writeFileSync(
@@ -60,12 +60,21 @@ export class Archive {
     if (!fresh) run(["apt-get", ...this.options(), "update"], `apt-get update (${s} ${this.arch})`);
   }
 
-  /** The package a metapackage depends on (linux-image-cloud-amd64 -> linux-image-6.1.0-N-cloud-amd64). */
-  dependency(meta: string, prefix: string): string {
-    const out = run(["apt-cache", ...this.options(), "depends", meta], `apt-cache depends ${meta}`);
-    const dep = out.split("\n").map((l) => /^\s*Depends: (\S+)/.exec(l)?.[1]).find((p) => p?.startsWith(prefix));
-    if (!dep) throw new RigError(`${meta} (${this.suite} ${this.arch}) depends on no ${prefix}* package:\n${out}`);
-    return dep;
+  /**
+   * The packages a metapackage depends on whose names start with `prefix`,
+   * one per version of it, newest first (linux-image-cloud-amd64 ->
+   * linux-image-6.1.0-N-cloud-amd64 6.1.x-y, ...).
+   */
+  dependencies(meta: string, prefix: string): { pkg: string; version: string }[] {
+    const out = run(["apt-cache", ...this.options(), "show", meta], `apt-cache show ${meta}`);
+    const found: { pkg: string; version: string }[] = [];
+    for (const record of out.split(/\n\n+/)) {
+      const deps = /^Depends: (.*)$/m.exec(record)?.[1] ?? "";
+      const m = deps.split(", ").map((d) => /^(\S+) \(= (\S+)\)/.exec(d)).find((d) => d?.[1]?.startsWith(prefix));
+      if (m) found.push({ pkg: m[1]!, version: m[2]! });
+    }
+    if (found.length === 0) throw new RigError(`${meta} (${this.suite} ${this.arch}) depends on no ${prefix}* package`);
+    return found.sort((a, b) => (Bun.spawnSync(["dpkg", "--compare-versions", a.version, "gt", b.version]).exitCode === 0 ? -1 : 1));
   }
 
   /** The candidate version of a package. */
@@ -76,22 +85,16 @@ export class Archive {
     return v;
   }
 
-  /** Downloads a package's candidate once; returns the .deb's path. */
-  download(pkg: string): string {
-    const version = this.version(pkg);
+  /** Downloads a package (its candidate unless a version is given) once; returns the .deb's path. */
+  download(pkg: string, version = this.version(pkg)): string {
     const dir = join(CACHE, "debs");
     mkdirSync(dir, { recursive: true });
     // apt-get download names the file with the epoch's colon escaped.
-    const name = `${pkg}_${version.replace(":", "%3a")}_${this.arch}.deb`;
-    const path = join(dir, name);
-    if (!existsSync(path)) {
-      run(["apt-get", ...this.options(), "download", `${pkg}=${version}`], `apt-get download ${pkg}`, { cwd: dir });
-      if (!existsSync(path)) {
-        const all = `${pkg}_${version.replace(":", "%3a")}_all.deb`;
-        if (existsSync(join(dir, all))) return join(dir, all);
-        throw new RigError(`apt-get download ${pkg} left no ${name} in ${dir}`);
-      }
-    }
+    const stem = `${pkg}_${version.replace(":", "%3a")}`;
+    const have = () => [`${stem}_${this.arch}.deb`, `${stem}_all.deb`].map((f) => join(dir, f)).find((f) => existsSync(f));
+    if (!have()) run(["apt-get", ...this.options(), "download", `${pkg}=${version}`], `apt-get download ${pkg}`, { cwd: dir });
+    const path = have();
+    if (!path) throw new RigError(`apt-get download ${pkg} left no ${stem}_*.deb in ${dir}`);
     return path;
   }
 }

@@ -34,17 +34,29 @@ function archive(suite: string, arch: ArchInfo): Archive {
   return a;
 }
 
+/**
+ * The newest kernel of the release that can be downloaded: a security
+ * update's package list may name a .deb the mirror does not have (seen for
+ * bullseye's arm64 LTS kernels), so older versions are tried in turn.
+ */
 export function fetchKernel(k: KernelInfo, arch: ArchInfo): Kernel {
   const a = archive(k.suite, arch);
-  const pkg = a.dependency(arch.kernelPackage, "linux-image-");
-  const version = a.version(pkg);
-  const dir = join(CACHE, "kernels", `${pkg}_${version}`);
-  const release = pkg.replace(/^linux-image-/, "");
-  const image = join(dir, "boot", `vmlinuz-${release}`);
-  const config = join(dir, "boot", `config-${release}`);
-  if (!existsSync(image) || !existsSync(config)) unpack(a.download(pkg), dir, "./boot");
-  if (!existsSync(image)) throw new RigError(`${pkg} ${version} has no /boot/vmlinuz-${release}`);
-  return { package: pkg, version, image, config };
+  const problems: string[] = [];
+  for (const { pkg, version } of a.dependencies(arch.kernelPackage, "linux-image-")) {
+    const dir = join(CACHE, "kernels", `${pkg}_${version}`);
+    const release = pkg.replace(/^linux-image-/, "");
+    const image = join(dir, "boot", `vmlinuz-${release}`);
+    const config = join(dir, "boot", `config-${release}`);
+    try {
+      if (!existsSync(image) || !existsSync(config)) unpack(a.download(pkg, version), dir, "./boot");
+    } catch (e) {
+      problems.push((e as Error).message);
+      continue;
+    }
+    if (!existsSync(image)) throw new RigError(`${pkg} ${version} has no /boot/vmlinuz-${release}`);
+    return { package: pkg, version, image, config };
+  }
+  throw new RigError(`no ${arch.kernelPackage} of ${k.suite} could be downloaded:\n${problems.join("\n")}`);
 }
 
 /** The userland packages unpacked into one tree (cached per their versions). */

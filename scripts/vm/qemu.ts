@@ -33,6 +33,15 @@ export interface BootOptions {
 
 const LINE = /BBVM (ok|not ok|skip|info|done)\b ?(.*)$/;
 
+/** A QEMU must not outlive us (CI's timeout sends SIGTERM). */
+const running = new Set<{ kill(sig?: number): void }>();
+for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  process.on(sig, () => {
+    for (const p of running) p.kill(9);
+    process.exit(code);
+  });
+}
+
 export async function boot(o: BootOptions): Promise<Outcome> {
   const append = [
     `console=${o.arch.console}`,
@@ -66,6 +75,7 @@ export async function boot(o: BootOptions): Promise<Outcome> {
   const log = createWriteStream(o.log);
   log.write(`# ${cmd.join(" ")}\n`);
   const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  running.add(proc);
   const timer = setTimeout(() => {
     out.timedOut = true;
     proc.kill("SIGKILL");
@@ -95,6 +105,7 @@ export async function boot(o: BootOptions): Promise<Outcome> {
   }
   if (pending) take(pending);
   await proc.exited;
+  running.delete(proc);
   clearTimeout(timer);
   const err = await stderr;
   if (err) log.write(`# qemu stderr:\n${err}`);

@@ -50,6 +50,8 @@ t() {
     echo "BBVM ok $L $1"
   else
     echo "BBVM not ok $L $1: ${why:-failed}; stderr: $(head -c 400 "$W/err" | tr '\n' '|')"
+    # The whole of it in the console log (bunbox's own crash report, say).
+    head -n 80 "$W/err" | sed "s|^|BBVM detail $L: |"
   fi
   took=$(awk -v a="$t0" -v b="$(uptime)" 'BEGIN { printf "%.1f", b - a }')
   echo "$took $1" >>"$W/times"
