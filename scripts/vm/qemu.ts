@@ -14,6 +14,8 @@ export interface Outcome {
   failed: string[];
   skipped: string[];
   info: string[];
+  /** The Bun runtime under bunbox crashed (the case then ran once more). */
+  crashes: string[];
   /** The guest reached "BBVM done". */
   done: boolean;
   timedOut: boolean;
@@ -28,10 +30,10 @@ export interface BootOptions {
   log: string;
   timeoutSeconds: number;
   /** Called with each result line as it arrives. */
-  onLine?: (kind: "ok" | "not ok" | "skip" | "info", text: string) => void;
+  onLine?: (kind: "ok" | "not ok" | "skip" | "info" | "crash", text: string) => void;
 }
 
-const LINE = /BBVM (ok|not ok|skip|info|done)\b ?(.*)$/;
+const LINE = /BBVM (ok|not ok|skip|info|crash|done)\b ?(.*)$/;
 
 /** A QEMU must not outlive us (CI's timeout sends SIGTERM). */
 const running = new Set<{ kill(sig?: number): void }>();
@@ -71,7 +73,7 @@ export async function boot(o: BootOptions): Promise<Outcome> {
     "-append", append,
   ];
   const started = performance.now();
-  const out: Outcome = { passed: [], failed: [], skipped: [], info: [], done: false, timedOut: false, seconds: 0 };
+  const out: Outcome = { passed: [], failed: [], skipped: [], info: [], crashes: [], done: false, timedOut: false, seconds: 0 };
   const log = createWriteStream(o.log);
   log.write(`# ${cmd.join(" ")}\n`);
   const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
@@ -92,7 +94,7 @@ export async function boot(o: BootOptions): Promise<Outcome> {
       out.done = true;
       return;
     }
-    ({ ok: out.passed, "not ok": out.failed, skip: out.skipped, info: out.info })[kind as "ok"].push(text);
+    ({ ok: out.passed, "not ok": out.failed, skip: out.skipped, info: out.info, crash: out.crashes })[kind as "ok"].push(text);
     o.onLine?.(kind as "ok", text);
   };
   for await (const chunk of proc.stdout) {

@@ -13,11 +13,13 @@
  *
  *   bun run test:vm [--kernel 5.10|6.1|6.12|all] [--arch x86_64|aarch64|all]
  *                   [--cgroup 2|1|all] [--timeout SECONDS] [-v]
+ *   bun run test:vm --table     the support table from every boot's last results
  *
  * Defaults: --kernel 6.1 --arch x86_64 --cgroup all. Downloads and builds
- * are cached in .cache/vm/ (BUNBOX_VM_CACHE); boot logs go to .cache/vm/logs/.
+ * are cached in .cache/vm/ (BUNBOX_VM_CACHE); boot logs go to .cache/vm/logs/,
+ * each boot's results to .cache/vm/results/.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "./build.ts";
@@ -29,7 +31,7 @@ import { type Row, supportTable } from "./table.ts";
 
 function usage(message: string): never {
   process.stderr.write(
-    `test:vm: ${message}\nusage: bun run test:vm [--kernel 5.10|6.1|6.12|all] [--arch x86_64|aarch64|all] [--cgroup 2|1|all] [--timeout SECONDS] [-v]\n`,
+    `test:vm: ${message}\nusage: bun run test:vm [--kernel 5.10|6.1|6.12|all] [--arch x86_64|aarch64|all] [--cgroup 2|1|all] [--timeout SECONDS] [-v] | --table\n`,
   );
   process.exit(2);
 }
@@ -50,6 +52,7 @@ function parse() {
         cgroup: { type: "string", default: "all" },
         timeout: { type: "string" },
         verbose: { type: "boolean", short: "v", default: false },
+        table: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -72,7 +75,28 @@ if (timeoutArg !== undefined && !(timeoutArg > 0)) usage(`--timeout ${args.timeo
 
 const say = (s: string) => process.stderr.write(`test:vm: ${s}\n`);
 
+const RESULTS = join(CACHE, "results");
+
+/** The support table from each boot's saved results, in the matrix's order. */
+function savedTable(): string {
+  const order = (r: Row) =>
+    [KERNELS.findIndex((k) => k.name === r.kernel), Object.keys(ARCHES).indexOf(r.arch), CGROUPS.indexOf(r.cgroup as CgroupMode)];
+  const saved = readdirSync(RESULTS)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => JSON.parse(readFileSync(join(RESULTS, f), "utf8")) as Row & { date: string });
+  saved.sort((a, b) => {
+    const [x, y] = [order(a), order(b)];
+    return x[0]! - y[0]! || x[1]! - y[1]! || x[2]! - y[2]!;
+  });
+  const dates = [...new Set(saved.map((r) => r.date.slice(0, 10)))].sort().join(", ");
+  return supportTable(saved, dates);
+}
+
 async function main(): Promise<number> {
+  if (args.table) {
+    process.stdout.write(`${savedTable()}\n`);
+    return 0;
+  }
   const t0 = performance.now();
   const tools: [string | undefined, string][] = [["dpkg-deb", "dpkg"], ["apt-get", "apt"]];
   for (const a of arches) {
@@ -106,11 +130,13 @@ async function main(): Promise<number> {
         });
         report(name, o, log, timeoutSeconds);
         if (o.failed.length > 0 || !o.done) bad++;
-        rows.push({ kernel: k.name, arch: arch.name, cgroup, release: `${kernel.package} ${kernel.version}`, outcome: o });
+        const row: Row = { kernel: k.name, arch: arch.name, cgroup, release: `${kernel.package} ${kernel.version}`, outcome: o };
+        rows.push(row);
+        mkdirSync(RESULTS, { recursive: true });
+        writeFileSync(join(RESULTS, `${k.name}-${arch.name}-${cgroup}.json`), JSON.stringify({ ...row, date: new Date().toISOString() }));
       }
     }
   }
-  writeFileSync(join(CACHE, "last-run.json"), JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));
   if (rows.length > 1) process.stdout.write(`\n${supportTable(rows)}\n`);
   say(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return bad ? 1 : 0;
@@ -119,6 +145,7 @@ async function main(): Promise<number> {
 function report(name: string, o: Outcome, log: string, timeout: number): void {
   for (const line of o.info) say(`${name}: ${line}`);
   for (const line of o.skipped) say(`${name}: skipped ${line}`);
+  for (const line of o.crashes) process.stdout.write(`${name}: the Bun runtime crashed (the case ran again): ${line}\n`);
   for (const line of o.failed) process.stdout.write(`${name}: FAILED ${line}\n`);
   const failed = o.failed.length + (o.done ? 0 : 1);
   if (!o.done) {

@@ -14,15 +14,16 @@ export interface Row {
   outcome: Outcome;
 }
 
-function count(lines: string[], who: string): number {
-  return lines.filter((l) => l.split(" ")[0]?.endsWith(`/${who}`)).length;
+function count(lines: string[] | undefined, who: string): number {
+  return (lines ?? []).filter((l) => l.split(" ")[0]?.endsWith(`/${who}`)).length;
 }
 
 function cell(o: Outcome, who: string): string {
   const passed = count(o.passed, who);
   const failed = count(o.failed, who);
   const skipped = count(o.skipped, who);
-  const text = `${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`;
+  const crashes = count(o.crashes, who);
+  const text = `${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}${crashes ? ` (${crashes} Bun crash${crashes > 1 ? "es" : ""}, run again)` : ""}`;
   return failed ? `**${text}**` : text;
 }
 
