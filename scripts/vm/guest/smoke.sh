@@ -6,6 +6,8 @@
 #   BBVM ok LABEL NAME
 #   BBVM not ok LABEL NAME: what differed; bunbox's stderr
 #   BBVM skip LABEL NAME: why it cannot run on this kernel or CPU
+#   BBVM crash LABEL NAME: the Bun runtime under bunbox crashed (see t below)
+# and, for the console log only, BBVM info|time|detail lines.
 # The fixtures (test/fixtures/*.c and scripts/vm/fixtures/*, static) are in
 # /opt/bunbox/fx and mounted read-only at /fx in every sandbox. BBVM_DIR
 # overrides /opt/bunbox (to try the suite on a host).
