@@ -4,7 +4,7 @@
  * Debian lays it out), the bunbox under test with its fixtures, and the
  * smoke suite (scripts/vm/guest/).
  */
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Artifacts } from "./build.ts";
 import { type ArchInfo, CACHE, type KernelInfo, ROOT, USERLAND_PACKAGES, USERLAND_SUITE } from "./config.ts";
@@ -124,5 +124,7 @@ export function makeInitramfs(art: Artifacts, out: string): void {
     fileFrom("opt/bunbox/library.js", art.library, 0o644),
     ...readdirSync(art.fixtures).map((f) => fileFrom(`opt/bunbox/fx/${f}`, join(art.fixtures, f))),
   ];
-  writeCpio(out, entries);
+  // Written aside and renamed: a QEMU of another run may be reading `out`.
+  writeCpio(`${out}.${process.pid}`, entries);
+  renameSync(`${out}.${process.pid}`, out);
 }

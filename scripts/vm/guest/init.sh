@@ -49,14 +49,23 @@ if [ "$stage" = rootfs ]; then
   cgroup1)
     mount -t tmpfs -o nosuid,nodev,noexec,mode=755 cgroup /sys/fs/cgroup || die "mount the cgroup tmpfs"
     mounted=""
-    # /proc/cgroups: name, hierarchy, count, enabled.
+    v2only=""
+    # /proc/cgroups: name, hierarchy, count, enabled. Since 6.11/6.12 the v1
+    # interface of memory and cpuset is a kernel option of its own
+    # (CONFIG_MEMCG_V1, CONFIG_CPUSETS_V1): a controller that will not mount
+    # as v1 is left out and named.
     for c in $(awk 'NR > 1 && $4 == 1 { print $1 }' /proc/cgroups); do
       case "$c" in cpuacct | net_prio) continue ;; cpu) opts=cpu,cpuacct ;; net_cls) opts=net_cls,net_prio ;; *) opts=$c ;; esac
       mkdir -p /sys/fs/cgroup/$opts
-      mount -t cgroup -o nosuid,nodev,noexec,$opts cgroup /sys/fs/cgroup/$opts || die "mount cgroup v1 $opts"
-      mounted="$mounted $opts"
+      if mount -t cgroup -o nosuid,nodev,noexec,$opts cgroup /sys/fs/cgroup/$opts 2>/dev/null; then
+        mounted="$mounted $opts"
+      else
+        rmdir /sys/fs/cgroup/$opts
+        v2only="$v2only $opts"
+      fi
     done
-    info "cgroup v1 hierarchies:$mounted"
+    [ -n "$mounted" ] || die "no cgroup v1 hierarchy could be mounted"
+    info "cgroup v1 hierarchies:$mounted${v2only:+; not available as v1:$v2only}"
     ;;
   *) die "no bbvm.cgroup= on the kernel command line" ;;
   esac
