@@ -1,12 +1,16 @@
 /**
  * bunbox's messages: a consola instance writing to stderr only (stdout
- * belongs to the sandboxee), one plain line per message: "bunbox: …".
+ * belongs to the sandboxee), one plain line per message: "bunbox: …", and
+ * lines that continue it indented. Strings from the sandbox or the caller
+ * reach it through `visible()` already (one line each); `inert()` here is
+ * the last guard: no control character reaches the terminal raw.
  */
 import { writeSync } from "node:fs";
 import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
+import { inert } from "../sandbox/visible.ts";
 
 function format(obj: LogObject): string {
-  const text = obj.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
+  const text = inert(obj.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" "));
   const prefix = obj.type === "error" || obj.type === "fatal" ? "error: " : obj.type === "warn" ? "warning: " : "";
   return `bunbox: ${prefix}${text}`.replaceAll("\n", "\n  ").replaceAll("\n    ", "\n  ") + "\n";
 }

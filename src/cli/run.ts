@@ -9,10 +9,10 @@
  *
  * stdout and stdin are the sandboxee's; bunbox writes only to stderr: one
  * line when the run did not end OK (nothing with -q), the Result as JSON with
- * --json. The exit code is the sandboxee's, or DESIGN.md's for the rest.
+ * --json. The exit code is the sandboxee's, or README.md's "Exit codes" for the rest.
  */
-import { writeFileSync } from "node:fs";
-import { UsageError } from "../errors.ts";
+import { closeSync, openSync, writeFileSync } from "node:fs";
+import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
 import { NET_MODES, type NetMode } from "../policy/policy.ts";
@@ -22,8 +22,28 @@ import { Limits } from "../sandbox/limits.ts";
 import { checkDestination, checkSource } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
+import { jsonText, visible } from "../sandbox/visible.ts";
+import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
-import { parseRunArgs, type RunOptions } from "./options.ts";
+import type { RUN_ARGS } from "./options.ts";
+
+type RunOptions = Parsed<typeof RUN_ARGS>;
+
+/**
+ * The smallest --max-files that can work: stdin, stdout, stderr, and the
+ * seccomp listener the sandboxee itself creates, under its own limit, just
+ * before exec (csrc/child.c install_filter); with fewer, seccomp() fails
+ * with EMFILE.
+ */
+const MIN_OPEN_FILES = 4;
+/**
+ * The smallest --memory-limit bunbox accepts (as nsjail, whose unit is the
+ * MiB): exec alone maps a 128 KiB stack, the vDSO and the program before its
+ * first instruction, and a limit it overruns kills the program with SIGSEGV
+ * in exec, which looks like the program's own fault. A program written
+ * without libc starts in 1 MiB; a static C program needs about 3 MiB.
+ */
+const MIN_ADDRESS_SPACE = 1024 ** 2;
 
 /** SRC[:DST] (DST defaults to SRC). */
 function splitMount(spec: string, option: string): [string, string] {
@@ -88,12 +108,26 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
 
 function memoryLimit(text: string): number {
   const size = parseSize(text, "--memory-limit");
-  if (size === 0) throw new UsageError("--memory-limit", "0 leaves no address space to run in (give a size, or unlimited)");
+  if (size < MIN_ADDRESS_SPACE) {
+    throw new UsageError(
+      "--memory-limit",
+      `${text} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, ` +
+        "the vDSO and the program (a C program needs a few M)",
+    );
+  }
   return size;
 }
 
+function openFiles(text: string): number {
+  const n = parseCount(text, "--max-files");
+  if (n < MIN_OPEN_FILES) {
+    throw new UsageError("--max-files", `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
+  }
+  return n;
+}
+
 function buildExecutor(o: RunOptions, policy: Policy): Executor {
-  const [cmd, ...rest] = o.command;
+  const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
   const env: Record<string, string> = { PATH: DEFAULT_PATH };
   for (const name of o.lists["keep-env"]) {
@@ -107,39 +141,54 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
     env[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const s = o.strings;
+  if (s.cwd !== undefined) checkDestination(s.cwd, "--cwd");
   const limits = new Limits({
     ...(s["time-limit"] !== undefined ? { wallTimeMs: parseDuration(s["time-limit"], "--time-limit") } : {}),
     ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
     ...(s["memory-limit"] !== undefined ? { addressSpace: memoryLimit(s["memory-limit"]) } : {}),
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
-    ...(s["max-files"] !== undefined ? { openFiles: parseCount(s["max-files"], "--max-files") } : {}),
+    ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
   });
   const cwd = s.cwd ?? (policy.origin.startsWith("profile build") ? process.cwd() : "/");
   return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
 }
 
+/** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
 function describe(policy: Policy, executor: Executor): void {
   const l = executor.limits;
-  log.debug(`policy: ${policy.origin} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
-  log.debug(`network: ${policy.net}; hostname: ${policy.hostname}; cwd: ${executor.cwd}`);
-  log.debug(`mounts:\n${policy.mountPlan().describe().join("\n")}`);
+  log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
+  log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
+  log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
     `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s, ` +
       `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
   );
   if (policy.relaxations.length === 0) log.debug("relaxations: none");
-  for (const r of policy.relaxations) log.debug(`relaxation: ${r}`);
+  for (const r of policy.relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
 
-export async function runCommandLine(raw: readonly string[]): Promise<number> {
+/**
+ * Opened before the run, so that a path that cannot be written is a usage
+ * error before anything starts, not after the command has run.
+ */
+function openResultFile(path: string): number {
+  try {
+    return openSync(path, "w", 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError("--result-file", `${path}: cannot be written (${code})`);
+  }
+}
+
+export async function runCommandLine(o: RunOptions): Promise<number> {
   const t0 = performance.now();
-  const o = parseRunArgs(raw);
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const policy = await resolvePolicy(o);
   const executor = buildExecutor(o, policy);
   const tPolicy = performance.now();
   if (o.flags.verbose) describe(policy, executor);
+  const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
   const sandbox = new Sandbox(executor, policy);
   const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
@@ -167,12 +216,14 @@ export async function runCommandLine(raw: readonly string[]): Promise<number> {
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
   if (own) log.error(result.toString());
   else if (result.status !== "OK") log.log(result.toString());
-  if (o.flags.json) writeAll(2, `${JSON.stringify(result)}\n`);
-  if (o.strings["result-file"] !== undefined) {
+  if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
+  if (resultFile !== undefined) {
     try {
-      writeFileSync(o.strings["result-file"], `${JSON.stringify(result, null, 2)}\n`);
+      writeFileSync(resultFile, `${jsonText(result, 2)}\n`);
     } catch (e) {
-      throw new UsageError("--result-file", `${o.strings["result-file"]}: ${(e as Error).message}`);
+      throw new BunboxError("result-file", `--result-file ${o.strings["result-file"]}: cannot write the Result (${(e as NodeJS.ErrnoException).code})`);
+    } finally {
+      closeSync(resultFile);
     }
   }
   return result.code;

@@ -15,6 +15,7 @@ import { evaluate } from "../policy/interpreter.ts";
 import { REASON } from "../policy/safety.ts";
 import type { Notification } from "../native/sys.ts";
 import type { Violation } from "../sandbox/result.ts";
+import { fromBytes } from "../sandbox/visible.ts";
 
 export type Verdict =
   | { kind: "violation"; violationKind: "SYSCALL" | "ARCH"; rule: string }
@@ -60,22 +61,29 @@ export function innerPid(pid: number): number | undefined {
   }
 }
 
-/** "libc.so.6+0x11c8f0": the mapping of `pid` that holds `ip`. */
+/**
+ * "libc.so.6+0x11c8f0": the mapping of `pid` that holds `ip`. The name is
+ * the sandboxee's to choose (any bytes but "/" and NUL; the kernel writes a
+ * newline in it as "\012"), so it is read as bytes and kept exact
+ * (`fromBytes`); whoever prints it makes it visible.
+ */
 export function ipMapping(pid: number, ip: bigint): string | undefined {
   let maps: string;
   try {
-    maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+    // latin1: one char per byte, so that the path's bytes can be taken back out.
+    maps = readFileSync(`/proc/${pid}/maps`).toString("latin1");
   } catch {
     return undefined;
   }
   for (const line of maps.split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s*(.*)$/.exec(line);
+    // Spaces pad the path's column; the path itself may hold any byte but a newline (s: "\r" too).
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+ *(.*)$/s.exec(line);
     if (!m) continue;
     const lo = BigInt(`0x${m[1]}`);
     const hi = BigInt(`0x${m[2]}`);
     if (ip < lo || ip >= hi) continue;
-    const path = m[4]!.trim();
-    const name = path ? path.slice(path.lastIndexOf("/") + 1) : "[anon]";
+    const path = m[4]!;
+    const name = path ? fromBytes(Buffer.from(path.slice(path.lastIndexOf("/") + 1), "latin1")) : "[anon]";
     const off = ip - lo + BigInt(`0x${m[3]}`);
     return `${name}+0x${off.toString(16)}`;
   }

@@ -1,9 +1,12 @@
 /**
- * How a run ended, exactly: the Result of DESIGN.md. `toString()` is the one
- * line the CLI prints; `toJSON()` is stable (fields are only ever added).
+ * How a run ended, exactly: the Result of README.md ("Exit codes"). `toString()` is the one
+ * line the CLI prints, with every string the sandbox could have chosen made
+ * visible (src/sandbox/visible.ts); `toJSON()` keeps those strings exact and
+ * is stable (fields are only ever added).
  */
 import { signalName } from "../native/signals.ts";
 import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
+import { visible } from "./visible.ts";
 
 export type Status =
   | "OK"
@@ -26,7 +29,7 @@ export interface SetupErrorInfo {
   stage: string;
   errno: number;
   errnoName: string;
-  /** The path or value the stage was working on. */
+  /** The path or value the stage was working on (the sandbox may have chosen it). */
   detail: string;
   message: string;
 }
@@ -43,7 +46,11 @@ export interface Violation {
   /** Pid inside the sandbox (and as bunbox sees it). */
   pid: number;
   hostPid: number;
-  /** Instruction pointer, and the mapping it falls in ("libc.so.6+0x11c8f0"). */
+  /**
+   * Instruction pointer, and the mapping it falls in ("libc.so.6+0x11c8f0").
+   * The name is the sandboxee's to choose; a byte of it that is not UTF-8 is
+   * the lone surrogate U+DC80+byte (src/sandbox/visible.ts `fromBytes`).
+   */
   ip: bigint;
   ipMapping?: string;
   /** Set when the kernel could not tell us the details (no user notification). */
@@ -63,7 +70,7 @@ export interface ResultInit {
   pid?: number;
 }
 
-/** Exit codes of DESIGN.md. */
+/** Exit codes (README.md "Exit codes"). */
 export const EXIT = { TIMEOUT: 124, SETUP: 125, NOT_EXECUTABLE: 126, NOT_FOUND: 127, VIOLATION: 159 } as const;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -103,7 +110,7 @@ export class Result {
     return this.status === "OK" && this.exitCode === 0;
   }
 
-  /** The exit code `bunbox run` ends with (DESIGN.md "Exit codes"). */
+  /** The exit code `bunbox run` ends with (README.md "Exit codes"). */
   get code(): number {
     switch (this.status) {
       case "OK":
@@ -128,32 +135,30 @@ export class Result {
     }
   }
 
-  /** One human line: "VIOLATION: ptrace(0, 0, 0, 0) [x86_64] pid 2". */
+  /**
+   * One human line: "VIOLATION: ptrace(0, 0, 0, 0) [x86_64] pid 2". Every
+   * string goes through `visible()` (unchanged unless it holds a control,
+   * format or separator character, a non-UTF-8 byte or a backslash).
+   */
   toString(): string {
+    const v = this.violation;
     switch (this.status) {
       case "OK":
         return `OK: exit code ${this.exitCode ?? 0}`;
       case "VIOLATION": {
-        const v = this.violation;
-        if (!v) return `VIOLATION: ${this.reason}`;
-        if (v.detailMissing) return `VIOLATION: ${v.syscall} [${v.arch}] (${v.detailMissing})`;
+        if (!v) return `VIOLATION: ${visible(this.reason)}`;
+        if (v.detailMissing) return `VIOLATION: ${visible(v.syscall)} [${visible(v.arch)}] (${visible(v.detailMissing)})`;
         const arity = SYSCALL_ARGS[v.syscall]?.length;
         const shown = arity !== undefined ? v.args.slice(0, arity) : trimArgs(v.args);
         const args = shown.map(argText).join(", ");
-        const at = v.ipMapping ? ` at ${v.ipMapping}` : "";
-        const why = v.kind === "ARCH" ? ` (${v.rule})` : v.rule === "policy" ? "" : ` (${v.rule})`;
-        return `VIOLATION: ${v.syscall}(${args}) [${v.arch}] pid ${v.pid}${at}${why}`;
+        const at = v.ipMapping ? ` at ${visible(v.ipMapping)}` : "";
+        const why = v.kind === "ARCH" || v.rule !== "policy" ? ` (${visible(v.rule)})` : "";
+        return `VIOLATION: ${visible(v.syscall)}(${args}) [${visible(v.arch)}] pid ${v.pid}${at}${why}`;
       }
       case "SETUP_ERROR":
-        return `SETUP_ERROR: ${this.setup?.message ?? this.reason}`;
-      case "SIGNALED":
-        return `SIGNALED: ${this.reason}`;
-      case "TIMEOUT":
-        return `TIMEOUT: ${this.reason}`;
-      case "EXTERNAL_KILL":
-        return `EXTERNAL_KILL: ${this.reason}`;
-      case "INTERNAL_ERROR":
-        return `INTERNAL_ERROR: ${this.reason}`;
+        return `SETUP_ERROR: ${this.setup ? setupText(this.setup) : visible(this.reason)}`;
+      default:
+        return `${this.status}: ${visible(this.reason)}`;
     }
   }
 
@@ -184,6 +189,17 @@ export class Result {
   static setupError(setup: SetupErrorInfo, wallTimeMs: number): Result {
     return new Result({ status: "SETUP_ERROR", reason: setup.stage, setup, wallTimeMs });
   }
+}
+
+/**
+ * The setup message, shown. It embeds the detail (a path the sandboxee or the
+ * caller may have chosen) as it is, and may end in lines of its own (a hint):
+ * each occurrence of the detail is made visible whole, so that a newline in
+ * it cannot start a line; bunbox's own lines stay lines.
+ */
+function setupText(s: SetupErrorInfo): string {
+  const own = (text: string) => text.split("\n").map(visible).join("\n");
+  return s.detail ? s.message.split(s.detail).map(own).join(visible(s.detail)) : own(s.message);
 }
 
 /** Without a known arity, trailing zero arguments are noise in one line. */
