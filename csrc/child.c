@@ -2,14 +2,17 @@
  * The two children of a spawn, in C only, between clone and execve.
  *
  * Rules (they run in Bun's address space, see csrc/shared.h): raw system
- * calls only (csrc/sys.h), no allocation, no stdio, no locks, touch nothing but
- * the request, the shared struct and their own stacks. Each step names the
+ * calls only (csrc/sys.h), no allocation, no stdio, no locks, no errno or
+ * other thread-local storage, touch nothing but the request, the shared
+ * struct and their own stacks. The build checks the calls: this file and
+ * csrc/mounts.c are linked on their own, and must need nothing from outside
+ * (scripts/check-child.ts). Each step names the
  * stage it reports on failure, and the steps read top to bottom in the order
  * the sandbox is entered.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
+#include <linux/errno.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -198,7 +201,7 @@ int bb_child_a(void *arg) {
   reset_signal_handlers();
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
-  bb_mark(sh, MK_GATE);
+  bb_mark(sh, BB_MK_RELEASED);
   /* The host's soft fd limit may sit just above the fds it has open; our
    * fds move above 64 and B's targets (comms: 1023) may lie higher still.
    * The hard limit is ours to take; B's own limit is set later. */
@@ -217,7 +220,7 @@ int bb_child_a(void *arg) {
    * (B's F_DUPFD past them must stay under the fd limit). */
   {
     const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-    int keep[260], n = 0;
+    int keep[BB_FDS_MAX + 4], n = 0;
     for (uint32_t i = 0; i < rq->nfds; i++)
       if (m[i].src >= 3) keep[n++] = m[i].src;
     keep[n++] = sh->gate_r;
@@ -230,12 +233,12 @@ int bb_child_a(void *arg) {
       relocate(sh, &sh->report_w) < 0 || relocate(sh, &sh->init_fd) < 0)
     return 1;
 
-  int fds[1024];
+  int fds[BB_MOUNTS_MAX];
   bb_mounts_open(sh, fds);
   if (set_ids(sh) < 0) return 1;
-  bb_mark(sh, MK_IDS);
+  bb_mark(sh, BB_MK_IDS);
   if (bb_mounts_apply(sh, fds) < 0) return 1;
-  bb_mark(sh, MK_MOUNTS);
+  bb_mark(sh, BB_MK_MOUNTS);
 
   if ((rq->flags & BB_F_LOOPBACK) && loopback_up(sh) < 0) return 1;
   const char *hostname = bb_str(sh, rq->hostname_off);
@@ -251,7 +254,7 @@ int bb_child_a(void *arg) {
   if (die_with_parent(sh) < 0) return 1;
   r = bb_sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (r < 0) return bb_fail(sh, BB_ST_NO_NEW_PRIVS, r, 0), 1;
-  bb_mark(sh, MK_CAPS);
+  bb_mark(sh, BB_MK_CAPS);
 
   /*
    * B: the sandboxee, pid 2. It shares Bun's memory until its own exec, and
@@ -266,13 +269,13 @@ int bb_child_a(void *arg) {
   if (r < 0) return bb_fail(sh, BB_ST_RESOURCES, r, "pipe2(hold)"), 1;
   sh->hold_r = hold[0];
   if (relocate(sh, &sh->hold_r) < 0 || relocate(sh, &hold[1]) < 0) return 1;
-  r = bb_clone(CLONE_VM | CLONE_PIDFD, SIGCHLD, (int *)&sh->pidfd_b, sh->stack_b, sh->stack_b_size,
+  r = bb_clone(CLONE_VM | CLONE_PIDFD, SIGCHLD, (int *)&sh->pidfd_b, sh->stack_b, sh->stack_size,
                child_b, sh);
   if (r < 0) return bb_fail(sh, BB_ST_SANDBOXEE, r, "clone(sandboxee)"), 1;
   bb_sys1(SYS_close, sh->hold_r);
   bb_sys3(SYS_write, sh->status_w, "B", 1);
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1); /* T is gone */
-  bb_mark(sh, MK_INIT_OK);
+  bb_mark(sh, BB_MK_INIT);
   exec_init(sh, hold[1]);
   return 1; /* exiting kills the sandboxee with the namespace */
 }
@@ -310,7 +313,7 @@ static int apply_rlimits(struct bb_shared *sh) {
 static int remap_fds(struct bb_shared *sh, int *status_fd, int *hold_fd) {
   const struct bb_req *rq = sh->req;
   const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-  int tmp[256], keep[259];
+  int tmp[BB_FDS_MAX], keep[BB_FDS_MAX + 2];
   int top = (sh->status_w > sh->hold_r ? sh->status_w : sh->hold_r) + 1;
   for (uint32_t i = 0; i < rq->nfds; i++) {
     if (m[i].src + 1 > top) top = m[i].src + 1;
@@ -349,8 +352,8 @@ static int remap_fds(struct bb_shared *sh, int *status_fd, int *hold_fd) {
 }
 
 /* execvp's lookup, done before the filter so that failures are reported as
- * "not found" (127) or "not executable" (126) with the path. */
-static int lookup(struct bb_shared *sh, char *out, size_t cap) {
+ * "not found" (127) or "not executable" (126) with the path. 0 or -errno. */
+static long lookup(struct bb_shared *sh, char *out, size_t cap) {
   const char *file = bb_str(sh, sh->req->file_off);
   struct stat st;
   int has_slash = 0;
@@ -360,7 +363,7 @@ static int lookup(struct bb_shared *sh, char *out, size_t cap) {
     long r = bb_sys4(SYS_newfstatat, AT_FDCWD, out, &st, 0);
     if (r == 0 && S_ISDIR(st.st_mode)) r = -EACCES;
     if (r == 0) r = bb_sys3(SYS_faccessat, AT_FDCWD, out, X_OK);
-    if (r < 0) return bb_fail(sh, BB_ST_LOOKUP, r, out), -1;
+    if (r < 0) return bb_fail(sh, BB_ST_LOOKUP, r, out), r;
     return 0;
   }
   const char *path = bb_str(sh, sh->req->search_path_off);
@@ -386,8 +389,8 @@ static int lookup(struct bb_shared *sh, char *out, size_t cap) {
     path += n;
     if (*path == ':') path++;
   }
-  if (denied) return bb_fail(sh, BB_ST_LOOKUP, denied, file), -1;
-  return bb_fail(sh, BB_ST_LOOKUP, -ENOENT, file), -1;
+  if (denied) return bb_fail(sh, BB_ST_LOOKUP, denied, file), denied;
+  return bb_fail(sh, BB_ST_LOOKUP, -ENOENT, file), -ENOENT;
 }
 
 static int install_filter(struct bb_shared *sh) {
@@ -414,19 +417,20 @@ static int child_b(void *arg) {
   const struct bb_req *rq = sh->req;
   char path[4096];
 
-  bb_mark(sh, MK_CLONE_B);
+  bb_mark(sh, BB_MK_SANDBOXEE);
   long r = bb_sys0(SYS_setsid);
   if (r < 0) return bb_fail(sh, BB_ST_SESSION, r, 0), 125;
   int status_fd, hold_fd;
   if (remap_fds(sh, &status_fd, &hold_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
   if (apply_rlimits(sh) < 0) return 125;
-  if (lookup(sh, path, sizeof path) < 0) return sh->err == ENOENT ? 127 : 126;
-  bb_mark(sh, MK_B_READY);
+  r = lookup(sh, path, sizeof path);
+  if (r < 0) return r == -ENOENT ? 127 : 126;
+  bb_mark(sh, BB_MK_LOOKUP);
   /* EOF: A has exec'd init (or died: then A's report, or the namespace's end). */
   char c;
   while (bb_sys3(SYS_read, hold_fd, &c, 1) == -EINTR) {
   }
-  if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE)) return 125;
+  if (bb_failed(sh)) return 125;
   sigmask_set(0);
   /* 'L': T may start waiting for the listener, which takes only as long as
    * seccomp() does (the wait until here may be long: init's exec). */
