@@ -56,7 +56,8 @@ struct bb_shared {
   /* Set by B after seccomp(): 1 with `listener` valid, -1 on failure. */
   volatile int32_t listener_state;
   volatile int32_t listener;
-  /* Written by clone3(CLONE_PIDFD) in A: B's pidfd in A's fd table. */
+  /* B's pidfd in A's fd table, stored by the kernel at A's clone of B
+   * (CLONE_PIDFD); T takes a copy with pidfd_getfd. */
   int32_t pidfd_b;
 
   /* Monotonic nanoseconds at each enum bb_mark (csrc/plan.h), 0 if not reached. */

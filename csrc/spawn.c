@@ -342,7 +342,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
                            ? "creating namespaces"
-                           : "clone3";
+                           : "clone of the sandbox's init";
     out_fail(out, BB_ST_CLONE, (int)-pid, hint);
     goto done;
   }

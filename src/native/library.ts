@@ -1,6 +1,6 @@
 /**
- * Loads the native shim (csrc/, built by scripts/build-shim.ts). The only
- * module besides src/native/*.ts that knows the shim exists.
+ * Loads the native shim (csrc/, built by scripts/build-shim.ts). Only
+ * src/native/*.ts know the shim exists; the rest of bunbox calls them.
  *
  * The import with `type: "file"` makes `bun build --compile` embed the library
  * into the executable. From source (or bunx) it resolves to
