@@ -1,9 +1,9 @@
 /*
  * clone3, or clone where clone3 is missing, on a private stack, calling
  * fn(arg) in the child; raw system calls only, since A calls this too
- * (csrc/child.c): no glibc wrapper, no errno.
+ * (csrc/child_a.c): no glibc wrapper, no errno.
  *
- * fn must be defined in a child-side unit (csrc/child.c, csrc/mounts.c):
+ * fn must be defined in a child-side unit (csrc/child.h lists them):
  * the build checks that nothing reachable there calls into libc
  * (scripts/check-child.ts).
  */
@@ -19,10 +19,9 @@
 typedef int (*bb_child_fn)(void *);
 
 /* The trampolines (csrc/clone.S says how they work). */
-__attribute__((visibility("hidden"))) long bb_clone3_raw(struct clone_args *args, size_t size,
-                                                         bb_child_fn fn, void *arg);
-__attribute__((visibility("hidden"))) long bb_clone_raw(unsigned long flags, void *stack_top,
-                                                        int *pidfd, bb_child_fn fn, void *arg);
+BB_HIDDEN long bb_clone3_raw(struct clone_args *args, size_t size, bb_child_fn fn, void *arg);
+BB_HIDDEN long bb_clone_raw(unsigned long flags, void *stack_top, int *pidfd, bb_child_fn fn,
+                            void *arg);
 
 /*
  * Starts fn(arg) in a child on [stack, stack + size), size a multiple of 16.

@@ -118,7 +118,7 @@ static void reap(void) {
 
 __attribute__((used, noreturn)) void init_main(void) {
   /* Out of the sandboxee's reach (no /proc/1/mem, fd or environ) before it
-   * runs: it waits for EOF on the hold pipe, our fd 5 (csrc/child.c). */
+   * runs: it waits for EOF on the hold pipe, our fd 5 (csrc/child_a.c). */
   if (bb_sys5(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die(125);
   bb_sys1(SYS_close, 5);
   /* Every signal stays blocked (inherited from A) and is read from a signalfd. */

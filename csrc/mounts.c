@@ -13,7 +13,8 @@
  *      on top of it (pivot_root(2), "NOTES")
  *   5. the new root itself read-only
  *
- * Same rules as csrc/child.c (raw system calls only), and checked with it.
+ * Same rules as A and B (csrc/child.h: raw system calls only), and checked
+ * with them.
  * Attributes are applied with mount_setattr (Linux 5.12), which only adds
  * flags and so needs no knowledge of the flags the kernel locked on the
  * source; older kernels fall back to a remount that carries over the flags

@@ -49,7 +49,7 @@
 #define BB_CLONE_NEWPID 0x20000000
 #define BB_CLONE_NEWNET 0x40000000
 
-/* Bounds the children's fixed arrays depend on (csrc/child.c). */
+/* Bounds the children's fixed arrays depend on (csrc/child_a.c, child_b.c). */
 #define BB_MOUNTS_MAX 1024 /* bb_req.nmounts */
 #define BB_FDS_MAX 256     /* bb_req.nfds */
 #define BB_FD_MAX 65535    /* bb_fdmap.dst (the closing fallbacks reach this far) */

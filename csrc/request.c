@@ -118,7 +118,7 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     if (l[i].resource >= RLIM_NLIMITS) return refuse(detail, cap, "rlimits[%u].resource: %u", i, l[i].resource);
 
   /* A and B copy the fds into arrays of BB_FDS_MAX (+ their own), and B
-   * computes src + 1 and dst + 1 (csrc/child.c remap_fds). */
+   * computes src + 1 and dst + 1 (csrc/child_b.c remap_fds). */
   if (rq->nfds > BB_FDS_MAX) return refuse(detail, cap, "nfds: %u, at most %u", rq->nfds, BB_FDS_MAX);
   if (!array_ok(len, rq->fds_off, rq->nfds, sizeof(struct bb_fdmap), 4))
     return refuse(detail, cap, "fds_off: %u fds at %u", rq->nfds, rq->fds_off);

@@ -6,11 +6,12 @@
  *   T  a spawner thread of the shim (csrc/spawner.c) in bb_spawn_here
  *      (csrc/spawn.c): clones A, writes A's id maps, takes B's pidfd and the
  *      seccomp listener, answers the first execveat, waits for both execs.
- *   A  pid 1 inside (csrc/child.c): mounts, pivot_root, hostname, credentials,
- *      then clones B and execs init (csrc/init.c) from a sealed memfd.
- *   B  pid 2 inside, the sandboxee: session, rlimits, fds; waits until A has
- *      exec'd (so pid 1 no longer shares Bun's memory or fds when sandboxee
- *      code first runs); seccomp, execveat.
+ *   A  pid 1 inside (csrc/child_a.c): mounts, pivot_root, hostname,
+ *      credentials, then clones B and execs init (csrc/init.c) from a sealed
+ *      memfd.
+ *   B  pid 2 inside, the sandboxee (csrc/child_b.c): session, rlimits, fds;
+ *      waits until A has exec'd (so pid 1 no longer shares Bun's memory or
+ *      fds when sandboxee code first runs); seccomp, execveat.
  *
  * A, B and T report a failure through bb_fail, first writer wins; T reads
  * it after the status pipe reaches EOF (every write end is close-on-exec, so
@@ -97,10 +98,10 @@ static inline const char *bb_str(const struct bb_shared *sh, uint32_t off) {
   return off ? (const char *)sh->base + off : NULL;
 }
 
-/* Child side (csrc/child.c, csrc/mounts.c): raw system calls only. */
-int bb_child_a(void *arg);
-int bb_mounts_open(struct bb_shared *sh, int *fds);
-int bb_mounts_apply(struct bb_shared *sh, const int *fds);
+/* Child side (csrc/child.h): raw system calls only. */
+BB_HIDDEN int bb_child_a(void *arg);
+BB_HIDDEN int bb_mounts_open(struct bb_shared *sh, int *fds);
+BB_HIDDEN int bb_mounts_apply(struct bb_shared *sh, const int *fds);
 
 /* Host side (T). */
 int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap);

@@ -4,9 +4,10 @@
  *   build/init          the sandbox's pid 1 (csrc/init.c, freestanding)
  *   build/abi.c         bb_abi_layout() from csrc/plan.h (scripts/gen-abi.ts),
  *                       after checking that src/native/abi.ts is current
- *   build/child.o       the code between clone and execve (csrc/child.c,
- *                       csrc/mounts.c), linked on its own and refused if it
- *                       calls anything outside itself (scripts/check-child.ts)
+ *   build/child.o       the code between clone and execve (csrc/child_a.c,
+ *                       child_b.c, mounts.c, clone.S), linked on its own and
+ *                       refused if it calls anything outside itself
+ *                       (scripts/check-child.ts)
  *   build/libbunbox.so  the rest, child.o, abi.c, and init embedded by .incbin
  * Skips the work when the outputs are newer than every source.
  * Usage: bun scripts/build-shim.ts [--force]
@@ -26,10 +27,10 @@ const CFLAGS = [
   "-O2", "-g0", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-std=gnu11",
   "-fno-tree-loop-distribute-patterns",
 ];
-const CHILD_SOURCES = ["child.c", "mounts.c", "clone.S"];
+const CHILD_SOURCES = ["child_a.c", "child_b.c", "mounts.c", "clone.S"];
 /** The functions the host side starts the children with. */
 const CHILD_ENTRIES = ["bb_child_a"];
-const HOST_SOURCES = ["spawn.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c"];
+const HOST_SOURCES = ["spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c"];
 
 export interface ShimOptions {
   /** Rebuild even when up to date. */

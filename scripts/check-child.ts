@@ -1,6 +1,6 @@
 /**
  * The build's check of the code that runs between clone and execve (A and B,
- * csrc/child.c and csrc/mounts.c): it runs in Bun's address space, on the
+ * csrc/child.h lists their units): it runs in Bun's address space, on the
  * TLS of the spawner thread that cloned it, so it must not call into libc
  * (a wrapper writes that thread's errno; a lazily bound or interposed PLT
  * slot runs ld.so's resolver), touch thread-local storage, or reach anything
