@@ -7,10 +7,11 @@
  * blocks in epoll_wait over every watched fd and reports readiness through a
  * bun:ffi threadsafe JSCallback, which Bun queues onto the JavaScript thread.
  * Every watch is EPOLLONESHOT, so an fd that stays ready (an exited pidfd) is
- * reported once, until TypeScript re-arms it; the thread never spins. An
- * eventfd wakes it to stop. The thread holds no JavaScript state and does not
- * keep the event loop alive: the monitor holds a ref'd timer while sandboxes
- * run.
+ * reported once, until TypeScript re-arms it; the thread never spins. The
+ * token of a watch is TypeScript's (src/native/reactor.ts), which never gives
+ * a live watch's token to another. The thread lives as long as the process:
+ * it holds no JavaScript state and does not keep the event loop alive
+ * (src/native/reactor.ts holds a ref'd timer while anything is watched).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,22 +22,20 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "plan.h"
 #include "sys.h"
 
 typedef void (*bb_ready_fn)(uint32_t token, uint32_t events);
 
-#define WAKE_TOKEN 0xffffffffu
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int epfd = -1, wakefd = -1, stopping;
+static int epfd = -1;
 static bb_ready_fn ready;
-static pthread_t thread;
 
 static void *reactor(void *arg) {
   (void)arg;
@@ -45,71 +44,37 @@ static void *reactor(void *arg) {
     int n = epoll_wait(epfd, ev, 64, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return NULL;
-    for (int i = 0; i < n; i++) {
-      uint32_t token = (uint32_t)ev[i].data.u64;
-      if (token == WAKE_TOKEN) {
-        uint64_t v;
-        if (read(wakefd, &v, sizeof v) < 0) {
-        }
-        if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) return NULL;
-        continue;
-      }
-      ready(token, ev[i].events);
-    }
+    for (int i = 0; i < n; i++) ready((uint32_t)ev[i].data.u64, ev[i].events);
   }
 }
 
-/* Starts the reactor once; later calls only check that it runs. */
+/* Starts the reactor once; later calls only check that it runs. 0 or -errno. */
 BB_API int bb_reactor_start(bb_ready_fn fn) {
   int r = 0;
   pthread_mutex_lock(&lock);
   if (epfd >= 0) goto out;
   epfd = epoll_create1(EPOLL_CLOEXEC);
-  wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (epfd < 0 || wakefd < 0) {
+  if (epfd < 0) {
     r = -errno;
-    goto fail;
-  }
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TOKEN};
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) < 0) {
-    r = -errno;
-    goto fail;
+    goto out;
   }
   ready = fn;
-  stopping = 0;
   /* The reactor must never run a signal handler meant for Bun's threads. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
   r = -pthread_create(&thread, NULL, reactor, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (r == 0) goto out;
-fail:
-  if (epfd >= 0) close(epfd);
-  if (wakefd >= 0) close(wakefd);
-  epfd = wakefd = -1;
+  if (r == 0) {
+    pthread_detach(thread);
+  } else {
+    close(epfd);
+    epfd = -1;
+  }
 out:
   pthread_mutex_unlock(&lock);
   return r;
-}
-
-/* Stops and joins the reactor thread (tests; a process may simply exit). */
-BB_API int bb_reactor_stop(void) {
-  pthread_mutex_lock(&lock);
-  if (epfd < 0) {
-    pthread_mutex_unlock(&lock);
-    return 0;
-  }
-  __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
-  uint64_t one = 1;
-  if (write(wakefd, &one, sizeof one) < 0) {
-  }
-  pthread_join(thread, NULL);
-  close(epfd);
-  close(wakefd);
-  epfd = wakefd = -1;
-  pthread_mutex_unlock(&lock);
-  return 0;
 }
 
 /* op: 0 add, 1 re-arm, 2 remove. events: EPOLLIN etc.; always one-shot. */
@@ -121,23 +86,22 @@ BB_API int bb_reactor_watch(int fd, uint32_t token, uint32_t events, int op) {
 
 /*
  * Non-blocking reap of a sandbox's init through its pidfd, with the rusage of
- * init and every process it reaped (the whole sandbox). out: [0] 1 if reaped,
- * [1] si_code, [2] si_status, [3] pad, then u64 utime_us, stime_us, maxrss_kb.
+ * init and every process it reaped (the whole sandbox): struct bb_wait_out.
  */
-BB_API int bb_wait(int pidfd, int32_t *out) {
+BB_API int bb_wait(int pidfd, struct bb_wait_out *out) {
   siginfo_t si;
   struct rusage ru;
   memset(&si, 0, sizeof si);
   memset(&ru, 0, sizeof ru);
+  memset(out, 0, sizeof *out);
   long r = syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | WNOHANG | __WALL, &ru);
   if (r < 0) return -errno;
-  out[0] = si.si_pid != 0;
-  out[1] = si.si_code;
-  out[2] = si.si_status;
-  uint64_t *u = (uint64_t *)(out + 4);
-  u[0] = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
-  u[1] = (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
-  u[2] = (uint64_t)ru.ru_maxrss;
+  out->reaped = si.si_pid != 0;
+  out->code = si.si_code;
+  out->status = si.si_status;
+  out->utime_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
+  out->stime_us = (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+  out->maxrss_kb = (uint64_t)ru.ru_maxrss;
   return 0;
 }
 
@@ -174,10 +138,6 @@ BB_API int bb_notif_addfd(int listener, uint64_t id, int srcfd, int newfd) {
       .newfd_flags = O_CLOEXEC};
   long r = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
   return r < 0 ? -errno : (int)r;
-}
-
-BB_API int bb_notif_id_valid(int listener, uint64_t id) {
-  return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0 ? -errno : 0;
 }
 
 BB_API long bb_read(int fd, void *buf, uint32_t len) {

@@ -13,14 +13,16 @@
  *      on top of it (pivot_root(2), "NOTES")
  *   5. the new root itself read-only
  *
- * Same raw-syscall rules as csrc/child.c. Attributes are applied with
- * mount_setattr (Linux 5.12), which only adds flags and so needs no knowledge
- * of the flags the kernel locked on the source; older kernels fall back to a
- * remount that carries over the flags statfs reports (not recursive).
+ * Same rules as A and B (csrc/child.h: raw system calls only), and checked
+ * with them.
+ * Attributes are applied with mount_setattr (Linux 5.12), which only adds
+ * flags and so needs no knowledge of the flags the kernel locked on the
+ * source; older kernels fall back to a remount that carries over the flags
+ * statfs reports (not recursive).
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
+#include <linux/errno.h>
 #include <linux/mount.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -226,16 +228,8 @@ static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd) {
       return op_proc(sh, dst);
     case BB_M_SYMLINK:
       return op_symlink(sh, s ? s : "", dst);
-    case BB_M_DIR:
-      r = make_dirs(dst, sizeof NEWROOT - 1, 1, m->mode ? m->mode : 0755);
-      if (r < 0) return fail(sh, BB_ST_MOUNT, r, d);
-      return 0;
-    case BB_M_REMOUNT_RO:
-      r = set_attrs(dst, MOUNT_ATTR_RDONLY, 1);
-      if (r < 0) return fail(sh, BB_ST_MOUNT, r, d);
-      return 0;
   }
-  return fail(sh, BB_ST_REQUEST, -EINVAL, "unknown mount operation");
+  return fail(sh, BB_ST_REQUEST, -EINVAL, "unknown mount operation"); /* bb_check_request refused it */
 }
 
 /*
@@ -244,7 +238,6 @@ static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd) {
  * checkSource says why); RESOLVE_NO_SYMLINKS (openat2, Linux 5.6) makes a
  * link that appeared since then an error instead of a redirection.
  */
-
 int bb_mounts_open(struct bb_shared *sh, int *fds) {
   const struct bb_req *rq = sh->req;
   const struct bb_mount *m = (const void *)(sh->base + rq->mounts_off);
@@ -263,7 +256,7 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
 int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   const struct bb_req *rq = sh->req;
   long r = bb_sys5(SYS_mount, 0, "/", 0, MS_REC | MS_PRIVATE, 0);
-  if (r < 0) return fail(sh, BB_ST_MOUNT_NS, r, "/");
+  if (r < 0) return fail(sh, BB_ST_MOUNT_NAMESPACE, r, "/");
 
   char opts[32] = "mode=0";
   char oct[8];
@@ -280,10 +273,10 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
     if (apply_op(sh, &m[i], fds[i]) < 0) return -1;
 
   if ((r = bb_sys1(SYS_chdir, NEWROOT)) < 0 || (r = bb_sys2(SYS_pivot_root, ".", ".")) < 0)
-    return fail(sh, BB_ST_PIVOT, r, NEWROOT);
+    return fail(sh, BB_ST_PIVOT_ROOT, r, NEWROOT);
   if ((r = bb_sys2(SYS_umount2, ".", MNT_DETACH)) < 0)
-    return fail(sh, BB_ST_PIVOT, r, "detach the host's root");
-  if ((r = bb_sys1(SYS_chdir, "/")) < 0) return fail(sh, BB_ST_PIVOT, r, "/");
+    return fail(sh, BB_ST_PIVOT_ROOT, r, "detach the host's root");
+  if ((r = bb_sys1(SYS_chdir, "/")) < 0) return fail(sh, BB_ST_PIVOT_ROOT, r, "/");
   r = set_attrs("/", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0);
   if (r < 0) return fail(sh, BB_ST_ROOT, r, "/ read-only");
   return 0;

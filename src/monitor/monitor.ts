@@ -16,7 +16,7 @@
 import { after } from "../timer.ts";
 import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
-import { type Notification, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readFd, waitPidfd } from "../native/sys.ts";
+import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
 import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
@@ -28,6 +28,7 @@ const SIGTERM = 15;
 const SIGXCPU = 24;
 const ENOENT = 2;
 
+export type { Report } from "../native/sys.ts";
 export type SyscallDecision = "allow" | "deny" | { errno: number };
 
 /** A TRACE rule's syscall, for the onSyscall hook: a violation's details, minus the verdict. */
@@ -348,28 +349,6 @@ export class Monitor {
       : `${signalName(sig)}${core}`;
     return new Result({ status: "SIGNALED", reason, signal: sig, ...common });
   }
-}
-
-export interface Report {
-  wstatus: number;
-  userUs: number;
-  sysUs: number;
-  maxRssKb: number;
-}
-
-const REPORT_MAGIC = 0x74727062;
-
-function readReport(fd: number): Report | undefined {
-  const b = readFd(fd, 64);
-  if (typeof b === "number" || b.length < 32) return undefined;
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (v.getUint32(0, true) !== REPORT_MAGIC) return undefined;
-  return {
-    wstatus: v.getInt32(4, true),
-    userUs: Number(v.getBigUint64(8, true)),
-    sysUs: Number(v.getBigUint64(16, true)),
-    maxRssKb: Number(v.getBigUint64(24, true)),
-  };
 }
 
 function exited(wstatus: number): boolean {

@@ -1,6 +1,6 @@
 /**
- * Loads the native shim (csrc/, built by scripts/build-shim.ts). The only
- * module besides src/native/*.ts that knows the shim exists.
+ * Loads the native shim (csrc/, built by scripts/build-shim.ts). Only
+ * src/native/*.ts know the shim exists; the rest of bunbox calls them.
  *
  * The import with `type: "file"` makes `bun build --compile` embed the library
  * into the executable. From source (or bunx) it resolves to
@@ -12,6 +12,11 @@
  * bunbox would dlopen whatever sits there. Instead the bytes go to a file
  * created O_EXCL in a fresh 0700 directory, dlopen reads it through the fd
  * we hold (/proc/self/fd/N, the very inode we wrote), and the file is removed.
+ *
+ * Before any other symbol is used, the shim's bb_abi_layout() must report the
+ * ABI this source was generated for (src/native/abi.ts, from csrc/plan.h):
+ * a shim built from another version, an old build/ or a BUNBOX_SHIM left
+ * over from another release, is refused by name instead of misread.
  */
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
@@ -19,23 +24,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
 import { BunboxError } from "../errors.ts";
+import { ABI_LAYOUT } from "./abi.ts";
 
 const { i32, u32, u64, i64, ptr, function: fn } = FFIType;
 
 const symbols = {
-  bb_spawn: { args: [ptr, u32, ptr], returns: i32 },
+  bb_abi_layout: { args: [ptr, u32], returns: u32 },
   bb_spawn_events: { args: [], returns: i32 },
   bb_spawn_submit: { args: [ptr, u32], returns: u32 },
   bb_spawn_next: { args: [ptr, ptr], returns: u32 },
   bb_reactor_start: { args: [fn], returns: i32 },
-  bb_reactor_stop: { args: [], returns: i32 },
   bb_reactor_watch: { args: [i32, u32, u32, i32], returns: i32 },
   bb_wait: { args: [i32, ptr], returns: i32 },
   bb_pidfd_signal: { args: [i32, i32], returns: i32 },
   bb_pidfd_getfd: { args: [i32, i32], returns: i32 },
   bb_notif_recv: { args: [i32, ptr], returns: i32 },
   bb_notif_send: { args: [i32, u64, i32, i64, u32], returns: i32 },
-  bb_notif_id_valid: { args: [i32, u64], returns: i32 },
   bb_notif_addfd: { args: [i32, u64, i32, i32], returns: i32 },
   bb_read: { args: [i32, ptr, u32], returns: i64 },
   bb_close: { args: [i32], returns: i32 },
@@ -50,6 +54,48 @@ const symbols = {
   bb_buffer_unmap: { args: [ptr, u64], returns: i32 },
 } as const;
 
+function rebuildHint(what: string): string {
+  return what.startsWith("BUNBOX_SHIM=")
+    ? "rebuild it from this source (`bun run build:shim`) or unset BUNBOX_SHIM"
+    : "run `bun run build:shim`";
+}
+
+/**
+ * Why a shim (`what`, in messages) whose bb_abi_layout() gave `layout` does
+ * not fit this source, or undefined when it does.
+ */
+function abiMismatch(layout: readonly bigint[], what: string): string | undefined {
+  const [label, version] = ABI_LAYOUT[0]!;
+  const theirs = layout[0];
+  const rebuild = rebuildHint(what);
+  if (theirs !== BigInt(version)) {
+    return `${what} was built for ABI version ${theirs ?? "?"} (${label}), this bunbox needs version ${version}: ${rebuild}`;
+  }
+  const n = Math.max(layout.length, ABI_LAYOUT.length);
+  for (let i = 1; i < n; i++) {
+    const ours = ABI_LAYOUT[i];
+    if (ours && layout[i] === BigInt(ours[1])) continue;
+    const at = ours ? `${ours[0]} is ${layout[i] ?? "missing"} in the shim, ${ours[1]} here` : "the shim has more values";
+    return `${what} has ABI version ${version} but another layout (${at}): ${rebuild}`;
+  }
+  return undefined;
+}
+
+/** dlopen, after the ABI check (see above). */
+function load(path: string, what: string) {
+  let probe;
+  try {
+    probe = dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
+  } catch {
+    throw new BunboxError("native", `${what} is not a bunbox shim of this version (it has no bb_abi_layout): ${rebuildHint(what)}`);
+  }
+  const values = new BigUint64Array(ABI_LAYOUT.length + 1);
+  const count = probe.symbols.bb_abi_layout(values, values.length);
+  const bad = abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
+  if (bad) throw new BunboxError("native", bad);
+  return dlopen(path, symbols);
+}
+
 /** dlopen of the embedded library through a private copy (see above). */
 function openEmbedded(path: string) {
   const bytes = readFileSync(path);
@@ -58,7 +104,7 @@ function openEmbedded(path: string) {
   const fd = openSync(file, "wx", 0o700);
   try {
     for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-    return dlopen(existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : file, symbols);
+    return load(existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : file, "the embedded native shim");
   } finally {
     closeSync(fd);
     unlinkSync(file);
@@ -81,8 +127,9 @@ function checkOverride(path: string): void {
 }
 
 function open() {
-  if (process.env.BUNBOX_SHIM) checkOverride(process.env.BUNBOX_SHIM);
-  const path = process.env.BUNBOX_SHIM || embedded;
+  const override = process.env.BUNBOX_SHIM;
+  if (override) checkOverride(override);
+  const path = override || embedded;
   const inExecutable = path.startsWith("/$bunfs/");
   if (!inExecutable && !existsSync(path)) {
     throw new BunboxError(
@@ -91,8 +138,9 @@ function open() {
     );
   }
   try {
-    return inExecutable ? openEmbedded(path) : dlopen(path, symbols);
+    return inExecutable ? openEmbedded(path) : load(path, override ? `BUNBOX_SHIM=${override}` : `the native shim ${path}`);
   } catch (e) {
+    if (e instanceof BunboxError) throw e;
     throw new BunboxError("native", `cannot load the native shim ${path}: ${(e as Error).message}`);
   }
 }

@@ -23,6 +23,8 @@ export interface Watch {
 }
 
 const handlers = new Map<number, (events: number) => void>();
+/** Tokens run 1..TOKEN_LIMIT-1 (small integers for the u32 callback), then wrap. */
+const TOKEN_LIMIT = 0x80000000;
 let nextToken = 1;
 let callback: JSCallback | undefined;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
@@ -52,11 +54,28 @@ function updateKeepAlive(): void {
   }
 }
 
+/**
+ * The next token no open watch holds. A watch may stay open while 2^31 others
+ * come and go (a long run's pidfd): after the wrap, its token must not be
+ * handed out again, or the newcomer's handler would replace its own.
+ */
+function freeToken(): number {
+  for (;;) {
+    const token = nextToken;
+    nextToken = nextToken + 1 >= TOKEN_LIMIT ? 1 : nextToken + 1;
+    if (!handlers.has(token)) return token;
+  }
+}
+
+/** Test hook: where the token counter stands, to reach the wrap without 2^31 watches. */
+export function _setNextToken(token: number): void {
+  nextToken = token;
+}
+
 /** Watches `fd` for `events` (EPOLLIN; HUP and ERR always come). */
 export function watch(fd: number, events: number, handler: (events: number) => void): Watch {
   start();
-  const token = nextToken++;
-  if (nextToken >= 0x7fffffff) nextToken = 1; // the high bit is the reactor's own
+  const token = freeToken();
   handlers.set(token, handler);
   const r = shim().bb_reactor_watch(fd, token, events, 0);
   if (r < 0) {

@@ -1,12 +1,12 @@
 /**
- * bb_spawn through bun:ffi: hands the request buffer to the shim and decodes
- * struct bb_spawn_out (csrc/plan.h). `spawnAsync` runs it on one of the
- * shim's spawner threads (csrc/spawner.c) and resolves on the JavaScript
- * thread when done, so the event loop runs while the sandbox is being set up;
- * `spawn` runs it here and blocks.
+ * Spawning through bun:ffi: hands the request buffer to one of the shim's
+ * spawner threads (csrc/spawner.c) and decodes its struct bb_spawn_out
+ * (csrc/plan.h) on the JavaScript thread when done, so the event loop runs
+ * while the sandbox is being set up.
  */
 import { ptr } from "bun:ffi";
 import { BunboxError } from "../errors.ts";
+import { BB_MARK_NAMES, BB_SPAWN_OUT } from "./abi.ts";
 import { describeErrno, errnoName } from "./errno.ts";
 import { shim } from "./library.ts";
 import { EPOLLIN, type Watch, watch } from "./reactor.ts";
@@ -25,12 +25,12 @@ export interface Spawned {
   sandboxeePid: number;
   /** A pidfd for the sandboxee, given only without a filter at exec (sandbox me here, fork server); else -1. */
   sandboxeePidfd: number;
-  /** ms from the clone to the end of each phase of the set-up, for `bunbox run -v`. */
+  /** ms from the clone to the end of each phase of the set-up (0: not reached), for `bunbox run -v`. */
   phasesMs?: Record<SpawnPhase, number>;
 }
 
-/** The set-up's phases, in order (csrc/shared.h enum bb_mark from MK_GATE). */
-export const SPAWN_PHASES = ["released", "ids", "mounts", "caps", "sandboxee", "lookup", "init", "exec"] as const;
+/** The points of a spawn, in order (csrc/plan.h enum bb_mark). */
+export const SPAWN_PHASES = BB_MARK_NAMES;
 export type SpawnPhase = (typeof SPAWN_PHASES)[number];
 
 export interface SetupFailure {
@@ -39,14 +39,6 @@ export interface SetupFailure {
   errnoName: string;
   detail: string;
   message: string;
-}
-
-const DETAIL_END = 8 * 4 + 512;
-const OUT_SIZE = DETAIL_END + 8 * 4;
-
-export function spawn(request: Uint8Array): Spawned | SetupFailure {
-  const out = new Uint8Array(OUT_SIZE);
-  return decode(shim().bb_spawn(ptr(request), request.length, ptr(out)), out);
 }
 
 /** Spawns on the spawner threads, by job id, waiting for their Spawned. */
@@ -63,7 +55,7 @@ const COLLECT_SLICE = 8;
 
 function collect(): void {
   const lib = shim();
-  const out = new Uint8Array(OUT_SIZE);
+  const out = new Uint8Array(BB_SPAWN_OUT.sizeof);
   const rc = new Int32Array(1);
   for (let n = 0, id; n < COLLECT_SLICE && (id = lib.bb_spawn_next(ptr(out), ptr(rc))) !== 0; n++) {
     const settle = inFlight.get(id);
@@ -96,7 +88,10 @@ export function discard(s: Spawned): void {
   reap();
 }
 
-/** Like spawn(), on a spawner thread; the request may be reused at once (the shim copies it). */
+/**
+ * Spawns the request (csrc/plan.h) on a spawner thread; the request may be
+ * reused at once (the shim copies it).
+ */
 export function spawnAsync(request: Uint8Array): Promise<Spawned | SetupFailure> {
   const lib = shim();
   // Watched before anything is queued: a spawn nobody collects would leave a
@@ -111,22 +106,33 @@ export function spawnAsync(request: Uint8Array): Promise<Spawned | SetupFailure>
     if (inFlight.size === 0) collect();
     throw new BunboxError("spawn", "cannot hand the spawn to a spawner thread: out of memory");
   }
-  return new Promise((resolve) => inFlight.set(id, resolve));
+  return new Promise((settle) => inFlight.set(id, settle));
 }
 
+/** struct bb_spawn_out as a Spawned or a SetupFailure. */
 function decode(r: number, out: Uint8Array): Spawned | SetupFailure {
-  const view = new DataView(out.buffer);
-  const i32 = (i: number) => view.getInt32(i * 4, true);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const i32 = (f: { offset: number }) => view.getInt32(f.offset, true);
+  const O = BB_SPAWN_OUT;
   if (r === 0) {
     const phasesMs = Object.fromEntries(
-      SPAWN_PHASES.map((name, i) => [name, view.getUint32(DETAIL_END + i * 4, true) / 1000]),
+      SPAWN_PHASES.map((name, i) => [name, view.getUint32(O.phase_us.offset + i * 4, true) / 1000]),
     ) as Record<SpawnPhase, number>;
-    return { pidfd: i32(0), pid: i32(1), listener: i32(2), report: i32(3), sandboxeePid: i32(6), sandboxeePidfd: i32(7), phasesMs };
+    return {
+      pidfd: i32(O.pidfd),
+      pid: i32(O.pid),
+      listener: i32(O.listener),
+      report: i32(O.report),
+      sandboxeePid: i32(O.sandboxee_pid),
+      sandboxeePidfd: i32(O.sandboxee_pidfd),
+      phasesMs,
+    };
   }
-  const stage = stageName(i32(4));
-  const errno = i32(5);
-  const end = out.indexOf(0, 32);
-  const detail = new TextDecoder().decode(out.subarray(32, end < 0 || end > DETAIL_END ? DETAIL_END : end));
+  const stage = stageName(i32(O.stage));
+  const errno = i32(O.err);
+  const detailBytes = out.subarray(O.detail.offset, O.detail.offset + O.detail.count);
+  const end = detailBytes.indexOf(0);
+  const detail = new TextDecoder().decode(end < 0 ? detailBytes : detailBytes.subarray(0, end));
   const hint = stageHint(stage, errnoName(errno));
   let message = `${stage}${detail ? ` ${detail}` : ""}: ${describeErrno(errno)}${hint ? `\n  hint: ${hint}` : ""}`;
   if (stage === "lookup" || stage === "exec") {

@@ -1,40 +1,13 @@
 /**
- * Setup stages, as csrc/plan.h numbers them (enum bb_stage), with the words a
- * message uses and, where one exists, the fix.
+ * Setup stages (csrc/plan.h enum bb_stage, by value) with, where one exists,
+ * the fix a message should suggest.
  */
-export const STAGES = [
-  "ok",
-  "request",
-  "resources",
-  "clone",
-  "user-namespace",
-  "mount-namespace",
-  "root",
-  "mount",
-  "pivot-root",
-  "hostname",
-  "cwd",
-  "credentials",
-  "capabilities",
-  "no-new-privs",
-  "death-signal",
-  "sandboxee",
-  "session",
-  "rlimits",
-  "fds",
-  "seccomp",
-  "notify",
-  "lookup",
-  "exec",
-  "init",
-  "timeout",
-  "network",
-] as const;
+import { BB_STAGE_NAMES } from "./abi.ts";
 
-export type Stage = (typeof STAGES)[number];
+export type Stage = (typeof BB_STAGE_NAMES)[number];
 
 export function stageName(n: number): Stage | `stage ${number}` {
-  return STAGES[n] ?? `stage ${n}`;
+  return BB_STAGE_NAMES[n] ?? `stage ${n}`;
 }
 
 /** A hint for the user, by stage and errno name. */

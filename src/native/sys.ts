@@ -5,6 +5,7 @@
  */
 import { ptr } from "bun:ffi";
 import { openSync, readFileSync } from "node:fs";
+import { BB_REPORT, BB_REPORT_MAGIC, BB_WAIT_OUT } from "./abi.ts";
 import { shim } from "./library.ts";
 
 export interface Waited {
@@ -23,19 +24,43 @@ export const CLD_EXITED = 1;
 export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
 
-/** waitid(P_PIDFD, WNOHANG|__WALL) with rusage; -errno on failure. */
+/** waitid(P_PIDFD, WNOHANG|__WALL) with rusage (struct bb_wait_out); -errno on failure. */
 export function waitPidfd(pidfd: number): Waited | number {
-  const out = new Int32Array(10);
+  const out = new DataView(new ArrayBuffer(BB_WAIT_OUT.sizeof));
   const r = shim().bb_wait(pidfd, ptr(out));
   if (r < 0) return r;
-  const u = new BigUint64Array(out.buffer, 16, 3);
+  const i32 = (f: { offset: number }) => out.getInt32(f.offset, true);
+  const u64 = (f: { offset: number }) => Number(out.getBigUint64(f.offset, true));
   return {
-    reaped: out[0] !== 0,
-    code: out[1]!,
-    status: out[2]!,
-    userUs: Number(u[0]),
-    sysUs: Number(u[1]),
-    maxRssKb: Number(u[2]),
+    reaped: i32(BB_WAIT_OUT.reaped) !== 0,
+    code: i32(BB_WAIT_OUT.code),
+    status: i32(BB_WAIT_OUT.status),
+    userUs: u64(BB_WAIT_OUT.utime_us),
+    sysUs: u64(BB_WAIT_OUT.stime_us),
+    maxRssKb: u64(BB_WAIT_OUT.maxrss_kb),
+  };
+}
+
+/** What the sandbox's init reports when the sandboxee ends (struct bb_report). */
+export interface Report {
+  wstatus: number;
+  userUs: number;
+  sysUs: number;
+  maxRssKb: number;
+}
+
+/** The report on init's report pipe, if it is there and whole. */
+export function readReport(fd: number): Report | undefined {
+  const b = readFd(fd, BB_REPORT.sizeof * 2);
+  if (typeof b === "number" || b.length < BB_REPORT.sizeof) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (v.getUint32(BB_REPORT.magic.offset, true) !== BB_REPORT_MAGIC) return undefined;
+  const u64 = (f: { offset: number }) => Number(v.getBigUint64(f.offset, true));
+  return {
+    wstatus: v.getInt32(BB_REPORT.wstatus.offset, true),
+    userUs: u64(BB_REPORT.utime_us),
+    sysUs: u64(BB_REPORT.stime_us),
+    maxRssKb: u64(BB_REPORT.maxrss_kb),
   };
 }
 
@@ -44,24 +69,34 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
   return shim().bb_pidfd_getfd(pidfd, fd);
 }
 
-/** The pids on a pidfd's fdinfo line `field` ("Pid", "NSpid"), or none. */
-function fdinfoPids(pidfd: number, field: string): number[] {
+/**
+ * The pids on line `field` ("Pid", "NSpid") of a /proc file that has one (a
+ * pidfd's fdinfo, a process's status), outermost pid namespace first; none
+ * when the file or the line is missing. NSpid lists one pid per namespace
+ * level (Linux 4.1; in a pidfd's fdinfo, 5.10).
+ */
+function procPids(path: string, field: "Pid" | "NSpid"): number[] {
   try {
-    const m = new RegExp(`^${field}:\\s*([-\\d\\s]+)$`, "m").exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8"));
-    return m ? m[1]!.trim().split(/\s+/).map(Number) : [];
+    const m = new RegExp(`^${field}:[ \\t]*([-\\d \\t]+)$`, "m").exec(readFileSync(path, "utf8"));
+    return m ? m[1]!.trim().split(/[ \t]+/).map(Number) : [];
   } catch {
     return [];
   }
 }
 
-/** The pid a pidfd refers to, as bunbox sees it (-1 if unknown). */
+/** The pid a pidfd refers to, as bunbox sees it (-1 if unknown or gone). */
 export function pidfdPid(pidfd: number): number {
-  return fdinfoPids(pidfd, "Pid")[0] ?? -1;
+  return procPids(`/proc/self/fdinfo/${pidfd}`, "Pid")[0] ?? -1;
 }
 
 /** The pid of a pidfd's process in its own (innermost) pid namespace (-1 if unknown). */
 export function pidfdInnerPid(pidfd: number): number {
-  return fdinfoPids(pidfd, "NSpid").at(-1) ?? -1;
+  return procPids(`/proc/self/fdinfo/${pidfd}`, "NSpid").at(-1) ?? -1;
+}
+
+/** The pid of host pid `pid` in its own (innermost) pid namespace, if it still exists. */
+export function innerPid(pid: number): number | undefined {
+  return procPids(`/proc/${pid}/status`, "NSpid").at(-1);
 }
 
 export function pidfdSignal(pidfd: number, sig: number): number {
@@ -112,10 +147,6 @@ let devNull = -1;
 export function devNullFd(): number {
   if (devNull < 0) devNull = openSync("/dev/null", "r");
   return devNull;
-}
-
-export function notifIdValid(listener: number, id: bigint): boolean {
-  return shim().bb_notif_id_valid(listener, id) === 0;
 }
 
 /** read(2) into a fresh buffer; -errno (EAGAIN when empty) on failure. */

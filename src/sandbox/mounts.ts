@@ -27,8 +27,7 @@ export type MountOp =
     }
   | { kind: "tmpfs"; dst: string; size?: number; mode?: number; noexec?: boolean; ro?: boolean }
   | { kind: "proc"; dst: string }
-  | { kind: "symlink"; target: string; dst: string }
-  | { kind: "dir"; dst: string; mode?: number };
+  | { kind: "symlink"; target: string; dst: string };
 
 /** Size of /tmp in the default view; a bound, so a sandboxee cannot fill RAM. */
 export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
@@ -245,8 +244,6 @@ export class MountPlan {
           return `proc ${op.dst}`;
         case "symlink":
           return `symlink ${op.dst} -> ${op.target}`;
-        case "dir":
-          return `dir ${op.dst}`;
       }
     });
   }

@@ -1,41 +1,29 @@
 /**
  * Serialises one spawn into the flat buffer csrc/plan.h describes (struct
- * bb_req and its arrays). Everything the child needs is decided here, in
+ * bb_req and its arrays), with the layout generated from it
+ * (src/native/abi.ts). Everything the child needs is decided here, in
  * TypeScript, before the clone: the child only reads this buffer.
  */
+import {
+  BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
+  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_FDMAP,
+  BB_M_BIND, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
+  BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
+} from "../native/abi.ts";
 import { encode } from "../policy/bpf.ts";
 import { withMagic } from "../policy/compiler.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
 import type { MountOp } from "./mounts.ts";
 
-export const REQ_MAGIC = 0x78626e62;
-export const REQ_VERSION = 1;
+/** How long the whole set-up may take, clone to execve, unless told otherwise. */
+export const SETUP_TIMEOUT_MS = 10_000;
 
-export const FLAG = { NOTIFY: 0x1, CALLER_ROOT: 0x2, NO_SECCOMP: 0x4, LOOPBACK: 0x8 } as const;
+const MOUNT_KIND: Record<MountOp["kind"], number> = { bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK };
 
-const CLONE = {
-  NEWNS: 0x00020000,
-  NEWCGROUP: 0x02000000,
-  NEWUTS: 0x04000000,
-  NEWIPC: 0x08000000,
-  NEWUSER: 0x10000000,
-  NEWPID: 0x20000000,
-  NEWNET: 0x40000000,
-} as const;
-
-const MOUNT_KIND = { bind: 1, tmpfs: 2, proc: 3, symlink: 4, dir: 5 } as const;
-const MF = { RW: 0x1, DEV: 0x2, NOEXEC: 0x4, OPTIONAL: 0x8 } as const;
-
-/** Fields of struct bb_req, in order (all u32). */
-const HEADER = [
-  "magic", "version", "size", "flags", "clone_flags",
-  "uid_inside", "gid_inside", "uid_outside", "gid_outside",
-  "argv_off", "argc", "envp_off", "envc", "file_off", "search_path_off", "cwd_off", "hostname_off",
-  "mounts_off", "nmounts", "rlimits_off", "nrlimits", "fds_off", "nfds", "bpf_off", "bpf_len",
-  "exec_magic_lo", "exec_magic_hi", "setup_timeout_ms", "root_mode",
-] as const;
-type HeaderField = (typeof HEADER)[number];
+type ReqField = Exclude<keyof typeof BB_REQ, "sizeof">;
+/** An element of a u32 array (argv and envp offsets). */
+const U32: Field = { offset: 0, type: "u32", count: 1 };
 
 /** The kernel ids of a sandboxee when bunbox runs as root. */
 export const NOBODY = 65534;
@@ -80,14 +68,13 @@ class Writer {
     this.length += n;
     return at;
   }
-  u32(at: number, v: number): void {
-    this.view.setUint32(at, v >>> 0, true);
-  }
-  i32(at: number, v: number): void {
-    this.view.setInt32(at, v, true);
-  }
-  u64(at: number, v: bigint): void {
-    this.view.setBigUint64(at, BigInt.asUintN(64, v), true);
+  /** A field of a struct at `base` (csrc/plan.h, as src/native/abi.ts lays it out). */
+  put(base: number, f: Field, v: number | bigint): void {
+    const at = base + f.offset;
+    if (f.type === "u64") this.view.setBigUint64(at, BigInt.asUintN(64, BigInt(v)), true);
+    else if (f.type === "i32") this.view.setInt32(at, Number(v), true);
+    else if (f.type === "u32") this.view.setUint32(at, Number(v) >>> 0, true);
+    else throw new Error(`request: cannot write a ${f.type} field`);
   }
   bytes(data: Uint8Array, alignTo = 8): number {
     const at = this.reserve(data.length, alignTo);
@@ -110,13 +97,13 @@ class Writer {
 function mountFlags(op: MountOp): number {
   let f = 0;
   if (op.kind === "bind") {
-    if (op.rw) f |= MF.RW;
-    if (op.dev) f |= MF.DEV;
-    if (op.noexec) f |= MF.NOEXEC;
-    if (op.optional) f |= MF.OPTIONAL;
+    if (op.rw) f |= BB_MF_RW;
+    if (op.dev) f |= BB_MF_DEV;
+    if (op.noexec) f |= BB_MF_NOEXEC;
+    if (op.optional) f |= BB_MF_OPTIONAL;
   } else if (op.kind === "tmpfs") {
-    if (!op.ro) f |= MF.RW;
-    if (op.noexec) f |= MF.NOEXEC;
+    if (!op.ro) f |= BB_MF_RW;
+    if (op.noexec) f |= BB_MF_NOEXEC;
   }
   return f;
 }
@@ -130,8 +117,8 @@ export function randomMagic(): bigint {
 
 export function buildRequest(executor: Executor, policy: Policy, settings: SpawnSettings): Request {
   const w = new Writer();
-  const hdr = w.reserve(HEADER.length * 4);
-  const set = (field: HeaderField, v: number) => w.u32(hdr + HEADER.indexOf(field) * 4, v);
+  const hdr = w.reserve(BB_REQ.sizeof);
+  const set = (field: ReqField, v: number) => w.put(hdr, BB_REQ[field], v);
 
   const euid = process.geteuid?.() ?? 0;
   const egid = process.getegid?.() ?? 0;
@@ -142,15 +129,15 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   const gidInside = policy.gid ?? gidOutside;
 
   let flags = 0;
-  if (settings.notify && !settings.noSeccomp) flags |= FLAG.NOTIFY;
-  if (root) flags |= FLAG.CALLER_ROOT;
-  if (settings.noSeccomp) flags |= FLAG.NO_SECCOMP;
-  if (policy.net === "loopback") flags |= FLAG.LOOPBACK;
-  let clone = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWCGROUP;
-  if (policy.net !== "host") clone |= CLONE.NEWNET;
+  if (settings.notify && !settings.noSeccomp) flags |= BB_F_NOTIFY;
+  if (root) flags |= BB_F_CALLER_ROOT;
+  if (settings.noSeccomp) flags |= BB_F_NO_SECCOMP;
+  if (policy.net === "loopback") flags |= BB_F_LOOPBACK;
+  let clone = BB_CLONE_NEWUSER | BB_CLONE_NEWNS | BB_CLONE_NEWPID | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWCGROUP;
+  if (policy.net !== "host") clone |= BB_CLONE_NEWNET;
 
-  set("magic", REQ_MAGIC);
-  set("version", REQ_VERSION);
+  set("magic", BB_REQ_MAGIC);
+  set("version", BB_ABI_VERSION);
   set("flags", flags);
   set("clone_flags", clone);
   set("uid_inside", uidInside);
@@ -158,10 +145,10 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("uid_outside", uidOutside);
   set("gid_outside", gidOutside);
 
-  const strings = (list: readonly string[], offField: HeaderField, countField: HeaderField) => {
+  const strings = (list: readonly string[], offField: ReqField, countField: ReqField) => {
     const offs = list.map((s) => w.str(s));
     const at = w.reserve(offs.length * 4, 4);
-    offs.forEach((o, i) => w.u32(at + i * 4, o));
+    offs.forEach((o, i) => w.put(at + i * 4, U32, o));
     set(offField, offs.length ? at : 0);
     set(countField, offs.length);
   };
@@ -175,37 +162,38 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("hostname_off", w.str(policy.hostname));
 
   const mounts = policy.mountPlan().ordered();
-  const mountAt = w.reserve(mounts.length * 32);
+  const mountAt = w.reserve(mounts.length * BB_MOUNT.sizeof);
   mounts.forEach((op, i) => {
-    const at = mountAt + i * 32;
+    const at = mountAt + i * BB_MOUNT.sizeof;
     const src = op.kind === "bind" ? op.src : op.kind === "symlink" ? op.target : undefined;
     const srcOff = src === undefined ? 0 : w.str(src);
     const dstOff = w.str(op.dst);
-    w.u32(at, MOUNT_KIND[op.kind]);
-    w.u32(at + 4, mountFlags(op));
-    w.u32(at + 8, srcOff);
-    w.u32(at + 12, dstOff);
-    w.u32(at + 16, "mode" in op && op.mode !== undefined ? op.mode : op.kind === "tmpfs" ? 0o755 : 0);
-    w.u64(at + 24, BigInt(op.kind === "tmpfs" ? (op.size ?? 0) : 0));
+    w.put(at, BB_MOUNT.kind, MOUNT_KIND[op.kind]);
+    w.put(at, BB_MOUNT.flags, mountFlags(op));
+    w.put(at, BB_MOUNT.src_off, srcOff);
+    w.put(at, BB_MOUNT.dst_off, dstOff);
+    w.put(at, BB_MOUNT.mode, op.kind === "tmpfs" ? (op.mode ?? 0o755) : 0);
+    w.put(at, BB_MOUNT.size, op.kind === "tmpfs" ? (op.size ?? 0) : 0);
   });
   set("mounts_off", mounts.length ? mountAt : 0);
   set("nmounts", mounts.length);
 
   const limits = executor.limits.rlimits();
-  const limAt = w.reserve(limits.length * 24);
+  const limAt = w.reserve(limits.length * BB_RLIMIT.sizeof);
   limits.forEach(([res, cur, max], i) => {
-    w.u32(limAt + i * 24, res);
-    w.u64(limAt + i * 24 + 8, cur);
-    w.u64(limAt + i * 24 + 16, max);
+    const at = limAt + i * BB_RLIMIT.sizeof;
+    w.put(at, BB_RLIMIT.resource, res);
+    w.put(at, BB_RLIMIT.cur, cur);
+    w.put(at, BB_RLIMIT.max, max);
   });
   set("rlimits_off", limAt);
   set("nrlimits", limits.length);
 
   const fds = executor.ipc.fds;
-  const fdAt = w.reserve(Math.max(fds.length, 1) * 8);
+  const fdAt = w.reserve(fds.length * BB_FDMAP.sizeof);
   fds.forEach((m, i) => {
-    w.i32(fdAt + i * 8, m.hostFd);
-    w.i32(fdAt + i * 8 + 4, m.targetFd);
+    w.put(fdAt + i * BB_FDMAP.sizeof, BB_FDMAP.src, m.hostFd);
+    w.put(fdAt + i * BB_FDMAP.sizeof, BB_FDMAP.dst, m.targetFd);
   });
   set("fds_off", fds.length ? fdAt : 0);
   set("nfds", fds.length);
@@ -218,10 +206,10 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   }
   set("exec_magic_lo", Number(magic & 0xffffffffn));
   set("exec_magic_hi", Number(magic >> 32n));
-  set("setup_timeout_ms", settings.setupTimeoutMs ?? 10_000);
+  set("setup_timeout_ms", settings.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
   set("root_mode", 0o755);
 
   const bytes = w.done();
-  new DataView(bytes.buffer).setUint32(hdr + HEADER.indexOf("size") * 4, bytes.length, true);
+  new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);
   return { bytes, magic, uidInside, gidInside };
 }
