@@ -13,7 +13,7 @@ import { auditArchName, syscallName } from "../policy/arch.ts";
 import { type Insn, RET } from "../policy/bpf.ts";
 import { evaluate } from "../policy/interpreter.ts";
 import { REASON } from "../policy/safety.ts";
-import type { Notification } from "../native/sys.ts";
+import { innerPid, type Notification } from "../native/sys.ts";
 import type { Violation } from "../sandbox/result.ts";
 import { fromBytes } from "../sandbox/visible.ts";
 
@@ -47,18 +47,6 @@ export function classify(prog: readonly Insn[], n: Notification, depth = 0): Ver
   }
   const r = RULES[data] ?? { kind: "SYSCALL" as const, rule: "policy" };
   return { kind: "violation", violationKind: r.kind, rule: r.rule };
-}
-
-/** The pid of host pid `pid` inside its innermost pid namespace (NSpid). */
-export function innerPid(pid: number): number | undefined {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const m = /^NSpid:\s*([\d\s]+)$/m.exec(status);
-    const ids = m?.[1]!.trim().split(/\s+/).map(Number);
-    return ids?.[ids.length - 1];
-  } catch {
-    return undefined;
-  }
 }
 
 /**
