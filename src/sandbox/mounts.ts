@@ -10,6 +10,7 @@
 import { lstatSync, readlinkSync, statSync } from "node:fs";
 import { posix } from "node:path";
 import { UsageError } from "../errors.ts";
+import { defaultRuntime, type Runtime } from "./runtime.ts";
 
 export type MountOp =
   | {
@@ -27,8 +28,7 @@ export type MountOp =
     }
   | { kind: "tmpfs"; dst: string; size?: number; mode?: number; noexec?: boolean; ro?: boolean }
   | { kind: "proc"; dst: string }
-  | { kind: "symlink"; target: string; dst: string }
-  | { kind: "dir"; dst: string; mode?: number };
+  | { kind: "symlink"; target: string; dst: string };
 
 /** Size of /tmp in the default view; a bound, so a sandboxee cannot fill RAM. */
 export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
@@ -103,7 +103,6 @@ export function checkSource(path: string, subject: string, mustExist = true): st
 }
 
 const DEFAULT_VIEW_TTL_MS = 1000;
-let defaultViewCache: { at: number; plan: MountPlan } | undefined;
 
 export class MountPlan {
   readonly ops: MountOp[] = [];
@@ -183,16 +182,18 @@ export class MountPlan {
    * host lays them out (a symlink stays a symlink), a fresh /proc, a minimal
    * /dev, a bounded tmpfs /tmp.
    */
-  static defaultView(): MountPlan {
-    // Built at most once a second: checking the host's paths is most of what
-    // a run costs in JavaScript, and a sandbox host may start hundreds a
-    // second. The child still opens every source without following symlinks,
-    // so a layout changed meanwhile fails a run rather than misleading it.
+  static defaultView(runtime: Runtime = defaultRuntime()): MountPlan {
+    // Built at most once a second (per runtime): checking the host's paths
+    // is most of what a run costs in JavaScript, and a sandbox host may start
+    // hundreds a second. The child still opens every source without following
+    // symlinks, so a layout changed meanwhile fails a run rather than
+    // misleading it.
     const now = performance.now();
-    if (!defaultViewCache || now - defaultViewCache.at > DEFAULT_VIEW_TTL_MS) {
-      defaultViewCache = { at: now, plan: MountPlan.buildDefaultView() };
+    let cached = runtime.defaultView;
+    if (!cached || now - cached.at > DEFAULT_VIEW_TTL_MS) {
+      cached = runtime.defaultView = { at: now, plan: MountPlan.buildDefaultView() };
     }
-    return defaultViewCache.plan.clone();
+    return cached.plan.clone();
   }
 
   private static buildDefaultView(): MountPlan {
@@ -245,8 +246,6 @@ export class MountPlan {
           return `proc ${op.dst}`;
         case "symlink":
           return `symlink ${op.dst} -> ${op.target}`;
-        case "dir":
-          return `dir ${op.dst}`;
       }
     });
   }

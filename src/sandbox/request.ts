@@ -3,11 +3,11 @@
  * bb_req and its arrays). Everything the child needs is decided here, in
  * TypeScript, before the clone: the child only reads this buffer.
  */
-import { encode } from "../policy/bpf.ts";
-import { withMagic } from "../policy/compiler.ts";
+import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
-import type { MountOp } from "./mounts.ts";
+import type { Limits } from "./limits.ts";
+import type { MountOp, MountPlan } from "./mounts.ts";
 
 export const REQ_MAGIC = 0x78626e62;
 export const REQ_VERSION = 1;
@@ -42,14 +42,16 @@ export const NOBODY = 65534;
 
 export interface SpawnSettings {
   notify: boolean;
-  /** Install no filter at exec ("sandbox me here" mode). */
-  noSeccomp?: boolean;
-  setupTimeoutMs?: number;
+  /** This run's exec magic: the 6th argument of its first execveat. */
+  magic: bigint;
+  /** The filter installed at exec, with `magic` in it; none: no filter at exec ("sandbox me here", the fork server). */
+  program?: readonly Insn[];
+  mounts: MountPlan;
+  setupTimeoutMs: number;
 }
 
 export interface Request {
   bytes: Uint8Array;
-  magic: bigint;
   uidInside: number;
   gidInside: number;
 }
@@ -121,6 +123,22 @@ function mountFlags(op: MountOp): number {
   return f;
 }
 
+/**
+ * rlimits as the array of struct bb_rlimit (csrc/plan.h): the request's, and
+ * the fork server's protocol (csrc/client/bunbox_sandbox.c) reuses it.
+ */
+export function packRlimits(limits: Limits): Uint8Array {
+  const rl = limits.rlimits();
+  const out = new Uint8Array(rl.length * 24);
+  const view = new DataView(out.buffer);
+  rl.forEach(([res, cur, max], i) => {
+    view.setUint32(i * 24, res, true);
+    view.setBigUint64(i * 24 + 8, cur, true);
+    view.setBigUint64(i * 24 + 16, max, true);
+  });
+  return out;
+}
+
 /** A per-run random 64-bit value for the first-execveat rule (never 0). */
 export function randomMagic(): bigint {
   const b = new BigUint64Array(1);
@@ -142,9 +160,9 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   const gidInside = policy.gid ?? gidOutside;
 
   let flags = 0;
-  if (settings.notify && !settings.noSeccomp) flags |= FLAG.NOTIFY;
+  if (settings.notify && settings.program) flags |= FLAG.NOTIFY;
   if (root) flags |= FLAG.CALLER_ROOT;
-  if (settings.noSeccomp) flags |= FLAG.NO_SECCOMP;
+  if (!settings.program) flags |= FLAG.NO_SECCOMP;
   if (policy.net === "loopback") flags |= FLAG.LOOPBACK;
   let clone = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWCGROUP;
   if (policy.net !== "host") clone |= CLONE.NEWNET;
@@ -174,7 +192,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const mounts = policy.mountPlan().ordered();
+  const mounts = settings.mounts.ordered();
   const mountAt = w.reserve(mounts.length * 32);
   mounts.forEach((op, i) => {
     const at = mountAt + i * 32;
@@ -191,15 +209,9 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("mounts_off", mounts.length ? mountAt : 0);
   set("nmounts", mounts.length);
 
-  const limits = executor.limits.rlimits();
-  const limAt = w.reserve(limits.length * 24);
-  limits.forEach(([res, cur, max], i) => {
-    w.u32(limAt + i * 24, res);
-    w.u64(limAt + i * 24 + 8, cur);
-    w.u64(limAt + i * 24 + 16, max);
-  });
-  set("rlimits_off", limAt);
-  set("nrlimits", limits.length);
+  const limits = packRlimits(executor.limits);
+  set("rlimits_off", w.bytes(limits));
+  set("nrlimits", limits.length / 24);
 
   const fds = executor.ipc.fds;
   const fdAt = w.reserve(Math.max(fds.length, 1) * 8);
@@ -210,18 +222,17 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("fds_off", fds.length ? fdAt : 0);
   set("nfds", fds.length);
 
-  const magic = randomMagic();
-  if (!settings.noSeccomp) {
-    const prog = withMagic(policy.filter(settings.notify), magic);
-    set("bpf_off", w.bytes(encode(prog)));
-    set("bpf_len", prog.length);
+  const { magic, program } = settings;
+  if (program) {
+    set("bpf_off", w.bytes(encode(program)));
+    set("bpf_len", program.length);
   }
   set("exec_magic_lo", Number(magic & 0xffffffffn));
   set("exec_magic_hi", Number(magic >> 32n));
-  set("setup_timeout_ms", settings.setupTimeoutMs ?? 10_000);
+  set("setup_timeout_ms", settings.setupTimeoutMs);
   set("root_mode", 0o755);
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + HEADER.indexOf("size") * 4, bytes.length, true);
-  return { bytes, magic, uidInside, gidInside };
+  return { bytes, uidInside, gidInside };
 }
