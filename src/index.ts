@@ -1,6 +1,6 @@
 /**
  * bunbox as a library: run a program in a sandbox and learn exactly how it
- * ended. See DESIGN.md and README.md.
+ * ended. See README.md.
  *
  *   const policy = new PolicyBuilder().allowStaticStartup().allowRead().allowWrite().allowExit().build();
  *   const result = await new Sandbox(new Executor("/bin/cat", ["cat"]), policy).run();

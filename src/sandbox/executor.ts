@@ -5,9 +5,9 @@
  *   const executor = new Executor("/bin/cat", ["cat"], { limits: { wallTimeMs: 2000 } });
  *   executor.ipc.mapFd(fileFd, 0);
  *
- * The environment starts empty but for PATH (DESIGN.md: env cleared unless
- * passed). A program name without a slash is looked up in that PATH inside
- * the sandbox, as execvp does.
+ * The environment starts empty but for PATH (README.md, "What the sandboxee
+ * sees by default"). A program name without a slash is looked up in that
+ * PATH inside the sandbox, as execvp does.
  */
 import { fstatSync } from "node:fs";
 import { Comms, type CommsOptions } from "../comms/comms.ts";

@@ -178,9 +178,9 @@ export class MountPlan {
   }
 
   /**
-   * DESIGN.md's default view: /usr, /bin, /sbin, /lib*, /etc read-only as the
-   * host lays them out (a symlink stays a symlink), a fresh /proc, a minimal
-   * /dev, a bounded tmpfs /tmp.
+   * The default view (README.md, "What the sandboxee sees by default"): /usr,
+   * /bin, /sbin, /lib*, /etc read-only as the host lays them out (a symlink
+   * stays a symlink), a fresh /proc, a minimal /dev, a bounded tmpfs /tmp.
    */
   static defaultView(runtime: Runtime = defaultRuntime()): MountPlan {
     // Built at most once a second (per runtime): checking the host's paths
