@@ -136,8 +136,12 @@ export class MountPlan {
         }
         this.replace({ ...op, dst });
         break;
-      default:
+      case "proc":
         this.replace({ ...op, dst });
+        break;
+      default:
+        // Reached only from JavaScript (or a cast): the shim would be handed a kind it does not apply.
+        throw new UsageError(subject, `${JSON.stringify((op as { kind: unknown }).kind)} is not a mount kind (bind, tmpfs, proc, symlink)`);
     }
     return this;
   }
