@@ -37,6 +37,9 @@
  *     JavaScript thread (getenv is unsafe on a spawner thread).
  *   (csrc/init.c's `done` and `report` are init's own, in each sandbox's
  *   pid 1, not in this process.)
+ * Module-level memos of pure functions of immutable values (launch/fork.ts
+ * `forkChildPolicies`, policy/arch.ts `reverse`) change no run's behaviour
+ * and stay where they are.
  */
 import { UsageError } from "../errors.ts";
 import type { MountPlan } from "./mounts.ts";
