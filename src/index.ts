@@ -1,6 +1,6 @@
 /**
  * bunbox as a library: run a program in a sandbox and learn exactly how it
- * ended. See DESIGN.md and README.md.
+ * ended. See README.md.
  *
  *   const policy = new PolicyBuilder().allowStaticStartup().allowRead().allowWrite().allowExit().build();
  *   const result = await new Sandbox(new Executor("/bin/cat", ["cat"]), policy).run();
@@ -21,6 +21,7 @@ export { Limits, DEFAULT_LIMITS, type LimitsInit } from "./sandbox/limits.ts";
 export { MountPlan, type MountOp } from "./sandbox/mounts.ts";
 export { Result, type Status, type Violation, type Rusage } from "./sandbox/result.ts";
 export { Sandbox, type SandboxHooks } from "./sandbox/sandbox.ts";
+export { Runtime, type RuntimeOptions } from "./sandbox/runtime.ts";
 export type { SyscallEvent, SyscallDecision } from "./monitor/monitor.ts";
 export { Comms, SharedBuffer, CommsError, type CommsOptions } from "./comms/index.ts";
 export { ForkServer } from "./sandbox/fork-server.ts";

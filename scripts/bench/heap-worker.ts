@@ -24,6 +24,8 @@ import { isFailure, spawnAsync } from "../../src/native/spawn.ts";
 import { closeFd, waitPidfd } from "../../src/native/sys.ts";
 import { profileBuilder } from "../../src/policy/profiles.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
+import { armFilter } from "../../src/sandbox/launch/launcher.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/sandbox/limits.ts";
 import { buildRequest } from "../../src/sandbox/request.ts";
 import { Sandbox } from "../../src/sandbox/sandbox.ts";
 
@@ -86,7 +88,10 @@ async function sample(): Promise<Sample> {
   if (result.status !== "OK") throw new Error(`Sandbox.run(): ${result.toString()}`);
 
   const t2 = performance.now();
-  const request = buildRequest(new Executor("/bin/true", ["true"]), policy, { notify: true });
+  const armed = armFilter(policy.filter(true));
+  const request = buildRequest(new Executor("/bin/true", ["true"]), policy, {
+    notify: true, ...armed, mounts: policy.mountPlan(), setupTimeoutMs: SETUP_TIMEOUT_MS,
+  });
   const t3 = performance.now();
   const spawned = await spawnAsync(request.bytes);
   if (isFailure(spawned)) throw new Error(`spawn: ${spawned.message}`);

@@ -10,6 +10,7 @@ import { compileFilter, type Filter } from "./compiler.ts";
 import type { Action, Rule } from "./rules.ts";
 import { REASON } from "./safety.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
+import type { Runtime } from "../sandbox/runtime.ts";
 
 export type NetMode = "none" | "loopback" | "host";
 export const NET_MODES: readonly NetMode[] = ["none", "loopback", "host"];
@@ -92,9 +93,9 @@ export class Policy {
     return f;
   }
 
-  /** The mount plan in force (the default view when the policy has none). */
-  mountPlan(): MountPlan {
-    return this.mounts?.clone() ?? MountPlan.defaultView();
+  /** The mount plan in force (the default view when the policy has none, as `runtime` last saw the host). */
+  mountPlan(runtime?: Runtime): MountPlan {
+    return this.mounts?.clone() ?? MountPlan.defaultView(runtime);
   }
 
   /** A copy with some fields changed (the compiled filter carries over unless the rules change). */

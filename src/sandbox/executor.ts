@@ -5,9 +5,9 @@
  *   const executor = new Executor("/bin/cat", ["cat"], { limits: { wallTimeMs: 2000 } });
  *   executor.ipc.mapFd(fileFd, 0);
  *
- * The environment starts empty but for PATH (DESIGN.md: env cleared unless
- * passed). A program name without a slash is looked up in that PATH inside
- * the sandbox, as execvp does.
+ * The environment starts empty but for PATH (README.md, "What the sandboxee
+ * sees by default"). A program name without a slash is looked up in that
+ * PATH inside the sandbox, as execvp does.
  */
 import { fstatSync } from "node:fs";
 import { Comms, type CommsOptions } from "../comms/comms.ts";
@@ -88,7 +88,12 @@ export class Ipc {
   receiveFd(targetFd: number, name?: string): number {
     const pair = socketpair();
     if (typeof pair === "number") throw new BunboxError("ipc", `socketpair: ${describeErrno(-pair)}`);
-    this.mapFd(pair[1], targetFd, name);
+    try {
+      this.mapFd(pair[1], targetFd, name);
+    } catch (e) {
+      pair.forEach(closeFd);
+      throw e;
+    }
     this.peerEnds.push(pair[1]);
     return pair[0];
   }
@@ -97,7 +102,13 @@ export class Ipc {
   comms(options: CommsOptions = {}): Comms {
     if (!this.commsChannel) {
       const { comms, peerFd } = Comms.pairWithFd(options);
-      this.mapFd(peerFd, COMMS_FD, "comms");
+      try {
+        this.mapFd(peerFd, COMMS_FD, "comms");
+      } catch (e) {
+        comms.close();
+        closeFd(peerFd);
+        throw e;
+      }
       this.peerEnds.push(peerFd);
       this.commsChannel = comms;
     }

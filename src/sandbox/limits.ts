@@ -10,6 +10,13 @@
  */
 import { UsageError } from "../errors.ts";
 
+/**
+ * How long a run's set-up may take: clone to exec (the shim), the
+ * sandbox-me-here handshake when there is no wall-time limit, a fork
+ * server's word that it is ready.
+ */
+export const SETUP_TIMEOUT_MS = 10_000;
+
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
 
 export interface LimitsInit {

@@ -10,6 +10,7 @@
 import { lstatSync, readlinkSync, statSync } from "node:fs";
 import { posix } from "node:path";
 import { UsageError } from "../errors.ts";
+import { defaultRuntime, type Runtime } from "./runtime.ts";
 
 export type MountOp =
   | {
@@ -102,7 +103,6 @@ export function checkSource(path: string, subject: string, mustExist = true): st
 }
 
 const DEFAULT_VIEW_TTL_MS = 1000;
-let defaultViewCache: { at: number; plan: MountPlan } | undefined;
 
 export class MountPlan {
   readonly ops: MountOp[] = [];
@@ -136,8 +136,12 @@ export class MountPlan {
         }
         this.replace({ ...op, dst });
         break;
-      default:
+      case "proc":
         this.replace({ ...op, dst });
+        break;
+      default:
+        // Reached only from JavaScript (or a cast): the shim would be handed a kind it does not apply.
+        throw new UsageError(subject, `${JSON.stringify((op as { kind: unknown }).kind)} is not a mount kind (bind, tmpfs, proc, symlink)`);
     }
     return this;
   }
@@ -178,20 +182,22 @@ export class MountPlan {
   }
 
   /**
-   * DESIGN.md's default view: /usr, /bin, /sbin, /lib*, /etc read-only as the
-   * host lays them out (a symlink stays a symlink), a fresh /proc, a minimal
-   * /dev, a bounded tmpfs /tmp.
+   * The default view (README.md, "What the sandboxee sees by default"): /usr,
+   * /bin, /sbin, /lib*, /etc read-only as the host lays them out (a symlink
+   * stays a symlink), a fresh /proc, a minimal /dev, a bounded tmpfs /tmp.
    */
-  static defaultView(): MountPlan {
-    // Built at most once a second: checking the host's paths is most of what
-    // a run costs in JavaScript, and a sandbox host may start hundreds a
-    // second. The child still opens every source without following symlinks,
-    // so a layout changed meanwhile fails a run rather than misleading it.
+  static defaultView(runtime: Runtime = defaultRuntime()): MountPlan {
+    // Built at most once a second (per runtime): checking the host's paths
+    // is most of what a run costs in JavaScript, and a sandbox host may start
+    // hundreds a second. The child still opens every source without following
+    // symlinks, so a layout changed meanwhile fails a run rather than
+    // misleading it.
     const now = performance.now();
-    if (!defaultViewCache || now - defaultViewCache.at > DEFAULT_VIEW_TTL_MS) {
-      defaultViewCache = { at: now, plan: MountPlan.buildDefaultView() };
+    let cached = runtime.defaultView;
+    if (!cached || now - cached.at > DEFAULT_VIEW_TTL_MS) {
+      cached = runtime.defaultView = { at: now, plan: MountPlan.buildDefaultView() };
     }
-    return defaultViewCache.plan.clone();
+    return cached.plan.clone();
   }
 
   private static buildDefaultView(): MountPlan {

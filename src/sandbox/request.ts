@@ -10,14 +10,11 @@ import {
   BB_M_BIND, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
   BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
 } from "../native/abi.ts";
-import { encode } from "../policy/bpf.ts";
-import { withMagic } from "../policy/compiler.ts";
+import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
-import type { MountOp } from "./mounts.ts";
-
-/** How long the whole set-up may take, clone to execve, unless told otherwise. */
-export const SETUP_TIMEOUT_MS = 10_000;
+import type { Limits } from "./limits.ts";
+import type { MountOp, MountPlan } from "./mounts.ts";
 
 const MOUNT_KIND: Record<MountOp["kind"], number> = { bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK };
 
@@ -30,14 +27,16 @@ export const NOBODY = 65534;
 
 export interface SpawnSettings {
   notify: boolean;
-  /** Install no filter at exec ("sandbox me here" mode). */
-  noSeccomp?: boolean;
-  setupTimeoutMs?: number;
+  /** This run's exec magic: the 6th argument of its first execveat. */
+  magic: bigint;
+  /** The filter installed at exec, with `magic` in it; none: no filter at exec ("sandbox me here", the fork server). */
+  program?: readonly Insn[];
+  mounts: MountPlan;
+  setupTimeoutMs: number;
 }
 
 export interface Request {
   bytes: Uint8Array;
-  magic: bigint;
   uidInside: number;
   gidInside: number;
 }
@@ -108,6 +107,23 @@ function mountFlags(op: MountOp): number {
   return f;
 }
 
+/**
+ * rlimits as the array of struct bb_rlimit (csrc/plan.h): the request's, and
+ * the fork server's protocol (csrc/client/bunbox_sandbox.c) reuses it.
+ */
+export function packRlimits(limits: Limits): Uint8Array {
+  const rl = limits.rlimits();
+  const out = new Uint8Array(rl.length * BB_RLIMIT.sizeof);
+  const view = new DataView(out.buffer);
+  rl.forEach(([res, cur, max], i) => {
+    const at = i * BB_RLIMIT.sizeof;
+    view.setUint32(at + BB_RLIMIT.resource.offset, res, true);
+    view.setBigUint64(at + BB_RLIMIT.cur.offset, cur, true);
+    view.setBigUint64(at + BB_RLIMIT.max.offset, max, true);
+  });
+  return out;
+}
+
 /** A per-run random 64-bit value for the first-execveat rule (never 0). */
 export function randomMagic(): bigint {
   const b = new BigUint64Array(1);
@@ -129,9 +145,9 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   const gidInside = policy.gid ?? gidOutside;
 
   let flags = 0;
-  if (settings.notify && !settings.noSeccomp) flags |= BB_F_NOTIFY;
+  if (settings.notify && settings.program) flags |= BB_F_NOTIFY;
   if (root) flags |= BB_F_CALLER_ROOT;
-  if (settings.noSeccomp) flags |= BB_F_NO_SECCOMP;
+  if (!settings.program) flags |= BB_F_NO_SECCOMP;
   if (policy.net === "loopback") flags |= BB_F_LOOPBACK;
   let clone = BB_CLONE_NEWUSER | BB_CLONE_NEWNS | BB_CLONE_NEWPID | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWCGROUP;
   if (policy.net !== "host") clone |= BB_CLONE_NEWNET;
@@ -161,7 +177,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const mounts = policy.mountPlan().ordered();
+  const mounts = settings.mounts.ordered();
   const mountAt = w.reserve(mounts.length * BB_MOUNT.sizeof);
   mounts.forEach((op, i) => {
     const at = mountAt + i * BB_MOUNT.sizeof;
@@ -178,16 +194,9 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("mounts_off", mounts.length ? mountAt : 0);
   set("nmounts", mounts.length);
 
-  const limits = executor.limits.rlimits();
-  const limAt = w.reserve(limits.length * BB_RLIMIT.sizeof);
-  limits.forEach(([res, cur, max], i) => {
-    const at = limAt + i * BB_RLIMIT.sizeof;
-    w.put(at, BB_RLIMIT.resource, res);
-    w.put(at, BB_RLIMIT.cur, cur);
-    w.put(at, BB_RLIMIT.max, max);
-  });
-  set("rlimits_off", limAt);
-  set("nrlimits", limits.length);
+  const limits = packRlimits(executor.limits);
+  set("rlimits_off", w.bytes(limits));
+  set("nrlimits", limits.length / BB_RLIMIT.sizeof);
 
   const fds = executor.ipc.fds;
   const fdAt = w.reserve(fds.length * BB_FDMAP.sizeof);
@@ -198,18 +207,17 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("fds_off", fds.length ? fdAt : 0);
   set("nfds", fds.length);
 
-  const magic = randomMagic();
-  if (!settings.noSeccomp) {
-    const prog = withMagic(policy.filter(settings.notify), magic);
-    set("bpf_off", w.bytes(encode(prog)));
-    set("bpf_len", prog.length);
+  const { magic, program } = settings;
+  if (program) {
+    set("bpf_off", w.bytes(encode(program)));
+    set("bpf_len", program.length);
   }
   set("exec_magic_lo", Number(magic & 0xffffffffn));
   set("exec_magic_hi", Number(magic >> 32n));
-  set("setup_timeout_ms", settings.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
+  set("setup_timeout_ms", settings.setupTimeoutMs);
   set("root_mode", 0o755);
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);
-  return { bytes, magic, uidInside, gidInside };
+  return { bytes, uidInside, gidInside };
 }

@@ -14,6 +14,8 @@ import {
 } from "../../src/native/abi.ts";
 import { discard, isFailure, type SetupFailure, spawnAsync } from "../../src/native/spawn.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
+import { armFilter } from "../../src/sandbox/launch/launcher.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/sandbox/limits.ts";
 import { buildRequest } from "../../src/sandbox/request.ts";
 import { testPolicy } from "../helpers.ts";
 
@@ -22,7 +24,7 @@ const policy = testPolicy();
 function request(): { bytes: Uint8Array; view: DataView; u32(f: Field, base?: number): number } {
   const ex = new Executor("/bin/true", ["true"], { limits: { wallTimeMs: 5000 } });
   ex.ipc.mapFd(0, 5);
-  const { bytes } = buildRequest(ex, policy, { notify: true });
+  const { bytes } = buildRequest(ex, policy, { notify: true, ...armFilter(policy.filter(true)), mounts: policy.mountPlan(), setupTimeoutMs: SETUP_TIMEOUT_MS });
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { bytes, view, u32: (f, base = 0) => view.getUint32(base + f.offset, true) };
 }

@@ -11,7 +11,7 @@ import { MountPlan } from "../../src/sandbox/mounts.ts";
 import { BUNBOX, DIR, FX, runProbe, testPolicy } from "../helpers.ts";
 
 describe("Sandbox.run", () => {
-  test("the DESIGN.md example runs /bin/cat under a Sandbox2-style policy", async () => {
+  test("/bin/cat runs under a Sandbox2-style policy from the PolicyBuilder", async () => {
     const policy = new PolicyBuilder()
       .allowDynamicStartup().allowRead().allowWrite().allowExit().allowSystemMalloc()
       .allowAvailableSyscalls(["fadvise64", "close"])
