@@ -103,6 +103,47 @@ static int die_with_parent(struct bb_shared *sh) {
   return 0;
 }
 
+/*
+ * The cgroup namespace, made here rather than by T's clone: T placed us in
+ * the sandbox's cgroups before opening the gate, and a cgroup namespace's
+ * root is its creator's cgroup at that moment, so the sandboxee sees its own
+ * cgroup as / (made at the clone, / would be bunbox's).
+ */
+static int cgroup_namespace(struct bb_shared *sh) {
+  if (!(sh->req->clone_flags & BB_CLONE_NEWCGROUP)) return 0;
+  long r = bb_sys1(SYS_unshare, CLONE_NEWCGROUP);
+  if (r < 0) return bb_fail(sh, BB_ST_CGROUP, r, "unshare(CLONE_NEWCGROUP)"), -1;
+  return 0;
+}
+
+/*
+ * Per-user-namespace limits (/proc/sys/user/...: inotify instances and
+ * watches, namespaces of each kind), written as root of our new namespace,
+ * whose sysctls these files show (the kernel looks them up in the writer's
+ * user namespace). Each bounds what the sandbox may take of its owner's
+ * budget: the kernel checks every level up to the host's, so a value here
+ * only ever lowers a limit. After set_ids: with kernel uid 0 gone, a path
+ * outside /proc/sys/user could not reach a host file (csrc/request.c also
+ * refuses one).
+ */
+static int user_limits(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_sysctl *s = (const void *)(sh->base + rq->sysctls_off);
+  for (uint32_t i = 0; i < rq->nsysctls; i++) {
+    const char *path = bb_str(sh, s[i].path_off), *value = bb_str(sh, s[i].value_off);
+    long fd = bb_sys4(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC, 0);
+    long r = fd;
+    if (fd >= 0) {
+      size_t n = bb_strlen(value);
+      r = bb_sys3(SYS_write, fd, value, n);
+      if (r >= 0 && (size_t)r != n) r = -EIO;
+      bb_sys1(SYS_close, fd);
+    }
+    if (r < 0) return bb_fail(sh, BB_ST_SYSCTL, r, path), -1;
+  }
+  return 0;
+}
+
 /* --net loopback: the new network namespace's lo, up (it starts down). */
 static int loopback_up(struct bb_shared *sh) {
   long fd = bb_sys3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -159,6 +200,7 @@ int bb_child_a(void *arg) {
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
   bb_mark(sh, BB_MK_RELEASED);
+  if (cgroup_namespace(sh) < 0) return 1;
   /* The host's soft fd limit may sit just above the fds it has open; our
    * fds move above 64 and B's targets (comms: 1023) may lie higher still.
    * The hard limit is ours to take; B's own limit is set later. */
@@ -193,6 +235,7 @@ int bb_child_a(void *arg) {
   int fds[BB_MOUNTS_MAX];
   bb_mounts_open(sh, fds);
   if (set_ids(sh) < 0) return 1;
+  if (user_limits(sh) < 0) return 1;
   bb_mark(sh, BB_MK_IDS);
   if (bb_mounts_apply(sh, fds) < 0) return 1;
   bb_mark(sh, BB_MK_MOUNTS);

@@ -34,4 +34,13 @@ static inline void bb_host_fail(struct bb_shared *sh, int stage, int err, const 
 int bb_take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid);
 int bb_take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *listener_out);
 
+/* csrc/contain.c: the sandbox's cgroups and the owner of its user namespace,
+ * around T's clone of A. */
+int bb_cgroups_enter(const struct bb_req *rq, char *detail, size_t cap);
+void bb_cgroups_leave(const struct bb_req *rq);
+int bb_cgroups_v2_fd(const struct bb_req *rq);
+int bb_cgroups_place(const struct bb_req *rq, pid_t pid, char *detail, size_t cap);
+int bb_owner_begin(const struct bb_req *rq);
+void bb_owner_end(const struct bb_req *rq);
+
 #endif

@@ -12,6 +12,7 @@
  * --json. The exit code is the sandboxee's, or README.md's "Exit codes" for the rest.
  */
 import { closeSync, openSync, writeFileSync } from "node:fs";
+import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
@@ -37,13 +38,20 @@ type RunOptions = Parsed<typeof RUN_ARGS>;
  */
 const MIN_OPEN_FILES = 4;
 /**
- * The smallest --memory-limit bunbox accepts (as nsjail, whose unit is the
- * MiB): exec alone maps a 128 KiB stack, the vDSO and the program before its
- * first instruction, and a limit it overruns kills the program with SIGSEGV
- * in exec, which looks like the program's own fault. A program written
- * without libc starts in 1 MiB; a static C program needs about 3 MiB.
+ * The smallest --address-space-limit bunbox accepts (as nsjail, whose unit
+ * is the MiB): exec alone maps a 128 KiB stack, the vDSO and the program
+ * before its first instruction, and a limit it overruns kills the program
+ * with SIGSEGV in exec, which looks like the program's own fault. A program
+ * written without libc starts in 1 MiB; a static C program needs about 3 MiB.
  */
 const MIN_ADDRESS_SPACE = 1024 ** 2;
+/**
+ * The smallest --memory-limit: the sandbox's cgroup also counts the kernel
+ * memory of its namespaces, its init and the sandboxee's first pages.
+ */
+const MIN_MEMORY = 4 * 1024 ** 2;
+/** The limits as this command line names them, in messages. */
+const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
 
 /** SRC[:DST] (DST defaults to SRC). */
 function splitMount(spec: string, option: string): [string, string] {
@@ -106,16 +114,34 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   });
 }
 
-function memoryLimit(text: string): number {
-  const size = parseSize(text, "--memory-limit");
+function addressSpaceLimit(text: string): number {
+  const size = parseSize(text, "--address-space-limit");
   if (size < MIN_ADDRESS_SPACE) {
     throw new UsageError(
-      "--memory-limit",
+      "--address-space-limit",
       `${text} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, ` +
         "the vDSO and the program (a C program needs a few M)",
     );
   }
   return size;
+}
+
+function memoryLimit(text: string): number {
+  const size = parseSize(text, "--memory-limit");
+  if (size < MIN_MEMORY) {
+    throw new UsageError(
+      "--memory-limit",
+      `${text} is below ${formatSize(MIN_MEMORY)}, the smallest limit bunbox accepts: the sandbox's cgroup also counts ` +
+        "the kernel memory of its namespaces and its init",
+    );
+  }
+  return size;
+}
+
+function cpus(text: string): number {
+  const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n > 0) || n > 4096) throw new UsageError("--cpus", `"${text}" is not a number of CPUs above 0 (examples: 1, 0.5, 2.5)`);
+  return n;
 }
 
 function openFiles(text: string): number {
@@ -145,7 +171,9 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
   const limits = new Limits({
     ...(s["time-limit"] !== undefined ? { wallTimeMs: parseDuration(s["time-limit"], "--time-limit") } : {}),
     ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
-    ...(s["memory-limit"] !== undefined ? { addressSpace: memoryLimit(s["memory-limit"]) } : {}),
+    ...(s["memory-limit"] !== undefined ? { memory: memoryLimit(s["memory-limit"]) } : {}),
+    ...(s.cpus !== undefined ? { cpus: cpus(s.cpus) } : {}),
+    ...(s["address-space-limit"] !== undefined ? { addressSpace: addressSpaceLimit(s["address-space-limit"]) } : {}),
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
@@ -155,17 +183,25 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
 }
 
 /** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
-function describe(policy: Policy, executor: Executor): void {
+function describe(policy: Policy, executor: Executor, contained: ContainmentPlan | undefined): void {
   const l = executor.limits;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
-    `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s, ` +
-      `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
+    `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s per process, ` +
+      `memory ${formatSize(l.memory)}, cpus ${l.cpus || "unlimited"}, procs ${l.processes}, address space ${formatSize(l.addressSpace)}, ` +
+      `files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
   );
-  if (policy.relaxations.length === 0) log.debug("relaxations: none");
-  for (const r of policy.relaxations) log.debug(`relaxation: ${visible(r)}`);
+  if (contained) {
+    log.debug(contained.cgroup ? `cgroup: v${contained.cgroup.version}, under ${visible(contained.cgroup.where)}` : `cgroup: none (${visible(contained.noCgroup ?? "")})`);
+    for (const [name, e] of Object.entries(contained.limits)) {
+      if (e) log.debug(`  ${name} ${name === "processes" || name === "cpus" ? e.value : formatSize(e.value)}: ${e.by}`);
+    }
+  }
+  const relaxations = [...policy.relaxations, ...(contained?.weakened ?? [])];
+  if (relaxations.length === 0) log.debug("relaxations: none");
+  for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
 
 /**
@@ -187,10 +223,12 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const policy = await resolvePolicy(o);
   const executor = buildExecutor(o, policy);
   const tPolicy = performance.now();
-  if (o.flags.verbose) describe(policy, executor);
+  const sandbox = new Sandbox(executor, policy, {}, { allowWeakerLimits: o.flags["allow-weaker-limits"] });
+  // A limit no cgroup can enforce is a usage error naming its option, before anything starts.
+  const contained = sandbox.containmentPlan(LIMIT_NAMES);
+  if (o.flags.verbose) describe(policy, executor, contained);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
-  const sandbox = new Sandbox(executor, policy);
   const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
   for (const [n, h] of handlers) process.on(n, h);
@@ -215,7 +253,7 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const own = result.status === "INTERNAL_ERROR" ||
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
   if (own) log.error(result.toString());
-  else if (result.status !== "OK") log.log(result.toString());
+  else if (result.status !== "OK" || result.limitHit) log.log(result.toString());
   if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
   if (resultFile !== undefined) {
     try {

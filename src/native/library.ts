@@ -52,6 +52,8 @@ const symbols = {
   bb_buffer_check: { args: [i32, ptr], returns: i32 },
   bb_buffer_map: { args: [i32, u64, ptr], returns: i32 },
   bb_buffer_unmap: { args: [ptr, u64], returns: i32 },
+  bb_lock_range: { args: [i32, u64, u64, i32], returns: i32 },
+  bb_pidfd_open: { args: [i32], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {

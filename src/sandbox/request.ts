@@ -5,13 +5,14 @@
  * TypeScript, before the clone: the child only reads this buffer.
  */
 import {
-  BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
+  BB_ABI_VERSION, BB_CG_V1, BB_CG_V2, BB_CGROUP, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
   BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_FDMAP,
   BB_M_BIND, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
-  BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
+  BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, BB_SYSCTL, type Field,
 } from "../native/abi.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
+import { NOBODY, type RunContainment } from "../containment/containment.ts";
 import type { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
 import type { MountOp, MountPlan } from "./mounts.ts";
@@ -22,9 +23,6 @@ type ReqField = Exclude<keyof typeof BB_REQ, "sizeof">;
 /** An element of a u32 array (argv and envp offsets). */
 const U32: Field = { offset: 0, type: "u32", count: 1 };
 
-/** The kernel ids of a sandboxee when bunbox runs as root. */
-export const NOBODY = 65534;
-
 export interface SpawnSettings {
   notify: boolean;
   /** This run's exec magic: the 6th argument of its first execveat. */
@@ -33,6 +31,8 @@ export interface SpawnSettings {
   program?: readonly Insn[];
   mounts: MountPlan;
   setupTimeoutMs: number;
+  /** The run's cgroup, kernel ids and user-namespace limits (src/containment/); none: the caller's ids, no cgroup. */
+  containment?: RunContainment;
 }
 
 export interface Request {
@@ -111,8 +111,12 @@ function mountFlags(op: MountOp): number {
  * rlimits as the array of struct bb_rlimit (csrc/plan.h): the request's, and
  * the fork server's protocol (csrc/client/bunbox_sandbox.c) reuses it.
  */
-export function packRlimits(limits: Limits): Uint8Array {
-  const rl = limits.rlimits();
+export function packRlimits(
+  limits: Limits,
+  opts: Parameters<Limits["rlimits"]>[0] = {},
+  extra: readonly [number, bigint, bigint][] = [],
+): Uint8Array {
+  const rl = [...limits.rlimits(opts), ...extra];
   const out = new Uint8Array(rl.length * BB_RLIMIT.sizeof);
   const view = new DataView(out.buffer);
   rl.forEach(([res, cur, max], i) => {
@@ -139,10 +143,12 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   const euid = process.geteuid?.() ?? 0;
   const egid = process.getegid?.() ?? 0;
   const root = euid === 0;
-  const uidOutside = root ? NOBODY : euid;
-  const gidOutside = root ? NOBODY : egid;
-  const uidInside = policy.uid ?? uidOutside;
-  const gidInside = policy.gid ?? gidOutside;
+  const contained = settings.containment;
+  // As root: a kernel uid of the sandbox's own (src/containment/uids.ts), nobody inside.
+  const uidOutside = contained?.uid ?? (root ? NOBODY : euid);
+  const gidOutside = contained?.gid ?? (root ? NOBODY : egid);
+  const uidInside = policy.uid ?? (root ? NOBODY : euid);
+  const gidInside = policy.gid ?? (root ? NOBODY : egid);
 
   let flags = 0;
   if (settings.notify && settings.program) flags |= BB_F_NOTIFY;
@@ -194,7 +200,11 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("mounts_off", mounts.length ? mountAt : 0);
   set("nmounts", mounts.length);
 
-  const limits = packRlimits(executor.limits);
+  const limits = packRlimits(
+    executor.limits,
+    { memoryAsAddressSpace: contained?.plan.memoryAsAddressSpace ?? false, processesByCgroup: contained?.processesByCgroup ?? false },
+    contained?.userRlimits,
+  );
   set("rlimits_off", w.bytes(limits));
   set("nrlimits", limits.length / BB_RLIMIT.sizeof);
 
@@ -216,6 +226,27 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("exec_magic_hi", Number(magic >> 32n));
   set("setup_timeout_ms", settings.setupTimeoutMs);
   set("root_mode", 0o755);
+
+  const cgroups = contained?.cgroup?.entries() ?? [];
+  const cgAt = w.reserve(cgroups.length * BB_CGROUP.sizeof);
+  cgroups.forEach((c, i) => {
+    const at = cgAt + i * BB_CGROUP.sizeof;
+    w.put(at, BB_CGROUP.kind, c.kind === "v2" ? BB_CG_V2 : BB_CG_V1);
+    w.put(at, BB_CGROUP.fd, c.fd);
+    w.put(at, BB_CGROUP.home_fd, c.homeFd);
+  });
+  set("cgroups_off", cgroups.length ? cgAt : 0);
+  set("ncgroups", cgroups.length);
+
+  const sysctls = contained?.userLimits ?? [];
+  const pairs = sysctls.map(([path, value]) => [w.str(path), w.str(value)] as const);
+  const scAt = w.reserve(pairs.length * BB_SYSCTL.sizeof);
+  pairs.forEach(([path, value], i) => {
+    w.put(scAt + i * BB_SYSCTL.sizeof, BB_SYSCTL.path_off, path);
+    w.put(scAt + i * BB_SYSCTL.sizeof, BB_SYSCTL.value_off, value);
+  });
+  set("sysctls_off", pairs.length ? scAt : 0);
+  set("nsysctls", pairs.length);
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);

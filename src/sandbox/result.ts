@@ -4,6 +4,7 @@
  * visible (src/sandbox/visible.ts); `toJSON()` keeps those strings exact and
  * is stable (fields are only ever added).
  */
+import type { ContainmentInfo } from "../containment/containment.ts";
 import { signalName } from "../native/signals.ts";
 import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
 import { visible } from "./visible.ts";
@@ -21,8 +22,14 @@ export interface Rusage {
   /** User CPU time of every process of the sandbox, in ms. */
   userMs: number;
   sysMs: number;
-  /** Largest resident set of any one process, in KiB. */
-  maxRssKb: number;
+  /**
+   * Most memory the whole sandbox held at once, in KiB, from its cgroup; null
+   * where it had none. Not the kernel's per-process maxrss: the sandbox's
+   * first processes share bunbox's memory until their exec, and the kernel
+   * counts that in (~30 MB for /bin/true). A fork-server child's is its
+   * own process's maxrss (it never shared bunbox's memory).
+   */
+  maxRssKb: number | null;
 }
 
 export interface SetupErrorInfo {
@@ -68,6 +75,8 @@ export interface ResultInit {
   wallTimeMs: number;
   /** The sandboxee's pid as bunbox saw it, when it got that far. */
   pid?: number;
+  /** How it was contained and what its cgroup counted (README.md "Containment"). */
+  containment?: ContainmentInfo;
 }
 
 /** Exit codes (README.md "Exit codes"). */
@@ -92,6 +101,7 @@ export class Result {
   readonly rusage: Rusage;
   readonly wallTimeMs: number;
   readonly pid: number | undefined;
+  readonly containment: ContainmentInfo | undefined;
 
   constructor(init: ResultInit) {
     this.status = init.status;
@@ -103,7 +113,13 @@ export class Result {
     this.rusage = init.rusage ?? { userMs: 0, sysMs: 0, maxRssKb: 0 };
     this.wallTimeMs = init.wallTimeMs;
     this.pid = init.pid;
+    this.containment = init.containment;
     Object.freeze(this);
+  }
+
+  /** The process limit refused forks during the run: worth saying even when it ended OK. */
+  get limitHit(): boolean {
+    return (this.containment?.forksRefused ?? 0) > 0;
   }
 
   get ok(): boolean {
@@ -141,6 +157,14 @@ export class Result {
    * format or separator character, a non-UTF-8 byte or a backslash).
    */
   toString(): string {
+    const c = this.containment;
+    const note = c && c.forksRefused > 0
+      ? ` (the process limit of ${c.limits.processes.value} refused ${c.forksRefused} fork${c.forksRefused === 1 ? "" : "s"})`
+      : "";
+    return `${this.line()}${note}`;
+  }
+
+  private line(): string {
     const v = this.violation;
     switch (this.status) {
       case "OK":
@@ -183,6 +207,7 @@ export class Result {
       rusage: { ...this.rusage },
       wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
+      ...(this.containment ? { containment: this.containment } : {}),
     };
   }
 
