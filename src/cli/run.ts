@@ -74,15 +74,12 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
   }
-  const relaxations = [...base.relaxations];
-  if (net === "host") relaxations.push("--net host: the sandboxee shares the host's network");
   return base.derive({
     mounts: plan,
     ...(net !== undefined ? { net: net as NetMode } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
-    relaxations,
   });
 }
 
@@ -115,7 +112,7 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
     ...(s["max-files"] !== undefined ? { openFiles: parseCount(s["max-files"], "--max-files") } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
   });
-  const cwd = s.cwd ?? (policy.origin.startsWith("profile build") ? process.cwd() : "/");
+  const cwd = s.cwd ?? policy.workdir ?? "/";
   return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
 }
 

@@ -15,13 +15,15 @@
  * Output is deterministic: the same policy gives the same bytes. The per-spawn
  * exec magic is patched into the two instructions `magic` points at.
  * `layout: "linear"` emits Sandbox2's shape (a compare per syscall) for the
- * property tests and the benchmark.
+ * property tests and the benchmark. Either layout is checked against the
+ * rules before it is returned (src/policy/verify.ts).
  */
 import { Asm, FALL, type Label } from "./assembler.ts";
-import type { Arch } from "./arch.ts";
+import { type Arch, NO_SYSCALL_NR } from "./arch.ts";
 import { BPF, type Insn, RET, SECCOMP_DATA } from "./bpf.ts";
 import { type Action, type Compare, type Node, type Rule, sameAction, type Target } from "./rules.ts";
-import { REASON, safetyRules } from "./safety.ts";
+import { isDangerName, REASON, safetyRules } from "./safety.ts";
+import { checkedNumbers, verifyFilter } from "./verify.ts";
 
 export interface FilterSpec {
   readonly arch: Arch;
@@ -64,6 +66,9 @@ export function retValue(action: Action, notify: boolean): number {
 
 /** The rules of every syscall: safety rules first, then the policy's. */
 export function effectiveRules(spec: FilterSpec): Map<number, Rule[]> {
+  for (const name of spec.dangerAllowed ?? []) {
+    if (!isDangerName(name)) throw new CompileError(`dangerAllowUnsafe: ${JSON.stringify(name)} is not a safety rule`);
+  }
   const safety = safetyRules(spec.arch, spec.rules, spec.dangerAllowed ?? new Set());
   const all = new Map<number, Rule[]>();
   for (const [nr, rules] of spec.rules) all.set(nr, [...rules]);
@@ -84,6 +89,7 @@ export function compileFilter(spec: FilterSpec): Filter {
   const ret = (a: Action) => retValue(a, notify);
   const violation = (reason: number) =>
     notify ? (RET.USER_NOTIF | reason) >>> 0 : RET.KILL_PROCESS;
+  const exec = notify ? (RET.USER_NOTIF | REASON.EXEC) >>> 0 : RET.ALLOW;
 
   // ---- prelude ----
   asm.op(BPF.LD | BPF.W | BPF.ABS, SECCOMP_DATA.arch);
@@ -93,10 +99,14 @@ export function compileFilter(spec: FilterSpec): Filter {
   asm.place(archOk);
   asm.op(BPF.LD | BPF.W | BPF.ABS, SECCOMP_DATA.nr);
   if (arch.x32Bit) {
-    const x32 = asm.label();
+    // -1 (0xffffffff) has the x32 bit too, but is no syscall (src/policy/arch.ts
+    // NO_SYSCALL): it goes on to the dispatch, whose default action decides
+    // it as any number that names no syscall.
+    const high = asm.label();
     const ok = asm.label();
-    asm.jmp(BPF.JGE, arch.x32Bit, x32, ok);
-    asm.place(x32);
+    asm.jmp(BPF.JGE, arch.x32Bit, high, ok);
+    asm.place(high);
+    asm.jmp(BPF.JEQ, NO_SYSCALL_NR, ok, FALL);
     asm.ret(violation(REASON.X32));
     asm.place(ok);
   }
@@ -109,13 +119,14 @@ export function compileFilter(spec: FilterSpec): Filter {
   asm.jmp(BPF.JEQ, 0, FALL, reload, "magic-lo");
   asm.op(BPF.LD | BPF.W | BPF.ABS, SECCOMP_DATA.argHi(5));
   asm.jmp(BPF.JEQ, 0, FALL, reload, "magic-hi");
-  asm.ret(notify ? (RET.USER_NOTIF | REASON.EXEC) >>> 0 : RET.ALLOW);
+  asm.ret(exec);
   asm.place(reload);
   asm.op(BPF.LD | BPF.W | BPF.ABS, SECCOMP_DATA.nr);
   asm.place(notExec);
 
   // ---- dispatch ----
   const rules = effectiveRules(spec);
+  const nrs = checkedNumbers(rules);
   const emitLeaf = (nr: number | undefined) => {
     const r = nr === undefined ? undefined : rules.get(nr);
     emitRules(asm, r ?? [], spec.defaultAction, ret, nr === undefined ? "rule" : `rule for ${syscallLabel(nr)}`);
@@ -123,7 +134,6 @@ export function compileFilter(spec: FilterSpec): Filter {
   const names = new Map(Object.entries(arch.syscalls).map(([name, n]) => [n, name]));
   const syscallLabel = (nr: number) => (names.has(nr) ? `${names.get(nr)} (${nr})` : `syscall ${nr}`);
   if (spec.layout === "linear") {
-    const nrs = [...rules.keys()].sort((a, b) => a - b);
     const leaves = nrs.map(() => asm.label());
     nrs.forEach((nr, i) => {
       const c = constantOf(rules.get(nr), spec.defaultAction);
@@ -143,11 +153,20 @@ export function compileFilter(spec: FilterSpec): Filter {
       emitLeaf(nr);
     });
   } else {
-    emitTree(asm, segments(rules, spec.defaultAction), emitLeaf, ret);
+    emitTree(asm, segments(nrs, rules, spec.defaultAction), emitLeaf, ret);
   }
 
   const { insns, tags } = asm.assemble();
-  return { insns, magic: [tags.get("magic-lo")!, tags.get("magic-hi")!] };
+  const magic: [number, number] = [tags.get("magic-lo")!, tags.get("magic-hi")!];
+  verifyFilter(insns, magic, {
+    arch,
+    rules,
+    defaultAction: spec.defaultAction,
+    ret,
+    violation,
+    exec,
+  });
+  return { insns, magic };
 }
 
 /** Copies `insns` with the exec magic written into its two compares. */
@@ -168,7 +187,8 @@ interface Segment {
   constant?: Action;
 }
 
-function segments(rules: ReadonlyMap<number, readonly Rule[]>, dflt: Action): Segment[] {
+/** `nrs`: the rules' numbers, checked and sorted (checkedNumbers). */
+function segments(nrs: readonly number[], rules: ReadonlyMap<number, readonly Rule[]>, dflt: Action): Segment[] {
   const segs: Segment[] = [];
   const push = (s: Segment) => {
     const last = segs[segs.length - 1];
@@ -176,7 +196,7 @@ function segments(rules: ReadonlyMap<number, readonly Rule[]>, dflt: Action): Se
     segs.push(s);
   };
   let prev = 0;
-  for (const nr of [...rules.keys()].sort((a, b) => a - b)) {
+  for (const nr of nrs) {
     if (nr > prev) push({ lo: prev, constant: dflt });
     const c = constantOf(rules.get(nr), dflt);
     push(c ? { lo: nr, constant: c } : { lo: nr, nr });

@@ -38,7 +38,10 @@ function load32(data: SeccompData, off: number): number {
 export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
   let a = 0;
   let x = 0;
-  const mem = new Uint32Array(16);
+  // Scratch memory, made on first use: bunbox's own filters never touch it,
+  // and the compiler's self-check evaluates hundreds of calls per compile.
+  let scratch: Uint32Array | undefined;
+  const mem = () => (scratch ??= new Uint32Array(16));
   let pc = 0;
   let steps = 0;
   while (pc < prog.length) {
@@ -53,7 +56,7 @@ export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
         let v: number;
         if (mode === BPF.ABS) v = load32(data, insn.k);
         else if (mode === BPF.IMM) v = insn.k >>> 0;
-        else if (mode === BPF.MEM) v = mem[insn.k & 15]!;
+        else if (mode === BPF.MEM) v = mem()[insn.k & 15]!;
         else if (mode === BPF.LEN) v = SECCOMP_DATA.size;
         else throw new Error(`BPF insn ${pc}: load mode 0x${mode.toString(16)} not allowed in seccomp`);
         if (cls === BPF.LD) a = v;
@@ -61,10 +64,10 @@ export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
         break;
       }
       case BPF.ST:
-        mem[insn.k & 15] = a;
+        mem()[insn.k & 15] = a;
         break;
       case BPF.STX:
-        mem[insn.k & 15] = x;
+        mem()[insn.k & 15] = x;
         break;
       case BPF.ALU: {
         const op = insn.code & 0xf0;

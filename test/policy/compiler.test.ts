@@ -14,7 +14,7 @@ import { evaluate } from "../../src/policy/interpreter.ts";
 import {
   type Action, ALLOW, arg, arg32, errno, type Fragment, jeq, jge, jgt, jle, jlt, jne, jset, KILL, label, goto, type Node, nodes, type Rule,
 } from "../../src/policy/rules.ts";
-import { REASON } from "../../src/policy/safety.ts";
+import { DANGEROUS_SYSCALLS, DANGEROUS_USES, REASON } from "../../src/policy/safety.ts";
 
 const X = ARCHES.x86_64;
 const A = ARCHES.aarch64;
@@ -252,7 +252,7 @@ describe("property: tree and linear layouts agree", () => {
       rules.set(nr, [{ kind: "action", action }]);
       expected.set(nr, action.kind === "allow" ? RET.ALLOW : (RET.ERRNO | (action as { errno: number }).errno) >>> 0);
     }
-    const dangerAllowed = new Set(names);
+    const dangerAllowed = new Set<string>([...DANGEROUS_SYSCALLS, ...Object.keys(DANGEROUS_USES)]);
     const f = compileFilter({ arch: X, rules, defaultAction: KILL, notify: true, dangerAllowed });
     for (const name of names) {
       const nr = X.syscalls[name]!;
