@@ -75,7 +75,7 @@ export function parseRunArgs(raw: readonly string[]): RunOptions {
       if (!long) throw new UsageError(a, "unknown option (see bunbox run --help)");
       name = long;
     }
-    if (!(name in RUN_ARGS)) throw new UsageError(`--${name}`, "unknown option (see bunbox run --help)");
+    if (!Object.hasOwn(RUN_ARGS, name)) throw new UsageError(`--${name}`, "unknown option (see bunbox run --help)");
     const key = name as Name;
     const def = RUN_ARGS[key];
     if (def.type === "boolean") {

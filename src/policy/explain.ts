@@ -5,7 +5,7 @@
  * compare on an argument explores both branches; BPF only jumps forward, so
  * the walk ends). `bunbox policy explain` prints both.
  */
-import { type Arch, syscallName } from "./arch.ts";
+import { type Arch, NO_SYSCALL, syscallName } from "./arch.ts";
 import { BPF, type Insn, RET, SECCOMP_DATA } from "./bpf.ts";
 import { ERRNO } from "../native/errno.ts";
 import { REASON } from "./safety.ts";
@@ -142,13 +142,12 @@ export function reachableReturns(prog: readonly Insn[], arch: Arch, nr: number):
   return out;
 }
 
-/** "read (0): ALLOW" lines for every syscall of the arch, grouped by result. */
+/** "read (0): ALLOW" lines for every syscall of the arch, then for -1 (no syscall). */
 export function summarize(prog: readonly Insn[], arch: Arch): { syscall: string; nr: number; results: string[] }[] {
-  return Object.entries(arch.syscalls)
-    .sort((x, y) => x[1] - y[1])
-    .map(([name, nr]) => ({
-      syscall: name,
-      nr,
-      results: [...reachableReturns(prog, arch, nr)].map(describeReturn).sort(),
-    }));
+  const rows: [string, number][] = Object.entries(arch.syscalls).sort((x, y) => x[1] - y[1]);
+  return [...rows, [NO_SYSCALL, -1] as [string, number]].map(([name, nr]) => ({
+    syscall: name,
+    nr,
+    results: [...reachableReturns(prog, arch, nr >>> 0)].map(describeReturn).sort(),
+  }));
 }
