@@ -50,6 +50,14 @@ describe("dispatch", () => {
     expect(evaluate(f.insns, { nr: 0x40000000 | X.syscalls.read!, arch: X.audit }).ret >>> 0).toBe((RET.USER_NOTIF | REASON.X32) >>> 0);
   });
 
+  test("-1 is no syscall, not x32: the default action decides it, on both arches", () => {
+    expect(evaluate(f.insns, { nr: -1, arch: X.audit }).ret >>> 0).toBe(NOTIFY_POLICY);
+    const e = compileFilter({ arch: X, rules, defaultAction: errno(38), notify: true });
+    expect(evaluate(e.insns, { nr: -1, arch: X.audit }).ret >>> 0).toBe((RET.ERRNO | 38) >>> 0);
+    const a = compileFilter({ arch: A, rules: new Map(), defaultAction: errno(38), notify: true });
+    expect(evaluate(a.insns, { nr: -1, arch: A.audit }).ret >>> 0).toBe((RET.ERRNO | 38) >>> 0);
+  });
+
   test("without user notification, violations kill the process", () => {
     const k = compileFilter({ arch: X, rules, defaultAction: KILL, notify: false });
     expect(run(k, "write")).toBe(RET.KILL_PROCESS);

@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { DIR, HOST_ARCH, probe } from "../helpers.ts";
+import { bunbox, DIR, HOST_ARCH, probe } from "../helpers.ts";
 
 const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
@@ -60,6 +60,32 @@ describe.if(HOST_ARCH.name === "x86_64")("foreign architectures", () => {
   test("x32 syscall numbers are an ARCH violation", async () => {
     const res = await violation(["x32"], "getpid (x32)", "ARCH");
     expect(res.violation.rule).toBe("x32 ABI");
+  });
+});
+
+describe("syscall(-1) is no syscall (glibc's syscall(-1), a ptracer's skip), on every arch", () => {
+  // It used to be caught by x86_64's x32 check (0xffffffff has the x32 bit)
+  // and reported as "x32 ABI". It names no syscall: the default action decides.
+  test("under a profile it is a policy violation named for what it is", async () => {
+    const r = await probe(["syscall", "-1"], ["--json"]);
+    expect(r.code).toBe(159);
+    const v = json(r.stderr).violation;
+    expect(v).toMatchObject({ kind: "SYSCALL", rule: "policy", syscall: "no syscall", nr: -1 });
+    expect(r.stderr).toContain("VIOLATION: no syscall(");
+    expect(r.stderr).not.toContain("x32");
+  });
+
+  test("a policy whose default is an errno gives it that errno", async () => {
+    const p = `${DIR}/work/default-enosys-${process.pid}.json`;
+    writeFileSync(p, JSON.stringify({ profile: "default", defaultAction: { errno: "EL2HLT" } }));
+    const r = await probe(["syscall", "-1"], ["--policy", p]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("syscall: -1 EL2HLT");
+  });
+
+  test("bunbox policy explain lists it", async () => {
+    const r = await bunbox(["policy", "explain", "--profile", "default", "--all"], { bare: true });
+    expect(r.stdout).toMatch(/\n {2}no syscall \(-1\) +violation: policy\n/);
   });
 });
 
