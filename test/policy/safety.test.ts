@@ -144,6 +144,20 @@ describe("a policy relaxes only by errno, or loudly", () => {
     expect(r.stdout).toContain("unshare: -1 EPERM");
   });
 
+  test("--net host is one relaxation, in the policy's own words, however it is asked for", async () => {
+    const note = "relaxation: network host: the sandboxee shares the host's network";
+    const count = (text: string) => text.split(note).length - 1;
+    const cli = await probe(["ok"], ["-v", "--net", "host"]);
+    expect(cli.code).toBe(0);
+    expect(count(cli.stderr)).toBe(1);
+    const p = file("net-host", { profile: "default", network: "host" });
+    const both = await probe(["ok"], ["-v", "--policy", p, "--net", "host"]);
+    expect(count(both.stderr)).toBe(1);
+    // A file's host network turned off on the command line is no relaxation.
+    const off = await probe(["ok"], ["-v", "--policy", p, "--net", "none"]);
+    expect(off.stderr).toContain("relaxations: none");
+  });
+
   test("-v lists no relaxation for a plain profile, and where the set-up's time went", async () => {
     const r = await probe(["ok"], ["-v"]);
     expect(r.stderr).toContain("relaxations: none");
