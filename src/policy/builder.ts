@@ -20,11 +20,10 @@ import { errnoNumber } from "../native/errno.ts";
 import { parseSize } from "../sandbox/units.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
 import { ARCHES, type Arch, archByName, type ArchName, hostArch, MAX_SYSCALL_NR } from "./arch.ts";
-import { CompileError } from "./compiler.ts";
 import { FilterTooLong } from "./assembler.ts";
 import { FAMILIES, type FamilyName, type FamilyRule, futexRule, isFamilyName } from "./families.ts";
 import { NET_MODES, type NetMode, Policy } from "./policy.ts";
-import { type Action, ALLOW, describeAction, errno, type Fragment, isAction, KILL, nodes, type Rule, sameAction } from "./rules.ts";
+import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment, isAction, KILL, nodes, type Rule, sameAction } from "./rules.ts";
 import { type DangerName, isDangerName } from "./safety.ts";
 
 export class PolicyError extends BunboxError {

@@ -1,8 +1,8 @@
 /**
- * The always-on safety rules (DESIGN.md "Safety defaults"), placed in front of
- * every policy's own rules. A policy may turn any of these into an errno by
- * blocking the syscall with one; it can only let one through with the loudly
- * named dangerAllowUnsafe(...), and `bunbox run -v` lists each such relaxation.
+ * The always-on safety rules, placed in front of every policy's own rules. A
+ * policy may turn any of these into an errno by blocking the syscall with one;
+ * it can only let one through with the loudly named dangerAllowUnsafe(...),
+ * and `bunbox run -v` lists each such relaxation.
  */
 import { type NameTable, nameTable } from "../names.ts";
 import type { Arch } from "./arch.ts";

@@ -1,7 +1,7 @@
 /**
- * The always-on safety rules (DESIGN.md "Safety defaults") through real
+ * The always-on safety rules (src/policy/safety.ts) through real
  * programs on the real kernel: each attempt by the probe fixture must end as
- * a VIOLATION (159) naming the syscall, or get the errno the design gives it,
+ * a VIOLATION (159) naming the syscall, or get the errno the rules give it,
  * whatever the profile. A policy can turn a dangerous syscall into an errno,
  * but allowing it takes dangerAllowUnsafe(), which `run -v` lists.
  */
