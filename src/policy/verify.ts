@@ -1,24 +1,30 @@
 /**
  * The compiler checks its own output before anyone may load it. The rule
- * list is evaluated directly (first rule that decides wins, then the default
- * action: what Sandbox2's linear layout would decide), the compiled program
- * through the BPF interpreter, and the two must agree for every syscall
- * number of the arch, the numbers around every rule (the edges of the
- * dispatch tree's ranges), -1, the x32 range and a foreign arch; with
- * arguments at, just below and just above every value the argument rules of
- * the number and of its neighbours compare (a number sent one range too far
- * lands in its neighbour's rules). A number whose rules never look at the
- * arguments must be decided without reading them. A disagreement is a bug in
- * bunbox, never the user's: an internal error naming the syscall, and no
- * filter.
+ * list is read directly (first rule that decides wins, then the default
+ * action: what Sandbox2's linear layout would decide) and must agree with
+ * the compiled program for every 32-bit syscall number:
  *
- * The cost is a few thousand interpreted instructions per compile (measured
- * in test/policy/verify.test.ts); the built-in profiles of the executable are
- * compiled, and so checked, when it is built (scripts/build.ts).
+ *   - the program is walked once with the number as ranges (spans below):
+ *     every number falls in a span that returns one value whatever the
+ *     arguments, or in one that reads them;
+ *   - in a span of the first kind, the rules must give that value to the
+ *     span's ends and to every number worth naming in it (the arch's
+ *     syscalls, each rule's number and its neighbours, -1, the x32 edges):
+ *     the others have no rules, and decide as its ends do;
+ *   - in a span of the second kind, a number must have argument rules of its
+ *     own (a number sent into another syscall's rules, one range too far, is
+ *     caught even where the verdicts for zero arguments agree), and the
+ *     interpreter runs the program for it with arguments at, just below and
+ *     just above every value its rules compare.
+ *
+ * A disagreement is a bug in bunbox, never the user's: an internal error
+ * naming the syscall, and no filter. It costs a few hundred interpreted calls
+ * per compile (a few ms on a cold start); the built-in profiles in the
+ * executable are compiled, and so checked, when it is built (scripts/build.ts).
  */
 import { BunboxError } from "../errors.ts";
 import { type Arch, MAX_SYSCALL_NR, NO_SYSCALL_NR, syscallName } from "./arch.ts";
-import type { Insn } from "./bpf.ts";
+import { BPF, type Insn, SECCOMP_DATA } from "./bpf.ts";
 import { describeReturn } from "./explain.ts";
 import { evaluate } from "./interpreter.ts";
 import type { Action, Compare, Node, Rule } from "./rules.ts";
@@ -77,35 +83,55 @@ function compare(cmp: Compare, v: bigint, k: bigint): boolean {
   }
 }
 
+/** A compare's operands as the program reads them: which argument, how wide, the value cut to that width. */
+interface Operand {
+  arg: number;
+  width: 32 | 64;
+  k: bigint;
+}
+
 /**
- * One argument program on `args`: the return value it decides, or undefined
- * when it falls off its end. A compare uses the selection (arg or arg32)
+ * An argument program prepared for reading: where each label is, and for
+ * each compare its operand. A compare uses the selection (arg or arg32)
  * written before it, whatever path led there, as the compiled code does.
  */
-function runFragment(nodes: readonly Node[], args: readonly bigint[], ret: (a: Action) => number): number | undefined {
-  const labels = new Map<string, number>();
-  const selection: ({ arg: number; width: 32 | 64 } | undefined)[] = [];
+interface Reading {
+  labels: Map<string, number>;
+  operands: (Operand | undefined)[];
+}
+
+const readings = new WeakMap<readonly Node[], Reading>();
+
+function reading(nodes: readonly Node[]): Reading {
+  let r = readings.get(nodes);
+  if (r) return r;
+  r = { labels: new Map(), operands: [] };
   let sel: { arg: number; width: 32 | 64 } | undefined;
-  nodes.forEach((n, i) => {
+  for (const [i, n] of nodes.entries()) {
     if (n.op === "load") sel = { arg: n.arg, width: n.width };
-    if (n.op === "label") labels.set(n.name, i);
-    selection.push(sel);
-  });
-  const jump = (t: Action | { readonly label: string }): number | { to: number } =>
-    "label" in t ? { to: labels.get(t.label)! } : ret(t);
+    if (n.op === "label") r.labels.set(n.name, i);
+    r.operands.push(n.op === "cmp" && sel ? { ...sel, k: BigInt.asUintN(sel.width, n.value) } : undefined);
+  }
+  readings.set(nodes, r);
+  return r;
+}
+
+/** One argument program on `args`: the return value it decides, or undefined when it falls off its end. */
+function runFragment(nodes: readonly Node[], args: readonly bigint[], ret: (a: Action) => number): number | undefined {
+  const { labels, operands } = reading(nodes);
   let pc = 0;
   while (pc < nodes.length) {
     const n = nodes[pc]!;
-    let next: number | { to: number } = { to: pc + 1 };
-    if (n.op === "ret") next = ret(n.action);
-    else if (n.op === "goto") next = jump(n.target);
+    let target: Action | { readonly label: string } | undefined;
+    if (n.op === "ret") return ret(n.action);
+    if (n.op === "goto") target = n.target;
     else if (n.op === "cmp") {
-      const s = selection[pc]!;
-      const v = BigInt.asUintN(s.width, args[s.arg] ?? 0n);
-      if (compare(n.cmp, v, BigInt.asUintN(s.width, n.value))) next = jump(n.target);
+      const o = operands[pc]!;
+      if (compare(n.cmp, BigInt.asUintN(o.width, args[o.arg] ?? 0n), o.k)) target = n.target;
     }
-    if (typeof next === "number") return next;
-    pc = next.to;
+    if (target === undefined) pc++;
+    else if ("label" in target) pc = labels.get(target.label)!;
+    else return ret(target);
   }
   return undefined;
 }
@@ -126,56 +152,147 @@ export function decide(intent: Intent, nr: number, arch: number, args: readonly 
 
 // ---- the inputs worth trying ----
 
-const U64 = (v: bigint) => BigInt.asUintN(64, v);
+const HIGH_GARBAGE = 0xdead_beef_0000_0000n;
+
+/**
+ * The values that tell a compare's outcomes apart: equal and unequal (in
+ * either half), the neighbours of an ordering bound, the mask's bits in
+ * either half; for a 32-bit compare, each with garbage in the high half too,
+ * which it must ignore.
+ */
+function valuesFor(cmp: Compare, { width, k }: Operand): bigint[] {
+  const at = (v: bigint) => BigInt.asUintN(width, v);
+  const vs =
+    cmp === "jeq" || cmp === "jne" ? [k, at(k ^ 1n), at(k ^ (1n << 32n))]
+    : cmp === "jset" ? [k, k & 0xffff_ffffn, k & ~0xffff_ffffn]
+    : [at(k - 1n), k, at(k + 1n)];
+  return width === 32 ? [...vs, ...vs.map((v) => v | HIGH_GARBAGE)] : vs;
+}
 
 /** For each argument, the values its compares make interesting (and 0). */
 function argumentValues(rules: readonly Rule[], execveat: boolean, magic: bigint): bigint[][] {
   const values: Set<bigint>[] = Array.from({ length: 6 }, () => new Set([0n]));
   for (const rule of rules) {
     if (rule.kind !== "fragment") continue;
-    let sel: { arg: number; width: 32 | 64 } | undefined;
-    for (const n of rule.nodes) {
-      if (n.op === "load") sel = { arg: n.arg, width: n.width };
-      if (n.op !== "cmp" || !sel) continue;
-      const k = BigInt.asUintN(sel.width, n.value);
-      const set = values[sel.arg]!;
-      for (const v of [k, k + 1n, k - 1n]) {
-        set.add(U64(v));
-        // A 32-bit compare must ignore the high half.
-        if (sel.width === 32) set.add(U64(v) | 0xdead_beef_0000_0000n);
-      }
-    }
+    const { operands } = reading(rule.nodes);
+    rule.nodes.forEach((n, i) => {
+      const o = operands[i];
+      if (n.op === "cmp" && o) for (const v of valuesFor(n.cmp, o)) values[o.arg]!.add(v);
+    });
   }
   if (execveat) for (const v of [magic, magic ^ 1n, magic ^ (1n << 32n)]) values[5]!.add(v);
   return values.map((s) => [...s]);
 }
 
+/** Beyond this many pairs of values, arguments are combined row by row. */
+const MAX_PAIRS = 64;
+
 /**
  * Argument vectors: all zeros; each interesting value of one argument alone;
- * and rows that combine the arguments' values (the i-th of each), so that
- * conditions on two arguments (seccomp's mode and flags) are met together.
+ * and the values of two arguments together (every pair, or row by row where
+ * that would be too many), so that a condition on two arguments (mmap's
+ * protection, then its flags; seccomp's mode and flags) is met.
  */
 function argumentVectors(values: bigint[][]): bigint[][] {
   const zero = [0n, 0n, 0n, 0n, 0n, 0n];
   const out = [zero];
+  const set = (v: bigint[], arg: number, x: bigint) => v.map((y, i) => (i === arg ? x : y));
   values.forEach((vs, arg) => {
-    for (const v of vs) if (v !== 0n) out.push(zero.map((z, i) => (i === arg ? v : z)));
+    for (const v of vs) if (v !== 0n) out.push(set(zero, arg, v));
   });
-  const rows = Math.max(...values.map((vs) => vs.length));
-  if (values.filter((vs) => vs.length > 1).length > 1) {
+  const used = values.flatMap((vs, arg) => (vs.length > 1 ? [arg] : []));
+  const pairs = used.flatMap((a, i) => used.slice(i + 1).map((b) => [a, b] as const));
+  if (pairs.reduce((n, [a, b]) => n + values[a]!.length * values[b]!.length, 0) <= MAX_PAIRS) {
+    for (const [a, b] of pairs) for (const va of values[a]!) for (const vb of values[b]!) out.push(set(set(zero, a, va), b, vb));
+  } else {
+    const rows = Math.max(...values.map((vs) => vs.length));
     for (let i = 0; i < rows; i++) out.push(values.map((vs) => vs[i % vs.length]!));
   }
   return out;
 }
 
-/** The numbers to try: the arch's syscalls, each rule's number and its neighbours, and the odd ones. */
+/** The numbers worth naming: the arch's syscalls, each rule's number and its neighbours, and the odd ones. */
 function numbersToTry(intent: Intent): number[] {
   const nrs = new Set<number>([0, NO_SYSCALL_NR, 0xfffffffe, 0x7fffffff, 0x80000000]);
   for (const nr of Object.values(intent.arch.syscalls)) nrs.add(nr).add(nr + 1);
   for (const nr of intent.rules.keys()) nrs.add(nr).add(nr + 1).add(nr === 0 ? 0 : nr - 1);
   const x32 = intent.arch.x32Bit;
   if (x32) nrs.add(x32).add(x32 - 1).add(x32 | 1);
-  return [...nrs];
+  return [...nrs].sort((a, b) => a - b);
+}
+
+// ---- the program, read for every number at once ----
+
+const MAX_NR = 0xffffffff;
+type Range = readonly [lo: number, hi: number];
+
+/** Numbers lo..hi (unsigned, inclusive): the program returns `ret` for all of them, whatever the arguments, or (ret undefined) reads an argument. */
+interface Span {
+  lo: number;
+  hi: number;
+  ret?: number;
+}
+
+/** The ranges for which `nr OP k` is true, and those for which it is false. */
+function split(ranges: readonly Range[], op: number, k: number): [Range[], Range[]] {
+  const [from, to] = op === BPF.JEQ ? [k, k] : op === BPF.JGT ? [k + 1, MAX_NR] : [k, MAX_NR];
+  const yes: Range[] = [];
+  const no: Range[] = [];
+  const add = (out: Range[], lo: number, hi: number) => lo <= hi && out.push([lo, hi]);
+  for (const [lo, hi] of ranges) {
+    add(yes, Math.max(lo, from), Math.min(hi, to));
+    add(no, lo, Math.min(hi, from - 1));
+    add(no, Math.max(lo, to + 1), hi);
+  }
+  return [yes, no];
+}
+
+/**
+ * Walks the program once with the syscall number as ranges, not a value
+ * (the arch taken to be `audit`; a foreign one is tried on its own): a
+ * compare on the number splits the ranges, a constant return ends them with
+ * its value, and a load of an argument ends them undecided (the arguments
+ * decide). So is anything else bunbox's compiler never emits: those numbers
+ * are then run one by one. The spans cover every 32-bit number.
+ */
+function spans(prog: readonly Insn[], audit: number): Span[] {
+  const out: Span[] = [];
+  const end = (ranges: readonly Range[], ret?: number) => {
+    for (const [lo, hi] of ranges) out.push(ret === undefined ? { lo, hi } : { lo, hi, ret });
+  };
+  // A: the number ("nr"), a known value, or unknown.
+  const walk = (pc: number, ranges: Range[], a: "nr" | number | undefined): void => {
+    for (;;) {
+      const i = prog[pc];
+      if (i === undefined) return end(ranges);
+      if (i.code === (BPF.RET | BPF.K)) return end(ranges, i.k >>> 0);
+      if (i.code === (BPF.LD | BPF.W | BPF.ABS) && (i.k === SECCOMP_DATA.nr || i.k === SECCOMP_DATA.arch)) {
+        a = i.k === SECCOMP_DATA.nr ? "nr" : audit >>> 0;
+        pc++;
+        continue;
+      }
+      if (i.code === (BPF.JMP | BPF.JA)) {
+        pc += 1 + i.k;
+        continue;
+      }
+      const op = i.code & 0xf0;
+      const k = i.k >>> 0;
+      if ((i.code & 0x07) !== BPF.JMP || (i.code & BPF.X) || a === undefined) return end(ranges);
+      if (typeof a === "number") {
+        const t = op === BPF.JEQ ? a === k : op === BPF.JGT ? a > k : op === BPF.JGE ? a >= k : (a & k) !== 0;
+        pc += 1 + (t ? i.jt : i.jf);
+        continue;
+      }
+      if (op === BPF.JSET) return end(ranges);
+      const [yes, no] = split(ranges, op, k);
+      if (yes.length) walk(pc + 1 + i.jt, yes, a);
+      if (!no.length) return;
+      ranges = no;
+      pc += 1 + i.jf;
+    }
+  };
+  walk(0, [[0, MAX_NR]], undefined);
+  return out.sort((x, y) => x.lo - y.lo);
 }
 
 /** A magic no call in the checks uses by chance, patched in like the per-spawn one. */
@@ -197,23 +314,31 @@ export function verifyFilter(insns: readonly Insn[], magicAt: readonly [number, 
         `${args.some((a) => a !== 0n) ? ` with arguments [${args.map((a) => `0x${a.toString(16)}`).join(", ")}]` : ""}: ${what}`,
     );
   };
-  /** Checks one call; `argsUnread`: its rules never look at the arguments. */
-  const check = (nr: number, audit: number, args: bigint[], argsUnread: boolean) => {
-    const { ret, readArgs } = evaluate(prog, { nr, arch: audit, args });
-    const want = decide(intent, nr, audit, args, CHECK_MAGIC) >>> 0;
-    if (ret >>> 0 !== want) fail(nr, args, `the filter returns ${describeReturn(ret >>> 0)}, the rules say ${describeReturn(want)}`);
-    if (argsUnread && readArgs) fail(nr, args, "the filter reads arguments its rules never look at");
+  const differ = (nr: number, args: readonly bigint[], got: number) => {
+    const want = decide(intent, nr, arch.audit, args, CHECK_MAGIC) >>> 0;
+    if (got >>> 0 !== want) fail(nr, args, `the filter returns ${describeReturn(got >>> 0)}, the rules say ${describeReturn(want)}`);
   };
-  const fragments = (nr: number) => (intent.rules.get(nr) ?? []).filter((r) => r.kind === "fragment");
   const zeros = [0n, 0n, 0n, 0n, 0n, 0n];
-  check(0, arch.audit ^ 0x1, zeros, true);
-  for (const nr of numbersToTry(intent)) {
-    const execveat = nr === arch.syscalls.execveat;
-    const own = fragments(nr);
-    // A number whose rules (or whose neighbours' rules) read arguments is
-    // tried with the values those rules compare.
-    const near = [...own, ...fragments(nr - 1), ...fragments(nr + 1)];
-    const vectors = execveat || near.length ? argumentVectors(argumentValues(near, execveat, CHECK_MAGIC)) : [zeros];
-    for (const args of vectors) check(nr, arch.audit, args, own.length === 0 && !execveat);
+  const foreign = evaluate(prog, { nr: 0, arch: arch.audit ^ 1, args: zeros }).ret;
+  if (foreign >>> 0 !== intent.violation(REASON.ARCH)) fail(0, zeros, `a foreign arch gets ${describeReturn(foreign >>> 0)}`);
+
+  const tried = numbersToTry(intent);
+  let next = 0;
+  for (const span of spans(prog, arch.audit)) {
+    // The numbers worth naming in this span, and its ends.
+    const nrs = new Set([span.lo, span.hi]);
+    while (next < tried.length && tried[next]! <= span.hi) nrs.add(tried[next++]!);
+    for (const nr of nrs) {
+      const execveat = nr === arch.syscalls.execveat;
+      const own = (intent.rules.get(nr) ?? []).filter((r) => r.kind === "fragment");
+      const vectors = execveat || own.length ? argumentVectors(argumentValues(own, execveat, CHECK_MAGIC)) : [zeros];
+      if (span.ret !== undefined) {
+        // Decided without the arguments: so must the rules be, for every value they compare.
+        for (const args of vectors) differ(nr, args, span.ret);
+        continue;
+      }
+      if (!own.length && !execveat) fail(nr, zeros, "the filter reads arguments its rules never look at");
+      for (const args of vectors) differ(nr, args, evaluate(prog, { nr, arch: arch.audit, args }).ret);
+    }
   }
 }
