@@ -10,7 +10,9 @@
  *   - in a span of the first kind, the rules must give that value to the
  *     span's ends and to every number worth naming in it (the arch's
  *     syscalls, each rule's number and its neighbours, -1, the x32 edges):
- *     the others have no rules, and decide as its ends do;
+ *     every other number has no rules and decides as the nearest checked
+ *     one without rules does (each run of them begins and ends next to a
+ *     rule's number or at the span's end);
  *   - in a span of the second kind, a number must have argument rules of its
  *     own (a number sent into another syscall's rules, one range too far, is
  *     caught even where the verdicts for zero arguments agree), and the
