@@ -135,7 +135,7 @@ function generate(seed: number): Generated {
 
   const notify = r.next() < 0.6;
   const built = b.tryBuild();
-  if (!built.policy) throw new Error(`seed ${seed}: the random policy does not build: ${built.problems.join("; ")}`);
+  if (!built.policy) throw new Error(`the random policy does not build: ${built.problems.join("; ")}`);
   const magic = r.u64();
   const policy = built.policy;
   const insns = withMagic(policy.filter(notify), magic);
@@ -204,15 +204,22 @@ function bpfdiff(bytes: Uint8Array): { code: number; lines: string[]; stderr: st
   return { code: p.exitCode ?? -1, lines: p.stdout.toString().trim().split("\n"), stderr: p.stderr.toString() };
 }
 
-describe(`the kernel and the interpreter agree (${ARCH.name}, BUNBOX_BPFDIFF_SEED=${SEED})`, () => {
+describe("the kernel, the interpreter and the rules agree", () => {
   test(`${FILTERS} random filters × ${CALLS} random calls`, () => {
     let kills = 0;
     let notified = 0;
     for (let f = 0; f < FILTERS; f++) {
-      const seed = (SEED + f * 0x9e3779b9) >>> 0;
-      const { insns, calls, notify, rulesSay } = generate(seed);
+      // Every message names the seed of the run: replay it with BUNBOX_BPFDIFF_SEED.
+      const replay = `BUNBOX_BPFDIFF_SEED=${SEED} (${ARCH.name}), filter ${f}`;
+      let generated: Generated;
+      try {
+        generated = generate((SEED + f * 0x9e3779b9) >>> 0);
+      } catch (e) {
+        throw new Error(`${replay}: ${(e as Error).message}`);
+      }
+      const { insns, calls, notify, rulesSay } = generated;
       const r = bpfdiff(input(insns, calls));
-      const where = `BUNBOX_BPFDIFF_SEED=${SEED}, filter ${f} (notify ${notify})`;
+      const where = `${replay} (notify ${notify})`;
       expect(`${where}: exit ${r.code} ${r.stderr}`).toBe(`${where}: exit 0 `);
       calls.forEach((c, i) => {
         // The interpreter's verdict is the kernel's, and the rules' own.
