@@ -155,23 +155,26 @@ export function decide(intent: Intent, nr: number, arch: number, args: readonly 
 // ---- the inputs worth trying ----
 
 const HIGH_GARBAGE = 0xdead_beef_0000_0000n;
+/** Equal to no compared value (in practice): every list of equalities falls through with it. */
+const NONE_OF_THEM = 0xa5a5_a5a5_a5a5_a5a5n;
 
 /**
- * The values that tell a compare's outcomes apart: equal and unequal (in
- * either half), the neighbours of an ordering bound, the mask's bits in
- * either half; for a 32-bit compare, each with garbage in the high half too,
- * which it must ignore.
+ * The values that tell a compare's outcomes apart: the value itself (and,
+ * at 64 bits, one that differs only in the high half), the neighbours of an
+ * ordering bound, a mask's bits in either half; for a 32-bit compare, each
+ * with garbage in the high half too, which it must ignore. Unequal to every
+ * value: NONE_OF_THEM, and 0, which every argument gets.
  */
 function valuesFor(cmp: Compare, { width, k }: Operand): bigint[] {
   const at = (v: bigint) => BigInt.asUintN(width, v);
   const vs =
-    cmp === "jeq" || cmp === "jne" ? [k, at(k ^ 1n), at(k ^ (1n << 32n))]
+    cmp === "jeq" || cmp === "jne" ? (width === 64 ? [k, k ^ (1n << 32n)] : [k])
     : cmp === "jset" ? [k, k & 0xffff_ffffn, k & ~0xffff_ffffn]
     : [at(k - 1n), k, at(k + 1n)];
   return width === 32 ? [...vs, ...vs.map((v) => v | HIGH_GARBAGE)] : vs;
 }
 
-/** For each argument, the values its compares make interesting (and 0). */
+/** For each argument, the values its compares make interesting (with 0, and NONE_OF_THEM where it is compared). */
 function argumentValues(rules: readonly Rule[], execveat: boolean, magic: bigint): bigint[][] {
   const values: Set<bigint>[] = Array.from({ length: 6 }, () => new Set([0n]));
   for (const rule of rules) {
@@ -179,7 +182,7 @@ function argumentValues(rules: readonly Rule[], execveat: boolean, magic: bigint
     const { operands } = reading(rule.nodes);
     rule.nodes.forEach((n, i) => {
       const o = operands[i];
-      if (n.op === "cmp" && o) for (const v of valuesFor(n.cmp, o)) values[o.arg]!.add(v);
+      if (n.op === "cmp" && o) for (const v of valuesFor(n.cmp, o)) values[o.arg]!.add(v).add(NONE_OF_THEM);
     });
   }
   if (execveat) for (const v of [magic, magic ^ 1n, magic ^ (1n << 32n)]) values[5]!.add(v);
