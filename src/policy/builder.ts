@@ -129,7 +129,8 @@ export class PolicyBuilder {
    * use it); a name no arch has is a typo, and a problem.
    */
   allowAvailableSyscalls(names: readonly string[]): this {
-    const anywhere = (n: string) => Object.values(ARCHES).some((a) => a.syscalls[n] !== undefined);
+    const arches = Object.values(ARCHES);
+    const anywhere = (n: string) => arches.some((a) => a.syscalls[n] !== undefined);
     for (const n of names) {
       if (typeof n !== "string" || !anywhere(n)) this.problems.push(`allowAvailableSyscalls: unknown syscall ${JSON.stringify(n) ?? String(n)} on every arch`);
     }

@@ -44,7 +44,7 @@ export interface PolicyInit {
 type Layout = "tree" | "linear";
 
 /** What each relaxation gives away, in words (`bunbox run -v`, `policy check`). */
-export const RELAXATION = {
+const RELAXATION = {
   defaultAllowAll: "dangerDefaultAllowAll: every syscall not otherwise ruled is allowed",
   unsafe: (name: string) => `dangerAllowUnsafe("${name}"): a safety rule is off`,
   netHost: "network host: the sandboxee shares the host's network",
