@@ -201,14 +201,25 @@ const MAX_PAIRS = 64;
 function argumentVectors(values: bigint[][]): bigint[][] {
   const zero = [0n, 0n, 0n, 0n, 0n, 0n];
   const out = [zero];
-  const set = (v: bigint[], arg: number, x: bigint) => v.map((y, i) => (i === arg ? x : y));
+  const put = (base: readonly bigint[], arg: number, x: bigint) => {
+    const v = base.slice();
+    v[arg] = x;
+    return v;
+  };
+  const used: number[] = [];
   values.forEach((vs, arg) => {
-    for (const v of vs) if (v !== 0n) out.push(set(zero, arg, v));
+    if (vs.length > 1) used.push(arg);
+    for (const v of vs) if (v !== 0n) out.push(put(zero, arg, v));
   });
-  const used = values.flatMap((vs, arg) => (vs.length > 1 ? [arg] : []));
-  const pairs = used.flatMap((a, i) => used.slice(i + 1).map((b) => [a, b] as const));
-  if (pairs.reduce((n, [a, b]) => n + values[a]!.length * values[b]!.length, 0) <= MAX_PAIRS) {
-    for (const [a, b] of pairs) for (const va of values[a]!) for (const vb of values[b]!) out.push(set(set(zero, a, va), b, vb));
+  let pairs = 0;
+  for (let i = 0; i < used.length; i++) for (let j = i + 1; j < used.length; j++) pairs += values[used[i]!]!.length * values[used[j]!]!.length;
+  if (pairs <= MAX_PAIRS) {
+    for (let i = 0; i < used.length; i++) {
+      for (let j = i + 1; j < used.length; j++) {
+        const [a, b] = [used[i]!, used[j]!];
+        for (const va of values[a]!) for (const vb of values[b]!) out.push(put(put(zero, a, va), b, vb));
+      }
+    }
   } else {
     const rows = Math.max(...values.map((vs) => vs.length));
     for (let i = 0; i < rows; i++) out.push(values.map((vs) => vs[i % vs.length]!));
