@@ -33,7 +33,7 @@ type RunOptions = Parsed<typeof RUN_ARGS>;
 /**
  * The smallest --max-files that can work: stdin, stdout, stderr, and the
  * seccomp listener the sandboxee itself creates, under its own limit, just
- * before exec (csrc/child.c install_filter); with fewer, seccomp() fails
+ * before exec (csrc/child_b.c install_filter); with fewer, seccomp() fails
  * with EMFILE.
  */
 const MIN_OPEN_FILES = 4;
@@ -102,15 +102,12 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
   }
-  const relaxations = [...base.relaxations];
-  if (net === "host") relaxations.push("--net host: the sandboxee shares the host's network");
   return base.derive({
     mounts: plan,
     ...(net !== undefined ? { net: net as NetMode } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
-    relaxations,
   });
 }
 
@@ -155,10 +152,11 @@ function openFiles(text: string): number {
 function buildExecutor(o: RunOptions, policy: Policy): Executor {
   const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
-  const env: Record<string, string> = { PATH: DEFAULT_PATH };
+  // No prototype: a variable may be called __proto__ or constructor.
+  const env: Record<string, string> = Object.assign(Object.create(null), { PATH: DEFAULT_PATH });
   for (const name of o.lists["keep-env"]) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError("--keep-env", `"${name}" is not a variable name`);
-    const value = process.env[name];
+    const value = Object.hasOwn(process.env, name) ? process.env[name] : undefined;
     if (value !== undefined) env[name] = value;
   }
   for (const pair of o.lists.env) {
@@ -178,7 +176,7 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
   });
-  const cwd = s.cwd ?? (policy.origin.startsWith("profile build") ? process.cwd() : "/");
+  const cwd = s.cwd ?? policy.workdir ?? "/";
   return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
 }
 
