@@ -11,20 +11,24 @@ const SIGKILL = 9;
 const ROUNDS = 50;
 
 /**
- * SIGKILL to every process in cgroup `dir`. v2 (Linux 5.14): cgroup.kill,
- * which the kernel applies to the whole subtree, forks included. Otherwise
- * by pid, through a pidfd opened first and checked against the cgroup's list
- * after: a pid read from cgroup.procs may have been reused by the time it is
- * signalled, but the pidfd names one process, and a pid still listed after
- * the pidfd was opened is that process (or one born into the cgroup, as
- * much a target). Rounds until the list is empty: a process may fork while
- * its siblings die. bunbox's own pid is never signalled.
+ * SIGKILL to every process in cgroup `dir`, and a wait (up to a second) for
+ * them to be gone, so that the cgroup can be removed. v2 (Linux 5.14):
+ * cgroup.kill, which the kernel applies to the whole subtree, forks
+ * included. Otherwise by pid, through a pidfd opened first and checked
+ * against the cgroup's list after: a pid read from cgroup.procs may have
+ * been reused by the time it is signalled, but the pidfd names one process,
+ * and a pid still listed after the pidfd was opened is that process (or one
+ * born into the cgroup, as much a target). Rounds until the list is empty:
+ * a process may fork while its siblings die. bunbox's own pid is never
+ * signalled. Nothing is left after a sandbox's init was reaped, so this
+ * returns at once but in the sweep of what a dead bunbox left.
  */
 export function killAll(dir: string, v2: boolean): void {
-  if (v2 && readText(`${dir}/cgroup.kill`) !== undefined) {
+  let killed = false;
+  if (v2 && readText(`${dir}/cgroup.kill`) !== undefined && listed(dir).length > 0) {
     try {
       writeValue(`${dir}/cgroup.kill`, "1");
-      return;
+      killed = true;
     } catch {
       // gone, or not this kernel's: by pid below
     }
@@ -32,12 +36,15 @@ export function killAll(dir: string, v2: boolean): void {
   for (let round = 0; round < ROUNDS; round++) {
     const pids = listed(dir);
     if (pids.length === 0) return;
-    for (const pid of pids) {
-      const fd = pidfdOpen(pid);
-      if (fd < 0) continue;
-      if (listed(dir).includes(pid)) pidfdSignal(fd, SIGKILL);
-      closeFd(fd);
+    if (!killed || round > 0) {
+      for (const pid of pids) {
+        const fd = pidfdOpen(pid);
+        if (fd < 0) continue;
+        if (listed(dir).includes(pid)) pidfdSignal(fd, SIGKILL);
+        closeFd(fd);
+      }
     }
+    Bun.sleepSync(20); // a killed process leaves its cgroup once it has exited
   }
 }
 
