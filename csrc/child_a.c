@@ -219,9 +219,11 @@ int bb_child_a(void *arg) {
    * (B's F_DUPFD past them must stay under the fd limit). */
   {
     const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-    int keep[BB_FDS_MAX + 4], n = 0;
+    int keep[BB_FDS_MAX + 4 + BB_MOUNTS_MAX], n = 0;
     for (uint32_t i = 0; i < rq->nfds; i++)
       if (m[i].src >= 3) keep[n++] = m[i].src;
+    for (uint32_t i = 0; i < rq->nmounts; i++) /* T's idmapped trees (csrc/contain.c) */
+      if (sh->idmap_fd[i] >= 0) keep[n++] = sh->idmap_fd[i];
     keep[n++] = sh->gate_r;
     keep[n++] = sh->status_w;
     keep[n++] = sh->report_w;

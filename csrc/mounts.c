@@ -4,7 +4,8 @@
  *   0. (bb_mounts_open, before A changes ids) every bind source is opened
  *      O_PATH: as root A still has kernel uid 0, so sources under root-only
  *      directories are reachable; after the switch to the unprivileged kernel
- *      uid they would not be
+ *      uid they would not be. An idmapped bind's source is a tree T made
+ *      (csrc/contain.c): A has no privilege over the source's filesystem
  *   1. make every mount private: nothing we do propagates back to the host
  *   2. a tmpfs on /tmp becomes the new root (so sources under the host's /tmp
  *      must be opened first: step 0)
@@ -119,15 +120,16 @@ static uint64_t attrs_for(uint32_t flags) {
  * checks and the mount resolves a path again (open_tree/move_mount, 5.2;
  * mount_setattr, 5.12; openat2, 5.6). -ENOSYS: use the old way.
  */
-static long attach_bind(int srcfd, const char *dst, uint64_t attrs) {
+static long attach_bind(int srcfd, const char *dst, uint64_t attrs, int is_tree) {
   struct open_how_v0 how = {O_PATH | O_CLOEXEC, 0, 0x04 /* RESOLVE_NO_SYMLINKS */};
   long dfd = bb_sys4(437 /* openat2 */, AT_FDCWD, dst, &how, sizeof how);
   if (dfd < 0) return dfd;
-  long tree = bb_sys3(428 /* open_tree */, srcfd, "", 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+  /* T's idmapped tree has its attributes already (and only T could set the idmap). */
+  long tree = is_tree ? srcfd : bb_sys3(428 /* open_tree */, srcfd, "", 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
   long r = tree;
   if (tree >= 0) {
     struct mount_attr_v0 a = {attrs, 0, 0, 0};
-    r = bb_sys5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a);
+    r = is_tree ? 0 : bb_sys5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a);
     if (r == 0) r = bb_sys5(429 /* move_mount */, tree, "", dfd, "", 0x4 /* F_EMPTY_PATH */ | 0x40 /* T_EMPTY_PATH */);
     bb_sys1(SYS_close, tree);
   }
@@ -161,8 +163,8 @@ static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char 
     return fail(sh, BB_ST_MOUNT, r, msg);
   }
   if (r < 0) return fail(sh, BB_ST_MOUNT, r, dst + skip);
-  r = attach_bind(fd, dst, attrs_for(m->flags));
-  if (r == -ENOSYS) { /* before Linux 5.12: by path, attributes after */
+  r = attach_bind(fd, dst, attrs_for(m->flags), (m->flags & BB_MF_IDMAP) != 0);
+  if (r == -ENOSYS && !(m->flags & BB_MF_IDMAP)) { /* before Linux 5.12: by path, attributes after */
     char src[40];
     size_t n = bb_strlcpy(src, "/proc/self/fd/", sizeof src);
     bb_utoa((unsigned long)fd, src + n);
@@ -244,11 +246,30 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
   for (uint32_t i = 0; i < rq->nmounts; i++) {
     fds[i] = -1;
     if (m[i].kind != BB_M_BIND) continue;
+    if (m[i].flags & BB_MF_IDMAP) {
+      fds[i] = sh->idmap_fd[i];
+      continue;
+    }
     const char *src = bb_str(sh, m[i].src_off);
     struct open_how_v0 how = {O_PATH | O_CLOEXEC, 0, 0x04 /* RESOLVE_NO_SYMLINKS */};
     long fd = bb_sys4(437 /* openat2 */, AT_FDCWD, src, &how, sizeof how);
     if (fd == -ENOSYS) fd = bb_sys4(SYS_openat, AT_FDCWD, src, O_PATH | O_CLOEXEC, 0);
     fds[i] = (int)fd;
+  }
+  return 0;
+}
+
+/*
+ * The child T clones into a user namespace of its own, only to hold it
+ * while T writes its id maps and opens it for an idmapped mount
+ * (csrc/contain.c): it waits for EOF on a pipe, then exits. arg points at
+ * the pipe's two ends; it closes its copy of the write end first.
+ */
+int bb_child_hold(void *arg) {
+  const int *pipe_fds = arg;
+  char c;
+  bb_sys1(SYS_close, pipe_fds[1]);
+  while (bb_sys3(SYS_read, pipe_fds[0], &c, 1) == -EINTR) {
   }
   return 0;
 }

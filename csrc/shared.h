@@ -65,6 +65,11 @@ struct bb_shared {
 
   /* Monotonic nanoseconds at each enum bb_mark (csrc/plan.h), 0 if not reached. */
   uint64_t marks[BB_MARKS];
+
+  /* Per mount: the detached, idmapped tree T made for a BB_MF_IDMAP bind
+   * (csrc/contain.c), which A inherits at the same number and attaches;
+   * -ENOENT for an optional source that is missing; -1 for other mounts. */
+  int32_t idmap_fd[BB_MOUNTS_MAX];
 };
 
 static inline void bb_mark(struct bb_shared *sh, enum bb_mark m) {
@@ -102,6 +107,7 @@ static inline const char *bb_str(const struct bb_shared *sh, uint32_t off) {
 
 /* Child side (csrc/child.h): raw system calls only. */
 BB_HIDDEN int bb_child_a(void *arg);
+BB_HIDDEN int bb_child_hold(void *arg);
 BB_HIDDEN int bb_mounts_open(struct bb_shared *sh, int *fds);
 BB_HIDDEN int bb_mounts_apply(struct bb_shared *sh, const int *fds);
 

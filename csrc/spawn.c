@@ -189,11 +189,16 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   struct bb_shared *sh = arena_new(buf, out, &size);
   if (!sh) return -1;
   sh->init_fd = init_fd;
+  if (bb_idmaps_make(sh, out) < 0) {
+    munmap(sh->stack_a - GUARD_SIZE, size);
+    return -1;
+  }
 
   int gate[2] = {-1, -1}, status[2] = {-1, -1}, report[2] = {-1, -1};
   if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0 ||
       pipe2(report, O_CLOEXEC) < 0) {
     out_fail(out, BB_ST_RESOURCES, errno, "pipe2");
+    bb_idmaps_close(sh);
     for (int i = 0; i < 2; i++) {
       if (gate[i] >= 0) close(gate[i]);
       if (status[i] >= 0) close(status[i]);
@@ -219,6 +224,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   int pidfd = -1, placed = 1;
   long pid = clone_a(rq, sh, &pidfd, &placed, out);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  bb_idmaps_close(sh); /* A has its own copies */
   close(gate[0]);
   close(status[1]);
   close(report[1]);

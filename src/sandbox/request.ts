@@ -7,7 +7,7 @@
 import {
   BB_ABI_VERSION, BB_CG_V1, BB_CG_V2, BB_CGROUP, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
   BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_FDMAP,
-  BB_M_BIND, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
+  BB_M_BIND, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_IDMAP, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
   BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, BB_SYSCTL, type Field,
 } from "../native/abi.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
@@ -191,7 +191,10 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
     const srcOff = src === undefined ? 0 : w.str(src);
     const dstOff = w.str(op.dst);
     w.put(at, BB_MOUNT.kind, MOUNT_KIND[op.kind]);
-    w.put(at, BB_MOUNT.flags, mountFlags(op));
+    // As root, a writable bind is idmapped: the source's owner is the sandbox's own uid there, and
+    // what the sandboxee creates lands owned by that owner (csrc/contain.c). Not /dev's nodes.
+    const idmap = root && op.kind === "bind" && op.rw && !op.dev ? BB_MF_IDMAP : 0;
+    w.put(at, BB_MOUNT.flags, mountFlags(op) | idmap);
     w.put(at, BB_MOUNT.src_off, srcOff);
     w.put(at, BB_MOUNT.dst_off, dstOff);
     w.put(at, BB_MOUNT.mode, op.kind === "tmpfs" ? (op.mode ?? 0o755) : 0);

@@ -1,0 +1,61 @@
+/**
+ * Writable binds as root (csrc/contain.c): the sandbox's kernel uid is its
+ * own, so a tree of root's bound with --rw refused it (make: Permission
+ * denied, unless the tree was first chowned). Through an idmapped mount the
+ * tree's owner is the sandbox's uid inside it, and what the sandboxee
+ * creates lands on the host owned by the tree's owner. A filesystem that
+ * cannot be idmapped fails at setup, naming the owner, the sandbox's uid and
+ * the fix, never later with EACCES in the build.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { bunbox, DIR, IS_ROOT } from "../helpers.ts";
+
+const hasMake = Bun.spawnSync(["sh", "-c", "command -v make"]).exitCode === 0;
+
+describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
+  test.if(hasMake)("make in a root-owned tree (--profile build, the current directory writable): its files are root's on the host", async () => {
+    const tree = join(DIR, "work", `tree-${process.pid}`);
+    mkdirSync(tree, { mode: 0o755 });
+    writeFileSync(join(tree, "Makefile"), "all: out/prog.txt\nout/prog.txt:\n\tmkdir -p out && echo built > $@ && ln -s prog.txt out/link\n");
+    const r = await bunbox(["run", "--profile", "build", "--", "make"], { cwd: tree, bare: true });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    for (const name of ["out", "out/prog.txt", "out/link"]) {
+      const st = statSync(join(tree, name), { throwIfNoEntry: true });
+      expect([name, st.uid, st.gid]).toEqual([name, 0, 0]);
+    }
+    expect(readdirSync(join(tree, "out")).sort()).toEqual(["link", "prog.txt"]);
+  });
+
+  test("inside, the tree belongs to the sandbox's user; another owner's tree is that owner's afterwards", async () => {
+    const tree = join(DIR, "work", `user-tree-${process.pid}`);
+    mkdirSync(tree, { mode: 0o755 });
+    Bun.spawnSync(["chown", "1234:4321", tree]);
+    const r = await bunbox(["run", "--rw", `${tree}:/w`, "--", "/bin/sh", "-c", "stat -c '%u %g' /w; echo x > /w/f"], { bare: true });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("65534 65534\n");
+    const st = statSync(join(tree, "f"));
+    expect([st.uid, st.gid]).toEqual([1234, 4321]);
+  });
+
+  describe("a filesystem that cannot be idmapped", () => {
+    const ramfs = join(DIR, "work", `ramfs-${process.pid}`);
+    afterAll(() => {
+      Bun.spawnSync(["umount", ramfs]);
+      rmSync(ramfs, { recursive: true, force: true });
+    });
+
+    test("fails at setup (exit 125), naming the owner, the sandbox's uid and the fix", async () => {
+      mkdirSync(ramfs);
+      expect(Bun.spawnSync(["mount", "-t", "ramfs", "none", ramfs]).exitCode).toBe(0);
+      const r = await bunbox(["run", "--rw", ramfs, "--", "/bin/true"], { bare: true });
+      expect(r.code).toBe(125);
+      expect(r.stderr).toMatch(new RegExp(`SETUP_ERROR: idmap ${ramfs} \\(owner uid 0, gid 0; the sandbox's uid \\d+\\): EINVAL`));
+      expect(r.stderr).toContain("hint: a writable bind as root goes through an idmapped mount");
+      // Read-only, it needs no idmap.
+      expect((await bunbox(["run", "--ro", ramfs, "--", "/bin/true"], { bare: true })).code).toBe(0);
+    });
+  });
+});
