@@ -106,7 +106,7 @@ function userNamespaceLimits(): [string, string][] {
   return out;
 }
 
-/** RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE: counted per user namespace too (Linux 5.15), and the same half kept back. */
+/** RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE: counted per user namespace too (Linux 5.14), and the same half kept back. */
 const RLIMIT_SIGPENDING = 11;
 const RLIMIT_MSGQUEUE = 12;
 
@@ -196,7 +196,7 @@ export class Containment {
       }
     }
     // Without a pids controller, RLIMIT_NPROC still counts the sandbox's tasks:
-    // since Linux 5.15 the count is per user namespace, and each sandbox has its own.
+    // since Linux 5.14 the count is per user namespace, and each sandbox has its own.
     plan.limits.processes.by = host && !host.missing("processes")
       ? `${host.files.processes} and RLIMIT_NPROC`
       : "RLIMIT_NPROC in the sandbox's user namespace";
