@@ -3,9 +3,10 @@
  * is one directory, where the shim's clone3 starts the sandbox's init
  * (CLONE_INTO_CGROUP, Linux 5.7):
  *
- *   memory   memory.max, memory.swap.max 0 with it (the limit is not
- *            dodged by swapping), memory.oom.group 1 (an OOM kill takes the
- *            whole sandbox); memory.peak (5.19), memory.events oom_kill
+ *   memory   memory.max; memory.swap.max 0 (the limit is not dodged by
+ *            swapping, and without one the sandbox cannot make the host swap
+ *            for it); memory.oom.group 1 (an OOM kill takes the whole
+ *            sandbox); memory.peak (5.19), memory.events oom_kill
  *   pids     pids.max; pids.events max (forks refused)
  *   cpu      cpu.max; cpu.stat (counted without the controller too)
  *
@@ -196,10 +197,9 @@ export class V2Host implements CgroupHost {
     makeDir(dir);
     try {
       if (this.controllers.includes("memory")) {
-        if (limits.memory !== undefined) {
-          writeValue(`${dir}/memory.max`, String(limits.memory));
-          if (readText(`${dir}/memory.swap.max`) !== undefined) writeValue(`${dir}/memory.swap.max`, "0");
-        }
+        if (limits.memory !== undefined) writeValue(`${dir}/memory.max`, String(limits.memory));
+        // Never swapped, limit or not: a sandbox cannot make the host swap for it (absent without swap accounting).
+        if (readText(`${dir}/memory.swap.max`) !== undefined) writeValue(`${dir}/memory.swap.max`, "0");
         if (readText(`${dir}/memory.oom.group`) !== undefined) writeValue(`${dir}/memory.oom.group`, "1");
       }
       if (this.controllers.includes("pids")) writeValue(`${dir}/pids.max`, String(limits.processes));

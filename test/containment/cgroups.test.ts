@@ -13,6 +13,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { readLayout } from "../../src/containment/hierarchy.ts";
+import { ForkExecutor } from "../../src/sandbox/launch/fork.ts";
 import { bunbox, IS_ROOT, PROBE } from "../helpers.ts";
 import { HOG, holding, json, sandboxeePid } from "./util.ts";
 
@@ -72,6 +73,11 @@ describe.if(IS_ROOT)("as root: a cgroup per sandbox", () => {
     const cap = Number(readFileSync(`${base}/pids.max`, "utf8"));
     const host = Math.min(Number(readFileSync("/proc/sys/kernel/pid_max", "utf8")), Number(readFileSync("/proc/sys/kernel/threads-max", "utf8")));
     expect(cap).toBe(Math.floor(host / 2));
+  });
+
+  test("the smallest --memory-limit bunbox accepts (4M) runs a shell", async () => {
+    const r = await bunbox(["run", "--memory-limit", "4M", "--", "/bin/sh", "-c", "echo hi"], { bare: true });
+    expect([r.code, r.stdout]).toEqual([0, "hi\n"]);
   });
 
   test("maxRssKb is the sandbox's own: /bin/true under 4 MiB", async () => {
@@ -156,5 +162,13 @@ describe.if(IS_ROOT)("as user nobody (no cgroup of its own here)", () => {
     const r = await bunbox(["run", "--max-procs", "8", "--json", "--", PROBE, "fork-many", "50"], opts);
     expect(Number(/forked=(\d+)/.exec(r.stdout)?.[1])).toBeLessThan(8);
     expect(json(r.stderr).containment.limits.processes.by).toBe("RLIMIT_NPROC in the sandbox's user namespace");
+  });
+});
+
+describe("a fork-server child", () => {
+  test("has no cgroup of its own: whole-sandbox limits go to the server's Executor", () => {
+    const server = {} as ConstructorParameters<typeof ForkExecutor>[0];
+    expect(() => new ForkExecutor(server, { limits: { memory: 64 * MiB } })).toThrow("limits.memory: a fork-server child runs in its server's cgroup");
+    expect(() => new ForkExecutor(server, { limits: { cpus: 1 } })).toThrow("limits.cpus: a fork-server child runs in its server's cgroup");
   });
 });
