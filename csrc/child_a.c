@@ -222,7 +222,7 @@ int bb_child_a(void *arg) {
     int keep[BB_FDS_MAX + 4 + BB_MOUNTS_MAX], n = 0;
     for (uint32_t i = 0; i < rq->nfds; i++)
       if (m[i].src >= 3) keep[n++] = m[i].src;
-    for (uint32_t i = 0; i < rq->nmounts; i++) /* T's idmapped trees (csrc/contain.c) */
+    for (uint32_t i = 0; i < rq->nmounts; i++) /* T's idmapped trees (csrc/idmap.c) */
       if (sh->idmap_fd[i] >= 0) keep[n++] = sh->idmap_fd[i];
     keep[n++] = sh->gate_r;
     keep[n++] = sh->status_w;

@@ -42,7 +42,7 @@ int bb_cgroups_v2_fd(const struct bb_req *rq);
 int bb_cgroups_place(const struct bb_req *rq, pid_t pid, char *detail, size_t cap);
 int bb_owner_begin(const struct bb_req *rq);
 void bb_owner_end(const struct bb_req *rq);
-/* The idmapped trees of BB_MF_IDMAP binds (sh->idmap_fd), made before the clone, closed after it. */
+/* csrc/idmap.c: the idmapped trees of BB_MF_IDMAP binds (sh->idmap_fd), made before the clone, closed after it. */
 int bb_idmaps_make(struct bb_shared *sh, struct bb_spawn_out *out);
 void bb_idmaps_close(struct bb_shared *sh);
 

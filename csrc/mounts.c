@@ -5,7 +5,7 @@
  *      O_PATH: as root A still has kernel uid 0, so sources under root-only
  *      directories are reachable; after the switch to the unprivileged kernel
  *      uid they would not be. An idmapped bind's source is a tree T made
- *      (csrc/contain.c): A has no privilege over the source's filesystem
+ *      (csrc/idmap.c): A has no privilege over the source's filesystem
  *   1. make every mount private: nothing we do propagates back to the host
  *   2. a tmpfs on /tmp becomes the new root (so sources under the host's /tmp
  *      must be opened first: step 0)
@@ -262,7 +262,7 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
 /*
  * The child T clones into a user namespace of its own, only to hold it
  * while T writes its id maps and opens it for an idmapped mount
- * (csrc/contain.c): it waits for EOF on a pipe, then exits. arg points at
+ * (csrc/idmap.c): it waits for EOF on a pipe, then exits. arg points at
  * the pipe's two ends; it closes its copy of the write end first.
  */
 int bb_child_hold(void *arg) {

@@ -96,7 +96,7 @@ enum bb_mount_kind {
 #define BB_MF_NOEXEC 0x4   /* noexec */
 #define BB_MF_OPTIONAL 0x8 /* skip silently when the source is missing */
 #define BB_MF_IDMAP 0x10   /* bind through an idmapped mount made by T: the source's owner is the
-                            * sandbox's kernel uid there (writable binds as root, csrc/contain.c) */
+                            * sandbox's kernel uid there (writable binds as root, csrc/idmap.c) */
 
 struct bb_mount {
   uint32_t kind;  /* enum bb_mount_kind */

@@ -67,7 +67,7 @@ struct bb_shared {
   uint64_t marks[BB_MARKS];
 
   /* Per mount: the detached, idmapped tree T made for a BB_MF_IDMAP bind
-   * (csrc/contain.c), which A inherits at the same number and attaches;
+   * (csrc/idmap.c), which A inherits at the same number and attaches;
    * -ENOENT for an optional source that is missing; -1 for other mounts. */
   int32_t idmap_fd[BB_MOUNTS_MAX];
 };

@@ -16,9 +16,10 @@
 import { accessSync, constants } from "node:fs";
 import { closeFd } from "../native/sys.ts";
 import {
-  type CgroupEntry, ContainmentError, type CgroupHost, type CgroupLimits, type CgroupUsage, type SandboxCgroup, makeDir,
+  type CgroupEntry, type CgroupHost, type CgroupLimits, type CgroupUsage, type SandboxCgroup, makeDir,
   nextName, openFd, readKeyed, readNumber, readText, removeDir, sweepDir, writeValue,
 } from "./cgroup.ts";
+import { ContainmentError } from "./error.ts";
 import type { Layout, V1Hierarchy } from "./hierarchy.ts";
 import { killAll, processCap, retryRemove } from "./kill.ts";
 

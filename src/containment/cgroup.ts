@@ -17,8 +17,6 @@ import { describeErrno, errnoName } from "../native/errno.ts";
 import { ContainmentError } from "./error.ts";
 import { markOf, ownerGone } from "./owner.ts";
 
-export { ContainmentError };
-
 /** What a sandbox's cgroup enforces: bytes, tasks, CPUs; undefined: no limit. */
 export interface CgroupLimits {
   memory: number | undefined;

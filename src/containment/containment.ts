@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import type { Limits } from "../sandbox/limits.ts";
-import { formatSize } from "../sandbox/units.ts";
+import { formatBytes, formatSize } from "../sandbox/units.ts";
 import { type CgroupHost, type CgroupUsage, type SandboxCgroup } from "./cgroup.ts";
 import { V1Host } from "./cgroup-v1.ts";
 import { V2Host } from "./cgroup-v2.ts";
@@ -75,6 +75,12 @@ export interface ContainmentInfo {
   oomKills: number;
   /** Forks the process limit refused. */
   forksRefused: number;
+}
+
+/** "memory limit of 256 MiB reached" when the cgroup's OOM killer acted: the reason a SIGKILL gets in the Result. */
+export function memoryLimitReason(c: ContainmentInfo | undefined): string | undefined {
+  if (!c || c.oomKills === 0) return undefined;
+  return c.limits.memory ? `memory limit of ${formatBytes(c.limits.memory.value)} reached` : "out of memory";
 }
 
 /**

@@ -15,7 +15,7 @@
  * (violation, timeout, kill()), that reason wins over the status the kill
  * produced; a SIGKILL after the cgroup's OOM killer acted is the memory limit.
  */
-import type { ContainmentInfo } from "../containment/containment.ts";
+import { type ContainmentInfo, memoryLimitReason } from "../containment/containment.ts";
 import { after } from "../timer.ts";
 import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
@@ -24,7 +24,6 @@ import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
 import { Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
-import { formatBytes } from "../sandbox/units.ts";
 import { classify, describeViolation } from "./violation.ts";
 
 const SIGKILL = 9;
@@ -309,7 +308,7 @@ export class Monitor {
     init: Waited | undefined,
     common: { rusage: Rusage; wallTimeMs: number; pid: number; containment?: ContainmentInfo },
   ): Result {
-    const memoryLimit = oomReason(common.containment);
+    const memoryLimit = memoryLimitReason(common.containment);
     const e = this.ending;
     if (e?.status === "VIOLATION") {
       return new Result({ status: "VIOLATION", reason: e.violation.kind, violation: e.violation, signal: SIGKILL, ...common });
@@ -381,13 +380,6 @@ export class Monitor {
         : `${signalName(sig)}${core}`;
     return new Result({ status: "SIGNALED", reason, signal: sig, ...common });
   }
-}
-
-/** "memory limit of 256 MiB reached" when the cgroup's OOM killer acted at the sandbox's limit. */
-function oomReason(c: ContainmentInfo | undefined): string | undefined {
-  if (!c || c.oomKills === 0) return undefined;
-  const limit = c.limits.memory;
-  return limit && limit.value !== Infinity ? `memory limit of ${formatBytes(limit.value)} reached` : "out of memory";
 }
 
 function exited(wstatus: number): boolean {

@@ -192,7 +192,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
     const dstOff = w.str(op.dst);
     w.put(at, BB_MOUNT.kind, MOUNT_KIND[op.kind]);
     // As root, a writable bind is idmapped: the source's owner is the sandbox's own uid there, and
-    // what the sandboxee creates lands owned by that owner (csrc/contain.c). Not /dev's nodes.
+    // what the sandboxee creates lands owned by that owner (csrc/idmap.c). Not /dev's nodes.
     const idmap = root && op.kind === "bind" && op.rw && !op.dev ? BB_MF_IDMAP : 0;
     w.put(at, BB_MOUNT.flags, mountFlags(op) | idmap);
     w.put(at, BB_MOUNT.src_off, srcOff);

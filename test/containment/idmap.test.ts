@@ -1,5 +1,5 @@
 /**
- * Writable binds as root (csrc/contain.c): the sandbox's kernel uid is its
+ * Writable binds as root (csrc/idmap.c): the sandbox's kernel uid is its
  * own, so a tree of root's bound with --rw refused it (make: Permission
  * denied, unless the tree was first chowned). Through an idmapped mount the
  * tree's owner is the sandbox's uid inside it, and what the sandboxee

@@ -4,7 +4,7 @@
  * executor, policy and mount plan, handed to the shim's spawner threads,
  * tried again while fds are short.
  */
-import { ContainmentError } from "../../containment/cgroup.ts";
+import { ContainmentError } from "../../containment/error.ts";
 import type { RunContainment } from "../../containment/containment.ts";
 import { errnoName } from "../../native/errno.ts";
 import { isFailure, type SetupFailure, type Spawned, spawnAsync } from "../../native/spawn.ts";
