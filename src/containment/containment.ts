@@ -15,7 +15,7 @@ import { V1Host } from "./cgroup-v1.ts";
 import { V2Host } from "./cgroup-v2.ts";
 import { readLayout } from "./hierarchy.ts";
 import { ownMark } from "./owner.ts";
-import { type HeldUid, UidAllocator, type UidRange } from "./uids.ts";
+import { checkUidRange, type HeldUid, UidAllocator, type UidRange } from "./uids.ts";
 
 /** The kernel ids of an unprivileged sandboxee, inside, when bunbox runs as root. */
 export const NOBODY = 65534;
@@ -143,7 +143,9 @@ export class Containment {
   private uids: UidAllocator | undefined;
   private limitsOfUserns: { sysctls: [string, string][]; rlimits: [number, bigint, bigint][] } | undefined;
 
-  constructor(private readonly options: ContainmentOptions = {}) {}
+  constructor(private readonly options: ContainmentOptions = {}) {
+    if (options.uidRange) checkUidRange(options.uidRange, "uidRange");
+  }
 
   /** The place for cgroups, found (and swept) on first use, or why there is none. */
   cgroupHost(): CgroupHost | string {

@@ -34,12 +34,15 @@ const EACCES = 13;
 /** "FIRST-LAST" (BUNBOX_UID_RANGE); errors name `subject`. */
 export function parseUidRange(text: string, subject: string): UidRange {
   const m = /^(\d+)-(\d+)$/.exec(text.trim());
-  const first = Number(m?.[1]);
-  const last = Number(m?.[2]);
-  if (!m || !(first <= last) || last > 0xfffffffe || first < 1) {
-    throw new UsageError(subject, `"${text}" is not a uid range FIRST-LAST (1 <= FIRST <= LAST <= 4294967294)`);
+  return checkUidRange({ first: Number(m?.[1]), last: Number(m?.[2]) }, subject, `"${text}"`);
+}
+
+/** A range of kernel uids a sandbox may get: not 0, not the kernel's "no id" (2^32 - 1). */
+export function checkUidRange(r: UidRange, subject: string, shown = `${r.first}-${r.last}`): UidRange {
+  if (!Number.isSafeInteger(r.first) || !Number.isSafeInteger(r.last) || r.first < 1 || r.first > r.last || r.last > 0xfffffffe) {
+    throw new UsageError(subject, `${shown} is not a uid range FIRST-LAST (1 <= FIRST <= LAST <= 4294967294)`);
   }
-  return { first, last };
+  return { first: r.first, last: r.last };
 }
 
 /** Every id the host's account files name: a sandbox must never be one of them. */

@@ -151,3 +151,18 @@ describe("the uid allocator", () => {
     expect(mine.allocate().uid).toBe(3_000_000_100);
   });
 });
+
+describe.if(IS_ROOT)("BUNBOX_UID_RANGE", () => {
+  test("sets the range the sandbox's uid comes from", async () => {
+    const r = await bunbox(["run", "--", "/bin/cat", "/proc/self/uid_map"], { bare: true, env: { BUNBOX_UID_RANGE: "3000000200-3000000200" } });
+    expect(r.stdout.trim().split(/\s+/).map(Number)).toEqual([65534, 3000000200, 1]);
+  });
+
+  test("a malformed range is a usage error naming it", async () => {
+    for (const bad of ["0-10", "10-5", "x", "1-4294967295"]) {
+      const r = await bunbox(["run", "--", "/bin/true"], { bare: true, env: { BUNBOX_UID_RANGE: bad } });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`BUNBOX_UID_RANGE: "${bad}" is not a uid range`);
+    }
+  });
+});
