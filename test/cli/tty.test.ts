@@ -29,9 +29,10 @@ class Terminal {
       stderr: "pipe",
       env: { PATH: "/usr/bin:/bin", TERM: "xterm", ...env },
     });
+    const stdout = this.proc.stdout;
     this.reading = (async () => {
       const dec = new TextDecoder();
-      for await (const chunk of this.proc.stdout) this.out += dec.decode(chunk, { stream: true });
+      for await (const chunk of stdout) this.out += dec.decode(chunk, { stream: true });
     })();
   }
 
