@@ -12,6 +12,9 @@ import { DEFAULT_PATH } from "../sandbox/executor.ts";
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** bunbox's own variable, never one of Object.prototype's. */
+const host = (name: string) => (Object.hasOwn(process.env, name) ? process.env[name] : undefined);
+
 export interface EnvInput {
   keep: readonly string[];
   files: readonly string[];
@@ -44,16 +47,17 @@ export function readEnvFile(path: string, into: Record<string, string>): void {
     if (!NAME.test(name)) throw new UsageError("--env-file", `${path}:${i + 1}: "${name}" is not a variable name (NAME=VALUE, or NAME to pass bunbox's)`);
     if (line.includes("\0")) throw new UsageError("--env-file", `${path}:${i + 1}: a NUL byte`);
     if (eq >= 0) into[name] = line.slice(eq + 1);
-    else if (process.env[name] !== undefined) into[name] = process.env[name]!;
+    else if (host(name) !== undefined) into[name] = host(name)!;
   });
 }
 
 export function buildEnv(o: EnvInput): Record<string, string> {
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: o.cwd && o.cwd !== "/" ? o.cwd : "/tmp" };
-  if (o.terminal && process.env.TERM) env.TERM = process.env.TERM;
+  // No prototype: a variable may be called __proto__ or constructor.
+  const env: Record<string, string> = Object.assign(Object.create(null), { PATH: DEFAULT_PATH, HOME: o.cwd && o.cwd !== "/" ? o.cwd : "/tmp" });
+  if (o.terminal && host("TERM")) env.TERM = host("TERM")!;
   for (const name of o.keep) {
     if (!NAME.test(name)) throw new UsageError("--keep-env", `"${name}" is not a variable name`);
-    const value = process.env[name];
+    const value = host(name);
     if (value !== undefined) env[name] = value;
   }
   for (const file of o.files) readEnvFile(file, env);

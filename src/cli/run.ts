@@ -102,16 +102,12 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
   }
-  const relaxations = [...base.relaxations];
-  if (net === "host") relaxations.push(`${o.flags["share-net"] ? "--share-net" : "--net host"}: the sandboxee shares the host's network`);
-  if (o.flags["no-tty"]) relaxations.push("--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)");
   return base.derive({
     mounts: plan,
     ...(net !== undefined ? { net: net as NetMode } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
-    relaxations,
   });
 }
 
@@ -145,7 +141,7 @@ function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | u
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
   const s = o.strings;
   if (s.cwd !== undefined) checkDestination(s.cwd, "--cwd");
-  const chosenCwd = s.cwd ?? (policy.origin.startsWith("profile build") ? process.cwd() : undefined);
+  const chosenCwd = s.cwd ?? policy.workdir;
   const env = buildEnv({
     keep: o.lists["keep-env"],
     files: o.lists["env-file"],
@@ -181,8 +177,12 @@ function describe(o: RunOptions, policy: Policy, executor: Executor): void {
     `limits: cpu ${l.cpuSeconds || "none"}s, ` +
       `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
   );
-  if (policy.relaxations.length === 0) log.debug("relaxations: none");
-  for (const r of policy.relaxations) log.debug(`relaxation: ${visible(r)}`);
+  const relaxations = [
+    ...policy.relaxations,
+    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
+  ];
+  if (relaxations.length === 0) log.debug("relaxations: none");
+  for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
 
 /**

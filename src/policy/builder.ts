@@ -19,13 +19,13 @@ import { BunboxError, EXIT_USAGE } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
 import { parseSize } from "../sandbox/units.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
-import { ARCHES, type Arch, type ArchName, hostArch } from "./arch.ts";
-import { CompileError } from "./compiler.ts";
+import { ARCHES, type Arch, archByName, type ArchName, hostArch, MAX_SYSCALL_NR } from "./arch.ts";
 import { FilterTooLong } from "./assembler.ts";
-import { FAMILIES, type FamilyName, type FamilyRule, futexRule } from "./families.ts";
+import { FAMILIES, type FamilyName, type FamilyRule, futexRule, isFamilyName } from "./families.ts";
 import { NET_MODES, type NetMode, Policy } from "./policy.ts";
-import { type Action, ALLOW, describeAction, errno, type Fragment, isAction, KILL, nodes, type Rule, sameAction } from "./rules.ts";
+import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment, isAction, KILL, nodes, type Rule, sameAction } from "./rules.ts";
 import { type DangerName, isDangerName } from "./safety.ts";
+import { quote } from "../names.ts";
 
 export class PolicyError extends BunboxError {
   override readonly name = "PolicyError";
@@ -52,12 +52,12 @@ export class PolicyBuilder {
   private readonly problems: string[] = [];
   private defaultAct: Action = KILL;
   private readonly danger = new Set<string>();
-  private readonly relaxations: string[] = [];
   private mounts: MountPlan | undefined;
   private hostname = "bunbox";
   private net: NetMode = "none";
   private uid: number | undefined;
   private gid: number | undefined;
+  private workdir: string | undefined;
   private origin = "PolicyBuilder";
   private built = false;
   /** Inside asBase(): rules for syscalls already decided are dropped, not errors. */
@@ -65,12 +65,9 @@ export class PolicyBuilder {
 
   constructor(options: BuilderOptions = {}) {
     const name = options.arch;
-    if (name !== undefined && !(name in ARCHES)) {
-      this.arch = hostArch();
-      this.problems.push(`arch: unknown architecture "${name}" (x86_64 or aarch64)`);
-    } else {
-      this.arch = name ? ARCHES[name] : hostArch();
-    }
+    const arch = name === undefined ? hostArch() : archByName(name);
+    if (!arch) this.problems.push(`arch: unknown architecture ${quote(name)} (x86_64 or aarch64)`);
+    this.arch = arch ?? hostArch();
   }
 
   // ---- syscalls ----
@@ -78,15 +75,16 @@ export class PolicyBuilder {
   /** The number of a syscall on the target arch, or undefined (with a problem recorded). */
   private resolve(ref: SyscallRef, where: string): number | undefined {
     if (typeof ref === "number") {
-      if (!Number.isInteger(ref) || ref < 0 || ref > 0xffff) {
-        this.problems.push(`${where}: syscall number ${ref} is out of range`);
+      if (!Number.isInteger(ref) || ref < 0 || ref > MAX_SYSCALL_NR) {
+        this.problems.push(`${where}: syscall number ${ref} is out of range (0..${MAX_SYSCALL_NR})`);
         return undefined;
       }
       return ref;
     }
-    const nr = this.arch.syscalls[ref];
+    // The table has no prototype: "toString" or "__proto__" is unknown like any typo.
+    const nr = typeof ref === "string" ? this.arch.syscalls[ref] : undefined;
     if (nr === undefined) {
-      this.problems.push(`${where}: unknown syscall "${ref}" on ${this.arch.name}`);
+      this.problems.push(`${where}: unknown syscall ${quote(ref)} on ${this.arch.name}`);
     }
     return nr;
   }
@@ -127,9 +125,17 @@ export class PolicyBuilder {
     return this;
   }
 
-  /** Like allowSyscalls, but names the target arch lacks are skipped (profiles use it). */
+  /**
+   * Like allowSyscalls, but names the target arch lacks are skipped (profiles
+   * use it); a name no arch has is a typo, and a problem.
+   */
   allowAvailableSyscalls(names: readonly string[]): this {
-    return this.allowSyscalls(names.filter((n) => this.arch.syscalls[n] !== undefined));
+    const arches = Object.values(ARCHES);
+    const anywhere = (n: string) => arches.some((a) => a.syscalls[n] !== undefined);
+    for (const n of names) {
+      if (typeof n !== "string" || !anywhere(n)) this.problems.push(`allowAvailableSyscalls: unknown syscall ${quote(n)} on every arch`);
+    }
+    return this.allowSyscalls(names.filter((n) => typeof n === "string" && this.arch.syscalls[n] !== undefined));
   }
 
   /** The syscall fails with `err` (a number or a name like "ENOENT") instead of running. */
@@ -140,7 +146,7 @@ export class PolicyBuilder {
   blockSyscallsWithErrno(refs: readonly SyscallRef[], err: number | string): this {
     const n = typeof err === "string" ? errnoNumber(err) : err;
     if (n === undefined || !Number.isInteger(n) || n < 1 || n > 4095) {
-      this.problems.push(`blockSyscallWithErrno: ${JSON.stringify(err)} is not an errno (1..4095 or a name like "EPERM")`);
+      this.problems.push(`blockSyscallWithErrno: ${quote(err)} is not an errno (1..4095 or a name like "EPERM")`);
       return this;
     }
     for (const ref of refs) {
@@ -189,18 +195,16 @@ export class PolicyBuilder {
   /** Every syscall no rule decides is allowed. The safety rules still apply. */
   dangerDefaultAllowAll(): this {
     this.defaultAct = ALLOW;
-    this.relaxations.push("dangerDefaultAllowAll: every syscall not otherwise ruled is allowed");
     return this;
   }
 
   /** Lets one safety rule go (a dangerous syscall, or "clone-namespaces" etc.). */
   dangerAllowUnsafe(name: DangerName | string): this {
     if (!isDangerName(name)) {
-      this.problems.push(`dangerAllowUnsafe: "${name}" is not a safety rule`);
+      this.problems.push(`dangerAllowUnsafe: ${quote(name)} is not a safety rule`);
       return this;
     }
     this.danger.add(name);
-    this.relaxations.push(`dangerAllowUnsafe("${name}"): a safety rule is off`);
     return this;
   }
 
@@ -222,8 +226,8 @@ export class PolicyBuilder {
 
   /** Adds one of Sandbox2's families by name ("read", "staticStartup"…). */
   allowFamily(name: FamilyName): this {
-    if (!(name in FAMILIES)) {
-      this.problems.push(`allowFamily: unknown family "${name}"`);
+    if (!isFamilyName(name)) {
+      this.problems.push(`allowFamily: unknown family ${quote(name)}`);
       return this;
     }
     return this.family(name);
@@ -315,7 +319,7 @@ export class PolicyBuilder {
     return this;
   }
 
-  /** Starts from an empty root instead of DESIGN.md's default view. */
+  /** Starts from an empty root instead of the default view (MountPlan.defaultView). */
   emptyFilesystem(): this {
     this.mounts = new MountPlan();
     return this;
@@ -375,8 +379,6 @@ export class PolicyBuilder {
       return this;
     }
     this.net = mode;
-    const note = "network host: the sandboxee shares the host's network";
-    if (mode === "host" && !this.relaxations.includes(note)) this.relaxations.push(note);
     return this;
   }
 
@@ -390,6 +392,16 @@ export class PolicyBuilder {
   setGid(gid: number): this {
     if (!Number.isInteger(gid) || gid < 0 || gid > 0xfffffffe) this.problems.push(`setGid: bad gid ${gid}`);
     else this.gid = gid;
+    return this;
+  }
+
+  /**
+   * Where `bunbox run` starts the command when --cwd is not given (the build
+   * profile: the directory it mounts writable); "/" otherwise.
+   */
+  setWorkdir(path: string): this {
+    if (typeof path !== "string" || !path.startsWith("/")) this.problems.push(`setWorkdir: ${quote(path)} is not an absolute path`);
+    else this.workdir = path;
     return this;
   }
 
@@ -423,7 +435,7 @@ export class PolicyBuilder {
       net: this.net,
       uid: this.uid,
       gid: this.gid,
-      relaxations: [...this.relaxations],
+      workdir: this.workdir,
       origin: this.origin,
     });
     // Compiling checks the rules (labels, widths, the 4096 limit); the

@@ -22,10 +22,12 @@ import { errnoNumber } from "../native/errno.ts";
 import { ARCHES, type ArchName, hostArch } from "./arch.ts";
 import { PolicyBuilder, PolicyError } from "./builder.ts";
 import { FAMILIES, type FamilyName } from "./families.ts";
+import { DANGEROUS_USES, isDangerName } from "./safety.ts";
 import { NET_MODES } from "./policy.ts";
 import { Policy } from "./policy.ts";
 import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
 import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
+import { quote } from "../names.ts";
 
 const ErrnoSchema = v.union([
   v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4095)),
@@ -50,7 +52,29 @@ const NodeSchema = v.union([
   v.strictObject({ label: v.string() }),
   v.strictObject({ goto: v.string() }),
 ]);
+const NOT_A_SAFETY_RULE = `not a safety rule (a dangerous syscall like "ptrace", or one of ${Object.keys(DANGEROUS_USES).join(", ")})`;
 const SyscallRef = v.union([v.string(), v.pipe(v.number(), v.integer(), v.minValue(0))]);
+/**
+ * `block`: { syscall: errno }. Not v.record(), which drops the keys
+ * "__proto__", "constructor" and "prototype" without a word: a syscall the
+ * file blocks must never vanish. Every own key is kept (JSON.parse makes
+ * "__proto__" an own key too) and its name checked like any other.
+ */
+const BlockSchema = v.pipe(
+  v.custom<Record<string, unknown>>(
+    (x) => typeof x === "object" && x !== null && !Array.isArray(x),
+    "Invalid type: Expected an object of syscall name: errno",
+  ),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const entries: [string, number | string][] = [];
+    for (const [name, err] of Object.entries(dataset.value)) {
+      const r = v.safeParse(ErrnoSchema, err);
+      if (r.success) entries.push([name, r.output]);
+      else addIssue({ message: r.issues[0].message, path: [{ type: "object", origin: "value", input: dataset.value, key: name, value: err }] });
+    }
+    return entries.length === Object.keys(dataset.value).length ? entries : NEVER;
+  }),
+);
 const MountSchema = v.union([
   v.strictObject({ bind: v.string(), at: v.optional(v.string()), writable: v.optional(v.boolean()) }),
   v.strictObject({ tmpfs: v.string(), size: v.optional(v.union([v.string(), v.number()])), mode: v.optional(v.number()) }),
@@ -64,10 +88,10 @@ export const PolicyFileSchema = v.strictObject({
   arch: v.optional(v.picklist(Object.keys(ARCHES) as ArchName[])),
   defaultAction: v.optional(ActionSchema),
   dangerDefaultAllowAll: v.optional(v.boolean()),
-  dangerAllowUnsafe: v.optional(v.array(v.string())),
+  dangerAllowUnsafe: v.optional(v.array(v.pipe(v.string(), v.check((s: string) => isDangerName(s), NOT_A_SAFETY_RULE)))),
   families: v.optional(v.array(v.picklist(Object.keys(FAMILIES) as FamilyName[]))),
   allow: v.optional(v.array(SyscallRef)),
-  block: v.optional(v.record(v.string(), ErrnoSchema)),
+  block: v.optional(BlockSchema),
   rules: v.optional(v.array(v.strictObject({ syscalls: v.array(SyscallRef), program: v.array(NodeSchema) }))),
   filesystem: v.optional(
     v.strictObject({ base: v.optional(v.picklist(["default", "empty"])), mounts: v.optional(v.array(MountSchema)) }),
@@ -115,8 +139,8 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   const b = new PolicyBuilder({ arch }).setOrigin(`${source}${f.profile ? ` (profile ${f.profile})` : ""}`);
   const table = ARCHES[arch].syscalls;
   const known = (ref: string | number, path: string) => {
-    if (typeof ref === "number" || ref in table) return true;
-    b.problem(`${source}: ${path}: unknown syscall "${ref}" on ${arch}`);
+    if (typeof ref === "number" || table[ref] !== undefined) return true;
+    b.problem(`${source}: ${path}: unknown syscall ${quote(ref)} on ${arch}`);
     return false;
   };
   if (f.dangerDefaultAllowAll) b.dangerDefaultAllowAll();
@@ -124,7 +148,7 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   f.dangerAllowUnsafe?.forEach((name) => b.dangerAllowUnsafe(name));
   for (const fam of f.families ?? []) b.allowFamily(fam);
   f.allow?.forEach((s, i) => known(s, `allow.${i}`) && b.allowSyscall(s));
-  for (const [name, err] of Object.entries(f.block ?? {})) {
+  for (const [name, err] of f.block ?? []) {
     if (known(name, `block.${name}`)) b.blockSyscallWithErrno(name, err);
   }
   f.rules?.forEach((r, i) => {

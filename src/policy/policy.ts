@@ -24,20 +24,32 @@ export interface PolicyInit {
   defaultAction: Action;
   /** Safety rules relaxed with dangerAllowUnsafe(...). */
   dangerAllowed: ReadonlySet<string>;
-  /** The filesystem; undefined: DESIGN.md's default view. */
+  /** The filesystem; undefined: the default view (MountPlan.defaultView). */
   mounts: MountPlan | undefined;
   hostname: string;
   net: NetMode;
   /** Inside ids; undefined: the caller's ids (65534 when the caller is root). */
   uid: number | undefined;
   gid: number | undefined;
-  /** Every relaxation in force, in words, for `bunbox run -v`. */
-  relaxations: readonly string[];
-  /** Where this policy came from ("profile default", a file path…). */
+  /**
+   * Where `bunbox run` starts the command when --cwd is not given; undefined:
+   * "/". The build profile sets the directory it mounts writable.
+   */
+  workdir?: string | undefined;
+  /** Where this policy came from ("profile default", a file path…), for messages only. */
   origin: string;
   /** The notify filter, already compiled for these rules (src/policy/precompiled.ts). */
   notifyFilter?: Filter;
 }
+
+type Layout = "tree" | "linear";
+
+/** What each relaxation gives away, in words (`bunbox run -v`, `policy check`). */
+const RELAXATION = {
+  defaultAllowAll: "dangerDefaultAllowAll: every syscall not otherwise ruled is allowed",
+  unsafe: (name: string) => `dangerAllowUnsafe("${name}"): a safety rule is off`,
+  netHost: "network host: the sandboxee shares the host's network",
+} as const;
 
 export class Policy {
   readonly arch: Arch;
@@ -48,15 +60,16 @@ export class Policy {
   readonly net: NetMode;
   readonly uid: number | undefined;
   readonly gid: number | undefined;
-  readonly relaxations: readonly string[];
+  readonly workdir: string | undefined;
   readonly origin: string;
-  private readonly filters = new Map<string, Filter>();
+  /** Compiled filters: with user notification or without, by layout. */
+  private readonly filters: Record<"notify" | "kill", Partial<Record<Layout, Filter>>> = { notify: {}, kill: {} };
   private rulesOrFactory: Rules | (() => Rules);
 
   constructor(init: PolicyInit) {
     this.arch = init.arch;
     this.rulesOrFactory = init.rules;
-    if (init.notifyFilter) this.filters.set("true:tree", init.notifyFilter);
+    if (init.notifyFilter) this.filters.notify.tree = init.notifyFilter;
     this.defaultAction = init.defaultAction;
     this.dangerAllowed = init.dangerAllowed;
     this.mounts = init.mounts;
@@ -64,9 +77,20 @@ export class Policy {
     this.net = init.net;
     this.uid = init.uid;
     this.gid = init.gid;
-    this.relaxations = init.relaxations;
+    this.workdir = init.workdir;
     this.origin = init.origin;
-    Object.freeze(this.relaxations);
+  }
+
+  /**
+   * Every relaxation in force, in words, for `bunbox run -v`: read off the
+   * policy's own settings, so that no copy of it (derive) can disagree.
+   */
+  get relaxations(): readonly string[] {
+    return Object.freeze([
+      ...(this.defaultAction.kind === "allow" ? [RELAXATION.defaultAllowAll] : []),
+      ...[...this.dangerAllowed].map(RELAXATION.unsafe),
+      ...(this.net === "host" ? [RELAXATION.netHost] : []),
+    ]);
   }
 
   /** Syscall rules by number (built on first use for a precompiled profile). */
@@ -76,9 +100,9 @@ export class Policy {
   }
 
   /** The seccomp program; `notify` routes violations and TRACE to the monitor. */
-  filter(notify: boolean, layout: "tree" | "linear" = "tree"): Filter {
-    const key = `${notify}:${layout}`;
-    let f = this.filters.get(key);
+  filter(notify: boolean, layout: Layout = "tree"): Filter {
+    const cache = this.filters[notify ? "notify" : "kill"];
+    let f = cache[layout];
     if (!f) {
       f = compileFilter({
         arch: this.arch,
@@ -88,7 +112,7 @@ export class Policy {
         notify,
         layout,
       });
-      this.filters.set(key, f);
+      cache[layout] = f;
     }
     return f;
   }
@@ -100,8 +124,8 @@ export class Policy {
 
   /** A copy with some fields changed (the compiled filter carries over unless the rules change). */
   derive(changes: Partial<PolicyInit>): Policy {
-    const sameFilter = !["rules", "defaultAction", "dangerAllowed", "arch"].some((k) => k in changes);
-    const compiled = sameFilter ? this.filters.get("true:tree") : undefined;
+    const sameFilter = !(["rules", "defaultAction", "dangerAllowed", "arch"] as const).some((k) => Object.hasOwn(changes, k));
+    const compiled = sameFilter ? this.filters.notify.tree : undefined;
     return new Policy({
       arch: this.arch,
       rules: this.rulesOrFactory,
@@ -112,7 +136,7 @@ export class Policy {
       net: this.net,
       uid: this.uid,
       gid: this.gid,
-      relaxations: this.relaxations,
+      workdir: this.workdir,
       origin: this.origin,
       ...(compiled ? { notifyFilter: compiled } : {}),
       ...changes,

@@ -23,7 +23,9 @@ declare const BUNBOX_PRECOMPILED: PrecompiledTable | undefined;
 
 export function precompiledFilter(profile: string, arch: ArchName): Filter | undefined {
   const table = typeof BUNBOX_PRECOMPILED === "undefined" ? undefined : BUNBOX_PRECOMPILED;
-  const entry = table?.[profile]?.[arch];
+  // A plain object from JSON: only its own keys count ("toString" is no profile).
+  const byArch = table && Object.hasOwn(table, profile) ? table[profile] : undefined;
+  const entry = byArch && Object.hasOwn(byArch, arch) ? byArch[arch] : undefined;
   if (!entry) return undefined;
   const [b64, lo, hi] = entry;
   return { insns: decode(Buffer.from(b64, "base64")), magic: [lo, hi] };

@@ -161,7 +161,8 @@ export function applyProfileSettings(b: PolicyBuilder, name: string, options: { 
     // Writable cwd means the project directory, never the host's root.
     throw new UsageError("--profile build", "mounts the current directory writable: run it from a project directory, not /");
   }
-  if (cwd) b.addDirectory(cwd, { writable: true });
+  // …and starts the command there (bunbox run without --cwd).
+  if (cwd) b.addDirectory(cwd, { writable: true }).setWorkdir(cwd);
   return b;
 }
 

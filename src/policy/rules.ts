@@ -13,6 +13,9 @@
  */
 import { UsageError } from "../errors.ts";
 
+/** A policy that cannot be compiled (a label never placed, an argument out of range…): its problem, in words. */
+export class CompileError extends Error {}
+
 export type Action =
   | { readonly kind: "allow" }
   | { readonly kind: "errno"; readonly errno: number }

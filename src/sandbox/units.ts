@@ -3,8 +3,10 @@
  * as the CLI and policy files write them. Binary units: 1K = 1024.
  */
 import { UsageError } from "../errors.ts";
+import { nameTable } from "../names.ts";
 
-const SIZE_UNITS: Record<string, number> = {
+/** By the unit a user writes (no prototype: src/names.ts). */
+const SIZE_UNITS = nameTable<Record<string, number>>({
   "": 1,
   b: 1,
   k: 1024,
@@ -19,7 +21,7 @@ const SIZE_UNITS: Record<string, number> = {
   t: 1024 ** 4,
   tb: 1024 ** 4,
   tib: 1024 ** 4,
-};
+});
 
 /** Bytes for "64M"; "unlimited" is Infinity. Errors name `subject`. */
 export function parseSize(text: string | number, subject: string): number {

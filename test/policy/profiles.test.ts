@@ -87,6 +87,18 @@ describe("profiles run what they are for", () => {
     expect(existsSync(join(work, "hello"))).toBe(true);
   });
 
+  test("build: a policy file on the build profile starts the command in the directory it mounts, as the profile does", async () => {
+    const work = mkdtempSync(join(DIR, "work", "cwd-"));
+    chmodSync(work, 0o777);
+    const p = join(work, "policy.json");
+    writeFileSync(p, JSON.stringify({ profile: "build" }));
+    const byProfile = await bunbox(["run", "--profile", "build", "--", "/bin/pwd"], { bare: true, cwd: work });
+    const byFile = await bunbox(["run", "--policy", p, "--", "/bin/pwd"], { bare: true, cwd: work });
+    expect([byProfile.stdout, byFile.stdout]).toEqual([`${work}\n`, `${work}\n`]);
+    const other = await bunbox(["run", "--profile", "default", "--", "/bin/pwd"], { bare: true, cwd: work });
+    expect(other.stdout).toBe("/\n");
+  });
+
   test("build: no network", async () => {
     const work = mkdtempSync(join(DIR, "work", "net-"));
     chmodSync(work, 0o777);

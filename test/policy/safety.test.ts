@@ -1,13 +1,13 @@
 /**
- * The always-on safety rules (DESIGN.md "Safety defaults") through real
+ * The always-on safety rules (src/policy/safety.ts) through real
  * programs on the real kernel: each attempt by the probe fixture must end as
- * a VIOLATION (159) naming the syscall, or get the errno the design gives it,
+ * a VIOLATION (159) naming the syscall, or get the errno the rules give it,
  * whatever the profile. A policy can turn a dangerous syscall into an errno,
  * but allowing it takes dangerAllowUnsafe(), which `run -v` lists.
  */
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { DIR, HOST_ARCH, probe } from "../helpers.ts";
+import { bunbox, DIR, HOST_ARCH, probe } from "../helpers.ts";
 
 const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
@@ -60,6 +60,32 @@ describe.if(HOST_ARCH.name === "x86_64")("foreign architectures", () => {
   test("x32 syscall numbers are an ARCH violation", async () => {
     const res = await violation(["x32"], "getpid (x32)", "ARCH");
     expect(res.violation.rule).toBe("x32 ABI");
+  });
+});
+
+describe("syscall(-1) is no syscall (glibc's syscall(-1), a ptracer's skip), on every arch", () => {
+  // It used to be caught by x86_64's x32 check (0xffffffff has the x32 bit)
+  // and reported as "x32 ABI". It names no syscall: the default action decides.
+  test("under a profile it is a policy violation named for what it is", async () => {
+    const r = await probe(["syscall", "-1"], ["--json"]);
+    expect(r.code).toBe(159);
+    const v = json(r.stderr).violation;
+    expect(v).toMatchObject({ kind: "SYSCALL", rule: "policy", syscall: "no syscall", nr: -1 });
+    expect(r.stderr).toContain("VIOLATION: no syscall(");
+    expect(r.stderr).not.toContain("x32");
+  });
+
+  test("a policy whose default is an errno gives it that errno", async () => {
+    const p = `${DIR}/work/default-enosys-${process.pid}.json`;
+    writeFileSync(p, JSON.stringify({ profile: "default", defaultAction: { errno: "EL2HLT" } }));
+    const r = await probe(["syscall", "-1"], ["--policy", p]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("syscall: -1 EL2HLT");
+  });
+
+  test("bunbox policy explain lists it", async () => {
+    const r = await bunbox(["policy", "explain", "--profile", "default", "--all"], { bare: true });
+    expect(r.stdout).toMatch(/\n {2}no syscall \(-1\) +violation: policy\n/);
   });
 });
 
@@ -116,6 +142,20 @@ describe("a policy relaxes only by errno, or loudly", () => {
     const r = await probe(["unshare-user"], ["--policy", p]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("unshare: -1 EPERM");
+  });
+
+  test("--net host is one relaxation, in the policy's own words, however it is asked for", async () => {
+    const note = "relaxation: network host: the sandboxee shares the host's network";
+    const count = (text: string) => text.split(note).length - 1;
+    const cli = await probe(["ok"], ["-v", "--net", "host"]);
+    expect(cli.code).toBe(0);
+    expect(count(cli.stderr)).toBe(1);
+    const p = file("net-host", { profile: "default", network: "host" });
+    const both = await probe(["ok"], ["-v", "--policy", p, "--net", "host"]);
+    expect(count(both.stderr)).toBe(1);
+    // A file's host network turned off on the command line is no relaxation.
+    const off = await probe(["ok"], ["-v", "--policy", p, "--net", "none"]);
+    expect(off.stderr).toContain("relaxations: none");
   });
 
   test("-v lists no relaxation for a plain profile, and where the set-up's time went", async () => {
