@@ -191,6 +191,12 @@ int bb_child_a(void *arg) {
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
   bb_mark(sh, BB_MK_RELEASED);
+  /* Out of bunbox's session and process group: signals the caller's
+   * terminal sends its foreground group (Ctrl-C, SIGWINCH, a hangup) are
+   * bunbox's to pass on, once; they must not reach init (which forwards
+   * whatever it gets) too. */
+  long sid = bb_sys0(SYS_setsid);
+  if (sid < 0) return bb_fail(sh, BB_ST_SESSION, sid, "setsid(init)"), 1;
   /* The host's soft fd limit may sit just above the fds it has open; our
    * fds move above 64 and B's targets (comms: 1023) may lie higher still.
    * The hard limit is ours to take; B's own limit is set later. */
