@@ -83,7 +83,7 @@ _bunbox() {
       ${valuedAll.join("|")}) skip=1;;
       -*) ;;
       *)
-        case " ${paths.map((p) => `${p}|`).join("")} " in
+        case " ${paths.map((p) => `${p}|`).join(" ")} " in
           *" $path|"*) path="\${path:+$path }$w";;
           *) [[ $path == run ]] && { cmdstart=$i; break; };;
         esac;;
@@ -166,7 +166,7 @@ function fish(nodes: Node[]): string {
     for (const [n, d] of options(cmd)) {
       for (const l of longNames(n, d)) {
         const value = takesValue(d)
-          ? ` -r${d.options ? ` -a ${fq(d.options.join(" "))}` : d.complete === "file" || d.complete === "directory" ? " -F" : d.complete === "variable" ? " -a '(set -n)'" : ""}`
+          ? d.complete === "file" || d.complete === "directory" ? " -r -F" : ` -x${d.options ? ` -a ${fq(d.options.join(" "))}` : d.complete === "variable" ? " -a '(set -n)'" : ""}`
           : "";
         lines.push(`complete -c bunbox -n ${fq(cond)} -l ${l}${l === n && d.alias ? ` -s ${d.alias}` : ""}${value} -d ${fq(d.description)}`);
       }

@@ -100,7 +100,7 @@ export function hintFor(arg: string, rest: readonly string[], table: Options): s
   const s = SPELLINGS.find((x) => x.names.includes(name) && (x.needs === undefined || Object.hasOwn(table, x.needs)));
   if (s) {
     const values = eq > 0 ? [arg.slice(eq + 1)] : rest.slice(0, s.takes).filter((x) => !x.startsWith("-"));
-    return `${s.tool}'s ${name} is not bunbox's; here: ${s.advice(values)}`;
+    return `${s.tool}'s spelling; in bunbox: ${s.advice(values)}`;
   }
   if (!name.startsWith("--")) return undefined;
   const known = Object.entries(table).flatMap(([k, d]) => (d.type === "positional" ? [] : [k, ...(d.aliases ?? [])]));

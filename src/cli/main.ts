@@ -61,7 +61,7 @@ async function dispatch(cmd: Command, argv: readonly string[], path: readonly st
     // Another tool's spelling? The table of them is loaded only now.
     if (!(e instanceof UnknownOption && cmd.hints)) throw e;
     const hint = (await import("./hints.ts")).hintFor(e.arg, e.rest, cmd.args ?? {});
-    throw hint ? new UsageError(e.spelled, `unknown option: ${hint}`) : e;
+    throw hint ? new UsageError(e.spelled, `unknown option (${hint})`) : e;
   }
   if (request.kind === "help") return help(cmd, path).then(() => 0);
   if (request.kind === "version") return version();

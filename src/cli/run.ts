@@ -15,7 +15,7 @@
  * codes" for the rest. The signals a supervisor passes on (FORWARDED) go to
  * the sandboxee's process group through its init.
  */
-import { closeSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
@@ -139,6 +139,7 @@ function interactive(): boolean {
 function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | undefined): Executor {
   const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
+  checkNotAVolume(cmd);
   const s = o.strings;
   if (s.cwd !== undefined) checkDestination(s.cwd, "--cwd");
   const chosenCwd = s.cwd ?? policy.workdir;
@@ -207,11 +208,15 @@ export const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "
 /** `-v /a:/b cmd` as docker means it: here -v is --verbose and "/a:/b" became the command. */
 const VOLUME_LIKE = /^[^:\s]*\/[^:\s]*:\/[^:\s]*(:[a-zA-Z,]+)?$/;
 
-function notACommand(cmd: string, result: Result): UsageError | undefined {
-  if (result.status !== "SETUP_ERROR" || result.setup?.stage !== "lookup" || result.setup.errnoName !== "ENOENT") return undefined;
-  if (!VOLUME_LIKE.test(cmd)) return undefined;
+/**
+ * Refused before anything starts: a command that looks like SRC:DST and is
+ * no file on the host (one bound into the sandbox under such a name is a
+ * stretch; its absolute path in the sandbox still runs it).
+ */
+function checkNotAVolume(cmd: string): void {
+  if (!VOLUME_LIKE.test(cmd) || existsSync(cmd)) return;
   const [src, dst, mode] = cmd.split(":");
-  return new UsageError(
+  throw new UsageError(
     "run",
     `"${cmd}" is not a command: -v is --verbose here, not docker's --volume; bind it with ${mode?.split(",").includes("ro") ? "--ro" : "--rw"} ${src}:${dst}`,
   );
@@ -268,12 +273,6 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
       log.debug(`set-up (ms since the clone, at the end of each phase): ${steps.join(", ")}`);
     }
   }
-  const refused = notACommand(o.tail[0]!, result);
-  if (refused) {
-    if (resultFile !== undefined) closeSync(resultFile);
-    throw refused;
-  }
-
   report(o, result);
   if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
   if (resultFile !== undefined) {
