@@ -9,9 +9,13 @@
  *
  * Why not let Bun extract the embedded copy: it caches it at a predictable
  * path, /tmp/.bun-UID-HASH.so, and reuses it on the next start: a root
- * bunbox would dlopen whatever sits there. Instead the bytes go to a file
- * created O_EXCL in a fresh 0700 directory, dlopen reads it through the fd
- * we hold (/proc/self/fd/N, the very inode we wrote), and the file is removed.
+ * bunbox would dlopen whatever sits there; and it needs a TMPDIR that
+ * allows exec, which a hardened one (noexec) does not. Instead the bytes go
+ * to a memfd (MFD_EXEC), and dlopen reads them through the fd we hold
+ * (/proc/self/fd/N): no file system involved. Only where memfds cannot be
+ * executed (vm.memfd_noexec=2, or a seal) do they go to a private file,
+ * created O_EXCL in a fresh 0700 directory of TMPDIR, opened the same way
+ * and removed at once.
  *
  * Before any other symbol is used, the shim's bb_abi_layout() must report the
  * ABI this source was generated for (src/native/abi.ts, from csrc/plan.h):
@@ -102,9 +106,65 @@ function load(path: string, what: string) {
   return dlopen(path, symbols);
 }
 
-/** dlopen of the embedded library through a private copy (see above). */
+const MFD_CLOEXEC = 0x1;
+const MFD_EXEC = 0x10; // Linux 6.3; before it, memfds are executable and the flag is unknown (EINVAL)
+const LIBC = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
+
+/** An executable memfd holding `bytes`, or undefined where there is none (see above). */
+function executableMemfd(bytes: Uint8Array): number | undefined {
+  let libc;
+  for (const name of LIBC) {
+    try {
+      libc = dlopen(name, { memfd_create: { args: [ptr, u32], returns: i32 } });
+      break;
+    } catch {
+      // the other libc
+    }
+  }
+  if (!libc) return undefined;
+  const name = Buffer.from("bunbox-shim\0");
+  let fd = libc.symbols.memfd_create(name, MFD_CLOEXEC | MFD_EXEC);
+  if (fd < 0) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
+  libc.close();
+  if (fd < 0) return undefined;
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
+}
+
+/** The library at `path` opened, or undefined if it cannot be mapped executable ("failed to map segment"). */
+function mappable(path: string) {
+  try {
+    return dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
+  } catch {
+    return undefined;
+  }
+}
+
+/** dlopen of the embedded library from a memfd, else through a private copy (see above). */
 function openEmbedded(path: string) {
   const bytes = readFileSync(path);
+  const memfd = executableMemfd(bytes);
+  if (memfd !== undefined) {
+    const path = `/proc/self/fd/${memfd}`;
+    try {
+      // Held open while load() checks it: the mapping is shared, not made twice.
+      const held = mappable(path);
+      if (held) {
+        try {
+          return load(path, "the embedded native shim");
+        } finally {
+          held.close();
+        }
+      }
+    } finally {
+      closeSync(memfd);
+    }
+  }
   const dir = mkdtempSync(join(tmpdir(), "bunbox-"));
   const file = join(dir, "libbunbox.so");
   const fd = openSync(file, "wx", 0o700);

@@ -177,7 +177,7 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
     let mod: Record<string, unknown>;
     try {
-      mod = await import(full);
+      mod = await (await import("./module.ts")).importPolicyModule(full);
     } catch (e) {
       throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
     }
