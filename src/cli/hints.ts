@@ -6,7 +6,7 @@
  * A hint names an option only if the table (src/cli/options.ts) has it.
  */
 import type { Options } from "./args.ts";
-import { nearest } from "./near.ts";
+import { nearest } from "../near.ts";
 
 interface Spelling {
   tool: string;

@@ -417,6 +417,21 @@ export class PolicyBuilder {
     return this;
   }
 
+  /**
+   * Runs `fn`, naming the problems it records by `label` (a policy file's
+   * key: "block.getpid", "filesystem.mounts.0") instead of by the builder
+   * method that found them ("blockSyscallWithErrno", "bind(/x)"): the
+   * writer of a file knows its keys, not our methods.
+   */
+  at(label: string, fn: () => void): this {
+    const from = this.problems.length;
+    fn();
+    for (let i = from; i < this.problems.length; i++) {
+      this.problems[i] = `${label}: ${this.problems[i]!.replace(/^[A-Za-z]+(\([^)]*\))?( size)?: /, "")}`;
+    }
+    return this;
+  }
+
   // ---- build ----
 
   tryBuild(): { policy: Policy; problems?: undefined } | { policy?: undefined; problems: string[] } {
