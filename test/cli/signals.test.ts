@@ -35,10 +35,14 @@ function start(extra: string[] = []) {
   };
 }
 
-/** The fields of /proc/PID/stat after the command name. */
+/** The fields of /proc/PID/stat after the command name ([] for a process gone meanwhile). */
 function stat(pid: number): string[] {
-  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return s.slice(s.lastIndexOf(")") + 2).split(" ");
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return [];
+  }
 }
 
 describe("signals to bunbox", () => {
@@ -61,7 +65,14 @@ describe("signals to bunbox", () => {
     await run.line("ready");
     const [, pgrp, session] = stat(run.proc.pid);
     const children = readdirSync("/proc").filter((e) => /^\d+$/.test(e) && stat(Number(e))[1] === String(run.proc.pid));
-    const init = children.map(Number).find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("bunbox-init"));
+    const cmdline = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      } catch {
+        return "";
+      }
+    };
+    const init = children.map(Number).find((pid) => cmdline(pid).startsWith("bunbox-init"));
     expect(init).toBeDefined();
     const [, initPgrp, initSession] = stat(init!);
     expect(initSession).not.toBe(session);
