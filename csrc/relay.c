@@ -161,6 +161,10 @@ BB_API int bb_relay_start(int master, int in, int out, int flags, int32_t *fds) 
   return -err;
 }
 
+/* Whether fd is a terminal (1 or 0): node:tty's isatty would load Bun's
+ * whole stream stack on every start (README.md, "Start-up"). */
+BB_API int bb_isatty(int fd) { return isatty(fd); }
+
 /* rows << 16 | columns of the terminal at fd, or -errno. */
 BB_API int bb_tty_size(int fd) {
   struct winsize ws;

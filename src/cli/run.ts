@@ -32,8 +32,8 @@ import { log, setVerbosity, writeAll } from "./log.ts";
 import type { RUN_ARGS } from "./options.ts";
 import { buildEnv } from "./env.ts";
 import { planTerminal, type TerminalPlan, TerminalRelay, terminalOptions } from "./tty.ts";
+import { isTerminal as isatty } from "../native/tty.ts";
 import type { Result } from "../sandbox/result.ts";
-import { isatty } from "node:tty";
 
 type RunOptions = Parsed<typeof RUN_ARGS>;
 

@@ -14,12 +14,11 @@
  * SIGKILL of bunbox itself leaves them raw (`stty sane` mends them).
  */
 import { writeSync } from "node:fs";
-import { isatty } from "node:tty";
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
 import { EPOLLIN, watch } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
-import { copyTerminalSize, makeRaw, RELAY_EOF_TO_VEOF, restoreModes, type SavedModes, startRelay, terminalSize } from "../native/tty.ts";
+import { copyTerminalSize, isTerminal as isatty, makeRaw, RELAY_EOF_TO_VEOF, restoreModes, type SavedModes, startRelay, terminalSize } from "../native/tty.ts";
 import type { TerminalOptions } from "../sandbox/executor.ts";
 
 export type TtyChoice = "auto" | "tty" | "no-tty";

@@ -24,7 +24,6 @@
  */
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
 import { BunboxError } from "../errors.ts";
@@ -48,6 +47,7 @@ const symbols = {
   bb_read: { args: [i32, ptr, u32], returns: i64 },
   bb_close: { args: [i32], returns: i32 },
   bb_relay_start: { args: [i32, i32, i32, i32, ptr], returns: i32 },
+  bb_isatty: { args: [i32], returns: i32 },
   bb_tty_size: { args: [i32], returns: i32 },
   bb_tty_copy_size: { args: [i32, i32], returns: i32 },
   bb_tty_state_size: { args: [], returns: i32 },
@@ -165,7 +165,8 @@ function openEmbedded(path: string) {
       closeSync(memfd);
     }
   }
-  const dir = mkdtempSync(join(tmpdir(), "bunbox-"));
+  // node:os's tmpdir(), without loading node:os on every start.
+  const dir = mkdtempSync(join((process.env.TMPDIR || "/tmp").replace(/(.)\/+$/, "$1"), "bunbox-"));
   const file = join(dir, "libbunbox.so");
   const fd = openSync(file, "wx", 0o700);
   try {

@@ -5,6 +5,11 @@
 import { ptr } from "bun:ffi";
 import { shim } from "./library.ts";
 
+/** Whether fd is a terminal. */
+export function isTerminal(fd: number): boolean {
+  return shim().bb_isatty(fd) === 1;
+}
+
 /** rows << 16 | columns of the terminal at fd, or -errno. */
 export function terminalSize(fd: number): number {
   return shim().bb_tty_size(fd);

@@ -372,7 +372,7 @@ export class PolicyBuilder {
     return this;
   }
 
-  /** none: only a down lo; loopback: lo up; host: the host's network (a relaxation). */
+  /** none (and loopback, the same): a network namespace of its own with only lo, up; host: the host's network (a relaxation). */
   setNetwork(mode: NetMode): this {
     if (!NET_MODES.includes(mode)) {
       this.problems.push(`setNetwork: "${mode}" is not one of ${NET_MODES.join(", ")}`);
