@@ -9,7 +9,7 @@
  * the sandboxee prints before it types or signals: order, not timing.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BUNBOX, bunbox, DIR, FX } from "../helpers.ts";
 
 const TTY = `${DIR}/tty`; // the fixture on the host
@@ -112,6 +112,32 @@ describe("a terminal of its own", () => {
     await r.waitFor("ready");
     r.type("\x03");
     expect((await r.exit()).screen).toContain("exit=130");
+  });
+
+  test("full-screen programs: less, vi (writes its file), top (quit with q)", async () => {
+    const dir = `${DIR}/work/vi-${process.pid}`;
+    mkdirSync(dir, { mode: 0o777 });
+    chmodSync(dir, 0o777);
+    const less = new Terminal(`stty rows 24 cols 80; ${RUN} -- less /etc/os-release; echo "exit=$?"`);
+    await less.waitFor("(END)");
+    less.type("q");
+    expect((await less.exit()).screen).toContain("exit=0");
+
+    const vi = new Terminal(`stty rows 24 cols 80; ${RUN} --rw ${dir}:/w -- vi -u NONE /w/out.txt; echo "exit=$?"`);
+    await vi.waitFor("out.txt");
+    vi.type("ihello from vi");
+    await vi.waitFor("hello from vi");
+    vi.type("\x1b");
+    await Bun.sleep(50); // vi tells a lone Esc from an escape sequence by a pause
+    vi.type(":wq\r");
+    expect((await vi.exit()).screen).toContain("exit=0");
+    expect(readFileSync(`${dir}/out.txt`, "utf8")).toBe("hello from vi\n");
+    rmSync(dir, { recursive: true });
+
+    const top = new Terminal(`stty rows 24 cols 80; ${RUN} -- top -d 0.2; echo "exit=$?"`);
+    await top.waitFor("PID");
+    top.type("q");
+    expect((await top.exit()).screen).toContain("exit=0");
   });
 
   test("typed input reaches it, echoed by its own terminal", async () => {
