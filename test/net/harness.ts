@@ -1,0 +1,149 @@
+/**
+ * Shared by the proxy's tests: the netns fixture (test/net/fixtures/netns.c),
+ * clients run inside a fresh network namespace whose sockets reach the proxy
+ * exactly as a sandbox's will (a listening socket created inside and accepted
+ * on by the host, or each connection's fd passed out), and local servers on
+ * loopback (HTTP, HTTPS with a certificate made here by openssl).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RecvScratch, recvFrame, socketpair } from "../../src/native/comms.ts";
+import { closeFd } from "../../src/native/sys.ts";
+import { EPOLLIN, watch } from "../../src/native/reactor.ts";
+import type { NetProxy } from "../../src/net/proxy.ts";
+
+export const IS_ROOT = process.geteuid?.() === 0;
+/** The proxy's port inside a client's namespace (any port is free there). */
+export const PROXY_PORT = 3128;
+
+let workDir: string | undefined;
+
+/** A private temporary directory, removed at exit. */
+export function work(): string {
+  if (!workDir) {
+    workDir = mkdtempSync(join(tmpdir(), "bunbox-net-test-"));
+    const dir = workDir;
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return workDir;
+}
+
+let netnsPath: string | undefined;
+
+/** test/net/fixtures/netns.c, built once per process. */
+export function netns(): string {
+  if (netnsPath) return netnsPath;
+  const out = join(work(), "netns");
+  const p = Bun.spawnSync(["gcc", "-O1", "-Wall", "-o", out, join(import.meta.dir, "fixtures", "netns.c")], { stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`building the netns fixture failed:\n${p.stderr.toString()}`);
+  netnsPath = out;
+  return out;
+}
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `argv` in a fresh network namespace whose 127.0.0.1:PROXY_PORT is
+ * served by `proxy`: "listen" hands the proxy a listening socket made
+ * inside, "accept" each connection accepted inside.
+ */
+export async function runInNamespace(proxy: NetProxy, argv: string[], opts: { mode?: "listen" | "accept"; env?: Record<string, string>; stdin?: string } = {}): Promise<Run> {
+  const mode = opts.mode ?? "listen";
+  const pair = socketpair();
+  if (typeof pair === "number") throw new Error(`socketpair: ${pair}`);
+  const [ours, theirs] = pair;
+  const scratch = new RecvScratch();
+  const buf = new Uint8Array(64);
+  const w = watch(ours, EPOLLIN, () => {
+    for (;;) {
+      const n = recvFrame(ours, buf, scratch);
+      for (const fd of scratch.received) {
+        if (mode === "listen") proxy.serveListener(fd);
+        else proxy.adopt(fd);
+      }
+      if (n <= 0) break;
+    }
+    w.rearm();
+  });
+  try {
+    const proc = Bun.spawn([netns(), mode, String(PROXY_PORT), "--", ...argv], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work(), ...opts.env },
+      stdio: [opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]), "pipe", "pipe", theirs],
+    });
+    closeFd(theirs);
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { code, stdout, stderr };
+  } finally {
+    w.close();
+    closeFd(ours);
+  }
+}
+
+export interface Servers {
+  http: number;
+  https: number;
+  /** The CA (self-signed certificate) clients must trust. */
+  ca: string;
+  stop(): void;
+}
+
+/**
+ * HTTP and HTTPS servers on 127.0.0.1: /hello answers "hello", /host the
+ * Host header it got, /bytes?n=N N bytes, /echo the request body. The
+ * certificate names allowed.test, other.test, wild.test, *.wild.test and
+ * 127.0.0.1.
+ */
+export function startServers(): Servers {
+  const dir = work();
+  const key = join(dir, "server.key");
+  const cert = join(dir, "server.crt");
+  const p = Bun.spawnSync(
+    [
+      "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+      "-subj", "/CN=bunbox test", "-addext", "subjectAltName=DNS:allowed.test,DNS:other.test,DNS:wild.test,DNS:*.wild.test,IP:127.0.0.1",
+      "-keyout", key, "-out", cert,
+    ],
+    { stderr: "pipe" },
+  );
+  if (p.exitCode !== 0) throw new Error(`openssl failed:\n${p.stderr.toString()}`);
+  const fetch = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    if (url.pathname === "/hello") return new Response("hello");
+    if (url.pathname === "/host") return new Response(req.headers.get("host") ?? "");
+    if (url.pathname === "/bytes") return new Response(new Uint8Array(Number(url.searchParams.get("n") ?? 0)).fill(120));
+    if (url.pathname === "/echo") return new Response(await req.arrayBuffer());
+    return new Response("not found", { status: 404 });
+  };
+  const http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch });
+  const https = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch, tls: { key: Bun.file(key), cert: Bun.file(cert) } });
+  return {
+    http: http.port!,
+    https: https.port!,
+    ca: cert,
+    stop() {
+      http.stop(true);
+      https.stop(true);
+    },
+  };
+}
+
+/** Writes a file in the work directory and returns its path. */
+export function writeWork(name: string, text: string): string {
+  const path = join(work(), name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** Waits until `cond` holds (polling the event loop), or throws after `ms`. */
+export async function until(cond: () => boolean, ms = 10_000, what = "the condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
