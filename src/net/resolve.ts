@@ -51,7 +51,7 @@ export async function resolveTarget(policy: NetPolicy, target: Target, port: num
   }
   if (kept.length > 0) return { kind: "ok", addresses: kept, via: "DNS" };
   if (firstRefusal) {
-    return { kind: "denied", decision: { ...firstRefusal, reason: `${target.name} resolves to ${firstRefusal.reason}` } };
+    return { kind: "denied", decision: { ...firstRefusal, reason: `${target.name} resolves to ${answers.join(", ")}; ${firstRefusal.reason}` } };
   }
   return { kind: "failed", code: "ENOTFOUND", error: `${target.name} has no address` };
 }
