@@ -5,7 +5,8 @@
  * on by the host, or each connection's fd passed out), and local servers on
  * loopback (HTTP, HTTPS with a certificate made here by openssl).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RecvScratch, recvFrame, socketpair } from "../../src/native/comms.ts";
@@ -146,4 +147,43 @@ export async function until(cond: () => boolean, ms = 10_000, what = "the condit
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(5);
   }
+}
+
+// ---- raw TCP sockets for the relay's tests (libc through bun:ffi) ----
+
+const libc = dlopen("libc.so.6", {
+  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  listen: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+}).symbols;
+
+const AF_INET = 2;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** A listening TCP socket on 127.0.0.1 (an ephemeral port) in this process's namespace. */
+export function tcpListener(): { fd: number; port: number } {
+  const fd = libc.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const sa = new Uint8Array(16);
+  sa[0] = AF_INET;
+  sa.set([127, 0, 0, 1], 4);
+  if (fd < 0 || libc.bind(fd, ptr(sa), 16) < 0 || libc.listen(fd, 4096) < 0) throw new Error("test: cannot listen on 127.0.0.1");
+  const len = new Uint32Array([16]);
+  libc.getsockname(fd, ptr(sa), ptr(len));
+  return { fd, port: (sa[2]! << 8) | sa[3]! };
+}
+
+/** getsockopt(IPPROTO_TCP, TCP_NODELAY). */
+export function noDelay(fd: number): boolean {
+  const v = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  if (libc.getsockopt(fd, 6, 1, ptr(v), ptr(len)) < 0) throw new Error(`test: getsockopt on fd ${fd}`);
+  return v[0] !== 0;
+}
+
+/** How many fds this process has open. */
+export function openFds(): number {
+  return readdirSync("/proc/self/fd").length;
 }
