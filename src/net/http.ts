@@ -125,6 +125,7 @@ const STATUS: Record<number, string> = {
   200: "Connection established",
   400: "Bad Request",
   403: "Forbidden",
+  408: "Request Timeout",
   431: "Request Header Fields Too Large",
   502: "Bad Gateway",
   503: "Service Unavailable",

@@ -64,6 +64,7 @@ export class Session {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private tunnel: Tunnel | undefined;
   private done = false;
+  private sniffedHttp = false;
   /** The forwarded request head: sent before the relay, counted with its bytes. */
   private forwarded = 0;
 
@@ -82,10 +83,18 @@ export class Session {
     try {
       const first = await this.client.peek(1, (b) => (b.length ? b[0]! : new Need(1)));
       if (first === 5) await this.socks();
-      else if (first >= 0x41 && first <= 0x5a) await this.http();
+      else if (first >= 0x41 && first <= 0x5a) {
+        this.sniffedHttp = true;
+        await this.http();
+      }
       else if (first === SOCKS4) await this.refuse({ outcome: "failed", reason: "SOCKS4 is not spoken (use SOCKS5)", status: 400, rep: REP.generalFailure }, Uint8Array.of(0, 0x5b, 0, 0, 0, 0, 0, 0));
       else await this.refuse({ outcome: "failed", reason: `neither HTTP nor SOCKS5 (first byte 0x${first.toString(16).padStart(2, "0")})`, status: 400, rep: REP.generalFailure }, new Uint8Array(0));
     } catch (e) {
+      // Too slow a request (slowloris) still gets an answer, and a close
+      // that does not reset it: 408 to an HTTP client, nothing to others.
+      if (e instanceof SocketError && e.code === "ETIMEDOUT" && !this.done) {
+        return this.refuse({ outcome: "failed", reason: e.message, status: 408, rep: REP.generalFailure }, this.sniffedHttp ? undefined : new Uint8Array(0));
+      }
       this.failed(e);
     }
   }

@@ -143,6 +143,9 @@ export class Socket {
    */
   async closeGracefully(): Promise<void> {
     if (!this.open || this.events !== EPOLLIN) return this.close();
+    // A timeout is over once we answer it; the proxy closing (ECANCELED) is not.
+    if (this.cancelled instanceof SocketError && this.cancelled.code === "ECANCELED") return this.close();
+    this.cancelled = undefined;
     shutdownSocket(this.fd, SHUT_WR);
     setRecvLowWater(this.fd, 1);
     const sink = new Uint8Array(16 * 1024);

@@ -15,6 +15,12 @@ import { EPOLLIN, watch } from "../../src/native/reactor.ts";
 import type { NetProxy } from "../../src/net/proxy.ts";
 
 export const IS_ROOT = process.geteuid?.() === 0;
+
+/** python3 itself (a version manager's shim costs a shell per start). */
+export const PYTHON = (() => {
+  const p = Bun.spawnSync(["python3", "-c", "import sys; print(sys.executable)"], { stderr: "ignore" });
+  return p.exitCode === 0 ? p.stdout.toString().trim() : "python3";
+})();
 /** The proxy's port inside a client's namespace (any port is free there). */
 export const PROXY_PORT = 3128;
 

@@ -15,7 +15,7 @@ function problems(network: unknown): string[] {
 describe("network in a policy file", () => {
   test("the mode names and the proxy object are accepted; the object feeds NetPolicy as is", () => {
     for (const mode of ["none", "loopback", "host"]) expect(problems(mode)).toEqual([]);
-    const network = { mode: "proxy", allow: ["registry.npmjs.org", "*.pythonhosted.org:443", "10.1.2.0/24"], deny: ["evil.pythonhosted.org"], addHosts: { "mirror.internal": "10.1.2.3", "v6.internal": "[::1]" } };
+    const network = { mode: "proxy" as const, allow: ["registry.npmjs.org", "*.pythonhosted.org:443", "10.1.2.0/24"], deny: ["evil.pythonhosted.org"], addHosts: { "mirror.internal": "10.1.2.3", "v6.internal": "[::1]" } };
     const parsed = v.parse(File, { network }).network;
     expect(parsed).toEqual(network);
     if (typeof parsed !== "object") throw new Error("test: not the object form");
