@@ -38,8 +38,9 @@ export function work(): string {
 
 let netnsPath: string | undefined;
 
-/** test/net/fixtures/netns.c, built once per process. */
+/** test/net/fixtures/netns.c, built once per process (or given by the parent, in a world). */
 export function netns(): string {
+  netnsPath ??= process.env.BUNBOX_NETNS_FIXTURE;
   if (netnsPath) return netnsPath;
   const out = join(work(), "netns");
   const p = Bun.spawnSync(["gcc", "-O1", "-Wall", "-o", out, join(import.meta.dir, "fixtures", "netns.c")], { stderr: "pipe" });
@@ -103,9 +104,9 @@ export interface Servers {
  * HTTP and HTTPS servers on 127.0.0.1: /hello answers "hello", /host the
  * Host header it got, /bytes?n=N N bytes, /echo the request body. The
  * certificate names allowed.test, other.test, wild.test, *.wild.test and
- * 127.0.0.1.
+ * 127.0.0.1. Ports: ephemeral unless given (a world may take 80 and 443).
  */
-export function startServers(): Servers {
+export function startServers(ports: { http?: number; https?: number } = {}): Servers {
   const dir = work();
   const key = join(dir, "server.key");
   const cert = join(dir, "server.crt");
@@ -126,8 +127,8 @@ export function startServers(): Servers {
     if (url.pathname === "/echo") return new Response(await req.arrayBuffer());
     return new Response("not found", { status: 404 });
   };
-  const http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch });
-  const https = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch, tls: { key: Bun.file(key), cert: Bun.file(cert) } });
+  const http = Bun.serve({ hostname: "127.0.0.1", port: ports.http ?? 0, fetch });
+  const https = Bun.serve({ hostname: "127.0.0.1", port: ports.https ?? 0, fetch, tls: { key: Bun.file(key), cert: Bun.file(cert) } });
   return {
     http: http.port!,
     https: https.port!,
@@ -192,4 +193,19 @@ export function noDelay(fd: number): boolean {
 /** How many fds this process has open. */
 export function openFds(): number {
   return readdirSync("/proc/self/fd").length;
+}
+
+export type WorldRun = Run & { records: import("../../src/net/report.ts").ConnectionRecord[] };
+
+/** Runs a scenario in a world of its own (world.ts): the results of each client run. */
+export async function runWorld(scenario: import("./world.ts").Scenario): Promise<Record<string, WorldRun>> {
+  const proc = Bun.spawn([netns(), "world", "--", process.execPath, join(import.meta.dir, "world.ts")], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work(), BUNBOX_NETNS_FIXTURE: netns() },
+    stdin: new Blob([JSON.stringify(scenario)]),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`the world exited ${code}:\n${stderr}`);
+  return JSON.parse(stdout);
 }
