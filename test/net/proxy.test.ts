@@ -128,6 +128,21 @@ print(urllib.request.urlopen("http://allowed.test:${servers.http}/hello").read()
   });
 });
 
+test("16 sandboxes' proxies in one process, served at once, each with its own report", async () => {
+  const all = Array.from({ length: 16 }, () => makeProxy().proxy);
+  const script = (i: number) => `
+    const tls = { ca: await Bun.file(${JSON.stringify(servers.ca)}).text() };
+    const got = await Promise.all([0, 1, 2, 3].map(async (j) => (await fetch((j % 2 ? "http://allowed.test:${servers.http}" : "https://allowed.test:${servers.https}") + "/bytes?n=" + (${100 * i} + j + 1), { proxy: "${PROXY}", tls })).arrayBuffer()));
+    console.log(got.map((b) => b.byteLength).join(" "));`;
+  const runs = await Promise.all(all.map((proxy, i) => runInNamespace(proxy, [process.execPath, "-e", script(i)])));
+  runs.forEach((r, i) => expect(r).toMatchObject({ code: 0, stdout: [0, 1, 2, 3].map((j) => 100 * i + j + 1).join(" ") + "\n" }));
+  for (const proxy of all) {
+    const records = await settled(proxy);
+    expect(records.length).toBe(4);
+    expect(records.every((c) => c.outcome === "allowed" && c.bytesDown > 0)).toBe(true);
+  }
+});
+
 describe("protocol refusals", () => {
   /** A python client speaking raw bytes to the proxy: prints what came back (hex). */
   const raw = (send: string, gap = 0.02) => [
