@@ -142,6 +142,17 @@ BB_API int bb_net_connect(const uint8_t *addr, uint32_t addrlen, uint32_t port) 
   return fd;
 }
 
+/*
+ * 0 once a connect has completed (a peer address), -ENOTCONN while it is in
+ * progress: on loopback it usually completes within connect() itself, and
+ * then the proxy need not wait for writability.
+ */
+BB_API int bb_net_connected(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  return getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ? -errno : 0;
+}
+
 /* The outcome of a connect once the socket is writable: 0 or -errno. */
 BB_API int bb_net_sockerr(int fd) {
   int e = 0;

@@ -57,6 +57,7 @@ const symbols = {
   bb_net_shutdown: { args: [i32, i32], returns: i32 },
   bb_net_connect: { args: [ptr, u32, u32], returns: i32 },
   bb_net_sockerr: { args: [i32], returns: i32 },
+  bb_net_connected: { args: [i32], returns: i32 },
   bb_net_fd_limit: { args: [], returns: i64 },
   bb_net_relay_start: { args: [fn], returns: i32 },
   bb_net_relay: { args: [i32, i32, i32, u32, u32], returns: i32 },

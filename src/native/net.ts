@@ -56,6 +56,11 @@ export function startConnect(address: Uint8Array, port: number): number {
   return shim().bb_net_connect(ptr(address), address.length, port);
 }
 
+/** 0 once a connect has completed, -ENOTCONN while in progress. */
+export function connected(fd: number): number {
+  return shim().bb_net_connected(fd);
+}
+
 /** SO_ERROR after a connect: 0 or -errno. */
 export function socketError(fd: number): number {
   return shim().bb_net_sockerr(fd);

@@ -18,6 +18,7 @@ import { dupFd } from "../native/comms.ts";
 import { describeErrno, errnoName } from "../native/errno.ts";
 import { RELAY_ABORTED, RELAY_CLOSED, RELAY_HALFOPEN, RELAY_IDLE, type RelayEnd, relay, setRecvLowWater, type Tunnel } from "../native/net.ts";
 import { EPOLLIN } from "../native/reactor.ts";
+import { closeFd } from "../native/sys.ts";
 import type { Target } from "./host.ts";
 import { splitHostPort } from "./host.ts";
 import { CONNECT_ESTABLISHED, forwardHead, headEnd, type HttpHead, parseAbsoluteUrl, parseHead, proxyResponse } from "./http.ts";
@@ -228,18 +229,23 @@ export class Session {
     setRecvLowWater(this.client.fd, 1);
     // The gate peeks through its own dup: the relay may close the client's fd at any time.
     const gateFd = tunnel ? dupFd(this.client.fd) : -1;
+    if (tunnel && gateFd < 0) {
+      // Without the dup nothing could check the tunnel's first bytes: refuse, never pass them unchecked.
+      up.socket.close();
+      this.client.close();
+      return this.finish({ outcome: "failed", reason: `cannot check the tunnel's first bytes: ${describeErrno(-gateFd)}` });
+    }
     this.client.release();
     up.socket.release();
     this.sockets.clear();
     const { limits } = this.ctx;
     const t = relay(this.client.fd, up.socket.fd, { gated: gateFd >= 0, idleMs: limits.idleTimeoutMs, halfOpenMs: limits.halfOpenTimeoutMs }, (end) => this.ended(end));
     if (typeof t === "number") {
-      if (gateFd >= 0) new Socket(gateFd, EPOLLIN).close();
+      closeFd(gateFd);
       return this.finish({ outcome: "failed", reason: `cannot relay: ${describeErrno(-t)}` });
     }
     this.tunnel = t;
     this.ctx.opened({ ...this.record });
-    if (tunnel && gateFd < 0) t.open(); // no dup (EMFILE): the tunnel still works, unchecked
     if (gateFd >= 0) void this.gate(t, this.track(new Socket(gateFd, EPOLLIN)), up.target);
   }
 

@@ -32,6 +32,8 @@ export class SocketError extends Error {
 
 export class Cancelled extends Error {}
 
+let scratch = new Uint8Array(16 * 1024);
+
 /** What a peek() parser returns when the bytes so far are not enough: how many it needs in all. */
 export class Need {
   constructor(readonly bytes: number) {}
@@ -84,8 +86,10 @@ export class Socket {
    * looked at. EOF, an error, a need beyond `max` or too many pieces throw.
    */
   async peek<T>(max: number, parse: (bytes: Uint8Array) => T | Need): Promise<T> {
-    const buf = new Uint8Array(max);
     for (let pieces = 0; ; pieces++) {
+      // One buffer for every peek: parse runs synchronously and keeps nothing of it.
+      if (scratch.length < max) scratch = new Uint8Array(max);
+      const buf = scratch.subarray(0, max);
       const n = recvInto(this.fd, buf, true);
       if (n === 0) throw new SocketError("EOF", "the client closed the connection");
       if (n < 0 && n !== -EAGAIN) throw new SocketError(errnoName(-n), describeErrno(-n));

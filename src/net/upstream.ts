@@ -3,7 +3,7 @@
  * non-blocking connect whose completion the reactor reports.
  */
 import { describeErrno, errnoName } from "../native/errno.ts";
-import { socketError, startConnect } from "../native/net.ts";
+import { connected, socketError, startConnect } from "../native/net.ts";
 import { EPOLLOUT } from "../native/comms.ts";
 import { formatHostPort, type Ip } from "./address.ts";
 import { Socket, SocketError } from "./socket.ts";
@@ -30,7 +30,7 @@ export async function connectUpstream(addresses: readonly Ip[], port: number, tr
     const socket = new Socket(fd, EPOLLOUT);
     track(socket);
     try {
-      await socket.wait();
+      if (connected(fd) !== 0) await socket.wait();
     } catch (e) {
       socket.close();
       throw e;
