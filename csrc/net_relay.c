@@ -384,6 +384,7 @@ static void sweep(uint64_t now) {
 
 static void *relay(void *arg) {
   (void)arg;
+  pthread_setname_np(pthread_self(), "bunbox-relay");
   struct epoll_event ev[256];
   uint64_t next_sweep = now_ms() + SWEEP_MS;
   for (;;) {

@@ -213,6 +213,14 @@ print(out.hex())`,
     await proxy.close();
   });
 
+  test("a request head that comes in a few pieces is waited for, not spun on, and served", async () => {
+    const { proxy } = makeProxy();
+    const r = await runInNamespace(proxy, raw(String.raw`b"GET http://allowed.test:${servers.http}/hel", b"lo HTTP/1.1\r\nHost: a", b"llowed.test\r\n", b"\r\n"`, 0.2));
+    expect(Buffer.from(r.stdout.trim(), "hex").toString()).toEndWith("\r\n\r\nhello");
+    const [rec] = await settled(proxy);
+    expect(rec).toMatchObject({ outcome: "allowed", host: "allowed.test" });
+  });
+
   test("a client that never finishes its request is cut off at the header timeout (slowloris)", async () => {
     const { proxy } = makeProxy({ limits: { headerTimeoutMs: 300 } });
     const r = await runInNamespace(proxy, raw(String.raw`b"GET http://allowed.test/ HTTP/1.1\r\n"`));

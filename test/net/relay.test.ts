@@ -4,6 +4,7 @@
 // and every fd closed when a tunnel ends.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
+import { readdirSync, readFileSync } from "node:fs";
 import { acceptOne, adoptSocket, openTunnels, RELAY_ABORTED, RELAY_CLOSED, RELAY_HALFOPEN, RELAY_IDLE, type RelayEnd, relay, startConnect } from "../../src/native/net.ts";
 import { noDelay, openFds, tcpListener, until } from "./harness.ts";
 
@@ -111,6 +112,16 @@ function run(clientFd: number, upstreamFd: number, opts: Partial<{ gated: boolea
   return { tunnel: t, ended: () => end };
 }
 
+/** CPU time (user + system, ms) of the relay thread, found by its name. */
+function relayCpuMs(): number {
+  for (const tid of readdirSync("/proc/self/task")) {
+    if (readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim() !== "bunbox-relay") continue;
+    const fields = readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  }
+  throw new Error("test: no bunbox-relay thread");
+}
+
 /** n bytes of a pattern that does not repeat within a pipe's size. */
 const pattern = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => ((i + seed) * 2654435761) >>> 24);
 
@@ -190,6 +201,22 @@ describe("relay", () => {
     await until(() => client.eof && server.eof, 5000, "both sides closed");
     r.tunnel.open(); // a handle that has ended: nothing happens
     r.tunnel.abort();
+    client.socket.terminate();
+    server.socket.terminate();
+  });
+
+  test("a gated tunnel with the client's bytes waiting costs the relay thread no CPU (no busy epoll)", async () => {
+    const { client, server, clientFd, upstreamFd } = await tunnelEnds();
+    const r = run(clientFd, upstreamFd, { gated: true });
+    client.write(new TextEncoder().encode("held back"));
+    await Bun.sleep(50);
+    const before = relayCpuMs();
+    await Bun.sleep(500);
+    expect(relayCpuMs() - before).toBeLessThan(100); // spinning would take the whole 500 ms
+    r.tunnel.open();
+    await until(() => server.text === "held back", 5000, "the bytes after open");
+    r.tunnel.abort();
+    await until(() => r.ended() !== undefined);
     client.socket.terminate();
     server.socket.terminate();
   });
