@@ -74,7 +74,9 @@ export async function runInNamespace(proxy: NetProxy, argv: string[], opts: { mo
         if (mode === "listen") proxy.serveListener(fd);
         else proxy.adopt(fd);
       }
-      if (n <= 0) break;
+      // EOF stays readable: re-arming after it would spin the reactor.
+      if (n === 0) return w.close();
+      if (n < 0) break;
     }
     w.rearm();
   });
