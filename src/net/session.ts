@@ -65,6 +65,9 @@ export class Session {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private tunnel: Tunnel | undefined;
   private done = false;
+  /** Why the session was cancelled (a deadline, the proxy closing), once it was. */
+  private stopped: Error | undefined;
+  private readonly stopWaiters = new Set<(e: Error) => void>();
   private sniffedHttp = false;
   /** The forwarded request head: sent before the relay, counted with its bytes. */
   private forwarded = 0;
@@ -108,7 +111,19 @@ export class Session {
 
   private track<S extends Socket>(s: S): S {
     this.sockets.add(s);
+    if (this.stopped) s.cancel(this.stopped);
     return s;
+  }
+
+  /** `p`, unless the session is cancelled first (a resolver that hangs must not outlive the deadline). */
+  private orStop<T>(p: Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    let off = () => {};
+    const stop = new Promise<never>((_, reject) => {
+      this.stopWaiters.add(reject);
+      off = () => this.stopWaiters.delete(reject);
+    });
+    return Promise.race([p, stop]).finally(off);
   }
 
   private deadline(ms: number, what: string): void {
@@ -117,7 +132,9 @@ export class Session {
   }
 
   private cancel(why: Error): void {
+    this.stopped ??= why;
     for (const s of this.sockets) s.cancel(why);
+    for (const f of this.stopWaiters) f(why);
   }
 
   private async http(): Promise<void> {
@@ -197,20 +214,25 @@ export class Session {
       return undefined;
     }
     this.deadline(this.ctx.limits.connectTimeoutMs, `connecting to ${host}:${port} took too long`);
-    const resolution = await resolveTarget(this.ctx.policy, verdict.target, port, this.ctx.lookup);
-    if (resolution.kind !== "ok") {
-      if (head) this.client.consume(head.length);
-      if (resolution.kind === "denied") {
-        const r = resolution.decision;
-        await this.refuse({ outcome: "denied", reason: r.reason, ...(r.rule ? { rule: r.rule } : {}), status: 403, rep: REP.notAllowed });
-      } else {
-        await this.refuse({ outcome: "failed", reason: resolution.error, status: 502, rep: repForError(resolution.code) });
-      }
-      return undefined;
-    }
     let up: Upstream;
     try {
+      const resolution = await this.orStop(resolveTarget(this.ctx.policy, verdict.target, port, this.ctx.lookup));
+      if (resolution.kind !== "ok") {
+        if (head) this.client.consume(head.length);
+        if (resolution.kind === "denied") {
+          const r = resolution.decision;
+          await this.refuse({ outcome: "denied", reason: r.reason, ...(r.rule ? { rule: r.rule } : {}), status: 403, rep: REP.notAllowed });
+        } else {
+          await this.refuse({ outcome: "failed", reason: resolution.error, status: 502, rep: repForError(resolution.code) });
+        }
+        return undefined;
+      }
       up = await connectUpstream(resolution.addresses, port, (s) => s && this.track(s));
+      // Connected at once (no wait to reject) while the deadline or close() came: stop here.
+      if (this.stopped) {
+        up.socket.close();
+        throw this.stopped;
+      }
     } catch (e) {
       if (!(e instanceof SocketError)) throw e;
       if (head) this.client.consume(head.length);

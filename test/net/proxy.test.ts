@@ -231,6 +231,21 @@ print(out.hex())`,
     await proxy.close();
   });
 
+  test("a resolver that never answers: 504 at the connect deadline, and close() does not wait for it", async () => {
+    const hang = () => new Promise<string[]>(() => {});
+    const { proxy } = makeProxy({ lookup: hang, limits: { connectTimeoutMs: 300 } });
+    const r = await runInNamespace(proxy, curl("-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", PROXY, "http://c.wild.test/"));
+    expect(r.stdout).toBe("504");
+    expect((await settled(proxy))[0]).toMatchObject({ outcome: "failed", reason: "connecting to c.wild.test:80 took too long (300 ms)" });
+    const { proxy: closing } = makeProxy({ lookup: hang });
+    const run = runInNamespace(closing, curl("-x", PROXY, "http://c.wild.test/"));
+    await until(() => closing.active === 1, 10_000, "the connection");
+    await Bun.sleep(50);
+    await closing.close();
+    await run;
+    expect(closing.report().connections[0]).toMatchObject({ outcome: "failed", reason: "the proxy closed" });
+  });
+
   test("something that is not a TCP socket is refused at adopt, and reported", async () => {
     const { proxy } = makeProxy();
     const pair = socketpair();
