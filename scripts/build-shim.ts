@@ -21,7 +21,7 @@ const CFLAGS = [
   "-O2", "-g0", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-std=gnu11",
   "-fno-tree-loop-distribute-patterns",
 ];
-const SHIM_SOURCES = ["spawn.c", "request.c", "init_fd.c", "child.c", "mounts.c", "monitor.c", "comms.c", "spawner.c", "net_relay.c"];
+const SHIM_SOURCES = ["spawn.c", "request.c", "init_fd.c", "child.c", "mounts.c", "monitor.c", "comms.c", "spawner.c", "net_socket.c", "net_relay.c"];
 
 function newestSource(): number {
   return Math.max(

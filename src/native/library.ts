@@ -48,7 +48,7 @@ const symbols = {
   bb_buffer_check: { args: [i32, ptr], returns: i32 },
   bb_buffer_map: { args: [i32, u64, ptr], returns: i32 },
   bb_buffer_unmap: { args: [ptr, u64], returns: i32 },
-  // The proxy's sockets and relay (csrc/net_relay.c, src/native/net.ts).
+  // The proxy's sockets and relay (csrc/net_socket.c, net_relay.c; src/native/net.ts).
   bb_net_adopt: { args: [i32, i32], returns: i32 },
   bb_net_accept: { args: [i32], returns: i32 },
   bb_net_recv: { args: [i32, ptr, u32, i32], returns: i32 },

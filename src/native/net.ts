@@ -1,6 +1,6 @@
 /**
- * Typed wrappers over the proxy's socket calls and relay thread
- * (csrc/net_relay.c). Errors come back as negative errno, never exceptions:
+ * Typed wrappers over the proxy's socket calls (csrc/net_socket.c) and its
+ * relay thread (csrc/net_relay.c). Errors come back as negative errno, never exceptions:
  * src/net/ decides what each means.
  */
 import { JSCallback, ptr } from "bun:ffi";
