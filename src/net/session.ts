@@ -86,13 +86,15 @@ export class Session {
     this.deadline(this.ctx.limits.headerTimeoutMs, "the request did not arrive in time");
     try {
       const first = await this.client.peek(1, (b) => (b.length ? b[0]! : new Need(1)));
-      if (first === 5) await this.socks();
-      else if (first >= 0x41 && first <= 0x5a) {
+      if (first === 5) return await this.socks();
+      if (first >= 0x41 && first <= 0x5a) {
         this.sniffedHttp = true;
-        await this.http();
+        return await this.http();
       }
-      else if (first === SOCKS4) await this.refuse({ outcome: "failed", reason: "SOCKS4 is not spoken (use SOCKS5)", status: 400, rep: REP.generalFailure }, Uint8Array.of(0, 0x5b, 0, 0, 0, 0, 0, 0));
-      else await this.refuse({ outcome: "failed", reason: `neither HTTP nor SOCKS5 (first byte 0x${first.toString(16).padStart(2, "0")})`, status: 400, rep: REP.generalFailure }, new Uint8Array(0));
+      // SOCKS4's own refusal ("request rejected"); anything else is just closed.
+      const reply = first === SOCKS4 ? Uint8Array.of(0, 0x5b, 0, 0, 0, 0, 0, 0) : new Uint8Array(0);
+      const reason = first === SOCKS4 ? "SOCKS4 is not spoken (use SOCKS5)" : `neither HTTP nor SOCKS5 (first byte 0x${first.toString(16).padStart(2, "0")})`;
+      await this.refuse({ outcome: "failed", reason, status: 400, rep: REP.generalFailure }, reply);
     } catch (e) {
       // Too slow a request (slowloris) still gets an answer, and a close
       // that does not reset it: 408 to an HTTP client, nothing to others.
