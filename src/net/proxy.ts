@@ -17,6 +17,7 @@
  */
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
+import { EAGAIN } from "../native/comms.ts";
 import { acceptOne, adoptSocket, fdLimit } from "../native/net.ts";
 import { EPOLLIN, watch, type Watch } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
@@ -49,7 +50,6 @@ function budget(): number {
 
 const ACCEPT_BATCH = 64;
 const ACCEPT_BACKOFF_MS = 100;
-const EAGAIN = 11;
 const ECONNABORTED = 103;
 
 export class NetProxy {

@@ -15,7 +15,7 @@ import { recvInto, sendBytes, setRecvLowWater, SHUT_WR, shutdownSocket } from ".
 import { EPOLLIN, watch, type Watch } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
 
-export const EAGAIN = 11;
+import { EAGAIN } from "../native/comms.ts";
 const MAX_PIECES = 64;
 const LINGER_MS = 2000;
 const LINGER_BYTES = 64 * 1024;
@@ -29,8 +29,6 @@ export class SocketError extends Error {
     super(message);
   }
 }
-
-export class Cancelled extends Error {}
 
 let scratch = new Uint8Array(16 * 1024);
 
@@ -153,7 +151,7 @@ export class Socket {
     shutdownSocket(this.fd, SHUT_WR);
     setRecvLowWater(this.fd, 1);
     const sink = new Uint8Array(16 * 1024);
-    const timer = setTimeout(() => this.cancel(new Cancelled("linger")), LINGER_MS);
+    const timer = setTimeout(() => this.cancel(new SocketError("ETIMEDOUT", "the client did not close")), LINGER_MS);
     try {
       for (let dropped = 0; dropped < LINGER_BYTES; ) {
         const n = recvInto(this.fd, sink, false);
