@@ -25,6 +25,7 @@
  * median of per-round ratios proxy / direct ≥ 0.8; latency goal: median
  * forwarded minus median direct < 0.5 ms.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NetPolicy } from "../../src/net/policy.ts";
 import { NetProxy } from "../../src/net/proxy.ts";
@@ -42,6 +43,16 @@ export interface NetOptions {
 }
 
 const NAME = "bench.test";
+
+/** CPU time (user + system) of the relay thread so far, in ms (0 before it starts). */
+function relayCpuMs(): number {
+  for (const tid of readdirSync("/proc/self/task")) {
+    if (readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim() !== "bunbox-relay") continue;
+    const f = readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms (USER_HZ 100)
+  }
+  return 0;
+}
 
 async function startServer(mib: number): Promise<{ port: number; stop(): void }> {
   const proc = Bun.spawn([process.execPath, join(import.meta.dir, "net-server.ts"), String(mib)], { stdout: "pipe", stderr: "inherit" });
@@ -106,8 +117,12 @@ export async function benchNet(opts: NetOptions): Promise<Benchmark[]> {
     const fmt = "%{size_download} %{speed_download}";
     const download: Record<string, () => Promise<number>> = {
       direct: async () => speed(await spawnOut([curl, "-s", "-o", "/dev/null", "-w", fmt, `http://127.0.0.1:${server.port}/big`]), "direct", bytes),
-      proxy: async () =>
-        speed(await runInNamespace(proxy, [curl, "-s", "-o", "/dev/null", "-w", fmt, "-x", `http://127.0.0.1:${PROXY_PORT}`, `http://${NAME}:${server.port}/big`]), "proxy", bytes),
+      proxy: async () => {
+        const cpu = relayCpuMs();
+        const s = speed(await runInNamespace(proxy, [curl, "-s", "-o", "/dev/null", "-w", fmt, "-x", `http://127.0.0.1:${PROXY_PORT}`, `http://${NAME}:${server.port}/big`]), "proxy", bytes);
+        relayMs.push(relayCpuMs() - cpu);
+        return s;
+      },
       ...(relay ? { socat: async () => speed(await spawnOut([curl, "-s", "-o", "/dev/null", "-w", fmt, `http://127.0.0.1:${relay.port}/big`]), "socat", bytes) } : {}),
     };
     const n = String(opts.requests);
@@ -116,6 +131,7 @@ export async function benchNet(opts: NetOptions): Promise<Benchmark[]> {
       forward: async () => times(await runInNamespace(proxy, [process.execPath, client, "forward", String(PROXY_PORT), `http://${NAME}:${server.port}/small`, n]), "forward"),
       connect: async () => times(await runInNamespace(proxy, [process.execPath, client, "connect", String(PROXY_PORT), `${NAME}:${server.port}`, n]), "connect"),
     };
+    const relayMs: number[] = [];
     const got: Record<string, number[]> = {};
     const lat: Record<string, number[]> = {};
     const ratios: number[] = [];
@@ -149,6 +165,8 @@ export async function benchNet(opts: NetOptions): Promise<Benchmark[]> {
       measurements: dl,
       derived: [
         { label: "proxy / direct, median of per-round ratios", value: ratio },
+        // Load-independent: what moving the bytes costs bunbox (the relay thread's CPU time; the warm-up round included).
+        { label: "relay thread CPU per GiB moved", value: (median(relayMs) * 1024) / opts.downloadMiB, unit: "ms" },
         ...(got.socat ? [{ label: "socat / direct, medians", value: median(got.socat) / median(got.direct!) }] : []),
       ],
       goal: goal("the proxy ≥ 0.8 of direct", "proxy / direct", ratio, ">=", 0.8),
