@@ -215,7 +215,7 @@ print(out.hex())`,
 
   test("a request head that comes in a few pieces is waited for, not spun on, and served", async () => {
     const { proxy } = makeProxy();
-    const r = await runInNamespace(proxy, raw(String.raw`b"GET http://allowed.test:${servers.http}/hel", b"lo HTTP/1.1\r\nHost: a", b"llowed.test\r\n", b"\r\n"`, 0.2));
+    const r = await runInNamespace(proxy, raw(String.raw`b"GET http://allowed.test:${servers.http}/hel", b"lo HTTP/1.1\r\nHost: a", b"llowed.test\r\n", b"\r\n"`, 0.1));
     expect(Buffer.from(r.stdout.trim(), "hex").toString()).toEndWith("\r\n\r\nhello");
     const [rec] = await settled(proxy);
     expect(rec).toMatchObject({ outcome: "allowed", host: "allowed.test" });
@@ -280,7 +280,7 @@ print(closed)`,
     const fdsBefore = openFds();
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, openFds())), 20);
-    const r = await runInNamespace(proxy, flood(3000, 1500));
+    const r = await runInNamespace(proxy, flood(3000, 1000));
     clearInterval(sampler);
     expect(r.code).toBe(0);
     expect(Number(r.stdout)).toBe(2900);
