@@ -22,7 +22,7 @@
  * a shim built from another version, an old build/ or a BUNBOX_SHIM left
  * over from another release, is refused by name instead of misread.
  */
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
@@ -106,31 +106,63 @@ function abiMismatch(layout: readonly bigint[], what: string): string | undefine
   return undefined;
 }
 
-/** dlopen, after the ABI check (see above). */
-function load(path: string, what: string) {
-  let probe;
-  try {
-    probe = dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
-  } catch {
-    throw new BunboxError("native", `${what} is not a bunbox shim of this version (it has no bb_abi_layout): ${rebuildHint(what)}`);
-  }
+/** Why the shim behind `layout` (its bb_abi_layout) is not this source's, or undefined. */
+function checkLayout(layout: (values: BigUint64Array, n: number) => number, what: string): string | undefined {
   const values = new BigUint64Array(ABI_LAYOUT.length + 1);
-  const count = probe.symbols.bb_abi_layout(values, values.length);
-  const bad = abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
-  if (bad) throw new BunboxError("native", bad);
-  return dlopen(path, symbols);
+  const count = layout(values, values.length);
+  return abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
+}
+
+/**
+ * dlopen with every symbol, and the ABI check before any other is called
+ * (see above). One dlopen when all is well (each costs a start-up); when it
+ * fails, a second one with bb_abi_layout alone says why: another version
+ * (which), or no bunbox shim at all.
+ */
+function load(path: string, what: string) {
+  let lib;
+  try {
+    lib = dlopen(path, symbols);
+  } catch (e) {
+    let probe;
+    try {
+      probe = dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
+    } catch {
+      throw new BunboxError("native", `${what} is not a bunbox shim of this version (it has no bb_abi_layout): ${rebuildHint(what)}`);
+    }
+    const bad = checkLayout(probe.symbols.bb_abi_layout, what);
+    probe.close();
+    throw new BunboxError("native", bad ?? `${what} lacks a symbol of this version (${(e as Error).message}): ${rebuildHint(what)}`);
+  }
+  const bad = checkLayout(lib.symbols.bb_abi_layout, what);
+  if (bad) {
+    lib.close();
+    throw new BunboxError("native", bad);
+  }
+  return lib;
 }
 
 const MFD_CLOEXEC = 0x1;
 const MFD_EXEC = 0x10; // Linux 6.3; before it, memfds are executable and the flag is unknown (EINVAL)
+const EINVAL = 22;
 const LIBC = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
 
-/** An executable memfd holding `bytes`, or undefined where there is none (see above). */
+/** errno right after a failed call of `libc` (nothing in between allocates). */
+function errnoOf(libc: { symbols: { __errno_location: () => unknown } }): number {
+  const at = libc.symbols.__errno_location() as Pointer | null;
+  return at ? read.i32(at, 0) : 0;
+}
+
+/**
+ * An executable memfd holding `bytes`, or undefined where there is none
+ * (see above): MFD_EXEC refused (EACCES) means vm.memfd_noexec=2; unknown
+ * (EINVAL) means a kernel before 6.3, whose memfds are all executable.
+ */
 function executableMemfd(bytes: Uint8Array): number | undefined {
   let libc;
   for (const name of LIBC) {
     try {
-      libc = dlopen(name, { memfd_create: { args: [ptr, u32], returns: i32 } });
+      libc = dlopen(name, { memfd_create: { args: [ptr, u32], returns: i32 }, __errno_location: { args: [], returns: ptr } });
       break;
     } catch {
       // the other libc
@@ -139,7 +171,7 @@ function executableMemfd(bytes: Uint8Array): number | undefined {
   if (!libc) return undefined;
   const name = Buffer.from("bunbox-shim\0");
   let fd = libc.symbols.memfd_create(name, MFD_CLOEXEC | MFD_EXEC);
-  if (fd < 0) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0 && errnoOf(libc) === EINVAL) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
   libc.close();
   if (fd < 0) return undefined;
   try {
@@ -151,31 +183,13 @@ function executableMemfd(bytes: Uint8Array): number | undefined {
   return fd;
 }
 
-/** The library at `path` opened, or undefined if it cannot be mapped executable ("failed to map segment"). */
-function mappable(path: string) {
-  try {
-    return dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
-  } catch {
-    return undefined;
-  }
-}
-
 /** dlopen of the embedded library from a memfd, else through a private copy (see above). */
 function openEmbedded(path: string) {
   const bytes = readFileSync(path);
   const memfd = executableMemfd(bytes);
   if (memfd !== undefined) {
-    const path = `/proc/self/fd/${memfd}`;
     try {
-      // Held open while load() checks it: the mapping is shared, not made twice.
-      const held = mappable(path);
-      if (held) {
-        try {
-          return load(path, "the embedded native shim");
-        } finally {
-          held.close();
-        }
-      }
+      return load(`/proc/self/fd/${memfd}`, "the embedded native shim");
     } finally {
       closeSync(memfd);
     }
