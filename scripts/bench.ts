@@ -10,9 +10,10 @@
  *   4. sandboxes per second from one process, 1/8/64 in flight, vs bwrap
  *   5. exec mode vs fork-server mode, one run at a time and 8 in flight
  *   6. comms round trip and throughput (1 KiB, 1 MiB) vs plain sockets
- *   7. what a cgroup per sandbox costs: latency and runs/s with cgroups on vs off
+ *   7. --net proxy: a 256 MiB download and small GETs, direct vs through the proxy
+ *   8. what a cgroup per sandbox costs: latency and runs/s with cgroups on vs off
  *
- * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,containment]
+ * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,net,containment]
  *   --quick  fewer repetitions (a smoke test; figures are noisy)
  *   --only   just these benchmarks
  * Either option prints the table but leaves bench/results.json alone, so the
@@ -29,13 +30,14 @@ import { benchComms } from "./bench/comms.ts";
 import { benchContainment } from "./bench/containment.ts";
 import { benchForkServer } from "./bench/forkserver.ts";
 import { benchHeap } from "./bench/heap.ts";
+import { benchNet } from "./bench/net.ts";
 import { BUSY, machineFacts } from "./bench/machine.ts";
 import { type Benchmark, formatTable, type Results, toJson } from "./bench/report.ts";
 import { benchSeccomp } from "./bench/seccomp.ts";
 import { BenchError, ensureBunbox, makeWorkdir, requireTool, ROOT, versionOf } from "./bench/setup.ts";
 import { benchThroughput } from "./bench/throughput.ts";
 
-const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "containment"] as const;
+const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "net", "containment"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -77,6 +79,9 @@ function settingsFor(quick: boolean) {
     commsRounds: quick ? 2 : 10,
     commsRoundTrips: [quick ? 50 : 200, quick ? 5 : 20],
     commsStreamed: [quick ? 1024 : 4096, quick ? 16 : 64],
+    netRounds: quick ? 2 : 10,
+    netDownloadMiB: 256,
+    netRequests: quick ? 50 : 200,
     containmentRounds: quick ? 2 : 6,
     containmentRunsPerRound: quick ? 20 : 50,
     containmentInflight: 8,
@@ -128,6 +133,9 @@ async function main(): Promise<void> {
           log,
         })),
       );
+    }
+    if (only.has("net")) {
+      benchmarks.push(...(await benchNet({ rounds: settings.netRounds, downloadMiB: settings.netDownloadMiB, requests: settings.netRequests, log })));
     }
     if (only.has("containment")) {
       const { containmentRounds: rounds, containmentRunsPerRound: runsPerRound, containmentInflight: inflight } = settings;
