@@ -7,6 +7,7 @@
 import type { ContainmentInfo } from "../containment/containment.ts";
 import { signalName } from "../native/signals.ts";
 import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
+import { formatBytes } from "./units.ts";
 import { visible } from "./visible.ts";
 
 export type Status =
@@ -117,9 +118,9 @@ export class Result {
     Object.freeze(this);
   }
 
-  /** The process limit refused forks during the run: worth saying even when it ended OK. */
+  /** A limit of the whole sandbox bit during the run (forks refused, processes killed): worth saying even when it ended OK. */
   get limitHit(): boolean {
-    return (this.containment?.forksRefused ?? 0) > 0;
+    return (this.containment?.forksRefused ?? 0) > 0 || (this.containment?.oomKills ?? 0) > 0;
   }
 
   get ok(): boolean {
@@ -158,10 +159,16 @@ export class Result {
    */
   toString(): string {
     const c = this.containment;
-    const note = c && c.forksRefused > 0
-      ? ` (the process limit of ${c.limits.processes.value} refused ${c.forksRefused} fork${c.forksRefused === 1 ? "" : "s"})`
-      : "";
-    return `${this.line()}${note}`;
+    const notes: string[] = [];
+    if (c && c.forksRefused > 0) {
+      notes.push(`the process limit of ${c.limits.processes.value} refused ${c.forksRefused} fork${c.forksRefused === 1 ? "" : "s"}`);
+    }
+    // When the kill did not end the run (another process than the sandboxee's was killed), it still happened.
+    if (c && c.oomKills > 0 && !this.reason.includes("memory limit")) {
+      const limit = c.limits.memory ? `memory limit of ${formatBytes(c.limits.memory.value)}` : "lack of memory";
+      notes.push(`the ${limit} killed ${c.oomKills} process${c.oomKills === 1 ? "" : "es"}`);
+    }
+    return notes.length ? `${this.line()} (${notes.join("; ")})` : this.line();
   }
 
   private line(): string {
