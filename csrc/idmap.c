@@ -54,6 +54,13 @@
  * (csrc/mounts.c). The idmap is a user namespace whose map says "O is X":
  * a child cloned into a namespace of its own holds it while T writes its
  * maps and opens it, then exits (the namespace lives on in the tree).
+ *
+ * Where the filesystem cannot be idmapped (tmpfs before Linux 6.3, NFS,
+ * FUSE, ramfs; any filesystem before 5.12), a tree any user may write (mode
+ * o+w, as /tmp and its like) is bound as it is, as before idmapped mounts:
+ * the sandbox's uid can write it, and what it creates there is that uid's.
+ * Any other tree fails at setup, naming the owner, the sandbox's uid and
+ * the fix, rather than with EACCES in the middle of a build.
  */
 
 /* A user namespace mapping uid O to X and gid Og to Xg, as an fd; or -errno. */
@@ -163,6 +170,12 @@ int bb_idmaps_make(struct bb_shared *sh, struct bb_spawn_out *out) {
     }
     if (ns_once) close(ns);
     close(fd);
+    if ((r == -EINVAL || r == -ENOSYS) && (st.st_mode & S_IWOTH)) {
+      if (tree >= 0) close(tree);
+      sh->idmap_fd[i] = BB_IDMAP_NONE;
+      r = 0;
+      continue;
+    }
     if (r < 0) {
       if (tree >= 0) close(tree);
       out->stage = BB_ST_IDMAP;
@@ -185,7 +198,7 @@ int bb_idmaps_make(struct bb_shared *sh, struct bb_spawn_out *out) {
  * without CLONE_FILES, holds its own copies at the same numbers from the
  * clone on and reads them there (csrc/child_a.c, csrc/mounts.c).
  */
-void bb_idmaps_close(struct bb_shared *sh) {
+void bb_idmaps_close(struct bb_shared *sh) { /* BB_IDMAP_NONE, -ENOENT, -1: nothing to close */
   for (uint32_t i = 0; i < sh->req->nmounts; i++)
     if (sh->idmap_fd[i] >= 0) close(sh->idmap_fd[i]);
 }

@@ -137,7 +137,7 @@ static long attach_bind(int srcfd, const char *dst, uint64_t attrs, int is_tree)
   return r;
 }
 
-static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char *dst) {
+static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, int is_tree, char *dst) {
   const char *host = bb_str(sh, m->src_off);
   if (fd == -ENOENT && (m->flags & BB_MF_OPTIONAL)) return 0;
   if (fd < 0) return fail(sh, BB_ST_MOUNT, fd, host);
@@ -163,8 +163,8 @@ static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char 
     return fail(sh, BB_ST_MOUNT, r, msg);
   }
   if (r < 0) return fail(sh, BB_ST_MOUNT, r, dst + skip);
-  r = attach_bind(fd, dst, attrs_for(m->flags), (m->flags & BB_MF_IDMAP) != 0);
-  if (r == -ENOSYS && !(m->flags & BB_MF_IDMAP)) { /* before Linux 5.12: by path, attributes after */
+  r = attach_bind(fd, dst, attrs_for(m->flags), is_tree);
+  if (r == -ENOSYS && !is_tree) { /* before Linux 5.12: by path, attributes after */
     char src[40];
     size_t n = bb_strlcpy(src, "/proc/self/fd/", sizeof src);
     bb_utoa((unsigned long)fd, src + n);
@@ -231,14 +231,14 @@ static int op_devpts(struct bb_shared *sh, char *dst) {
   return 0;
 }
 
-static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd) {
+static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd, int is_tree) {
   char dst[PATH_CAP];
   const char *s = bb_str(sh, m->src_off), *d = bb_str(sh, m->dst_off);
   long r = join(dst, NEWROOT, d);
   if (r < 0) return fail(sh, BB_ST_MOUNT, r, d);
   switch (m->kind) {
     case BB_M_BIND:
-      return op_bind(sh, m, fd, dst);
+      return op_bind(sh, m, fd, is_tree, dst);
     case BB_M_TMPFS:
       return op_tmpfs(sh, m, dst);
     case BB_M_PROC:
@@ -263,7 +263,7 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
   for (uint32_t i = 0; i < rq->nmounts; i++) {
     fds[i] = -1;
     if (m[i].kind != BB_M_BIND) continue;
-    if (m[i].flags & BB_MF_IDMAP) {
+    if (bb_idmapped(sh, i)) {
       fds[i] = sh->idmap_fd[i];
       continue;
     }
@@ -308,7 +308,7 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
 
   const struct bb_mount *m = (const void *)(sh->base + rq->mounts_off);
   for (uint32_t i = 0; i < rq->nmounts; i++)
-    if (apply_op(sh, &m[i], fds[i]) < 0) return -1;
+    if (apply_op(sh, &m[i], fds[i], bb_idmapped(sh, i)) < 0) return -1;
 
   if ((r = bb_sys1(SYS_chdir, NEWROOT)) < 0 || (r = bb_sys2(SYS_pivot_root, ".", ".")) < 0)
     return fail(sh, BB_ST_PIVOT_ROOT, r, NEWROOT);

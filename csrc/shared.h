@@ -74,9 +74,20 @@ struct bb_shared {
 
   /* Per mount: the detached, idmapped tree T made for a BB_MF_IDMAP bind
    * (csrc/idmap.c), which A inherits at the same number and attaches;
-   * -ENOENT for an optional source that is missing; -1 for other mounts. */
+   * -ENOENT for an optional source that is missing; BB_IDMAP_NONE for a
+   * BB_MF_IDMAP bind made as a plain one; -1 for other mounts. */
   int32_t idmap_fd[BB_MOUNTS_MAX];
 };
+
+/* A writable bind whose filesystem cannot be idmapped, on a tree any user
+ * may write (mode o+w, as /tmp): bound as it is (csrc/idmap.c says why). */
+#define BB_IDMAP_NONE (-2)
+
+/* Whether mount i is attached from T's idmapped tree. */
+static inline int bb_idmapped(const struct bb_shared *sh, uint32_t i) {
+  const struct bb_mount *m = (const void *)(sh->base + sh->req->mounts_off);
+  return (m[i].flags & BB_MF_IDMAP) && sh->idmap_fd[i] != BB_IDMAP_NONE;
+}
 
 static inline void bb_mark(struct bb_shared *sh, enum bb_mark m) {
   struct { long s, ns; } ts;

@@ -5,10 +5,11 @@
  * tree's owner is the sandbox's uid inside it, and what the sandboxee
  * creates lands on the host owned by the tree's owner. A filesystem that
  * cannot be idmapped fails at setup, naming the owner, the sandbox's uid and
- * the fix, never later with EACCES in the build.
+ * the fix, never later with EACCES in the build, unless any user may write
+ * the tree (as /tmp): then it is bound as it is, as before idmapped mounts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bunbox, DIR, IS_ROOT } from "../helpers.ts";
 
@@ -41,21 +42,39 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
   });
 
   describe("a filesystem that cannot be idmapped", () => {
-    const ramfs = join(DIR, "work", `ramfs-${process.pid}`);
+    const mounted: string[] = [];
     afterAll(() => {
-      Bun.spawnSync(["umount", ramfs]);
-      rmSync(ramfs, { recursive: true, force: true });
+      for (const dir of mounted) {
+        Bun.spawnSync(["umount", dir]);
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
+    /** A ramfs (no idmapped mounts) of root's, of this mode. */
+    const ramfs = (name: string, mode: number) => {
+      const dir = join(DIR, "work", `ramfs-${name}-${process.pid}`);
+      mkdirSync(dir);
+      expect(Bun.spawnSync(["mount", "-t", "ramfs", "none", dir]).exitCode).toBe(0);
+      mounted.push(dir);
+      chmodSync(dir, mode);
+      return dir;
+    };
 
     test("fails at setup (exit 125), naming the owner, the sandbox's uid and the fix", async () => {
-      mkdirSync(ramfs);
-      expect(Bun.spawnSync(["mount", "-t", "ramfs", "none", ramfs]).exitCode).toBe(0);
-      const r = await bunbox(["run", "--rw", ramfs, "--", "/bin/true"], { bare: true });
+      const dir = ramfs("root", 0o755);
+      const r = await bunbox(["run", "--rw", dir, "--", "/bin/true"], { bare: true });
       expect(r.code).toBe(125);
-      expect(r.stderr).toMatch(new RegExp(`SETUP_ERROR: idmap ${ramfs} \\(owner uid 0, gid 0; the sandbox's uid \\d+\\): EINVAL`));
+      expect(r.stderr).toMatch(new RegExp(`SETUP_ERROR: idmap ${dir} \\(owner uid 0, gid 0; the sandbox's uid \\d+\\): EINVAL`));
       expect(r.stderr).toContain("hint: a writable bind as root goes through an idmapped mount");
       // Read-only, it needs no idmap.
-      expect((await bunbox(["run", "--ro", ramfs, "--", "/bin/true"], { bare: true })).code).toBe(0);
+      expect((await bunbox(["run", "--ro", dir, "--", "/bin/true"], { bare: true })).code).toBe(0);
+    });
+
+    test("a tree any user may write (o+w, as /tmp) is bound as it is: what the sandboxee creates is the sandbox uid's", async () => {
+      const dir = ramfs("open", 0o1777);
+      const r = await bunbox(["run", "--rw", `${dir}:/w`, "--json", "--", "/bin/sh", "-c", "echo x > /w/f"], { bare: true });
+      expect(r.code).toBe(0);
+      const uid = JSON.parse(r.stderr.trim().split("\n").pop()!).containment.uid;
+      expect(statSync(join(dir, "f")).uid).toBe(uid);
     });
   });
 });
