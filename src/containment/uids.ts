@@ -15,6 +15,7 @@
  * hold the same one, and a bunbox that dies lets go of its ids with its fd.
  */
 import { constants, lstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { UsageError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
 import { lockRange } from "../native/sys.ts";
@@ -114,6 +115,8 @@ export class UidAllocator {
   private lockFd(): number {
     if (this.fd !== undefined) return this.fd;
     try {
+      // A minimal root filesystem (an initramfs) may have no /run.
+      mkdirSync(dirname(this.lockDir), { recursive: true, mode: 0o755 });
       mkdirSync(this.lockDir, { mode: 0o700 });
     } catch {
       // exists (checked below) or cannot be made (the open fails below)

@@ -11,7 +11,7 @@
  * the user half of their budget.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UidAllocator } from "../../src/containment/uids.ts";
@@ -123,6 +123,12 @@ describe("the uid allocator", () => {
     expect(() => a.allocate()).toThrow(/every uid of the range 3000000000-3000000001 is held/);
     x.release();
     expect(b.allocate().uid).toBe(x.uid);
+  });
+
+  test.if(IS_ROOT)("the lock directory is made where it is missing, its parent too (an initramfs has no /run)", () => {
+    const lockDir = join(dir(), "run", "bunbox");
+    expect(new UidAllocator({ first: 3_000_000_300, last: 3_000_000_300 }, lockDir).allocate().uid).toBe(3_000_000_300);
+    expect(statSync(lockDir).mode & 0o777).toBe(0o700);
   });
 
   test.if(IS_ROOT)("an id the host's account files name is never given", () => {
