@@ -36,6 +36,11 @@
  *     safe to share).
  *   (csrc/init.c's `done` and `report` are init's own, in each sandbox's
  *   pid 1, not in this process.)
+ * - src/containment/owner.ts `ns`, `own` and src/containment/cgroup.ts
+ *   `seq`: sandbox cgroups are named for the bunbox process that owns them
+ *   (its pid namespace, pid, start time) and counted per process, so that a
+ *   later bunbox can tell whose a leftover is; two runtimes of one process
+ *   share one mark and must never reuse a name.
  * Module-level memos of pure functions of immutable values (launch/fork.ts
  * `forkChildPolicies`, policy/arch.ts `reverse`) change no run's behaviour
  * and stay where they are.
