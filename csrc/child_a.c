@@ -108,10 +108,33 @@ static int die_with_parent(struct bb_shared *sh) {
 }
 
 /*
- * The cgroup namespace, made here rather than by T's clone: T placed us in
- * the sandbox's cgroups before opening the gate, and a cgroup namespace's
- * root is its creator's cgroup at that moment, so the sandboxee sees its own
- * cgroup as / (made at the clone, / would be bunbox's).
+ * cgroup v1: into the sandbox's cgroup of each hierarchy, before anything
+ * else, by writing "0" (this thread) to its `tasks` file, which bunbox
+ * opened (the kernel checks the opener's credentials, not ours). A thread
+ * moving itself skips the kernel's cgroup_threadgroup_rwsem, which moving
+ * another process takes for writing and which waits for an RCU grace period
+ * (10-30 ms here); and the clone's own kernel allocations (the namespaces)
+ * stay bunbox's, as with v2's CLONE_INTO_CGROUP. Every process of the
+ * sandbox descends from us, so all of them are in it. (v2: T's clone3
+ * started us there.)
+ */
+static int join_cgroups(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_cgroup *cg = (const void *)(sh->base + rq->cgroups_off);
+  for (uint32_t i = 0; i < rq->ncgroups; i++) {
+    if (cg[i].kind != BB_CG_V1) continue;
+    long r = bb_sys3(SYS_write, cg[i].fd, "0", 1);
+    if (r != 1) return bb_fail(sh, BB_ST_CGROUP, r < 0 ? r : -EIO, "joining the sandbox's cgroup (tasks)"), -1;
+    bb_sys1(SYS_close, cg[i].fd);
+  }
+  return 0;
+}
+
+/*
+ * The cgroup namespace, made here rather than by T's clone: we are in the
+ * sandbox's cgroups now, and a cgroup namespace's root is its creator's
+ * cgroup at that moment, so the sandboxee sees its own cgroup as / (made at
+ * the clone, / would be bunbox's).
  */
 static int cgroup_namespace(struct bb_shared *sh) {
   if (!(sh->req->clone_flags & BB_CLONE_NEWCGROUP)) return 0;
@@ -232,7 +255,7 @@ int bb_child_a(void *arg) {
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
   bb_mark(sh, BB_MK_RELEASED);
-  if (cgroup_namespace(sh) < 0) return 1;
+  if (join_cgroups(sh) < 0 || cgroup_namespace(sh) < 0) return 1;
   /* Out of bunbox's session and process group: signals the caller's
    * terminal sends its foreground group (Ctrl-C, SIGWINCH, a hangup) are
    * bunbox's to pass on, once; they must not reach init (which forwards

@@ -30,49 +30,6 @@ static const struct bb_cgroup *cgroups(const struct bb_req *rq) {
 
 /* ---- cgroups ---- */
 
-/*
- * v1: T moves itself into the sandbox's cgroup of every hierarchy, so that A,
- * its child, starts there. Why not write A's pid into cgroup.procs after the
- * clone: moving another process takes the kernel's cgroup_threadgroup_rwsem
- * for writing, which waits for an RCU grace period, 10-30 ms here on an idle
- * machine; a thread moving itself (writing "0" to `tasks`) skips that lock
- * (cgroup_procs_write_start: measured at ~12 us per move on 6.18; a kernel
- * that still takes it costs the wait, no more).
- * While T is inside, what it allocates in the kernel for A (task, namespaces)
- * is charged to the sandbox: what its processes cost the host. 0 or -errno,
- * with the hierarchies entered left again.
- */
-int bb_cgroups_enter(const struct bb_req *rq, char *detail, size_t cap) {
-  const struct bb_cgroup *cg = cgroups(rq);
-  for (uint32_t i = 0; i < rq->ncgroups; i++) {
-    if (cg[i].kind != BB_CG_V1) continue;
-    if (write(cg[i].fd, "0", 1) != 1) {
-      int err = errno;
-      snprintf(detail, cap, "entering the sandbox's cgroup (hierarchy %u)", i);
-      for (uint32_t j = 0; j < i; j++)
-        if (cg[j].kind == BB_CG_V1 && write(cg[j].home_fd, "0", 1) != 1) abort(); /* see bb_cgroups_leave */
-      return -err;
-    }
-  }
-  return 0;
-}
-
-/*
- * T back in bunbox's own cgroups. A failure would leave a thread of bunbox
- * in the sandbox's cgroup, where killing the sandbox's processes would find
- * bunbox's pid: it cannot happen while bunbox's other threads keep its own
- * cgroup alive, and if it does, bunbox stops rather than go on there.
- */
-void bb_cgroups_leave(const struct bb_req *rq) {
-  const struct bb_cgroup *cg = cgroups(rq);
-  for (uint32_t i = 0; i < rq->ncgroups; i++) {
-    if (cg[i].kind == BB_CG_V1 && write(cg[i].home_fd, "0", 1) != 1) {
-      fprintf(stderr, "bunbox: cannot return a spawner thread to bunbox's own cgroup: %s\n", strerror(errno));
-      abort();
-    }
-  }
-}
-
 /* v2: the directory fd for CLONE_INTO_CGROUP (Linux 5.7), or -1. */
 int bb_cgroups_v2_fd(const struct bb_req *rq) {
   const struct bb_cgroup *cg = cgroups(rq);
@@ -83,8 +40,10 @@ int bb_cgroups_v2_fd(const struct bb_req *rq) {
 
 /*
  * v2 without CLONE_INTO_CGROUP (a kernel before 5.7, or clone3 missing):
- * A, waiting on the gate, is moved by pid. That takes the rwsem wait above,
- * but only on kernels that old.
+ * A, waiting on the gate, is moved by pid. Moving another process takes the
+ * kernel's cgroup_threadgroup_rwsem for writing, which waits for an RCU
+ * grace period (10-30 ms on an idle machine here), but only on kernels that
+ * old. (On v1, A moves itself: csrc/child_a.c join_cgroups.)
  */
 int bb_cgroups_place(const struct bb_req *rq, pid_t pid, char *detail, size_t cap) {
   int dir = bb_cgroups_v2_fd(rq);

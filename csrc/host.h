@@ -36,10 +36,8 @@ int bb_take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *list
 /* The master of the sandboxee's terminal, from A's fd table at the same point. */
 int bb_take_terminal(struct bb_shared *sh, int pidfd_a);
 
-/* csrc/contain.c: the sandbox's cgroups and the owner of its user namespace,
- * around T's clone of A. */
-int bb_cgroups_enter(const struct bb_req *rq, char *detail, size_t cap);
-void bb_cgroups_leave(const struct bb_req *rq);
+/* csrc/contain.c: the sandbox's v2 cgroup and the owner of its user
+ * namespace, around T's clone of A. */
 int bb_cgroups_v2_fd(const struct bb_req *rq);
 int bb_cgroups_place(const struct bb_req *rq, pid_t pid, char *detail, size_t cap);
 int bb_owner_begin(const struct bb_req *rq);

@@ -130,10 +130,10 @@ struct bb_fdmap {
 
 /*
  * The sandbox's cgroups, one per hierarchy, opened by TypeScript
- * (src/containment/); T places A in them before A runs (csrc/contain.c).
- * v2: fd is the cgroup's directory, for clone3's CLONE_INTO_CGROUP. v1:
- * fd is the cgroup's `tasks` file and home_fd that of bunbox's own cgroup in
- * the same hierarchy: T moves itself in for the clone and back after it.
+ * (src/containment/). v2: fd is the cgroup's directory, where T's clone3
+ * starts A (CLONE_INTO_CGROUP, csrc/contain.c). v1: fd is the cgroup's
+ * `tasks` file (opened by bunbox: the kernel checks the opener), where A
+ * moves itself first thing (csrc/child_a.c join_cgroups).
  */
 enum bb_cgroup_kind {
   BB_CG_V1 = 1,
@@ -143,8 +143,6 @@ enum bb_cgroup_kind {
 struct bb_cgroup {
   uint32_t kind; /* enum bb_cgroup_kind */
   int32_t fd;
-  int32_t home_fd; /* v1 only; -1 on v2 */
-  uint32_t pad;
 };
 
 /* A sysctl of the sandbox's own user namespace (/proc/sys/user/...): path and value, strings. */

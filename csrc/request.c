@@ -145,7 +145,7 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     return refuse(detail, cap, "bpf_len: %u, the kernel takes at most %u", rq->bpf_len, BPF_MAXINSNS);
   if (rq->bpf_len == 0 && !(rq->flags & BB_F_NO_SECCOMP))
     return refuse(detail, cap, "bpf_len: 0, and a filter is to be installed at exec");
-  /* T writes to these fds, and clones into the one v2 directory. */
+  /* A writes to the v1 fds; T clones into the one v2 directory. */
   if (rq->ncgroups > BB_CGROUPS_MAX) return refuse(detail, cap, "ncgroups: %u, at most %u", rq->ncgroups, BB_CGROUPS_MAX);
   if (!array_ok(len, rq->cgroups_off, rq->ncgroups, sizeof(struct bb_cgroup), 4))
     return refuse(detail, cap, "cgroups_off: %u cgroups at %u", rq->ncgroups, rq->cgroups_off);
@@ -154,9 +154,7 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
   for (uint32_t i = 0; i < rq->ncgroups; i++) {
     if (cg[i].kind != BB_CG_V1 && cg[i].kind != BB_CG_V2) return refuse(detail, cap, "cgroups[%u].kind: %u", i, cg[i].kind);
     if (cg[i].fd < 0) return refuse(detail, cap, "cgroups[%u].fd: %d", i, cg[i].fd);
-    if (cg[i].kind == BB_CG_V1 && cg[i].home_fd < 0) return refuse(detail, cap, "cgroups[%u].home_fd: %d", i, cg[i].home_fd);
-    if (cg[i].kind == BB_CG_V2 && (v2++ || cg[i].home_fd != -1))
-      return refuse(detail, cap, "cgroups[%u]: one v2 cgroup, without home_fd", i);
+    if (cg[i].kind == BB_CG_V2 && v2++) return refuse(detail, cap, "cgroups[%u]: one v2 cgroup at most", i);
   }
 
   /* A writes these as root of its user namespace: only that namespace's own limits. */

@@ -130,25 +130,18 @@ static struct bb_shared *arena_new(const uint8_t *buf, struct bb_spawn_out *out,
 }
 
 /*
- * The clone of A, in the sandbox's cgroups (v1: T moves itself in for the
- * clone; v2: CLONE_INTO_CGROUP) and with the sandbox's kernel ids as T's
+ * The clone of A, into the sandbox's v2 cgroup (CLONE_INTO_CGROUP; on v1 A
+ * moves itself in, csrc/child_a.c) and with the sandbox's kernel ids as T's
  * effective ids, so that they own A's user namespace (csrc/contain.c says
- * why each). A makes the cgroup namespace itself, once it is in its cgroup
+ * why). A makes the cgroup namespace itself, once it is in its cgroup
  * (csrc/child_a.c): made here, its root would be bunbox's cgroup. *placed is
  * 0 when A still has to be moved into its v2 cgroup (no CLONE_INTO_CGROUP on
  * this kernel). Returns A's pid, or -errno with out filled.
  */
 static long clone_a(const struct bb_req *rq, struct bb_shared *sh, int *pidfd, int *placed, struct bb_spawn_out *out) {
   uint64_t flags = CLONE_VM | CLONE_PIDFD | (rq->clone_flags & ~(uint64_t)BB_CLONE_NEWCGROUP);
-  long r = bb_cgroups_enter(rq, out->detail, sizeof out->detail);
+  long r = bb_owner_begin(rq);
   if (r < 0) {
-    out->stage = BB_ST_CGROUP;
-    out->err = (int)-r;
-    return r;
-  }
-  r = bb_owner_begin(rq);
-  if (r < 0) {
-    bb_cgroups_leave(rq);
     out_fail(out, BB_ST_CLONE, (int)-r, "taking the sandbox's kernel ids to create its user namespace");
     return r;
   }
@@ -161,7 +154,6 @@ static long clone_a(const struct bb_req *rq, struct bb_shared *sh, int *pidfd, i
     pid = bb_clone(flags, 0, pidfd, sh->stack_a, sh->stack_size, bb_child_a, sh);
   }
   bb_owner_end(rq);
-  bb_cgroups_leave(rq);
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
                            ? "creating namespaces"

@@ -2,9 +2,9 @@
  * cgroup v1, the fallback where the controllers sit in separate hierarchies
  * (cgroup.ts says what both versions share). A sandbox gets a directory in
  * the memory and pids hierarchies, and in cpu when --cpus is asked for, each
- * under `bunbox` in bunbox's own cgroup of that hierarchy; the shim's
- * spawner thread moves itself into them for the clone of the sandbox's init
- * and back (csrc/contain.c says why not the other way).
+ * under `bunbox` in bunbox's own cgroup of that hierarchy; the sandbox's
+ * init moves itself into them first thing, through the `tasks` files
+ * opened here (csrc/child_a.c join_cgroups says why it and not bunbox).
  *
  *   memory   memory.limit_in_bytes and memory.memsw.limit_in_bytes (no swap
  *            past the limit); memory.max_usage_in_bytes, memory.oom_control
@@ -34,7 +34,6 @@ class V1Cgroup implements SandboxCgroup {
   private fds: number[] = [];
 
   constructor(
-    private readonly host: V1Host,
     /** The sandbox's directory per controller (controllers mounted together share one). */
     private readonly dirs: Map<Controller, string>,
     readonly path: string,
@@ -43,10 +42,10 @@ class V1Cgroup implements SandboxCgroup {
   entries(): CgroupEntry[] {
     this.closeEntries();
     const out: CgroupEntry[] = [];
-    for (const [c, dir] of this.distinct()) {
+    for (const [, dir] of this.distinct()) {
       const fd = openFd(`${dir}/tasks`, constants.O_WRONLY);
       this.fds.push(fd);
-      out.push({ kind: "v1", fd, homeFd: this.host.homeFd(c) });
+      out.push({ kind: "v1", fd });
     }
     return out;
   }
@@ -91,8 +90,6 @@ export class V1Host implements CgroupHost {
     processes: "cgroup v1 pids.max",
     cpus: "cgroup v1 cpu.cfs_quota_us",
   };
-  private readonly homes = new Map<Controller, number>();
-
   private constructor(
     private readonly hierarchies: Map<Controller, V1Hierarchy>,
     private readonly mark: string,
@@ -133,16 +130,6 @@ export class V1Host implements CgroupHost {
     return this.hierarchies.has(c) ? undefined : `no writable cgroup v1 ${c} hierarchy`;
   }
 
-  /** `tasks` of bunbox's own cgroup in c's hierarchy, where the spawner thread returns after a clone. */
-  homeFd(c: Controller): number {
-    let fd = this.homes.get(c);
-    if (fd === undefined) {
-      fd = openFd(`${this.hierarchies.get(c)!.dir}/tasks`, constants.O_WRONLY);
-      this.homes.set(c, fd);
-    }
-    return fd;
-  }
-
   create(limits: CgroupLimits): SandboxCgroup {
     const name = nextName(this.mark);
     const dirs = new Map<Controller, string>();
@@ -174,7 +161,7 @@ export class V1Host implements CgroupHost {
       throw e instanceof ContainmentError ? e : new ContainmentError(name, 5, String(e));
     }
     const path = [...dirs].map(([c, d]) => `${c}:${d.slice(this.hierarchies.get(c)!.mount.length) || "/"}`).join(", ");
-    return new V1Cgroup(this, dirs, path);
+    return new V1Cgroup(dirs, path);
   }
 
   sweep(): void {

@@ -45,7 +45,7 @@ class V2Cgroup implements SandboxCgroup {
   entries(): CgroupEntry[] {
     this.closeEntries();
     this.fd = openFd(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    return [{ kind: "v2", fd: this.fd, homeFd: -1 }];
+    return [{ kind: "v2", fd: this.fd }];
   }
 
   closeEntries(): void {

@@ -28,7 +28,6 @@ export interface CgroupLimits {
 export interface CgroupEntry {
   kind: "v1" | "v2";
   fd: number;
-  homeFd: number;
 }
 
 /** What a sandbox's cgroup counted, read once it has ended. */

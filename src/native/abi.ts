@@ -168,11 +168,9 @@ export const BB_FDMAP = {
 
 /** struct bb_cgroup: its size, and each field. */
 export const BB_CGROUP = {
-  sizeof: 16,
+  sizeof: 8,
   kind: { offset: 0, type: "u32", count: 1 },
   fd: { offset: 4, type: "i32", count: 1 },
-  home_fd: { offset: 8, type: "i32", count: 1 },
-  pad: { offset: 12, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_sysctl: its size, and each field. */
@@ -348,11 +346,9 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["sizeof(struct bb_fdmap)", 8],
   ["offsetof(struct bb_fdmap, src)", 0],
   ["offsetof(struct bb_fdmap, dst)", 4],
-  ["sizeof(struct bb_cgroup)", 16],
+  ["sizeof(struct bb_cgroup)", 8],
   ["offsetof(struct bb_cgroup, kind)", 0],
   ["offsetof(struct bb_cgroup, fd)", 4],
-  ["offsetof(struct bb_cgroup, home_fd)", 8],
-  ["offsetof(struct bb_cgroup, pad)", 12],
   ["sizeof(struct bb_sysctl)", 8],
   ["offsetof(struct bb_sysctl, path_off)", 0],
   ["offsetof(struct bb_sysctl, value_off)", 4],

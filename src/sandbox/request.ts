@@ -255,7 +255,6 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
     const at = cgAt + i * BB_CGROUP.sizeof;
     w.put(at, BB_CGROUP.kind, c.kind === "v2" ? BB_CG_V2 : BB_CG_V1);
     w.put(at, BB_CGROUP.fd, c.fd);
-    w.put(at, BB_CGROUP.home_fd, c.homeFd);
   });
   set("cgroups_off", cgroups.length ? cgAt : 0);
   set("ncgroups", cgroups.length);
