@@ -62,6 +62,10 @@ struct bb_shared {
   /* B's pidfd in A's fd table, stored by the kernel at A's clone of B
    * (CLONE_PIDFD); T takes a copy with pidfd_getfd. */
   int32_t pidfd_b;
+  /* With BB_F_NET_PROXY: the proxy listener and the DNS stub's UDP and TCP
+   * sockets A bound (csrc/child_a.c net_listen), in A's fd table; T takes
+   * copies with pidfd_getfd. -1 where absent. */
+  int32_t net_fds[3];
 
   /* Monotonic nanoseconds at each enum bb_mark (csrc/plan.h), 0 if not reached. */
   uint64_t marks[BB_MARKS];

@@ -15,7 +15,6 @@ import { closeSync, openSync, writeFileSync } from "node:fs";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
-import { NET_MODES, type NetMode } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { DEFAULT_PATH, Executor } from "../sandbox/executor.ts";
 import { Limits } from "../sandbox/limits.ts";
@@ -25,6 +24,8 @@ import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/uni
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
+import { formatNetworkEvent } from "../net/network.ts";
+import { networkChanges } from "./network.ts";
 import type { RUN_ARGS } from "./options.ts";
 
 type RunOptions = Parsed<typeof RUN_ARGS>;
@@ -86,17 +87,17 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
     const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
     plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
   }
-  const net = o.strings.net;
-  if (net !== undefined && !NET_MODES.includes(net as NetMode)) {
-    throw new UsageError("--net", `"${net}" is not one of ${NET_MODES.join(", ")}`);
-  }
+  const net = networkChanges(
+    { net: o.strings.net, allow: o.lists["allow-host"], deny: o.lists["deny-host"], addHosts: o.lists["add-host"] },
+    base,
+  );
   const hostname = o.strings.hostname;
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
   }
   return base.derive({
     mounts: plan,
-    ...(net !== undefined ? { net: net as NetMode } : {}),
+    ...net,
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
@@ -120,6 +121,12 @@ function openFiles(text: string): number {
   if (n < MIN_OPEN_FILES) {
     throw new UsageError("--max-files", `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
   }
+  return n;
+}
+
+function maxConnections(text: string): number {
+  const n = parseCount(text, "--max-connections");
+  if (n < 1 || n > 65536) throw new UsageError("--max-connections", `${n} is not in 1..65536`);
   return n;
 }
 
@@ -147,6 +154,7 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
+    ...(s["max-connections"] !== undefined ? { net: { maxConcurrent: maxConnections(s["max-connections"]) } } : {}),
   });
   const cwd = s.cwd ?? policy.workdir ?? "/";
   return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
@@ -157,6 +165,7 @@ function describe(policy: Policy, executor: Executor): void {
   const l = executor.limits;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
+  if (policy.network) log.debug(`network rules:\n${policy.network.describe().map((l) => `  ${visible(l)}`).join("\n")}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
     `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s, ` +
@@ -184,11 +193,14 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const policy = await resolvePolicy(o);
   const executor = buildExecutor(o, policy);
+  if (o.strings["max-connections"] !== undefined && !policy.network) {
+    throw new UsageError("--max-connections", "limits the proxy's connections: it goes with --net proxy (or --allow-host)");
+  }
   const tPolicy = performance.now();
   if (o.flags.verbose) describe(policy, executor);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
-  const sandbox = new Sandbox(executor, policy);
+  const sandbox = new Sandbox(executor, policy, o.flags.verbose ? { onNetwork: (e) => log.debug(visible(formatNetworkEvent(e))) } : {});
   const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
   for (const [n, h] of handlers) process.on(n, h);

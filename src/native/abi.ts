@@ -11,12 +11,13 @@ export interface Field {
   readonly count: number;
 }
 
-export const BB_ABI_VERSION = 2;
+export const BB_ABI_VERSION = 3;
 export const BB_REQ_MAGIC = 0x78626e62;
 export const BB_F_NOTIFY = 0x1;
 export const BB_F_CALLER_ROOT = 0x2;
 export const BB_F_NO_SECCOMP = 0x4;
 export const BB_F_LOOPBACK = 0x8;
+export const BB_F_NET_PROXY = 0x100;
 export const BB_CLONE_NEWNS = 0x00020000;
 export const BB_CLONE_NEWCGROUP = 0x02000000;
 export const BB_CLONE_NEWUTS = 0x04000000;
@@ -86,7 +87,7 @@ export const BB_MARK_NAMES = ["clone", "released", "ids", "mounts", "caps", "san
 
 /** struct bb_req: its size, and each field. */
 export const BB_REQ = {
-  sizeof: 116,
+  sizeof: 120,
   magic: { offset: 0, type: "u32", count: 1 },
   version: { offset: 4, type: "u32", count: 1 },
   size: { offset: 8, type: "u32", count: 1 },
@@ -116,6 +117,7 @@ export const BB_REQ = {
   exec_magic_hi: { offset: 104, type: "u32", count: 1 },
   setup_timeout_ms: { offset: 108, type: "u32", count: 1 },
   root_mode: { offset: 112, type: "u32", count: 1 },
+  proxy_port: { offset: 116, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_mount: its size, and each field. */
@@ -148,7 +150,7 @@ export const BB_FDMAP = {
 
 /** struct bb_spawn_out: its size, and each field. */
 export const BB_SPAWN_OUT = {
-  sizeof: 580,
+  sizeof: 592,
   pidfd: { offset: 0, type: "i32", count: 1 },
   pid: { offset: 4, type: "i32", count: 1 },
   listener: { offset: 8, type: "i32", count: 1 },
@@ -159,6 +161,9 @@ export const BB_SPAWN_OUT = {
   sandboxee_pidfd: { offset: 28, type: "i32", count: 1 },
   detail: { offset: 32, type: "char", count: 512 },
   phase_us: { offset: 544, type: "u32", count: 9 },
+  net_proxy: { offset: 580, type: "i32", count: 1 },
+  net_dns_udp: { offset: 584, type: "i32", count: 1 },
+  net_dns_tcp: { offset: 588, type: "i32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_report: its size, and each field. */
@@ -185,12 +190,13 @@ export const BB_WAIT_OUT = {
 
 /** Every value above, BB_ABI_VERSION first: what the shim's bb_abi_layout() must report. */
 export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = [
-  ["BB_ABI_VERSION", 2],
+  ["BB_ABI_VERSION", 3],
   ["BB_REQ_MAGIC", 2019716706],
   ["BB_F_NOTIFY", 1],
   ["BB_F_CALLER_ROOT", 2],
   ["BB_F_NO_SECCOMP", 4],
   ["BB_F_LOOPBACK", 8],
+  ["BB_F_NET_PROXY", 256],
   ["BB_CLONE_NEWNS", 131072],
   ["BB_CLONE_NEWCGROUP", 33554432],
   ["BB_CLONE_NEWUTS", 67108864],
@@ -247,7 +253,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MK_LOOKUP", 6],
   ["BB_MK_INIT", 7],
   ["BB_MK_EXEC", 8],
-  ["sizeof(struct bb_req)", 116],
+  ["sizeof(struct bb_req)", 120],
   ["offsetof(struct bb_req, magic)", 0],
   ["offsetof(struct bb_req, version)", 4],
   ["offsetof(struct bb_req, size)", 8],
@@ -277,6 +283,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_req, exec_magic_hi)", 104],
   ["offsetof(struct bb_req, setup_timeout_ms)", 108],
   ["offsetof(struct bb_req, root_mode)", 112],
+  ["offsetof(struct bb_req, proxy_port)", 116],
   ["sizeof(struct bb_mount)", 32],
   ["offsetof(struct bb_mount, kind)", 0],
   ["offsetof(struct bb_mount, flags)", 4],
@@ -293,7 +300,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["sizeof(struct bb_fdmap)", 8],
   ["offsetof(struct bb_fdmap, src)", 0],
   ["offsetof(struct bb_fdmap, dst)", 4],
-  ["sizeof(struct bb_spawn_out)", 580],
+  ["sizeof(struct bb_spawn_out)", 592],
   ["offsetof(struct bb_spawn_out, pidfd)", 0],
   ["offsetof(struct bb_spawn_out, pid)", 4],
   ["offsetof(struct bb_spawn_out, listener)", 8],
@@ -304,6 +311,9 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_spawn_out, sandboxee_pidfd)", 28],
   ["offsetof(struct bb_spawn_out, detail)", 32],
   ["offsetof(struct bb_spawn_out, phase_us)", 544],
+  ["offsetof(struct bb_spawn_out, net_proxy)", 580],
+  ["offsetof(struct bb_spawn_out, net_dns_udp)", 584],
+  ["offsetof(struct bb_spawn_out, net_dns_tcp)", 588],
   ["sizeof(struct bb_report)", 32],
   ["offsetof(struct bb_report, magic)", 0],
   ["offsetof(struct bb_report, wstatus)", 4],

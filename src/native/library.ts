@@ -67,6 +67,9 @@ const symbols = {
   bb_net_relay: { args: [i32, i32, i32, u32, u32], returns: i32 },
   bb_net_relay_open: { args: [u32], returns: i32 },
   bb_net_relay_abort: { args: [u32], returns: i32 },
+  bb_net_recvfrom: { args: [i32, ptr, u32, ptr, ptr], returns: i32 },
+  bb_net_sendto: { args: [i32, ptr, u32, ptr, u32], returns: i32 },
+  bb_net_nonblock: { args: [i32], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {

@@ -66,6 +66,33 @@ export function socketError(fd: number): number {
   return shim().bb_net_sockerr(fd);
 }
 
+/** A datagram's sender, as the kernel gave it (for the answer). */
+export interface Sender {
+  readonly addr: Uint8Array;
+  readonly len: number;
+}
+
+/**
+ * One datagram from a non-blocking UDP socket into `into`: its length and
+ * sender, or -errno (-EAGAIN: none; -EMSGSIZE: larger than `into`, dropped).
+ */
+export function recvDatagram(fd: number, into: Uint8Array): { length: number; from: Sender } | number {
+  const addr = new Uint8Array(28);
+  const len = new Uint32Array(1);
+  const n = shim().bb_net_recvfrom(fd, ptr(into), into.length, ptr(addr), ptr(len));
+  return n < 0 ? n : { length: n, from: { addr, len: len[0]! } };
+}
+
+/** One datagram to `to`, without blocking: bytes or -errno. */
+export function sendDatagram(fd: number, bytes: Uint8Array, to: Sender): number {
+  return shim().bb_net_sendto(fd, ptr(bytes), bytes.length, ptr(to.addr), to.len);
+}
+
+/** O_NONBLOCK on fd: 0 or -errno. */
+export function setNonBlocking(fd: number): number {
+  return shim().bb_net_nonblock(fd);
+}
+
 /** The soft RLIMIT_NOFILE. */
 export function fdLimit(): number {
   return Number(shim().bb_net_fd_limit());

@@ -22,6 +22,7 @@ import { acceptOne, adoptSocket, fdLimit } from "../native/net.ts";
 import { EPOLLIN, watch, type Watch } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
 import { FDS_PER_CONNECTION, type NetLimits, netLimits } from "./limits.ts";
+import type { Ip } from "./address.ts";
 import type { NetPolicy } from "./policy.ts";
 import { type ConnectionRecord, type NetEvent, type NetworkReport, ReportBook } from "./report.ts";
 import { type Lookup, systemLookup } from "./resolve.ts";
@@ -36,6 +37,8 @@ export interface ProxyOptions {
   readonly lookup?: Lookup;
   /** Each connection opening and ending, for `-v`. */
   readonly onEvent?: (event: NetEvent) => void;
+  /** The sandbox's DNS stub's names: a target that is one of its addresses is decided as its name. */
+  readonly names?: (ip: Ip) => string | undefined;
 }
 
 /** Connections in flight in all proxies of this process, against the fd budget. */
@@ -71,6 +74,7 @@ export class NetProxy {
       limits: this.limits,
       tlsPorts: new Set(opts.tlsPorts ?? [443]),
       lookup: opts.lookup ?? systemLookup,
+      ...(opts.names ? { names: opts.names } : {}),
       opened: (record) => opts.onEvent?.({ type: "open", record }),
     };
   }
@@ -131,9 +135,11 @@ export class NetProxy {
 
   /**
    * Stops accepting, ends every connection (tunnels are aborted), and
-   * resolves once all are reported.
+   * resolves once all are reported. With `graceMs`, connections first get
+   * that long to end by themselves (a sandbox that has ended: its sockets
+   * are closed, and the relay is seeing it).
    */
-  async close(): Promise<void> {
+  async close(opts: { graceMs?: number } = {}): Promise<void> {
     if (!this.closed) {
       this.closed = true;
       for (const [fd, w] of this.listeners) {
@@ -141,6 +147,14 @@ export class NetProxy {
         closeFd(fd);
       }
       this.listeners.clear();
+      if (opts.graceMs && this.sessions.size > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          this.idle.push(resolve);
+          timer = setTimeout(resolve, opts.graceMs);
+        });
+        clearTimeout(timer);
+      }
       for (const s of this.sessions) s.abort();
     }
     if (this.sessions.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));

@@ -18,8 +18,10 @@ export interface ConnectionRecord {
   /** In the order connections arrived, from 1. */
   readonly id: number;
   readonly protocol: Protocol;
-  /** As the client asked for it ("" when it never said). */
+  /** As the client asked for it ("" when it never said); the name, when it asked for an address of the DNS stub's. */
   readonly host: string;
+  /** The address of bunbox's DNS stub the client asked for, standing for `host` (names.ts). */
+  readonly stubAddress?: string;
   readonly port: number;
   readonly outcome: Outcome;
   /** Why, in words; for a denial, the rule or the check that refused it. */

@@ -19,8 +19,8 @@ import { describeErrno, errnoName } from "../native/errno.ts";
 import { RELAY_ABORTED, RELAY_CLOSED, RELAY_HALFOPEN, RELAY_IDLE, type RelayEnd, relay, setRecvLowWater, type Tunnel } from "../native/net.ts";
 import { EPOLLIN } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
-import type { Target } from "./host.ts";
-import { splitHostPort } from "./host.ts";
+import type { Ip } from "./address.ts";
+import { parseTarget, splitHostPort, type Target } from "./host.ts";
 import { CONNECT_ESTABLISHED, forwardHead, headEnd, type HttpHead, parseAbsoluteUrl, parseHead, proxyResponse } from "./http.ts";
 import type { NetLimits } from "./limits.ts";
 import type { NetPolicy } from "./policy.ts";
@@ -36,6 +36,8 @@ export interface SessionContext {
   readonly limits: NetLimits;
   readonly tlsPorts: ReadonlySet<number>;
   readonly lookup: Lookup;
+  /** The name the sandbox's DNS stub gave this address to (names.ts), if it did. */
+  readonly names?: (ip: Ip) => string | undefined;
   /** An allowed connection is open (for -v). */
   opened(record: ConnectionRecord): void;
   /** The connection is over: its final record. */
@@ -206,8 +208,12 @@ export class Session {
   }
 
   /** The decision, resolution and connect; on a refusal, answers the client and returns undefined. */
-  private async decideAndConnect(host: string, port: number, head: HttpHead | undefined): Promise<(Upstream & { target: Target }) | undefined> {
-    Object.assign(this.record, { host, port });
+  private async decideAndConnect(asked: string, port: number, head: HttpHead | undefined): Promise<(Upstream & { target: Target }) | undefined> {
+    // An address the DNS stub gave out stands for its name (a client that resolved first).
+    const t = this.ctx.names ? parseTarget(asked) : undefined;
+    const named = t?.ok && t.value.kind === "ip" ? this.ctx.names!(t.value.ip) : undefined;
+    const host = named ?? asked;
+    Object.assign(this.record, { host, port }, named ? { stubAddress: asked } : {});
     const verdict = this.ctx.policy.decide(host, port);
     const rule = verdict.rule ? { rule: verdict.rule } : {};
     if (!verdict.allowed || !verdict.target) {

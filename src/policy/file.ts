@@ -13,6 +13,9 @@
  *     "filesystem": { "base": "default", "mounts": [{ "bind": "/data", "writable": true }, { "tmpfs": "/scratch", "size": "16M" }] },
  *     "network": "none", "hostname": "box", "uid": 1000
  *   }
+ *
+ * "network" may also be { "mode": "proxy", "allow": [...], "deny": [...],
+ * "addHosts": {...} } (src/net/schema.ts).
  */
 import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
@@ -23,7 +26,7 @@ import { ARCHES, type ArchName, hostArch } from "./arch.ts";
 import { PolicyBuilder, PolicyError } from "./builder.ts";
 import { FAMILIES, type FamilyName } from "./families.ts";
 import { DANGEROUS_USES, isDangerName } from "./safety.ts";
-import { NET_MODES } from "./policy.ts";
+import { NetworkSchema } from "../net/schema.ts";
 import { Policy } from "./policy.ts";
 import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
 import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
@@ -97,7 +100,7 @@ export const PolicyFileSchema = v.strictObject({
     v.strictObject({ base: v.optional(v.picklist(["default", "empty"])), mounts: v.optional(v.array(MountSchema)) }),
   ),
   hostname: v.optional(v.string()),
-  network: v.optional(v.picklist(NET_MODES)),
+  network: v.optional(NetworkSchema),
   uid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   gid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
 });
@@ -164,7 +167,11 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
     else b.addSymlink(m.target, m.symlink);
   });
   if (f.hostname !== undefined) b.setHostname(f.hostname);
-  if (f.network !== undefined) b.setNetwork(f.network);
+  if (typeof f.network === "string") b.setNetwork(f.network);
+  else if (f.network !== undefined) {
+    b.setNetwork(f.network.mode).allowHosts(...(f.network.allow ?? [])).denyHosts(...(f.network.deny ?? []));
+    for (const [name, ip] of Object.entries(f.network.addHosts ?? {})) b.addHost(name, ip);
+  }
   if (f.uid !== undefined) b.setUid(f.uid);
   if (f.gid !== undefined) b.setGid(f.gid);
   return b.build();

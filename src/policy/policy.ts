@@ -11,9 +11,22 @@ import type { Action, Rule } from "./rules.ts";
 import { REASON } from "./safety.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
 import type { Runtime } from "../sandbox/runtime.ts";
+import { NetPolicy } from "../net/policy.ts";
 
-export type NetMode = "none" | "loopback" | "host";
-export const NET_MODES: readonly NetMode[] = ["none", "loopback", "host"];
+/**
+ * none: a network namespace of its own with only lo; loopback: lo up; host:
+ * the host's network (a relaxation); proxy: lo up and bunbox's proxy, which
+ * lets through only what `network` allows (docs/network.md); proxy-
+ * transparent: the same, and connect() to an outside address goes through
+ * the proxy too.
+ */
+export type NetMode = "none" | "loopback" | "host" | "proxy" | "proxy-transparent";
+export const NET_MODES: readonly NetMode[] = ["none", "loopback", "host", "proxy", "proxy-transparent"];
+
+/** Whether `mode` runs bunbox's proxy. */
+export function isProxyMode(mode: NetMode): mode is "proxy" | "proxy-transparent" {
+  return mode === "proxy" || mode === "proxy-transparent";
+}
 
 type Rules = ReadonlyMap<number, readonly Rule[]>;
 
@@ -28,6 +41,8 @@ export interface PolicyInit {
   mounts: MountPlan | undefined;
   hostname: string;
   net: NetMode;
+  /** With a proxy mode: the hosts it lets through (none given: nothing is allowed). Ignored otherwise. */
+  network?: NetPolicy | undefined;
   /** Inside ids; undefined: the caller's ids (65534 when the caller is root). */
   uid: number | undefined;
   gid: number | undefined;
@@ -49,6 +64,12 @@ const RELAXATION = {
   defaultAllowAll: "dangerDefaultAllowAll: every syscall not otherwise ruled is allowed",
   unsafe: (name: string) => `dangerAllowUnsafe("${name}"): a safety rule is off`,
   netHost: "network host: the sandboxee shares the host's network",
+  netProxy: (mode: string, hosts: NetPolicy) => {
+    const allowed = hosts.allow.map((p) => p.text);
+    const shown = allowed.length > 8 ? `${allowed.slice(0, 8).join(", ")}, …` : allowed.join(", ");
+    const how = mode === "proxy-transparent" ? "bunbox's proxy, and connect() to outside addresses through it too" : "bunbox's proxy";
+    return `network ${mode}: the sandboxee may reach ${allowed.length} host pattern${allowed.length === 1 ? "" : "s"} through ${how}${allowed.length ? ` (${shown})` : ""}`;
+  },
 } as const;
 
 export class Policy {
@@ -58,6 +79,8 @@ export class Policy {
   readonly mounts: MountPlan | undefined;
   readonly hostname: string;
   readonly net: NetMode;
+  /** The hosts bunbox's proxy lets through: set exactly when `net` is a proxy mode. */
+  readonly network: NetPolicy | undefined;
   readonly uid: number | undefined;
   readonly gid: number | undefined;
   readonly workdir: string | undefined;
@@ -75,6 +98,7 @@ export class Policy {
     this.mounts = init.mounts;
     this.hostname = init.hostname;
     this.net = init.net;
+    this.network = isProxyMode(init.net) ? (init.network ?? new NetPolicy({})) : undefined;
     this.uid = init.uid;
     this.gid = init.gid;
     this.workdir = init.workdir;
@@ -90,6 +114,7 @@ export class Policy {
       ...(this.defaultAction.kind === "allow" ? [RELAXATION.defaultAllowAll] : []),
       ...[...this.dangerAllowed].map(RELAXATION.unsafe),
       ...(this.net === "host" ? [RELAXATION.netHost] : []),
+      ...(this.network ? [RELAXATION.netProxy(this.net, this.network)] : []),
     ]);
   }
 
@@ -134,6 +159,7 @@ export class Policy {
       mounts: this.mounts,
       hostname: this.hostname,
       net: this.net,
+      network: this.network,
       uid: this.uid,
       gid: this.gid,
       workdir: this.workdir,

@@ -6,10 +6,11 @@
  */
 import {
   BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
-  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_FDMAP,
+  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NET_PROXY, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_FDMAP,
   BB_M_BIND, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
   BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
 } from "../native/abi.ts";
+import { PROXY_PORT, proxyEnv } from "../net/env.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
@@ -149,6 +150,8 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   if (root) flags |= BB_F_CALLER_ROOT;
   if (!settings.program) flags |= BB_F_NO_SECCOMP;
   if (policy.net === "loopback") flags |= BB_F_LOOPBACK;
+  // --net proxy: lo up, and the proxy's and DNS stub's sockets bound on it (docs/network.md).
+  if (policy.network) flags |= BB_F_LOOPBACK | BB_F_NET_PROXY;
   let clone = BB_CLONE_NEWUSER | BB_CLONE_NEWNS | BB_CLONE_NEWPID | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWCGROUP;
   if (policy.net !== "host") clone |= BB_CLONE_NEWNET;
 
@@ -170,7 +173,8 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   };
   strings(executor.argv, "argv_off", "argc");
   const names = executor.ipc.namesEnv();
-  const env = Object.entries({ ...executor.env, ...(names ? { BUNBOX_FDS: names } : {}) }).map(([k, v]) => `${k}=${v}`);
+  const proxy = policy.network ? proxyEnv(executor.env) : {};
+  const env = Object.entries({ ...proxy, ...executor.env, ...(names ? { BUNBOX_FDS: names } : {}) }).map(([k, v]) => `${k}=${v}`);
   strings(env, "envp_off", "envc");
   set("file_off", w.str(executor.path));
   set("search_path_off", w.str(executor.env.PATH ?? ""));
@@ -216,6 +220,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("exec_magic_hi", Number(magic >> 32n));
   set("setup_timeout_ms", settings.setupTimeoutMs);
   set("root_mode", 0o755);
+  set("proxy_port", policy.network ? PROXY_PORT : 0);
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);

@@ -19,8 +19,12 @@ import type { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
 import { after } from "../timer.ts";
 import { discard, type Spawned } from "../native/spawn.ts";
-import type { Policy } from "../policy/policy.ts";
+import { closeFd } from "../native/sys.ts";
+import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { Monitor, type MonitorHooks } from "../monitor/monitor.ts";
+import type { DnsEvent } from "../net/dns-stub.ts";
+import { SandboxNetwork } from "../net/network.ts";
+import type { NetEvent } from "../net/report.ts";
 import type { Executor } from "./executor.ts";
 import { ExecLauncher } from "./launch/exec.ts";
 import { ForkExecutor, ForkLauncher } from "./launch/fork.ts";
@@ -33,6 +37,8 @@ export interface SandboxHooks extends MonitorHooks {
   /** Called once the sandboxee runs; returning false kills it (SETUP_ERROR). */
   onStart?(pid: number): boolean | void;
   onExit?(result: Result): void;
+  /** --net proxy: a connection opened or ended, a DNS query answered (`bunbox run -v` prints each). */
+  onNetwork?(event: NetEvent | DnsEvent): void;
 }
 
 export interface RunOptions {
@@ -206,7 +212,11 @@ export class Sandbox {
       throw e;
     }
     this.monitor = monitor;
-    monitor.result.then(this.settle);
+    const network = this.serveNetwork(spawned, monitor);
+    monitor.result.then(async (r) => {
+      if (network) r = await network.close().then((report) => r.with({ network: report }), () => r);
+      this.settle(r);
+    });
     // A kill() that came while the sandbox was being set up wins over the hook.
     if (this.killedBeforeStart) {
       monitor.kill();
@@ -226,6 +236,35 @@ export class Sandbox {
     }
     for (const sig of this.pendingSignals.splice(0)) monitor.signal(sig);
     return { monitor, live: true };
+  }
+
+  /**
+   * --net proxy: the sandbox's proxy and DNS stub, on the sockets its spawn
+   * bound (docs/network.md); closed once the run ends, with their report
+   * in the Result. Serving cannot fail short of a broken spawn: then the
+   * run ends as a setup error.
+   */
+  private serveNetwork(spawned: Spawned, monitor: Monitor): SandboxNetwork | undefined {
+    const { net: sockets } = spawned;
+    const { network: rules, net: mode } = this.policy;
+    if (!sockets) return undefined;
+    if (!rules || !isProxyMode(mode)) {
+      for (const fd of Object.values(sockets)) closeFd(fd); // cannot happen: the request asked for them by the policy
+      return undefined;
+    }
+    const hook = this.hooks.onNetwork;
+    const network = new SandboxNetwork({
+      mode,
+      policy: rules,
+      limits: this.executor.limits.net,
+      ...(hook ? { onEvent: (e) => { try { hook(e); } catch { /* a hook's error must not end the network */ } } } : {}),
+    });
+    try {
+      network.serve(sockets);
+    } catch (e) {
+      monitor.abort("network", `cannot serve the sandbox's proxy: ${(e as Error).message}`);
+    }
+    return network;
   }
 
   /** start() threw: kill whatever started and end with INTERNAL_ERROR. */
