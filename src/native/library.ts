@@ -65,7 +65,7 @@ const symbols = {
   bb_net_fd_limit: { args: [], returns: i64 },
   bb_net_relay_start: { args: [fn], returns: i32 },
   bb_net_relay: { args: [i32, i32, i32, u32, u32], returns: i32 },
-  bb_net_relay_open: { args: [u32], returns: i32 },
+  bb_net_relay_open: { args: [u32, i32], returns: i32 },
   bb_net_relay_abort: { args: [u32], returns: i32 },
   bb_net_recvfrom: { args: [i32, ptr, u32, ptr, ptr], returns: i32 },
   bb_net_sendto: { args: [i32, ptr, u32, ptr, u32], returns: i32 },

@@ -140,9 +140,13 @@ function updateKeepAlive(): void {
   }
 }
 
+/** The directions of a tunnel that can wait for open() (csrc/net_relay.c GATE_*). */
+export const GATE_UP = 1;
+export const GATE_DOWN = 2;
+
 export interface Tunnel {
-  /** Lets a gated tunnel read from its client. */
-  open(): void;
+  /** Lets the gated directions in `gates` (GATE_UP: from the client, GATE_DOWN: from the server) move. */
+  open(gates: number): void;
   /** Ends it now; `onEnd` still runs (RELAY_ABORTED). */
   abort(): void;
 }
@@ -154,16 +158,16 @@ export interface Tunnel {
 export function relay(
   client: number,
   upstream: number,
-  opts: { gated: boolean; idleMs: number; halfOpenMs: number },
+  opts: { gates: number; idleMs: number; halfOpenMs: number },
   onEnd: (end: RelayEnd) => void,
 ): Tunnel | number {
   start();
-  const handle = shim().bb_net_relay(client, upstream, opts.gated ? 1 : 0, opts.idleMs, opts.halfOpenMs);
+  const handle = shim().bb_net_relay(client, upstream, opts.gates, opts.idleMs, opts.halfOpenMs);
   if (handle < 0) return handle;
   ends.set(handle, onEnd);
   updateKeepAlive();
   return {
-    open: () => void shim().bb_net_relay_open(handle),
+    open: (gates) => void shim().bb_net_relay_open(handle, gates),
     abort: () => void shim().bb_net_relay_abort(handle),
   };
 }

@@ -16,12 +16,13 @@
  */
 import { dupFd } from "../native/comms.ts";
 import { describeErrno, errnoName } from "../native/errno.ts";
-import { RELAY_ABORTED, RELAY_CLOSED, RELAY_HALFOPEN, RELAY_IDLE, type RelayEnd, relay, setRecvLowWater, type Tunnel } from "../native/net.ts";
+import { GATE_DOWN, GATE_UP, RELAY_ABORTED, RELAY_CLOSED, RELAY_HALFOPEN, RELAY_IDLE, type RelayEnd, relay, setRecvLowWater, type Tunnel } from "../native/net.ts";
+import { EPOLLOUT } from "../native/comms.ts";
 import { EPOLLIN } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
 import type { Ip } from "./address.ts";
 import { parseTarget, splitHostPort, type Target } from "./host.ts";
-import { CONNECT_ESTABLISHED, forwardHead, headEnd, type HttpHead, parseAbsoluteUrl, parseHead, proxyResponse } from "./http.ts";
+import { clientHead, CONNECT_ESTABLISHED, forwardHead, headEnd, type HttpHead, parseAbsoluteUrl, parseHead, proxyResponse } from "./http.ts";
 import type { NetLimits } from "./limits.ts";
 import type { NetPolicy } from "./policy.ts";
 import type { ConnectionRecord, Outcome, Protocol } from "./report.ts";
@@ -73,6 +74,8 @@ export class Session {
   private sniffedHttp = false;
   /** The forwarded request head: sent before the relay, counted with its bytes. */
   private forwarded = 0;
+  /** The response heads sent to the client by respond(), counted with the relay's bytes. */
+  private headsDown = 0;
 
   constructor(
     private readonly ctx: SessionContext,
@@ -253,11 +256,15 @@ export class Session {
     return { ...up, target: verdict.target };
   }
 
-  /** Both fds go to the relay thread; a tunnel is gated until its first client bytes pass. */
+  /**
+   * Both fds go to the relay thread. A tunnel is gated until its first
+   * client bytes pass (gate); a forwarded request's response until its head
+   * has gone to the client with Connection: close (respond).
+   */
   private handOff(up: Upstream & { target: Target }, tunnel: boolean): void {
     clearTimeout(this.timer);
     setRecvLowWater(this.client.fd, 1);
-    // The gate peeks through its own dup: the relay may close the client's fd at any time.
+    // Each gate works through dups: the relay may close its fds at any time.
     const gateFd = tunnel ? dupFd(this.client.fd) : -1;
     if (tunnel && gateFd < 0) {
       // Without the dup nothing could check the tunnel's first bytes: refuse, never pass them unchecked.
@@ -265,18 +272,62 @@ export class Session {
       this.client.close();
       return this.finish({ outcome: "failed", reason: `cannot check the tunnel's first bytes: ${describeErrno(-gateFd)}` });
     }
+    // Without these the response passes as it came (only its Connection: close is lost).
+    let response = tunnel ? undefined : { up: dupFd(up.socket.fd), client: dupFd(this.client.fd) };
+    if (response && (response.up < 0 || response.client < 0)) {
+      for (const fd of [response.up, response.client]) if (fd >= 0) closeFd(fd);
+      response = undefined;
+    }
     this.client.release();
     up.socket.release();
     this.sockets.clear();
     const { limits } = this.ctx;
-    const t = relay(this.client.fd, up.socket.fd, { gated: gateFd >= 0, idleMs: limits.idleTimeoutMs, halfOpenMs: limits.halfOpenTimeoutMs }, (end) => this.ended(end));
+    const gates = (gateFd >= 0 ? GATE_UP : 0) | (response ? GATE_DOWN : 0);
+    const t = relay(this.client.fd, up.socket.fd, { gates, idleMs: limits.idleTimeoutMs, halfOpenMs: limits.halfOpenTimeoutMs }, (end) => this.ended(end));
     if (typeof t === "number") {
-      closeFd(gateFd);
+      for (const fd of [gateFd, response?.up ?? -1, response?.client ?? -1]) if (fd >= 0) closeFd(fd);
       return this.finish({ outcome: "failed", reason: `cannot relay: ${describeErrno(-t)}` });
     }
     this.tunnel = t;
     this.ctx.opened({ ...this.record });
     if (gateFd >= 0) void this.gate(t, this.track(new Socket(gateFd, EPOLLIN)), up.target);
+    if (response) void this.respond(t, this.track(new Socket(response.up, EPOLLIN)), this.track(new Socket(response.client, EPOLLOUT)));
+  }
+
+  /**
+   * A forwarded request's response heads, from the server (peeked, then
+   * taken) to the client, each final one with Connection: close (http.ts
+   * clientHead); 1xx heads go as they came. Anything unreadable as a head
+   * passes untouched: the relay carries it once the gate opens.
+   */
+  private async respond(t: Tunnel, server: Socket, client: Socket): Promise<void> {
+    try {
+      for (;;) {
+        const head = await server.peek(this.ctx.limits.maxHeaderBytes, (b) => {
+          const end = headEnd(b);
+          return end < 0 ? new Need(b.length + 1) : clientHead(b.subarray(0, end));
+        });
+        if (!head.ok) break;
+        server.consume(head.value.length);
+        await client.send(head.value.forClient);
+        this.headsDown += head.value.forClient.length;
+        if (head.value.status >= 200) break;
+      }
+    } catch (e) {
+      // EOF, an error, a head too large or in too many pieces: the relay takes it from here
+      if (!(e instanceof SocketError)) throw e;
+      if (e.code === "ECANCELED") {
+        server.close();
+        client.close();
+        return;
+      }
+    }
+    setRecvLowWater(server.fd, 1);
+    for (const s of [server, client]) {
+      s.close();
+      this.sockets.delete(s);
+    }
+    t.open(GATE_DOWN);
   }
 
   /**
@@ -318,7 +369,7 @@ export class Session {
     setRecvLowWater(sock.fd, 1);
     sock.close();
     this.sockets.delete(sock);
-    if (refusal === undefined) return t.open();
+    if (refusal === undefined) return t.open(GATE_UP);
     Object.assign(this.record, { outcome: "denied", reason: refusal });
     delete this.record.rule;
     t.abort();
@@ -328,7 +379,7 @@ export class Session {
     this.cancel(new SocketError("ECANCELED", "the tunnel ended"));
     for (const s of this.sockets) s.close();
     this.record.bytesUp = this.forwarded + end.up;
-    this.record.bytesDown = end.down;
+    this.record.bytesDown = this.headsDown + end.down;
     const how: Record<number, string> = { [RELAY_CLOSED]: "closed", [RELAY_IDLE]: "idle timeout", [RELAY_HALFOPEN]: "half-open timeout", [RELAY_ABORTED]: "aborted" };
     this.record.end = how[end.reason] ?? `${errnoName(-end.reason)} from the ${end.side === "client" ? "client" : "server"}`;
     this.finish({});
