@@ -151,6 +151,9 @@ static int op_bind(struct bb_shared *sh, const struct bb_mount *m, int fd, char 
       /* O_NONBLOCK: a FIFO planted at the destination must fail (ENXIO), not block. */
       r = bb_sys4(SYS_openat, AT_FDCWD, dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
       if (r >= 0) r = bb_sys1(SYS_close, r);
+      /* A file a read-only parent bind already shows (--net proxy's
+       * /etc/resolv.conf) is a mount point as it is. */
+      if ((r == -EACCES || r == -EROFS) && bb_sys4(SYS_newfstatat, AT_FDCWD, dst, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) r = 0;
     }
   }
   if (r == -ELOOP) {

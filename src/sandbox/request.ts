@@ -11,6 +11,7 @@ import {
   BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
 } from "../native/abi.ts";
 import { PROXY_PORT, proxyEnv } from "../net/env.ts";
+import { withResolvConf } from "../net/resolv.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
@@ -181,7 +182,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const mounts = settings.mounts.ordered();
+  const mounts = (policy.network ? withResolvConf(settings.mounts) : settings.mounts).ordered();
   const mountAt = w.reserve(mounts.length * BB_MOUNT.sizeof);
   mounts.forEach((op, i) => {
     const at = mountAt + i * BB_MOUNT.sizeof;

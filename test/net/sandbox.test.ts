@@ -49,6 +49,8 @@ const RUNS: Record<string, { opts?: string[]; cmd: string[] }> = {
   dnsThenSocks: {
     cmd: ["sh", "-c", `${pythonDns(["allowed.test"]).map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ")} && ${pythonSocks("198.18.0.1", 80, "/hello", { ipv4: true }).map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ")}`],
   },
+  // getaddrinfo through /etc/resolv.conf, then curl's SOCKS5 with the address it resolved (not socks5h).
+  resolver: { cmd: ["sh", "-c", "getent hosts allowed.test; getent hosts denied.test; echo $?; curl -sS --max-time 10 --socks5 127.0.0.1:3128 http://allowed.test/hello"] },
   fds: { opts: ["--ro", `${DIR}:/fx`], cmd: ["/fx/probe", "fds"] },
   env: { cmd: ["sh", "-c", "env | grep -i _proxy= | sort"] },
   envOwn: { opts: ["--env", "HTTPS_PROXY=http://corp.example:8080"], cmd: ["sh", "-c", "env | grep -i _proxy= | sort"] },
@@ -156,6 +158,11 @@ for (const w of who) {
     test("an address the stub gave out stands for its name at the proxy", () => {
       expect(get("dnsThenSocks").stdout).toBe("allowed.test 0 198.18.0.1\nhello\n");
       expect(only("dnsThenSocks")).toMatchObject({ protocol: "socks5", host: "allowed.test", stubAddress: "198.18.0.1", outcome: "allowed", rule: "allowed.test" });
+    });
+
+    test("/etc/resolv.conf names the stub: getaddrinfo gets its answers, and curl --socks5 connects by the address", () => {
+      expect(get("resolver").stdout).toBe("198.18.0.1      allowed.test\n2\nhello");
+      expect(only("resolver")).toMatchObject({ protocol: "socks5", host: "allowed.test", stubAddress: "198.18.0.1", outcome: "allowed" });
     });
 
     test("the proxy's and the DNS stub's sockets are not in the sandboxee's fd table", () => {
