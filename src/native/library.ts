@@ -70,6 +70,11 @@ const symbols = {
   bb_net_recvfrom: { args: [i32, ptr, u32, ptr, ptr], returns: i32 },
   bb_net_sendto: { args: [i32, ptr, u32, ptr, u32], returns: i32 },
   bb_net_nonblock: { args: [i32], returns: i32 },
+  // Transparent mode (csrc/net_intercept.c; src/native/net.ts).
+  bb_net_intercept_addr: { args: [i32, u64, i32, u64, u32, ptr], returns: i32 },
+  bb_net_intercept_take: { args: [i32, u64, i32, i32, i32], returns: i32 },
+  bb_net_intercept_join: { args: [i32, u32], returns: i32 },
+  bb_net_peer_port: { args: [i32], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {

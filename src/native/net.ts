@@ -93,6 +93,36 @@ export function setNonBlocking(fd: number): number {
   return shim().bb_net_nonblock(fd);
 }
 
+/**
+ * Transparent mode: the sockaddr a connect() waiting in notification `id`
+ * of `listener` passed, read from task `pid`'s memory (at most 28 bytes), or
+ * -errno (-ENOENT: the notification is gone).
+ */
+export function interceptAddress(listener: number, id: bigint, pid: number, addr: bigint, len: number): Uint8Array | number {
+  const out = new Uint8Array(28);
+  const n = shim().bb_net_intercept_addr(listener, id, pid, addr, Math.min(len, 28), ptr(out));
+  return n < 0 ? n : out.subarray(0, n);
+}
+
+/**
+ * A dup of that task's socket `fd`, when it is a TCP socket of the same
+ * network namespace as `ref`; else -errno (-EPROTOTYPE: not TCP, -EXDEV:
+ * another namespace, -ENOENT: the notification is gone).
+ */
+export function interceptTake(listener: number, id: bigint, pid: number, fd: number, ref: number): number {
+  return shim().bb_net_intercept_take(listener, id, pid, fd, ref);
+}
+
+/** Connects the taken socket to the proxy on its namespace's 127.0.0.1:`port`: its local port, or -errno. */
+export function interceptJoin(sock: number, port: number): number {
+  return shim().bb_net_intercept_join(sock, port);
+}
+
+/** A connected socket's remote port, or -errno. */
+export function peerPort(sock: number): number {
+  return shim().bb_net_peer_port(sock);
+}
+
 /** The soft RLIMIT_NOFILE. */
 export function fdLimit(): number {
   return Number(shim().bb_net_fd_limit());

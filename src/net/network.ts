@@ -5,6 +5,9 @@
  * run, when its report becomes the Result's `network`.
  */
 import type { NetSockets } from "../native/spawn.ts";
+import type { Notification } from "../native/sys.ts";
+import { PROXY_PORT } from "./env.ts";
+import { type ConnectAnswer, ConnectInterceptor } from "./transparent.ts";
 import { type DnsEvent, type DnsReport, DnsStub } from "./dns-stub.ts";
 import { TYPE } from "./dns.ts";
 import type { NetLimits } from "./limits.ts";
@@ -22,6 +25,8 @@ export interface SandboxNetworkReport extends NetworkReport {
 
 export interface SandboxNetworkOptions {
   readonly mode: "proxy" | "proxy-transparent";
+  /** The sockets the spawn bound in the sandbox's namespace (served from serve() on). */
+  readonly sockets: NetSockets;
   readonly policy: NetPolicy;
   readonly limits: NetLimits;
   /** The resolver (default: the host's). */
@@ -41,6 +46,7 @@ export class SandboxNetwork {
   readonly pool = new NamePool();
   readonly proxy: NetProxy;
   readonly dns: DnsStub;
+  private readonly interceptor: ConnectInterceptor | undefined;
   private closing: Promise<SandboxNetworkReport> | undefined;
 
   constructor(private readonly opts: SandboxNetworkOptions) {
@@ -53,10 +59,18 @@ export class SandboxNetwork {
       ...(onEvent ? { onEvent } : {}),
     });
     this.dns = new DnsStub({ policy: opts.policy, pool: this.pool, maxRecords: opts.limits.maxRecords, ...(onEvent ? { onEvent } : {}) });
+    if (opts.mode === "proxy-transparent") this.interceptor = new ConnectInterceptor(this.proxy, opts.sockets.proxy, PROXY_PORT);
+  }
+
+  /** proxy-transparent: the answer to a connect() the monitor was sent (transparent.ts); else undefined. */
+  get intercept(): ((n: Notification, listener: number) => Promise<ConnectAnswer>) | undefined {
+    const i = this.interceptor;
+    return i ? (n, listener) => i.handle(n, listener) : undefined;
   }
 
   /** Serves the sandbox's sockets; they are this network's from here on (closed by close()). */
-  serve(sockets: NetSockets): void {
+  serve(): void {
+    const { sockets } = this.opts;
     this.dns.serveUdp(sockets.dnsUdp);
     this.dns.serveTcp(sockets.dnsTcp);
     this.proxy.serveListener(sockets.proxy);
@@ -81,5 +95,7 @@ export function formatNetworkEvent(e: NetEvent | DnsEvent): string {
   const r = e.record;
   const type = QTYPES[e.qtype] ?? `type ${e.qtype}`;
   if (r.outcome === "refused") return `dns: refused ${r.name} ${type}: ${r.reason}`;
-  return `dns: ${r.name} ${type}${r.address ? ` → ${r.address}` : ""} (${r.reason})`;
+  // Only A records are given (an empty answer for the rest sends clients to them).
+  const answer = e.qtype === TYPE.A || e.qtype === TYPE.PTR ? (r.address ? ` → ${r.address}` : "") : ": no record (A only)";
+  return `dns: ${r.name} ${type}${answer} (${r.reason})`;
 }

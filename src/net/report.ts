@@ -4,7 +4,8 @@
  * lines), and totals.
  */
 
-export type Protocol = "http" | "connect" | "socks5" | "unknown";
+/** transparent: a connect() trapped in --net proxy-transparent (src/net/transparent.ts). */
+export type Protocol = "http" | "connect" | "socks5" | "transparent" | "unknown";
 
 /**
  * allowed: the policy let it through (it may still have ended in an error,
@@ -56,7 +57,7 @@ export interface NetworkReport {
 
 export type NetEvent = { readonly type: "open" | "end"; readonly record: ConnectionRecord };
 
-const PROTOCOL_NAME: Record<Protocol, string> = { http: "HTTP", connect: "CONNECT", socks5: "SOCKS5", unknown: "?" };
+const PROTOCOL_NAME: Record<Protocol, string> = { http: "HTTP", connect: "CONNECT", socks5: "SOCKS5", transparent: "connect()", unknown: "?" };
 
 function size(n: number): string {
   if (n < 1024) return `${n} B`;

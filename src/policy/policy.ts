@@ -12,6 +12,7 @@ import { REASON } from "./safety.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
 import type { Runtime } from "../sandbox/runtime.ts";
 import { NetPolicy } from "../net/policy.ts";
+import { traceConnect } from "../net/trace-connect.ts";
 
 /**
  * none: a network namespace of its own with only lo; loopback: lo up; host:
@@ -131,7 +132,8 @@ export class Policy {
     if (!f) {
       f = compileFilter({
         arch: this.arch,
-        rules: this.rules,
+        // proxy-transparent: connect() goes to the monitor where it is allowed (src/net/trace-connect.ts).
+        rules: this.net === "proxy-transparent" ? traceConnect(this.rules, this.arch, this.defaultAction) : this.rules,
         defaultAction: this.defaultAction,
         dangerAllowed: this.dangerAllowed,
         notify,
@@ -149,7 +151,10 @@ export class Policy {
 
   /** A copy with some fields changed (the compiled filter carries over unless the rules change). */
   derive(changes: Partial<PolicyInit>): Policy {
-    const sameFilter = !(["rules", "defaultAction", "dangerAllowed", "arch"] as const).some((k) => Object.hasOwn(changes, k));
+    const transparent = (net: NetMode) => net === "proxy-transparent";
+    const sameFilter =
+      !(["rules", "defaultAction", "dangerAllowed", "arch"] as const).some((k) => Object.hasOwn(changes, k)) &&
+      (changes.net === undefined || transparent(changes.net) === transparent(this.net));
     const compiled = sameFilter ? this.filters.notify.tree : undefined;
     return new Policy({
       arch: this.arch,

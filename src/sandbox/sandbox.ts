@@ -196,6 +196,9 @@ export class Sandbox {
   /** Starts the monitor; not live if the run is already ending (killed during set-up, refused by onStart). */
   private watch(spawned: Spawned, options: WatchOptions): { monitor: Monitor; live: boolean } {
     const limits = this.executor.limits;
+    const network = this.network(spawned);
+    const intercept = network?.intercept;
+    const connect = this.policy.arch.syscalls.connect;
     let monitor;
     try {
       monitor = new Monitor(spawned, {
@@ -205,6 +208,7 @@ export class Sandbox {
         startedAt: this.queuedAt,
         hooks: this.hooks,
         execveatNr: this.policy.arch.syscalls.execveat,
+        ...(intercept && connect !== undefined ? { intercept: { nr: connect, handle: intercept } } : {}),
         ...options,
       });
     } catch (e) {
@@ -212,7 +216,13 @@ export class Sandbox {
       throw e;
     }
     this.monitor = monitor;
-    const network = this.serveNetwork(spawned, monitor);
+    if (network) {
+      try {
+        network.serve();
+      } catch (e) {
+        monitor.abort("network", `cannot serve the sandbox's proxy: ${(e as Error).message}`);
+      }
+    }
     monitor.result.then(async (r) => {
       if (network) r = await network.close().then((report) => r.with({ network: report }), () => r);
       this.settle(r);
@@ -239,32 +249,28 @@ export class Sandbox {
   }
 
   /**
-   * --net proxy: the sandbox's proxy and DNS stub, on the sockets its spawn
-   * bound (docs/network.md); closed once the run ends, with their report
-   * in the Result. Serving cannot fail short of a broken spawn: then the
-   * run ends as a setup error.
+   * --net proxy: the sandbox's proxy and DNS stub, for the sockets its
+   * spawn bound (docs/network.md); served once the monitor watches, closed
+   * once the run ends, with their report in the Result.
    */
-  private serveNetwork(spawned: Spawned, monitor: Monitor): SandboxNetwork | undefined {
+  private network(spawned: Spawned): SandboxNetwork | undefined {
     const { net: sockets } = spawned;
     const { network: rules, net: mode } = this.policy;
     if (!sockets) return undefined;
     if (!rules || !isProxyMode(mode)) {
-      for (const fd of Object.values(sockets)) closeFd(fd); // cannot happen: the request asked for them by the policy
+      // Cannot happen (the request asks for them by the policy); not served, they must not stay open.
+      for (const fd of Object.values(sockets)) closeFd(fd);
+      delete spawned.net;
       return undefined;
     }
     const hook = this.hooks.onNetwork;
-    const network = new SandboxNetwork({
+    return new SandboxNetwork({
       mode,
+      sockets,
       policy: rules,
       limits: this.executor.limits.net,
       ...(hook ? { onEvent: (e) => { try { hook(e); } catch { /* a hook's error must not end the network */ } } } : {}),
     });
-    try {
-      network.serve(sockets);
-    } catch (e) {
-      monitor.abort("network", `cannot serve the sandbox's proxy: ${(e as Error).message}`);
-    }
-    return network;
   }
 
   /** start() threw: kill whatever started and end with INTERNAL_ERROR. */
