@@ -60,6 +60,16 @@ int bb_take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid) {
 }
 
 /*
+ * The master of the sandboxee's terminal (BB_F_TTY_*), from A's fd table:
+ * called with bb_take_sandboxee, while A waits for our ack.
+ */
+int bb_take_terminal(struct bb_shared *sh, int pidfd_a) {
+  int fd = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->pty_master, 0);
+  if (fd < 0) bb_host_fail(sh, BB_ST_TERMINAL, errno, "pidfd_getfd(pty master)");
+  return fd;
+}
+
+/*
  * --net proxy: the proxy listener and the DNS stub's sockets A bound
  * (csrc/child_a.c net_listen), out of A's fd table, at the same point as B's
  * pidfd: A waits for our ack, so its table is stable. On failure the ones

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 3
+#define BB_ABI_VERSION 4
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */
@@ -38,6 +38,13 @@
 #define BB_F_CALLER_ROOT 0x2 /* caller has euid 0: map to an unprivileged kernel id */
 #define BB_F_NO_SECCOMP 0x4  /* no filter at exec ("sandbox me here": the client installs it) */
 #define BB_F_LOOPBACK 0x8    /* bring up lo in the new network namespace */
+/* A pseudo-terminal of the sandbox's own (csrc/child_a.c open_terminal): A
+ * opens its master in the sandbox's devpts at /dev/pts, T hands it back
+ * (bb_spawn_out.pty_master), B makes the slave its controlling terminal and
+ * puts it on each std fd named here, in place of what bunbox had there. */
+#define BB_F_TTY_STDIN 0x10
+#define BB_F_TTY_STDOUT 0x20
+#define BB_F_TTY_STDERR 0x40
 /* --net proxy (docs/network.md): A, in the new network namespace with lo up,
  * binds the proxy's listener on 127.0.0.1:proxy_port and the DNS stub's UDP
  * and TCP sockets on 127.0.0.1:53; T takes all three (bb_spawn_out.net_*).
@@ -80,6 +87,7 @@ struct bb_req {
   uint32_t exec_magic_lo, exec_magic_hi; /* 6th argument of the first execveat */
   uint32_t setup_timeout_ms;             /* the whole of setup, clone to execve; never 0 */
   uint32_t root_mode;                    /* mode of the sandbox's / (tmpfs) */
+  uint32_t tty_size;                     /* with BB_F_TTY_*: the pty's rows << 16 | columns; 0: unset */
   uint32_t proxy_port;                   /* with BB_F_NET_PROXY: the proxy's port inside (1..65535, not 53); else 0 */
 };
 
@@ -89,6 +97,7 @@ enum bb_mount_kind {
   BB_M_TMPFS = 2,   /* fresh tmpfs at dst, `size` bytes (0: kernel default), `mode` */
   BB_M_PROC = 3,    /* fresh procfs of the sandbox's pid namespace */
   BB_M_SYMLINK = 4, /* dst -> src (src is the link text) */
+  BB_M_DEVPTS = 5,  /* a private devpts instance at dst (newinstance, ptmxmode=0666) */
 };
 
 #define BB_MF_RW 0x1       /* writable (default read-only) */
@@ -145,6 +154,7 @@ enum bb_stage {
   BB_ST_INIT,
   BB_ST_TIMEOUT,
   BB_ST_NETWORK,
+  BB_ST_TERMINAL,
 };
 
 /*
@@ -180,6 +190,7 @@ struct bb_spawn_out {
   int32_t sandboxee_pidfd; /* and a pidfd for it, only with BB_F_NO_SECCOMP (sandbox me here takes its listener through it); else -1 */
   char detail[BB_DETAIL_MAX]; /* the path or value the failed stage was working on */
   uint32_t phase_us[BB_MARKS]; /* µs from BB_MK_CLONE to each mark; 0 where not reached */
+  int32_t pty_master;          /* with BB_F_TTY_*: the master of the sandboxee's terminal; else -1 */
   /* With BB_F_NET_PROXY: the sockets A bound in the sandbox's network
    * namespace, now bunbox's only (close-on-exec in A and B); else -1. */
   int32_t net_proxy;   /* TCP, listening on 127.0.0.1:proxy_port */

@@ -380,10 +380,11 @@ export class PolicyBuilder {
   }
 
   /**
-   * none: only a down lo; loopback: lo up; host: the host's network (a
-   * relaxation); proxy: lo up and bunbox's proxy, through which the hosts of
-   * allowHosts are reachable; proxy-transparent: the same, with connect() to
-   * outside addresses proxied too (docs/network.md).
+   * none (and loopback, the same): a network namespace of its own with only
+   * lo, up; host: the host's network (a relaxation); proxy: the same as none,
+   * and bunbox's proxy, through which the hosts of allowHosts are reachable;
+   * proxy-transparent: the same, with connect() to outside addresses proxied
+   * too (docs/network.md).
    */
   setNetwork(mode: NetMode): this {
     if (!NET_MODES.includes(mode)) {
@@ -481,6 +482,21 @@ export class PolicyBuilder {
   /** Records a problem found by a loader (policy files use this). */
   problem(text: string): this {
     this.problems.push(text);
+    return this;
+  }
+
+  /**
+   * Runs `fn`, naming the problems it records by `label` (a policy file's
+   * key: "block.getpid", "filesystem.mounts.0") instead of by the builder
+   * method that found them ("blockSyscallWithErrno", "bind(/x)"): the
+   * writer of a file knows its keys, not our methods.
+   */
+  at(label: string, fn: () => void): this {
+    const from = this.problems.length;
+    fn();
+    for (let i = from; i < this.problems.length; i++) {
+      this.problems[i] = `${label}: ${this.problems[i]!.replace(/^[A-Za-z]+(\([^)]*\))?( size)?: /, "")}`;
+    }
     return this;
   }
 

@@ -59,6 +59,10 @@ describe("bunbox run", () => {
     const r = await bunbox(["run", "--policy", file, "--", "true"], { bare: true });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('network.allow.1: "*bad.test": * may only begin a pattern, as *.example.com');
+    writeFileSync(file, JSON.stringify({ network: { mode: "proxy", allwo: ["ok.test"] } }));
+    const typo = await bunbox(["run", "--policy", file, "--", "true"], { bare: true });
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain("network.allwo: unknown key (did you mean allow?)");
   });
 });
 
