@@ -61,5 +61,6 @@ await Promise.all(
   }),
 );
 servers.stop();
-process.stdout.write(JSON.stringify(out));
+// Written out before the exit: the Results of a flood run are a megabyte, more than a pipe holds.
+await Bun.write(Bun.stdout, JSON.stringify(out));
 process.exit(0);

@@ -52,6 +52,30 @@ const RUNS: Record<string, { opts?: string[]; cmd: string[] }> = {
   // getaddrinfo through /etc/resolv.conf, then curl's SOCKS5 with the address it resolved (not socks5h).
   resolver: { cmd: ["sh", "-c", "getent hosts allowed.test; getent hosts denied.test; echo $?; curl -sS --max-time 10 --socks5 127.0.0.1:3128 http://allowed.test/hello"] },
   fds: { opts: ["--ro", `${DIR}:/fx`], cmd: ["/fx/probe", "fds"] },
+  // 64 requests through the proxy, all sent before any answer is read.
+  concurrent: {
+    cmd: [
+      "/usr/bin/python3",
+      "-c",
+      `import socket
+conns = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(64)]
+for i, s in enumerate(conns): s.sendall(b"GET http://allowed.test/bytes?n=%d HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n" % (10000 + i))
+total = 0
+for s in conns:
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        data += b
+    total += len(data.split(b"\\r\\n\\r\\n", 1)[1])
+print(total)`,
+    ],
+  },
+  // Thousands of connections held open against a limit of 100 at once.
+  flood: {
+    opts: ["--max-connections", "100", "--max-files", "4096"],
+    cmd: ["/usr/bin/python3", "-c", `import socket, time\nconns = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(3000)]\ntime.sleep(1)\nprint(len(conns))`],
+  },
   env: { cmd: ["sh", "-c", "env | grep -i _proxy= | sort"] },
   envOwn: { opts: ["--env", "HTTPS_PROXY=http://corp.example:8080"], cmd: ["sh", "-c", "env | grep -i _proxy= | sort"] },
   verbose: { opts: ["-v"], cmd: curl("-o", "/dev/null", "http://allowed.test/hello") },
@@ -167,6 +191,19 @@ for (const w of who) {
 
     test("the proxy's and the DNS stub's sockets are not in the sandboxee's fd table", () => {
       expect(get("fds").stdout.trim().split("\n").sort()).toEqual(["0", "1", "2"]);
+    });
+
+    test("64 connections at once from one sandbox all complete", () => {
+      expect(get("concurrent").stdout).toBe(`${64 * 10000 + (63 * 64) / 2}\n`);
+      expect(get("concurrent").result!.network).toMatchObject({ allowed: 64, denied: 0, failed: 0 });
+    });
+
+    test("thousands of connections: past --max-connections each is refused at once, and reported", () => {
+      expect(get("flood").stdout).toBe("3000\n");
+      const net = get("flood").result!.network;
+      expect(net).toMatchObject({ denied: 2900, failed: 100 });
+      expect(net.connections.length + net.unlisted).toBe(3000);
+      expect(net.connections.find((c: Record<string, any>) => c.outcome === "denied").reason).toBe("connection limit reached: 100 connections at once (the sandbox's limit)");
     });
 
     test("the proxy variables, upper and lower case, unless the caller set the variable", () => {
