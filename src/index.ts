@@ -20,6 +20,7 @@ export { Executor, Ipc, type ExecutorOptions } from "./sandbox/executor.ts";
 export { Limits, DEFAULT_LIMITS, type LimitsInit } from "./sandbox/limits.ts";
 export { MountPlan, type MountOp } from "./sandbox/mounts.ts";
 export { Result, type Status, type Violation, type Rusage } from "./sandbox/result.ts";
+export type { NetLimits, ConnectionRecord, NetEvent, SandboxNetworkReport, DnsEvent, DnsReport } from "./net/index.ts";
 export { Sandbox, type SandboxHooks } from "./sandbox/sandbox.ts";
 export { Runtime, type RuntimeOptions } from "./sandbox/runtime.ts";
 export type { SyscallEvent, SyscallDecision } from "./monitor/monitor.ts";
