@@ -65,7 +65,7 @@ export class NetProxy {
   private readonly book: ReportBook;
   private readonly sessions = new Set<Connection>();
   /** Transparent sessions whose sandboxee socket is on its way, by that socket's local port. */
-  private readonly joining = new Map<number, TransparentSession>();
+  private readonly joining = new Map<number, { session: TransparentSession; timer: ReturnType<typeof setTimeout> }>();
   private readonly listeners = new Map<number, Watch>();
   private readonly idle: (() => void)[] = [];
   private readonly context: Omit<SessionContext, "finished">;
@@ -157,12 +157,12 @@ export class NetProxy {
       session.abandon(`cannot connect the sandboxee's socket to the proxy: ${describeErrno(-local)}`);
       return -local;
     }
-    this.joining.set(local, session);
-    setTimeout(() => {
-      if (this.joining.get(local) !== session) return;
+    const timer = setTimeout(() => {
+      if (this.joining.get(local)?.session !== session) return;
       this.joining.delete(local);
       session.abandon("the sandboxee's socket never reached the proxy");
     }, JOIN_WAIT_MS);
+    this.joining.set(local, { session, timer });
     return 0;
   }
 
@@ -190,6 +190,7 @@ export class NetProxy {
         closeFd(fd);
       }
       this.listeners.clear();
+      for (const { timer } of this.joining.values()) clearTimeout(timer);
       this.joining.clear(); // abort() below abandons them
       if (opts.graceMs && this.sessions.size > 0) {
         let timer: ReturnType<typeof setTimeout> | undefined;
@@ -225,7 +226,8 @@ export class NetProxy {
     const joined = this.joining.get(port);
     if (joined) {
       this.joining.delete(port);
-      return joined.attach(fd);
+      clearTimeout(joined.timer);
+      return joined.session.attach(fd);
     }
     const over = this.overLimit();
     if (over) {

@@ -147,6 +147,16 @@ print(len(conns))`,
     await until(() => openFds() <= fdsBefore, 5000, "bunbox's fds back where they were");
   });
 
+  test("proxy-transparent from the builder: a connect() by name goes through the proxy", async () => {
+    const t = testPolicy("default", (b) => hosts(b.setNetwork("proxy-transparent")));
+    expect(t.net).toBe("proxy-transparent");
+    const ex = new Executor("curl", ["curl", "-sS", "--noproxy", "*", `http://allowed.test:${servers.http}/hello`]);
+    const r = await new Sandbox(ex, t).run();
+    expect(r.status).toBe("OK");
+    expect(r.network!.connections).toHaveLength(1);
+    expect(r.network!.connections[0]).toMatchObject({ protocol: "transparent", host: "allowed.test", stubAddress: "198.18.0.1", outcome: "allowed" });
+  });
+
   test("a sandbox that ends with a tunnel open: the Result comes at once, the tunnel in it", async () => {
     const hold = [
       PY,
