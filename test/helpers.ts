@@ -2,6 +2,7 @@
  * Shared by the tests: where the executable and fixtures are (test/setup.ts),
  * and runners for `bunbox run` as root and as user nobody.
  */
+import { createReadStream } from "node:fs";
 import { ARCHES } from "../src/policy/arch.ts";
 import { PolicyBuilder } from "../src/policy/builder.ts";
 import { applyProfile } from "../src/policy/profiles.ts";
@@ -76,14 +77,37 @@ export function testPolicy(profile = "default", edit?: (b: PolicyBuilder) => voi
   return p.derive({ mounts: plan });
 }
 
-/** In-process run of the probe through the library. */
-export function runProbe(
-  mode: string[],
-  opts: { policy?: Policy; executor?: ExecutorOptions; hooks?: SandboxHooks; static?: boolean } = {},
-): Promise<Result> {
+export interface ProbeOptions {
+  policy?: Policy;
+  executor?: ExecutorOptions;
+  hooks?: SandboxHooks;
+  static?: boolean;
+}
+
+function probeSandbox(mode: string[], opts: ProbeOptions): Sandbox {
   const path = opts.static ? PROBE_STATIC : PROBE;
   const ex = new Executor(path, [path, ...mode], opts.executor);
-  return new Sandbox(ex, opts.policy ?? testPolicy(), opts.hooks).run();
+  return new Sandbox(ex, opts.policy ?? testPolicy(), opts.hooks);
+}
+
+/** In-process run of the probe through the library. */
+export function runProbe(mode: string[], opts: ProbeOptions = {}): Promise<Result> {
+  return probeSandbox(mode, opts).run();
+}
+
+/** runProbe, with what the probe wrote to its stdout (read while it runs). */
+export async function runProbeOutput(mode: string[], opts: ProbeOptions = {}): Promise<{ result: Result; stdout: string }> {
+  const s = probeSandbox(mode, opts);
+  const out = s.executor.ipc.receiveFd(1);
+  const [result, stdout] = await Promise.all([s.run(), readToEnd(out)]);
+  return { result, stdout };
+}
+
+/** Reads a socket or pipe to EOF without blocking the event loop, and closes it. */
+export async function readToEnd(fd: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of createReadStream("", { fd })) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString();
 }
 
 /** Pids of host processes whose comm or cmdline contains `needle` (no pgrep needed). */

@@ -15,7 +15,7 @@ import { notifyMissing, Sandbox } from "../../src/sandbox/sandbox.ts";
 import type { Violation } from "../../src/sandbox/result.ts";
 import { openWatches } from "../../src/native/reactor.ts";
 import { ALLOW, arg32, jeq, KILL, TRACE } from "../../src/policy/rules.ts";
-import { DIR, HOST_ARCH, PROBE, PROBE_STATIC, runProbe, testPolicy } from "../helpers.ts";
+import { DIR, HOST_ARCH, PROBE, PROBE_STATIC, runProbe, runProbeOutput, testPolicy } from "../helpers.ts";
 
 const nr = (name: string) => String(HOST_ARCH.syscalls[name]);
 
@@ -82,19 +82,22 @@ describe("violations", () => {
 describe("TRACE rules ask the onSyscall hook", () => {
   const policy = () => testPolicy("default", (b) => b.addPolicyOnSyscall("getppid", [TRACE]));
 
+  // The probe prints what the syscall returned: getppid() is 1 (bunbox's init).
   test("allow: the syscall runs", async () => {
     const events: string[] = [];
-    const r = await runProbe(["syscall", nr("getppid")], {
+    const { result: r, stdout } = await runProbeOutput(["syscall", nr("getppid")], {
       policy: policy(),
       hooks: { onSyscall: (e) => (events.push(`${e.syscall}:${e.pid}`), "allow") },
     });
     expect(r.status).toBe("OK");
+    expect(stdout).toBe("syscall: 1\n");
     expect(events).toEqual(["getppid:2"]);
   });
 
   test("errno: the syscall fails with it", async () => {
-    const r = await runProbe(["syscall", nr("getppid")], { policy: policy(), hooks: { onSyscall: () => ({ errno: 13 }) } });
+    const { result: r, stdout } = await runProbeOutput(["syscall", nr("getppid")], { policy: policy(), hooks: { onSyscall: () => ({ errno: 13 }) } });
     expect(r.status).toBe("OK");
+    expect(stdout).toBe("syscall: -1 EACCES\n");
   });
 
   test("deny: a violation", async () => {
@@ -104,8 +107,12 @@ describe("TRACE rules ask the onSyscall hook", () => {
   });
 
   test("an async hook works; no hook means deny", async () => {
-    const r = await runProbe(["syscall", nr("getppid")], { policy: policy(), hooks: { onSyscall: async () => (await Bun.sleep(20), "allow" as const) } });
+    const { result: r, stdout } = await runProbeOutput(["syscall", nr("getppid")], {
+      policy: policy(),
+      hooks: { onSyscall: async () => (await Bun.sleep(20), "allow" as const) },
+    });
     expect(r.status).toBe("OK");
+    expect(stdout).toBe("syscall: 1\n");
     const none = await runProbe(["syscall", nr("getppid")], { policy: policy() });
     expect(none.status).toBe("VIOLATION");
   });
@@ -202,15 +209,21 @@ describe("ending a run", () => {
   test("awaitResult({ timeoutMs }) rejects while the run goes on", async () => {
     const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy());
     s.runAsync();
-    expect(s.awaitResult({ timeoutMs: 100 })).rejects.toThrow("no Result within 100 ms");
+    await expect(s.awaitResult({ timeoutMs: 100 })).rejects.toThrow("no Result within 100 ms");
     s.kill();
     expect((await s.awaitResult()).status).toBe("EXTERNAL_KILL");
   });
 
-  test("onStart returning false aborts with SETUP_ERROR; onExit sees every Result", async () => {
+  test("onStart gets the sandboxee's pid; returning false aborts with SETUP_ERROR; onExit sees every Result", async () => {
     const exits: string[] = [];
+    // Read while the hook runs (an expect in a hook would be swallowed: a
+    // throwing hook is a refusal), checked after the run.
+    let nsPids: string | undefined;
     const s = new Sandbox(new Executor(PROBE, [PROBE, "sleep", "30"]), testPolicy(), {
-      onStart: (pid) => (expect(pid).toBeGreaterThan(1), false),
+      onStart: (pid) => {
+        nsPids = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+        return false;
+      },
       onExit: (r) => exits.push(r.status),
     });
     const result = s.run();
@@ -219,6 +232,8 @@ describe("ending a run", () => {
     expect(r.status).toBe("SETUP_ERROR");
     expect(r.setup!.stage).toBe("onStart");
     expect(exits).toEqual(["SETUP_ERROR"]);
+    // The host pid of pid 2 in the sandbox's pid namespace, not init's.
+    expect(nsPids?.split(/\s+/)).toEqual([String(r.pid), "2"]);
   });
 
   test("a kill() during set-up wins over onStart, which is not asked", async () => {
