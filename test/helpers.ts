@@ -2,6 +2,7 @@
  * Shared by the tests: where the executable and fixtures are (test/setup.ts),
  * and runners for `bunbox run` as root and as user nobody.
  */
+import { describe, test } from "bun:test";
 import { createReadStream } from "node:fs";
 import { ARCHES } from "../src/policy/arch.ts";
 import { PolicyBuilder } from "../src/policy/builder.ts";
@@ -18,6 +19,37 @@ export const FX = "/fx";
 export const PROBE = `${FX}/probe`;
 export const PROBE_STATIC = `${FX}/probe-static`;
 export const IS_ROOT = process.geteuid?.() === 0;
+/** As root: a world-readable copy of examples/, src/ and what they need (test/setup.ts), for runs as user nobody. */
+export const TREE = `${DIR}/tree`;
+
+/** Why a test cannot run here; undefined when it can. */
+export type SkipReason = string | undefined;
+
+export const NEEDS_ROOT: SkipReason = IS_ROOT ? undefined : "needs root (runs bunbox as root, or as user nobody through setpriv)";
+
+/**
+ * `test`, or, when there is a reason, a skipped test that says why: bun
+ * prints only "(skip) NAME"; this logs "SKIP NAME: REASON" too, as
+ * bubblewrap's TAP "# SKIP" does (.ci/run repeats those lines).
+ */
+export function testUnless(reason: SkipReason): typeof test {
+  if (reason === undefined) return test;
+  const skip = (name: string, ...rest: unknown[]) => {
+    console.log(`SKIP ${name}: ${reason}`);
+    return (test.skip as (...args: unknown[]) => void)(name, ...rest);
+  };
+  return skip as unknown as typeof test;
+}
+
+/** `describe`, or, when there is a reason, a skipped one that says why (see testUnless). */
+export function describeUnless(reason: SkipReason): typeof describe {
+  if (reason === undefined) return describe;
+  const skip = (name: string, ...rest: unknown[]) => {
+    console.log(`SKIP ${name}: ${reason}`);
+    return (describe.skip as (...args: unknown[]) => void)(name, ...rest);
+  };
+  return skip as unknown as typeof describe;
+}
 export const HOST_ARCH = process.arch === "arm64" ? ARCHES.aarch64 : ARCHES.x86_64;
 
 export interface Run {

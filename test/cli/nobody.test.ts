@@ -3,12 +3,12 @@
  * through setpriv): an unprivileged user namespace maps only the caller's own
  * ids, and every other property must hold all the same.
  */
-import { describe, expect, test } from "bun:test";
-import { IS_ROOT, probe } from "../helpers.ts";
+import { expect, test } from "bun:test";
+import { describeUnless, NEEDS_ROOT, probe } from "../helpers.ts";
 
 const opts = { nobody: true };
 
-describe.if(IS_ROOT)("as user nobody", () => {
+describeUnless(NEEDS_ROOT)("as user nobody", () => {
   test("runs, as pid 2, with the caller's ids mapped", async () => {
     const r = await probe(["pid"], [], opts);
     expect(r.code).toBe(0);

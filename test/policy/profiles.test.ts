@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bunbox, DIR, FX, HOST_ARCH, probe, PROBE_STATIC } from "../helpers.ts";
+import { bunbox, DIR, FX, HOST_ARCH, probe, PROBE_STATIC, testUnless } from "../helpers.ts";
 
 const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
@@ -100,7 +100,7 @@ describe("profiles run what they are for", () => {
     expect(r.stderr).toContain("--profile build: mounts the current directory writable");
   });
 
-  test.if(existsSync("/usr/bin/python3"))("default: python3", async () => {
+  testUnless(existsSync("/usr/bin/python3") ? undefined : "/usr/bin/python3 is not installed")("default: python3", async () => {
     const code = "import json, os, sys, subprocess, threading; t = threading.Thread(target=lambda: None); t.start(); t.join(); print(json.dumps({'pid': os.getpid(), 'ok': subprocess.run(['true']).returncode}))";
     const r = await bunbox(["run", "--", "/usr/bin/python3", "-c", code], { bare: true });
     expect(r.stderr).toBe("");
