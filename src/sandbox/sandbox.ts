@@ -207,7 +207,7 @@ export class Sandbox {
     // asked otherwise, or unless this kernel turned out not to have it: then
     // they kill the process (SIGSYS) and the Result says what is missing.
     const canFallBack = this.options.notify === undefined && !meHere && !this.policy.usesTrace();
-    let notify = this.options.notify ?? !(canFallBack && notifyUnavailable);
+    let notify = this.options.notify ?? !(canFallBack && (notifyUnavailable || process.env.BUNBOX_NOTIFY === "off"));
     if (meHere) this.executor.ipc.comms();
     let request;
     let spawned;

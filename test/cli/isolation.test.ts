@@ -5,11 +5,11 @@
  * filter mode, fds and environment cleaned. Each test fails if its property
  * breaks.
  */
-import { describe, expect, test } from "bun:test";
-import { chmodSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
-import { bunbox, DIR, NEEDS_ROOT, probe, testUnless } from "../helpers.ts";
+import { expect, test } from "bun:test";
+import { chmodSync, closeSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
+import { bunbox, describeModes, DIR, NEEDS_ROOT, probe, testUnless } from "../helpers.ts";
 
-describe("filesystem view", () => {
+describeModes("filesystem view", () => {
   test("only the default view and mapped paths are visible at /", async () => {
     const r = await probe(["ls", "/"]);
     expect(r.code).toBe(0);
@@ -41,11 +41,11 @@ describe("filesystem view", () => {
   });
 
   testUnless(NEEDS_ROOT)("a symlink a sandboxee planted is not followed by a later run's mount source", async () => {
-    const shared = `${DIR}/work/shared-${process.pid}`;
-    mkdirSync(shared, { mode: 0o777 });
+    const shared = mkdtempSync(`${DIR}/work/shared-`);
     chmodSync(shared, 0o777);
-    writeFileSync(`${DIR}/work/secret-${process.pid}`, "root only\n", { mode: 0o600 });
-    const plant = await bunbox(["run", "--rw", `${shared}:/shared`, "--", "/bin/ln", "-s", `${DIR}/work/secret-${process.pid}`, "/shared/data"], { bare: true });
+    const secret = `${shared}.secret`;
+    writeFileSync(secret, "root only\n", { mode: 0o600 });
+    const plant = await bunbox(["run", "--rw", `${shared}:/shared`, "--", "/bin/ln", "-s", secret, "/shared/data"], { bare: true });
     expect(plant.code).toBe(0);
     const r = await bunbox(["run", "--ro", `${shared}/data:/data`, "--", "/bin/cat", "/data"], { bare: true });
     expect(r.code).toBe(2);
@@ -95,7 +95,7 @@ describe("filesystem view", () => {
   });
 });
 
-describe("namespaces and credentials", () => {
+describeModes("namespaces and credentials", () => {
   test("the sandboxee is pid 2 under bunbox's init, in a new pid namespace", async () => {
     const r = await probe(["pid"]);
     expect(r.stdout.trim()).toBe("pid=2 ppid=1");
@@ -156,7 +156,7 @@ describe("namespaces and credentials", () => {
   });
 });
 
-describe("what the sandboxee inherits", () => {
+describeModes("what the sandboxee inherits", () => {
   test("no fd beyond stdio leaks, even one bunbox inherited without CLOEXEC", async () => {
     const fd = openSync("/etc/hostname", "r");
     try {

@@ -8,9 +8,9 @@ import { closeSync, readFileSync, readSync } from "node:fs";
 import { Executor, PolicyBuilder, Sandbox } from "../../src/index.ts";
 import { UsageError } from "../../src/errors.ts";
 import { MountPlan } from "../../src/sandbox/mounts.ts";
-import { BUNBOX, DIR, FX, runProbe, testPolicy } from "../helpers.ts";
+import { BUNBOX, describeModes, DIR, FX, runProbe, testPolicy } from "../helpers.ts";
 
-describe("Sandbox.run", () => {
+describeModes("Sandbox.run", () => {
   test("the DESIGN.md example runs /bin/cat under a Sandbox2-style policy", async () => {
     const policy = new PolicyBuilder()
       .allowDynamicStartup().allowRead().allowWrite().allowExit().allowSystemMalloc()
