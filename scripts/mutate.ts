@@ -61,7 +61,7 @@ for (const m of mutants) {
     const out = (await Promise.all([new Response(proc.stderr).text(), new Response(proc.stdout).text()])).join("\n");
     const code = await proc.exited;
     clearTimeout(timer);
-    const failed = [...out.matchAll(/^\(fail\) (.*?)(?: \[[\d.]+m?s\])?$/gm)].map((x) => x[1]!);
+    const failed = [...new Set([...out.matchAll(/^\(fail\) (.*?)(?: \[[\d.]+m?s\])?$/gm)].map((x) => x[1]!))];
     if (code === 0) {
       outcome = "SURVIVED";
       survived++;

@@ -6,8 +6,10 @@
  * breaks.
  */
 import { expect, test } from "bun:test";
-import { chmodSync, closeSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
-import { bunbox, describeModes, DIR, NEEDS_ROOT, probe, testUnless } from "../helpers.ts";
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { Executor } from "../../src/sandbox/executor.ts";
+import { Sandbox } from "../../src/sandbox/sandbox.ts";
+import { bunbox, describeModes, DIR, NEEDS_ROOT, probe, PROBE, testPolicy, testUnless } from "../helpers.ts";
 
 describeModes("filesystem view", () => {
   test("only the default view and mapped paths are visible at /", async () => {
@@ -22,8 +24,10 @@ describeModes("filesystem view", () => {
   });
 
   test("host paths outside the view do not exist inside", async () => {
-    const r = await probe(["read", "/root/.bashrc"]);
-    expect(r.stdout).toContain("ENOENT");
+    for (const path of ["/root", "/home", "/var", "/boot", "/work"].filter((p) => existsSync(p))) {
+      const r = await probe(["ls", path]);
+      expect(`${path}: ${r.stdout}`).toBe(`${path}: opendir: -1 ENOENT\n`);
+    }
   });
 
   test("the root, /usr, /etc and --ro binds are read-only", async () => {
@@ -71,13 +75,16 @@ describeModes("filesystem view", () => {
     expect(r.stdout).toMatch(/^tmpfs \/scratch tmpfs rw,nosuid,nodev,[^ ]*size=65536k/m);
   });
 
-  test("every mount is nosuid, and nodev except the /dev nodes", async () => {
+  test("every mount is nosuid; nodev but the /dev nodes; noexec where nothing is to run (/proc, /dev)", async () => {
     const r = await probe(["read", "/proc/self/mounts"]);
-    for (const line of r.stdout.trim().split("\n")) {
-      const [, target, , opts] = line.split(" ");
-      expect(opts).toContain("nosuid");
+    const mounts = r.stdout.trim().split("\n").map((line) => line.split(" "));
+    expect(mounts.map(([, target]) => target)).toEqual(expect.arrayContaining(["/", "/usr", "/proc", "/dev", "/dev/null", "/dev/shm", "/tmp"]));
+    for (const [, target, , options] of mounts) {
+      const o = new Set(options!.split(","));
       const devNode = /^\/dev\/(null|zero|full|random|urandom|tty)$/.test(target!);
-      if (!devNode && target !== "/proc" && !opts!.includes("nodev")) throw new Error(`${target} lacks nodev: ${opts}`);
+      const noexec = devNode || ["/proc", "/dev", "/dev/shm"].includes(target!);
+      const flags = (["nosuid", "nodev", "noexec"] as const).filter((f) => o.has(f));
+      expect(`${target}: ${flags}`).toBe(`${target}: ${["nosuid", ...(devNode ? [] : ["nodev"]), ...(noexec ? ["noexec"] : [])]}`);
     }
   });
 
@@ -91,7 +98,7 @@ describeModes("filesystem view", () => {
 
   testUnless(NEEDS_ROOT)("/etc/shadow is unreadable when bunbox runs as root", async () => {
     const r = await probe(["read", "/etc/shadow"]);
-    expect(r.stdout).toContain("EACCES");
+    expect(r.stdout).toBe("open: -1 EACCES\n");
   });
 });
 
@@ -149,6 +156,18 @@ describeModes("namespaces and credentials", () => {
   test("the sandboxee's first instruction runs after pid 1 became bunbox-init (never while it shares bunbox's memory)", () => firstInstruction(false));
   testUnless(NEEDS_ROOT)("the same, with bunbox run by user nobody", () => firstInstruction(true));
 
+  test("no supplementary groups (as root, bunbox's own would have been kept)", async () => {
+    const r = await probe(["read", "/proc/self/status"]);
+    expect(r.stdout).toMatch(/^Groups:\s*$/m);
+  });
+
+  test("securebits: root inside never gets capabilities back, locked", async () => {
+    // NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, each with its lock, and
+    // KEEP_CAPS locked (off: exec clears it).
+    const r = await probe(["securebits"], ["--uid", "0", "--gid", "0"]);
+    expect(r.stdout).toBe(`securebits: ${0b11101111}\n`);
+  });
+
   test("--uid 0 inside gives no capabilities (no root on exec)", async () => {
     const r = await probe(["read", "/proc/self/status"], ["--uid", "0", "--gid", "0"]);
     expect(r.stdout).toMatch(/^CapEff:\s+0000000000000000$/m);
@@ -172,6 +191,29 @@ describeModes("what the sandboxee inherits", () => {
     const lines = r.stdout.trim().split("\n").sort();
     expect(lines).toEqual(["A=1", "KEEP=k", expect.stringMatching(/^PATH=/)]);
     expect(r.stdout).not.toContain("s3cret");
+  });
+
+  test("no signal blocked or ignored (Bun ignores SIGPIPE and SIGXFSZ, and exec keeps what is ignored)", async () => {
+    const r = await probe(["read", "/proc/self/status"]);
+    expect(r.stdout).toMatch(/^SigBlk:\s+0000000000000000$/m);
+    expect(r.stdout).toMatch(/^SigIgn:\s+0000000000000000$/m);
+  });
+
+  test("bunbox-init holds no fd of bunbox's: only its report pipe and its signalfd", async () => {
+    const ex = new Executor(PROBE, [PROBE, "sleep", "30"]);
+    const out = ex.ipc.receiveFd(1);
+    const s = new Sandbox(ex, testPolicy());
+    s.runAsync();
+    await s.ready();
+    try {
+      const ppid = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${s.pid}/status`, "utf8"))![1];
+      const fds = readdirSync(`/proc/${ppid}/fd`).map((fd) => readlinkSync(`/proc/${ppid}/fd/${fd}`).replace(/\d+/, "N"));
+      expect(fds.sort()).toEqual(["anon_inode:[signalfd]", "pipe:[N]"]);
+    } finally {
+      s.kill();
+      await s.awaitResult();
+      closeSync(out);
+    }
   });
 
   test("a new session: no controlling terminal to inject into", async () => {

@@ -7,7 +7,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { describeModes, DIR, expectViolation, HOST_ARCH, type Mode, probe, testUnless } from "../helpers.ts";
+import { DANGEROUS_SYSCALLS } from "../../src/policy/safety.ts";
+import { describeModes, DIR, expectViolation, HOST_ARCH, type Mode, probe, runProbe, testPolicy, testUnless } from "../helpers.ts";
 
 const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
@@ -44,6 +45,56 @@ describeModes("dangerous syscalls are violations under every profile", (mode) =>
     if (res) expect(res.violation.args[1]).toBe("0x100005412");
   });
   test("under the minimal-most profiles too", () => violation(mode, ["ptrace"], "ptrace", "SYSCALL", ["--profile", "shell"]));
+});
+
+const nr = (name: string) => String(HOST_ARCH.syscalls[name]);
+const CLONE_SIGCHLD = 17;
+const NAMESPACE_FLAGS = {
+  CLONE_NEWNS: 0x00020000,
+  CLONE_NEWCGROUP: 0x02000000,
+  CLONE_NEWUTS: 0x04000000,
+  CLONE_NEWIPC: 0x08000000,
+  CLONE_NEWUSER: 0x10000000,
+  CLONE_NEWPID: 0x20000000,
+  CLONE_NEWNET: 0x40000000,
+};
+
+// Through the library, many at once, under a policy that allows each call
+// plainly: only a safety rule can stop it (else a syscall left off the
+// safety list would still be a violation of the profile). Each call has
+// zero or harmless arguments, so that one let through fails on its own
+// (EPERM, EFAULT) and the run ends OK instead of VIOLATION.
+describeModes("the whole safety list", (mode) => {
+  test("every always-dangerous syscall of this arch is a violation, even allowed plainly", async () => {
+    const names = DANGEROUS_SYSCALLS.filter((n) => HOST_ARCH.syscalls[n] !== undefined);
+    expect(names.length).toBeGreaterThan(30);
+    const policy = testPolicy("default", (b) => b.allowSyscalls(names));
+    const results = await Promise.all(names.map((n) => runProbe(["syscall", nr(n)], { policy })));
+    names.forEach((n, i) => {
+      expect(`${n}: ${results[i]!.status}`).toBe(`${n}: VIOLATION`);
+      if (expectViolation(mode, results[i]!, n)) expect(results[i]!.violation!.rule).toBe("safety rule");
+    });
+  });
+
+  const nsPolicy = () => testPolicy("default", (b) => b.allowSyscalls(["clone", "unshare", "ioctl"]));
+
+  test("clone with each namespace flag, and unshare with each (CLONE_NEWTIME too), are violations", async () => {
+    const cases: [string, string, number][] = Object.entries(NAMESPACE_FLAGS).flatMap(([flag, v]) => [
+      ["clone", flag, v | CLONE_SIGCHLD],
+      ["unshare", flag, v],
+    ]);
+    cases.push(["unshare", "CLONE_NEWTIME", 0x80]);
+    const policy = nsPolicy();
+    const results = await Promise.all(cases.map(([call, , flags]) => runProbe(["syscall", nr(call), String(flags)], { policy })));
+    cases.forEach(([call, flag], i) => {
+      expect(`${call}(${flag}): ${results[i]!.status}`).toBe(`${call}(${flag}): VIOLATION`);
+      expectViolation(mode, results[i]!, call);
+    });
+  });
+
+  test("TIOCLINUX, the other ioctl that types into a terminal", async () => {
+    expectViolation(mode, await runProbe(["syscall", nr("ioctl"), "0", String(0x541c), "0"], { policy: nsPolicy() }), "ioctl");
+  });
 });
 
 /** Whether this machine lets int 0x80 through at all (some VMs fault it before any syscall). */
