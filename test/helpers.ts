@@ -1,6 +1,7 @@
 /**
  * Shared by the tests: where the executable and fixtures are (test/setup.ts),
- * and runners for `bunbox run` as root and as user nobody.
+ * skips that say why, the two monitor modes the core cases run under, and
+ * runners for `bunbox run` (as root and as user nobody) and for the library.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createReadStream } from "node:fs";
@@ -19,6 +20,7 @@ export const FX = "/fx";
 export const PROBE = `${FX}/probe`;
 export const PROBE_STATIC = `${FX}/probe-static`;
 export const IS_ROOT = process.geteuid?.() === 0;
+export const HOST_ARCH = process.arch === "arm64" ? ARCHES.aarch64 : ARCHES.x86_64;
 /** As root: a world-readable copy of examples/, src/ and what they need (test/setup.ts), for runs as user nobody. */
 export const TREE = `${DIR}/tree`;
 
@@ -39,6 +41,16 @@ export function testUnless(reason: SkipReason): typeof test {
     return (test.skip as (...args: unknown[]) => void)(name, ...rest);
   };
   return skip as unknown as typeof test;
+}
+
+/** `describe`, or, when there is a reason, a skipped one that says why (see testUnless). */
+export function describeUnless(reason: SkipReason): typeof describe {
+  if (reason === undefined) return describe;
+  const skip = (name: string, ...rest: unknown[]) => {
+    console.log(`SKIP ${name}: ${reason}`);
+    return (describe.skip as (...args: unknown[]) => void)(name, ...rest);
+  };
+  return skip as unknown as typeof describe;
 }
 
 /**
@@ -106,17 +118,6 @@ export function expectViolation(mode: Mode, res: ViolationLike, syscall: string,
   );
   return false;
 }
-
-/** `describe`, or, when there is a reason, a skipped one that says why (see testUnless). */
-export function describeUnless(reason: SkipReason): typeof describe {
-  if (reason === undefined) return describe;
-  const skip = (name: string, ...rest: unknown[]) => {
-    console.log(`SKIP ${name}: ${reason}`);
-    return (describe.skip as (...args: unknown[]) => void)(name, ...rest);
-  };
-  return skip as unknown as typeof describe;
-}
-export const HOST_ARCH = process.arch === "arm64" ? ARCHES.aarch64 : ARCHES.x86_64;
 
 export interface Run {
   code: number;

@@ -64,9 +64,23 @@ const NAMESPACE_FLAGS = {
 // safety list would still be a violation of the profile). Each call has
 // zero or harmless arguments, so that one let through fails on its own
 // (EPERM, EFAULT) and the run ends OK instead of VIOLATION.
+// The list is written out here, not imported: a name dropped from
+// src/policy/safety.ts must fail this test, not leave it.
+const ALWAYS_DANGEROUS = [
+  "ptrace", "process_vm_readv", "process_vm_writev", "bpf", "io_uring_setup", "io_uring_enter", "io_uring_register",
+  "userfaultfd", "perf_event_open", "keyctl", "add_key", "request_key", "kexec_load", "kexec_file_load",
+  "init_module", "finit_module", "delete_module", "mount", "umount2", "pivot_root", "setns", "fsopen", "fsconfig",
+  "fsmount", "fspick", "move_mount", "open_tree", "open_tree_attr", "mount_setattr", "reboot", "swapon", "swapoff",
+  "open_by_handle_at", "acct", "quotactl", "quotactl_fd",
+];
+
+test("the safety list here is the code's (a name added there is added here)", () => {
+  expect<string[]>([...DANGEROUS_SYSCALLS].sort()).toEqual([...ALWAYS_DANGEROUS].sort());
+});
+
 describeModes("the whole safety list", (mode) => {
   test("every always-dangerous syscall of this arch is a violation, even allowed plainly", async () => {
-    const names = DANGEROUS_SYSCALLS.filter((n) => HOST_ARCH.syscalls[n] !== undefined);
+    const names = ALWAYS_DANGEROUS.filter((n) => HOST_ARCH.syscalls[n] !== undefined);
     expect(names.length).toBeGreaterThan(30);
     const policy = testPolicy("default", (b) => b.allowSyscalls(names));
     const results = await Promise.all(names.map((n) => runProbe(["syscall", nr(n)], { policy })));
