@@ -10,7 +10,7 @@ import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, r
 import { libc } from "../../src/comms/libc.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
 import { Sandbox } from "../../src/sandbox/sandbox.ts";
-import { BUNBOX, bunbox, describeModes, DIR, NEEDS_ROOT, probe, PROBE, testPolicy, testUnless } from "../helpers.ts";
+import { BUNBOX, bunbox, describeModes, DIR, IS_ROOT, NEEDS_ROOT, probe, PROBE, testPolicy, testUnless } from "../helpers.ts";
 
 /** fcntl(2): set the fd flags (here: clear FD_CLOEXEC). */
 const F_SETFD = 2;
@@ -205,7 +205,8 @@ describeModes("what the sandboxee inherits", () => {
     expect(r.stdout).toMatch(/^SigIgn:\s+0000000000000000$/m);
   });
 
-  test("bunbox-init holds no fd of bunbox's: only its report pipe and its signalfd", async () => {
+  // init is non-dumpable: only root may list its fds.
+  testUnless(IS_ROOT ? undefined : "needs root to list the fds of bunbox-init (non-dumpable)")("bunbox-init holds no fd of bunbox's: only its report pipe and its signalfd", async () => {
     const ex = new Executor(PROBE, [PROBE, "sleep", "30"]);
     const out = ex.ipc.receiveFd(1);
     // A mapped fd without close-on-exec: init's exec must not keep it.
