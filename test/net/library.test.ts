@@ -157,7 +157,7 @@ print(len(conns))`,
     expect(r.network!.connections[0]).toMatchObject({ protocol: "transparent", host: "allowed.test", stubAddress: "198.18.0.1", outcome: "allowed" });
   });
 
-  test("a sandbox that ends with a tunnel open: the Result comes at once, the tunnel in it", async () => {
+  test("a sandbox that ends with a tunnel open: the tunnel ends with it, and is in its Result", async () => {
     const hold = [
       PY,
       "-c",
@@ -166,10 +166,10 @@ s = socket.create_connection(("127.0.0.1", 3128))
 s.sendall(b"CONNECT allowed.test:${servers.http} HTTP/1.1\\r\\n\\r\\n")
 print(s.recv(100))`,
     ];
-    const t0 = performance.now();
     const r = await run(hold).run();
-    expect(performance.now() - t0).toBeLessThan(10_000); // not the idle (10 min) or half-open (60 s) limit
     expect(r.network!.connections).toHaveLength(1);
     expect(r.network!.connections[0]).toMatchObject({ protocol: "connect", outcome: "allowed" });
+    // Ended with the run (the sandbox's socket closed, or aborted at close), not at the idle (10 min) or half-open (60 s) limit.
+    expect(["idle timeout", "half-open timeout"]).not.toContain(r.network!.connections[0]!.end);
   });
 });
