@@ -15,11 +15,11 @@ import { NetPolicy } from "../net/policy.ts";
 import { traceConnect } from "../net/trace-connect.ts";
 
 /**
- * none: a network namespace of its own with only lo; loopback: lo up; host:
- * the host's network (a relaxation); proxy: lo up and bunbox's proxy, which
- * lets through only what `network` allows (docs/network.md); proxy-
- * transparent: the same, and connect() to an outside address goes through
- * the proxy too.
+ * none (and loopback, the same): a network namespace of its own with only
+ * lo, up; host: the host's network (a relaxation); proxy: the same as none,
+ * and bunbox's proxy, which lets through only what `network` allows
+ * (docs/network.md); proxy-transparent: the same, and connect() to an
+ * outside address goes through the proxy too.
  */
 export type NetMode = "none" | "loopback" | "host" | "proxy" | "proxy-transparent";
 export const NET_MODES: readonly NetMode[] = ["none", "loopback", "host", "proxy", "proxy-transparent"];

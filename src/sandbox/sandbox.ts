@@ -19,7 +19,6 @@ import type { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
 import { after } from "../timer.ts";
 import { discard, type Spawned } from "../native/spawn.ts";
-import { closeFd } from "../native/sys.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { Monitor, type MonitorHooks } from "../monitor/monitor.ts";
 import type { DnsEvent } from "../net/dns-stub.ts";
@@ -266,13 +265,8 @@ export class Sandbox {
   private network(spawned: Spawned): SandboxNetwork | undefined {
     const { net: sockets } = spawned;
     const { network: rules, net: mode } = this.policy;
-    if (!sockets) return undefined;
-    if (!rules || !isProxyMode(mode)) {
-      // Cannot happen (the request asks for them by the policy); not served, they must not stay open.
-      for (const fd of Object.values(sockets)) closeFd(fd);
-      delete spawned.net;
-      return undefined;
-    }
+    // The spawn bound them because the policy is a proxy one (src/sandbox/request.ts).
+    if (!sockets || !rules || !isProxyMode(mode)) return undefined;
     const hook = this.hooks.onNetwork;
     return new SandboxNetwork({
       mode,
