@@ -8,9 +8,10 @@
  *      kernel uid they would not be
  *   1. make every mount private: nothing we do propagates back to the host
  *   2. the scratch tmpfs on the host's /tmp, and the root in it (csrc/root.c)
- *   3. the plan's other operations, in order, each on a destination resolved
+ *   3. the mount points the root lacks (csrc/points.c)
+ *   4. the plan's other operations, in order, each on a destination resolved
  *      inside the new root (csrc/resolve.c)
- *   4. pivot_root into it, the host's root detached, the root read-only
+ *   5. pivot_root into it, the host's root detached, the root read-only
  *      unless the plan made it writable (csrc/root.c)
  *
  * Same rules as A and B (csrc/child.h: raw system calls only), and checked
@@ -263,6 +264,7 @@ static int op_readonly(struct bb_tree *t, const char *dst) {
 static int apply_op(struct bb_tree *t, uint32_t at) {
   const struct bb_mount *m = &t->ops[at];
   const char *dst = bb_str(t->sh, m->dst_off);
+  if (t->done[at / 8] & (1u << (at % 8))) return 0; /* made with the mount points */
   switch (m->kind) {
     case BB_M_BIND:
       return op_bind(t, m, t->fds[at], dst);
@@ -322,8 +324,10 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   uint32_t at;
   if (bb_scratch(&t) < 0 || bb_root_make(&t, rq->nmounts, &at) < 0) return -1;
   const struct bb_mount *root = &t.ops[at - 1];
+  bb_mount_points(&t, at, rq->nmounts);
   for (; at < rq->nmounts; at++)
     if (apply_op(&t, at) < 0) return -1;
+  if (bb_points_seal(&t) < 0) return -1;
   bb_sys1(SYS_umask, umask);
   return bb_root_enter(&t, root);
 }

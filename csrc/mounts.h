@@ -2,8 +2,8 @@
  * The sandbox's mount tree, shared by the units that build it (child code,
  * csrc/child.h's rules): csrc/mounts.c (the loop and the operations),
  * csrc/resolve.c (destinations, resolved inside the new root), csrc/newfs.c
- * (fresh filesystems: tmpfs, proc, overlayfs) and csrc/root.c (the scratch
- * area, the root, pivot_root).
+ * (fresh filesystems: tmpfs, proc, overlayfs), csrc/root.c (the scratch
+ * area, the root, pivot_root) and csrc/points.c (mount points the root lacks).
  */
 #ifndef BUNBOX_MOUNTS_H
 #define BUNBOX_MOUNTS_H
@@ -11,6 +11,7 @@
 #include "shared.h"
 
 #define PATH_CAP 4200
+#define BB_POINTS_MAX 64
 
 /* Where A builds the tree, in its private mount namespace: a tmpfs on the
  * host's /tmp (every source under it was opened before: bb_mounts_open),
@@ -67,13 +68,17 @@ struct bb_tree {
   const int *fds;  /* bb_mounts_open's fd (or -errno) per op */
   int scratch;     /* O_PATH fd of the scratch tmpfs */
   int root;        /* O_PATH fd of the new root, once mounted */
+  char root_name[24]; /* its mount point in the scratch */
   int made;        /* names handed out in the scratch (files, overlay uppers) */
   int mask_file;   /* the scratch's empty file for BB_M_MASK, once made; else -1 */
-  /* The root is a host directory bound read-only, without an overlay to make
-   * missing mount points on (the kernel refused one, for this reason): said
-   * when a mount point is missing. */
-  int ro_image;
-  char ro_why[160];
+  /* Overlays put on directories to make mount points in (csrc/points.c),
+   * read-only once they are made. */
+  int points[BB_POINTS_MAX];
+  int npoints;
+  /* Why no overlay could be put there, for the message of the mount point. */
+  char points_why[160];
+  /* Ops completed while making the mount points (symlinks, directories). */
+  uint8_t done[BB_MOUNTS_MAX / 8];
   /* The root bind's attributes are set once attached (no mount_setattr). */
   int late_attrs;
 };
@@ -99,6 +104,11 @@ BB_HIDDEN long bb_scratch_dir(struct bb_tree *t, char *name);
 BB_HIDDEN void bb_scratch_name(struct bb_tree *t, char *name);
 BB_HIDDEN int bb_root_make(struct bb_tree *t, uint32_t n, uint32_t *at);
 BB_HIDDEN int bb_root_enter(struct bb_tree *t, const struct bb_mount *root);
+BB_HIDDEN long bb_root_reopen(struct bb_tree *t);
+
+/* csrc/points.c */
+BB_HIDDEN int bb_mount_points(struct bb_tree *t, uint32_t from, uint32_t n);
+BB_HIDDEN int bb_points_seal(struct bb_tree *t);
 
 /* csrc/mounts.c */
 BB_HIDDEN long bb_attach(int tree, int dfd);

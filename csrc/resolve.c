@@ -83,15 +83,18 @@ long bb_open_dst(int root, const char *dst, int make, unsigned mode) {
 /* A destination that could not be opened or made, with what to do about it. */
 int bb_dst_fail(struct bb_tree *t, long err, const char *dst) {
   const char *why = 0;
-  if (err == -EROFS && t->ro_image) {
+  if ((err == -EROFS || err == -EACCES) && t->points_why[0]) {
     char msg[BB_DETAIL_MAX];
-    size_t n = bb_strlcpy(msg, ": not in the read-only root, and no overlay could be mounted to add it (", sizeof msg);
-    n = bb_strlcat(msg, n, t->ro_why, sizeof msg);
-    bb_strlcat(msg, n, "; overlayfs in a user namespace needs Linux 5.11+): create it in the image, or make the root "
-                       "writable (--root-rw, --overlay)", sizeof msg);
+    size_t n = bb_strlcpy(msg, ": not in the read-only root, and no overlay could be put on its parent to make it (",
+                          sizeof msg);
+    n = bb_strlcat(msg, n, t->points_why, sizeof msg);
+    bb_strlcat(msg, n, "; overlayfs in a user namespace needs Linux 5.11+): create it in the image", sizeof msg);
     return bb_mount_fail(t, BB_ST_MOUNT, err, dst, msg);
   }
-  if (err == -EROFS)
+  if (err == -EACCES)
+    why = ": cannot be made, its parent directory is not writable by the sandbox's user (kernel uid 65534 when "
+          "bunbox runs as root): create it in the image, or make the parent writable";
+  else   if (err == -EROFS)
     why = ": cannot be made, its parent directory is read-only (mount the parent writable, put a tmpfs on it, "
           "or use --overlay)";
   else if (err == -ENOENT)

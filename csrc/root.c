@@ -11,13 +11,7 @@
  *            default view), a host directory (--root DIR, bound read-only
  *            unless --root-rw), or an overlayfs (--overlay).
  *
- * A read-only host directory has nowhere to make a mount point the image
- * lacks (--root stage --tmpfs /build, with no /build in stage): its
- * directory is then the lower layer of an overlay with a small tmpfs upper,
- * where A makes them; the root is made read-only after the mounts all the
- * same, and nothing reaches the host's directory. Where the kernel cannot
- * mount overlayfs in a user namespace (before Linux 5.11), the plain bind
- * stays and such a mount point fails with a message that says why.
+ * Mount points the root lacks are made first (csrc/points.c).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -26,9 +20,6 @@
 #include <sys/stat.h>
 
 #include "mounts.h"
-
-/* The tmpfs upper layer of an overlay that only holds mount points. */
-#define MOUNT_POINTS_SIZE (1u << 20)
 
 void bb_scratch_name(struct bb_tree *t, char *name) {
   name[0] = 'n';
@@ -57,39 +48,8 @@ int bb_scratch(struct bb_tree *t) {
   return 0;
 }
 
-/* Whether dst lies under the destination of an op in (root, j) that puts a
- * new tree there, so that its mount point is made there, not in the root. */
-static int under_earlier(const struct bb_tree *t, uint32_t root, uint32_t j, const char *dst) {
-  for (uint32_t k = root + 1; k < j; k++) {
-    uint32_t kind = t->ops[k].kind;
-    if (kind != BB_M_BIND && kind != BB_M_TMPFS && kind != BB_M_PROC && kind != BB_M_OVERLAY) continue;
-    const char *d = bb_str(t->sh, t->ops[k].dst_off);
-    size_t n = bb_strlen(d);
-    int prefix = 1;
-    for (size_t i = 0; i < n && prefix; i++) prefix = d[i] == dst[i];
-    if (prefix && dst[n] == '/') return 1;
-  }
-  return 0;
-}
-
-/* Whether an op after the root needs a mount point the image `img` lacks. */
-static int missing_mount_point(const struct bb_tree *t, uint32_t root, uint32_t n, int img) {
-  for (uint32_t j = root + 1; j < n; j++) {
-    const struct bb_mount *o = &t->ops[j];
-    if (o->kind == BB_M_LOWER || o->kind == BB_M_MASK || o->kind == BB_M_READONLY) continue;
-    if (o->kind == BB_M_BIND && (o->flags & BB_MF_OPTIONAL) && t->fds[j] == -ENOENT) continue;
-    const char *dst = bb_str(t->sh, o->dst_off);
-    if (under_earlier(t, root, j, dst)) continue;
-    long fd = bb_open_in(img, dst + 1, 0, BB_IN_ROOT);
-    if (fd == -ENOENT) return 1;
-    if (fd >= 0) bb_sys1(SYS_close, fd);
-  }
-  return 0;
-}
-
-/* A host directory as the root: a recursive bind, or the lower layer of an
- * overlay where missing mount points can be made (see the top). */
-static long image_root(struct bb_tree *t, uint32_t r, uint32_t n) {
+/* A host directory as the root: a recursive bind. */
+static long image_root(struct bb_tree *t, uint32_t r) {
   const struct bb_mount *m = &t->ops[r];
   int img = t->fds[r];
   const char *src = bb_str(t->sh, m->src_off);
@@ -98,17 +58,6 @@ static long image_root(struct bb_tree *t, uint32_t r, uint32_t n) {
   long e = bb_sys4(SYS_newfstatat, img, "", &st, BB_AT_EMPTY_PATH);
   if (e == 0 && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
   if (e < 0) return bb_mount_fail(t, BB_ST_ROOT, e, src, " (the sandbox's root must be a directory)");
-  if (!(m->flags & BB_MF_RW) && missing_mount_point(t, r, n, img)) {
-    struct bb_mount points = {BB_M_OVERLAY, 0, 0, 0, 0755, 1, MOUNT_POINTS_SIZE};
-    long tree = bb_overlay(t, &points, &img, 1, -1, BB_MOUNT_ATTR_NOSUID | BB_MOUNT_ATTR_NODEV, t->ro_why,
-                           sizeof t->ro_why);
-    if (tree >= 0) return tree;
-    t->ro_image = 1;
-    if (!t->ro_why[0]) {
-      const char *why = tree == -EPERM ? "not permitted" : tree == -EINVAL ? "refused" : "failed";
-      bb_strlcpy(t->ro_why, why, sizeof t->ro_why);
-    }
-  }
   long tree = bb_sys3(SYS_open_tree, img, "", BB_OPEN_TREE_CLONE | O_CLOEXEC | BB_AT_EMPTY_PATH | BB_AT_RECURSIVE);
   if (tree < 0) return bb_mount_fail(t, BB_ST_ROOT, tree, src, " (the sandbox's root)");
   long r2 = bb_set_attrs_fd((int)tree, bb_attrs_for(m->flags), 1);
@@ -119,6 +68,15 @@ static long image_root(struct bb_tree *t, uint32_t r, uint32_t n) {
     return bb_mount_fail(t, BB_ST_ROOT, r2, src, " (the sandbox's root)");
   }
   return tree;
+}
+
+/* t->root (re)opened: the topmost mount at the root's mount point. */
+long bb_root_reopen(struct bb_tree *t) {
+  long fd = bb_open_in(t->scratch, t->root_name, O_DIRECTORY, BB_RESOLVE_NO_SYMLINKS);
+  if (fd < 0) return fd;
+  if (t->root >= 0) bb_sys1(SYS_close, t->root);
+  t->root = (int)fd;
+  return 0;
 }
 
 /*
@@ -148,17 +106,15 @@ int bb_root_make(struct bb_tree *t, uint32_t n, uint32_t *at) {
       return bb_mount_fail(t, BB_ST_OVERLAY, tree, "/", msg);
     }
   } else {
-    tree = image_root(t, r, n);
+    tree = image_root(t, r);
     if (tree < 0) return -1;
   }
-  char name[24];
-  long dir = bb_scratch_dir(t, name);
+  long dir = bb_scratch_dir(t, t->root_name);
   long e = dir < 0 ? dir : bb_attach((int)tree, (int)dir);
   if (dir >= 0) bb_sys1(SYS_close, dir);
   bb_sys1(SYS_close, tree);
-  if (e == 0) e = bb_open_in(t->scratch, name, O_DIRECTORY, BB_RESOLVE_NO_SYMLINKS);
+  if (e == 0) e = bb_root_reopen(t);
   if (e < 0) return bb_mount_fail(t, BB_ST_ROOT, e, "/", " (attaching the sandbox's root)");
-  t->root = (int)e;
   if (t->late_attrs) {
     char path[32];
     bb_fd_path(path, t->root);

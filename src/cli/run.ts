@@ -2,8 +2,9 @@
  * `bunbox run [OPTIONS] -- COMMAND [ARG...]`
  *
  * Precedence: the policy comes from --policy FILE, else --profile NAME, else
- * the `default` profile; --ro/--rw/--tmpfs add to its filesystem (a later
- * mount on the same destination replaces an earlier one), and --net,
+ * the `default` profile; the filesystem options (src/cli/mounts.ts) add to
+ * its filesystem (a later mount on the same destination replaces an earlier
+ * one), and --net,
  * --hostname, --uid and --gid override it. Limits come from the options,
  * else Sandbox2's defaults (src/sandbox/limits.ts).
  *
@@ -19,12 +20,13 @@ import { NET_MODES, type NetMode } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { DEFAULT_PATH, Executor } from "../sandbox/executor.ts";
 import { Limits } from "../sandbox/limits.ts";
-import { checkDestination, checkSource } from "../sandbox/mounts.ts";
+import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
+import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
 
 type RunOptions = Parsed<typeof RUN_ARGS>;
@@ -45,16 +47,6 @@ const MIN_OPEN_FILES = 4;
  */
 const MIN_ADDRESS_SPACE = 1024 ** 2;
 
-/** SRC[:DST] (DST defaults to SRC). */
-function splitMount(spec: string, option: string): [string, string] {
-  const i = spec.indexOf(":");
-  const src = i < 0 ? spec : spec.slice(0, i);
-  const dst = i < 0 ? spec : spec.slice(i + 1);
-  if (!src) throw new UsageError(option, `"${spec}" has no source path`);
-  if (!dst) throw new UsageError(option, `"${spec}" has no destination path after ":"`);
-  return [checkSource(src, `${option} ${spec}`), checkDestination(dst, `${option} ${spec}`)];
-}
-
 function idOption(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
   const n = parseCount(text, option);
@@ -72,20 +64,7 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
     : profilePolicy(profile ?? "default", process.cwd());
 
   const plan = base.mountPlan();
-  for (const spec of o.lists.ro) {
-    const [src, dst] = splitMount(spec, "--ro");
-    plan.add({ kind: "bind", src, dst, rw: false }, `--ro ${spec}`);
-  }
-  for (const spec of o.lists.rw) {
-    const [src, dst] = splitMount(spec, "--rw");
-    plan.add({ kind: "bind", src, dst, rw: true }, `--rw ${spec}`);
-  }
-  for (const spec of o.lists.tmpfs) {
-    const i = spec.indexOf(":");
-    const dst = checkDestination(i < 0 ? spec : spec.slice(0, i), `--tmpfs ${spec}`);
-    const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
-    plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
-  }
+  const hostMounts = applyMountOptions(plan, o);
   const net = o.strings.net;
   if (net !== undefined && !NET_MODES.includes(net as NetMode)) {
     throw new UsageError("--net", `"${net}" is not one of ${NET_MODES.join(", ")}`);
@@ -96,6 +75,7 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   }
   return base.derive({
     mounts: plan,
+    hostMounts: new Set([...base.hostMounts, ...hostMounts]),
     ...(net !== undefined ? { net: net as NetMode } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
@@ -214,10 +194,12 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
   if (own) log.error(result.toString());
   else if (result.status !== "OK") log.log(result.toString());
-  if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
+  // The Result, and the relaxations it ran under (as -v lists them).
+  const report = { ...result.toJSON(), relaxations: policy.relaxations };
+  if (o.flags.json) writeAll(2, `${jsonText(report)}\n`);
   if (resultFile !== undefined) {
     try {
-      writeFileSync(resultFile, `${jsonText(result, 2)}\n`);
+      writeFileSync(resultFile, `${jsonText(report, 2)}\n`);
     } catch (e) {
       throw new BunboxError("result-file", `--result-file ${o.strings["result-file"]}: cannot write the Result (${(e as NodeJS.ErrnoException).code})`);
     } finally {
