@@ -215,8 +215,15 @@ static long scratch_file(struct bb_tree *t, const uint8_t *data, uint64_t len, u
   return bb_open_in(t->scratch, name, 0, BB_RESOLVE_NO_SYMLINKS);
 }
 
-/* The content is written to the scratch area and that one file bound at dst. */
+/* The content is written to the scratch area and that one file bound at dst;
+ * an optional file (bunbox's generated /etc files) is skipped where its mount
+ * point cannot be made. */
 static int op_file(struct bb_tree *t, const struct bb_mount *m, const char *dst) {
+  if (m->flags & BB_MF_OPTIONAL) {
+    long probe = bb_open_dst(t->root, dst, BB_DST_FILE, 0644);
+    if (probe < 0) return 0;
+    bb_sys1(SYS_close, probe);
+  }
   char name[24];
   long fd = scratch_file(t, t->sh->base + m->src_off, m->size, m->mode, name);
   if (fd < 0) return bb_mount_fail(t, BB_ST_MOUNT, fd, dst, " (writing its content)");

@@ -52,6 +52,9 @@ const symbols = {
   bb_buffer_check: { args: [i32, ptr], returns: i32 },
   bb_buffer_map: { args: [i32, u64, ptr], returns: i32 },
   bb_buffer_unmap: { args: [ptr, u64], returns: i32 },
+  bb_open_in_root: { args: [ptr, ptr], returns: i32 },
+  bb_landlock_abi: { args: [], returns: i32 },
+  bb_seccomp_action: { args: [u32], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {

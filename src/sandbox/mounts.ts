@@ -43,8 +43,8 @@ export type MountOp =
   | { kind: "symlink"; target: string; dst: string }
   /** A directory (made with `mode` unless one is there). */
   | { kind: "dir"; dst: string; mode?: number }
-  /** A read-only file holding `content`. */
-  | { kind: "file"; dst: string; content: Uint8Array; mode?: number; noexec?: boolean }
+  /** A read-only file holding `content`; `optional`: nothing if its mount point cannot be made. */
+  | { kind: "file"; dst: string; content: Uint8Array; mode?: number; noexec?: boolean; optional?: boolean }
   /**
    * overlayfs over host directories (`lowers`, the bottom one first). rw:
    * writes go to `upper` (a host directory: kept in upper/upper, upper/work
@@ -172,6 +172,11 @@ export class MountPlan {
     this.root = root;
     if (root.kind !== "tmpfs" && this.view === "host") this.useView("image");
     return this;
+  }
+
+  /** Whether the root is an image with its view (/proc, /dev, /tmp; the generated /etc files: src/sandbox/etc.ts). */
+  get imageView(): boolean {
+    return this.root.kind !== "tmpfs" && this.view === "image";
   }
 
   /**

@@ -14,6 +14,7 @@ import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
+import { generatedEtc } from "./etc.ts";
 import type { MountOp, MountPlan, RootOp } from "./mounts.ts";
 
 const MOUNT_KIND: Record<MountOp["kind"], number> = {
@@ -112,16 +113,18 @@ function mountFlags(op: MountOp | RootOp, root: boolean): number {
     if (op.rw) f |= BB_MF_RW;
   } else if (op.kind === "file") {
     if (op.noexec) f |= BB_MF_NOEXEC;
+    if (op.optional) f |= BB_MF_OPTIONAL;
   }
   return f;
 }
 
 /**
  * The plan as struct bb_mount entries (csrc/plan.h): the root first (dst
- * "/"), then the operations in order; an overlay's layers each go in a
- * BB_M_LOWER entry just before it, the bottom one first.
+ * "/"), then the operations in order and the generated /etc files
+ * (src/sandbox/etc.ts); an overlay's layers each go in a BB_M_LOWER entry
+ * just before it, the bottom one first.
  */
-function writeMounts(w: Writer, plan: MountPlan): { at: number; count: number } {
+function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[]): { at: number; count: number } {
   const entries: { op: MountOp | RootOp; dst: string; src?: string; lower?: boolean; aux?: number; root?: boolean }[] = [];
   const push = (op: MountOp | RootOp, dst: string) => {
     if (op.kind === "overlay") {
@@ -133,7 +136,7 @@ function writeMounts(w: Writer, plan: MountPlan): { at: number; count: number } 
     }
   };
   push(plan.root, "/");
-  for (const op of plan.ordered()) push(op, op.dst);
+  for (const op of [...plan.ordered(), ...extra]) push(op, op.dst);
   const at = w.reserve(entries.length * BB_MOUNT.sizeof);
   entries.forEach((e, i) => {
     const base = at + i * BB_MOUNT.sizeof;
@@ -227,7 +230,8 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const mounts = writeMounts(w, settings.mounts);
+  const etc = generatedEtc(settings.mounts, { uid: uidInside, gid: gidInside, net: policy.net, hostname: policy.hostname });
+  const mounts = writeMounts(w, settings.mounts, etc);
   set("mounts_off", mounts.at);
   set("nmounts", mounts.count);
 
