@@ -243,13 +243,13 @@ static int op_mask(struct bb_tree *t, const char *dst) {
   uint64_t attrs = BB_MOUNT_ATTR_RDONLY | BB_MOUNT_ATTR_NOSUID | BB_MOUNT_ATTR_NODEV | BB_MOUNT_ATTR_NOEXEC;
   long dir = is_dir(dfd), r = dir;
   if (dir == 1) {
-    long tree = bb_new_tmpfs(0, 4096, attrs);
+    long tree = bb_new_tmpfs(0755, 4096, attrs);
     r = tree < 0 ? tree : bb_attach((int)tree, (int)dfd);
     if (tree >= 0) bb_sys1(SYS_close, tree);
   } else if (dir == 0) {
     if (t->mask_file < 0) {
       char name[24];
-      r = scratch_file(t, 0, 0, 0, name);
+      r = scratch_file(t, 0, 0, 0444, name);
       if (r >= 0) t->mask_file = (int)r;
     }
     if (t->mask_file >= 0) r = bind_at(t, t->mask_file, 0, dfd, dst, attrs);

@@ -195,9 +195,13 @@ export class MountPlan {
     );
   }
 
-  /** A later operation on the same destination replaces the earlier one. */
+  /**
+   * A later operation on the same destination replaces the earlier one; a
+   * mask or readonly op acts on what is there instead, and replaces only
+   * its own kind.
+   */
   private replace(op: MountOp): void {
-    const i = this.ops.findIndex((o) => o.dst === op.dst);
+    const i = this.ops.findIndex((o) => o.dst === op.dst && isChange(o) === isChange(op));
     if (i >= 0) this.fromView.delete(this.ops.splice(i, 1)[0]!);
     this.ops.push(op);
   }
@@ -215,13 +219,15 @@ export class MountPlan {
 
   /**
    * The operations in the order they are applied: parents before children
-   * (by depth, stable), so a mount is never hidden by one on its parent.
+   * (by depth, stable), so a mount is never hidden by one on its parent;
+   * masks and readonly ops last, on the tree the others built (as OCI
+   * applies maskedPaths and readonlyPaths after the mounts).
    */
   ordered(): MountOp[] {
     const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
     return this.ops
       .map((op, i) => ({ op, i }))
-      .sort((a, b) => depth(a.op.dst) - depth(b.op.dst) || a.i - b.i)
+      .sort((a, b) => Number(isChange(a.op)) - Number(isChange(b.op)) || depth(a.op.dst) - depth(b.op.dst) || a.i - b.i)
       .map((x) => x.op);
   }
 
@@ -316,6 +322,9 @@ function describeOp(op: MountOp): string {
       return `read-only ${op.dst}`;
   }
 }
+
+/** A mask or readonly op: it changes what the tree has at its destination, and mounts nothing of its own. */
+const isChange = (op: MountOp) => op.kind === "mask" || op.kind === "readonly";
 
 function checkMode(mode: number, subject: string): number {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new UsageError(subject, `mode ${mode} is not a file mode (0 to 0o7777)`);
