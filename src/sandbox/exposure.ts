@@ -79,7 +79,8 @@ function hostMounts(): Mount[] {
 
 const under = (path: string, dir: string) => dir === "/" || path === dir || path.startsWith(`${dir}/`);
 
-const minimalNode = (src: string) => (DEV_NODES as readonly string[]).some((n) => src === `/dev/${n}`);
+/** One of the minimal /dev's nodes: usable wherever it is bound, no relaxation. */
+export const minimalNode = (src: string) => (DEV_NODES as readonly string[]).some((n) => src === `/dev/${n}`);
 
 /** What a bind of the host path `src` (resolved) shows of the host's kernel. */
 export function hostExposure(src: string): Set<HostMount> {

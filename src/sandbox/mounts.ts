@@ -16,7 +16,7 @@
 import { lstatSync, readlinkSync, statSync } from "node:fs";
 import { posix } from "node:path";
 import { UsageError } from "../errors.ts";
-import { DEV_NODES, HOST_MOUNT_TEXT, type HostMount, hostExposure } from "./exposure.ts";
+import { DEV_NODES, HOST_MOUNT_TEXT, type HostMount, hostExposure, minimalNode } from "./exposure.ts";
 import { checkDestination, checkSource } from "./paths.ts";
 import { defaultRuntime, type Runtime } from "./runtime.ts";
 
@@ -103,7 +103,9 @@ export class MountPlan {
           throw new UsageError(subject, `${op.src} is ${fix}`);
         }
         const exposes = [...hostExposure(src)];
-        const bind = { ...op, src, dst, ...(exposes.length ? { exposes, dev: exposes.includes("dev") || !!op.dev } : {}) };
+        // Device nodes are usable through the binds that the relaxation allows, and the minimal /dev's.
+        const dev = !!op.dev || exposes.includes("dev") || minimalNode(src);
+        const bind = { ...op, src, dst, ...(exposes.length ? { exposes } : {}), ...(dev ? { dev } : {}) };
         // Compared as given: /etc/localtime is under the /etc bind even though it resolves elsewhere.
         if (!this.covers(posix.normalize(op.src), dst, op.rw)) this.replace(bind);
         break;
