@@ -27,6 +27,7 @@ const main = defineCommand({
     }),
     policy: () => import("./policy.ts").then((m) => m.policyCommand),
     syscalls: () => import("./syscalls.ts").then((m) => m.syscallsCommand),
+    oci: () => import("./oci.ts").then((m) => m.ociCommand),
   },
 });
 

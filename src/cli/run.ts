@@ -164,6 +164,21 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const policy = await resolvePolicy(o);
   const executor = buildExecutor(o, policy);
+  return runPrepared(policy, executor, { ...o.flags, resultFile: o.strings["result-file"] }, t0);
+}
+
+/** How a run reports: -q, -v, --json, --result-file (`bunbox run`, `bunbox oci run`). */
+export interface RunOutput {
+  quiet?: boolean | undefined;
+  verbose?: boolean | undefined;
+  json?: boolean | undefined;
+  resultFile?: string | undefined;
+}
+
+/** Runs a policy and executor made from the command line; returns the exit code. */
+export async function runPrepared(policy: Policy, executor: Executor, out: RunOutput, t0 = performance.now()): Promise<number> {
+  const o = { flags: out, strings: { "result-file": out.resultFile } };
+  setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const tPolicy = performance.now();
   if (o.flags.verbose) describe(policy, executor);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;

@@ -228,8 +228,8 @@ export class MountPlan {
   ordered(): MountOp[] {
     const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
     return this.ops
-      .map((op, i) => ({ op, i }))
-      .sort((a, b) => Number(isChange(a.op)) - Number(isChange(b.op)) || depth(a.op.dst) - depth(b.op.dst) || a.i - b.i)
+      .map((op, i) => ({ op, i, key: (isChange(op) ? 4096 : 0) + depth(op.dst) }))
+      .sort((a, b) => a.key - b.key || a.i - b.i)
       .map((x) => x.op);
   }
 
@@ -281,7 +281,8 @@ export class MountPlan {
 
   clone(): MountPlan {
     const p = new MountPlan();
-    p.root = structuredClone(this.root);
+    const r = this.root;
+    p.root = r.kind === "overlay" ? { ...r, lowers: [...r.lowers] } : { ...r };
     p.view = this.view;
     for (const o of this.ops) {
       const copy = { ...o };
