@@ -70,6 +70,7 @@ const symbols = {
   bb_open_in_root: { args: [ptr, ptr], returns: i32 },
   bb_landlock_abi: { args: [], returns: i32 },
   bb_seccomp_action: { args: [u32], returns: i32 },
+  bb_probe_idmap: { args: [], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {
