@@ -20,6 +20,9 @@ export function stageHint(stage: string, errno: string): string | undefined {
   if (stage === "mount" && errno === "EPERM") {
     return "the kernel refused the mount (inside a container, /proc or /sys may be masked: try a privileged container or run bunbox on the host)";
   }
+  if (stage === "overlay" && (errno === "EINVAL" || errno === "EPERM" || errno === "ENODEV")) {
+    return "overlayfs in a user namespace needs Linux 5.11+ (and an upper directory on a filesystem with user xattrs)";
+  }
   if (stage === "seccomp" && errno === "EINVAL") {
     return "the kernel lacks seccomp filtering (CONFIG_SECCOMP_FILTER) or user notification (Linux 5.0+)";
   }

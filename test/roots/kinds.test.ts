@@ -67,6 +67,12 @@ describe("mount kinds on the command line", () => {
     expect(r.stdout).toBe("0\n0\nw-ro\n");
   });
 
+  test("a mount point inside a read-only bind is refused with what to do", async () => {
+    const r = await sh(["--tmpfs", "/usr/bunbox-new"], "true");
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("mount /usr/bunbox-new: cannot be made, its parent directory is read-only (mount the parent writable, put a tmpfs on it, or use --overlay): EROFS");
+  });
+
   test("usage errors name the option", async () => {
     const cases: [string[], string][] = [
       [["--symlink", "/only-one"], '--symlink: "/only-one" is not TARGET:DESTINATION'],

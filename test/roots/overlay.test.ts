@@ -70,6 +70,20 @@ describe.skipIf(!!NO_STAGE)(`overlay roots ${NO_STAGE ?? ""}`, () => {
     expect(readdirSync(b)).toEqual(["g"]);
   });
 
+  test.if(IS_ROOT)("an overlay the kernel refuses is a setup error at the overlay stage, with its reason", async () => {
+    const up = scratchDir("upper");
+    const ro = scratchDir("upper-ro");
+    expect(Bun.spawnSync(["mount", "--bind", up, ro]).exitCode).toBe(0);
+    try {
+      expect(Bun.spawnSync(["mount", "-o", "remount,bind,ro", ro]).exitCode).toBe(0);
+      const r = await run(["--overlay-upper", ro], "true");
+      expect(r.code).toBe(125);
+      expect(r.stderr).toContain("SETUP_ERROR: overlay / (the sandbox's root): the overlay's upper directory on the host: EROFS");
+    } finally {
+      Bun.spawnSync(["umount", ro]);
+    }
+  });
+
   test("bad overlay options are usage errors", async () => {
     const cases: [string[], string][] = [
       [["--overlay", "--root-rw"], "--root-rw: an --overlay root is writable already"],
