@@ -131,7 +131,14 @@ static int op_bind(struct bb_tree *t, const struct bb_mount *m, int fd, const ch
   return r < 0 ? bb_mount_fail(t, BB_ST_MOUNT, r, dst, 0) : 0;
 }
 
-/* tmpfs, proc, overlay: a fresh filesystem attached at dst. */
+/*
+ * tmpfs, proc, devpts, overlay: a fresh filesystem attached at dst.
+ *
+ * devpts: the sandbox's own (newinstance: none of the host's ptys is in it),
+ * its ptmx usable by anyone inside; no gid= option, since the host's tty
+ * group is not mapped in the user namespace. Not nodev, so its nodes work
+ * (devpts is a filesystem a user namespace may have devices on).
+ */
 static int op_newfs(struct bb_tree *t, uint32_t at, const char *dst) {
   const struct bb_mount *m = &t->ops[at];
   long dfd = open_point(t, dst, 1, m->kind == BB_M_PROC ? 0555 : 0755);
@@ -144,6 +151,9 @@ static int op_newfs(struct bb_tree *t, uint32_t at, const char *dst) {
   if (m->kind == BB_M_PROC) {
     const char *none[] = {0, 0};
     tree = bb_new_fs("proc", none, attrs | BB_MOUNT_ATTR_NOEXEC, why, sizeof why);
+  } else if (m->kind == BB_M_DEVPTS) {
+    const char *pts[] = {"newinstance", 0, "ptmxmode", "0666", "mode", "0620", 0, 0};
+    tree = bb_new_fs("devpts", pts, BB_MOUNT_ATTR_NOSUID | BB_MOUNT_ATTR_NOEXEC, why, sizeof why);
   } else if (m->kind == BB_M_TMPFS) {
     if (!(m->flags & BB_MF_RW)) attrs |= BB_MOUNT_ATTR_RDONLY;
     if (m->flags & BB_MF_NOEXEC) attrs |= BB_MOUNT_ATTR_NOEXEC;
@@ -277,6 +287,7 @@ static int apply_op(struct bb_tree *t, uint32_t at) {
       return op_bind(t, m, t->fds[at], dst);
     case BB_M_TMPFS:
     case BB_M_PROC:
+    case BB_M_DEVPTS:
     case BB_M_OVERLAY:
       return op_newfs(t, at, dst);
     case BB_M_SYMLINK:

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 3
+#define BB_ABI_VERSION 4
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */
@@ -38,6 +38,13 @@
 #define BB_F_CALLER_ROOT 0x2 /* caller has euid 0: map to an unprivileged kernel id */
 #define BB_F_NO_SECCOMP 0x4  /* no filter at exec ("sandbox me here": the client installs it) */
 #define BB_F_LOOPBACK 0x8    /* bring up lo in the new network namespace */
+/* A pseudo-terminal of the sandbox's own (csrc/child_a.c open_terminal): A
+ * opens its master in the sandbox's devpts at /dev/pts, T hands it back
+ * (bb_spawn_out.pty_master), B makes the slave its controlling terminal and
+ * puts it on each std fd named here, in place of what bunbox had there. */
+#define BB_F_TTY_STDIN 0x10
+#define BB_F_TTY_STDOUT 0x20
+#define BB_F_TTY_STDERR 0x40
 
 /* bb_req.clone_flags: the kernel's CLONE_NEW* (csrc/request.c checks they
  * agree). NEWUSER and NEWPID are required: see bb_check_request. */
@@ -74,7 +81,7 @@ struct bb_req {
   uint32_t bpf_off, bpf_len; /* struct sock_filter[bpf_len]; bpf_len 0 with BB_F_NO_SECCOMP */
   uint32_t exec_magic_lo, exec_magic_hi; /* 6th argument of the first execveat */
   uint32_t setup_timeout_ms;             /* the whole of setup, clone to execve; never 0 */
-  uint32_t pad;
+  uint32_t tty_size;                     /* with BB_F_TTY_*: the pty's rows << 16 | columns; 0: unset */
 };
 
 /*
@@ -89,16 +96,17 @@ enum bb_mount_kind {
   BB_M_TMPFS = 2,    /* fresh tmpfs at dst, `size` bytes (0: kernel default), `mode` */
   BB_M_PROC = 3,     /* fresh procfs of the sandbox's pid namespace */
   BB_M_SYMLINK = 4,  /* dst -> src (src is the link text) */
-  BB_M_DIR = 5,      /* a directory at dst with `mode` (parents 0755), unless one is there */
-  BB_M_FILE = 6,     /* a read-only file at dst holding the `size` bytes at src_off, `mode` */
-  BB_M_LOWER = 7,    /* src: a host directory, a lower layer of the BB_M_OVERLAY after it */
-  BB_M_OVERLAY = 8,  /* overlayfs at dst over the `aux` BB_M_LOWER ops just before it (the
+  BB_M_DEVPTS = 5,   /* a private devpts instance at dst (newinstance, ptmxmode=0666) */
+  BB_M_DIR = 6,      /* a directory at dst with `mode` (parents 0755), unless one is there */
+  BB_M_FILE = 7,     /* a read-only file at dst holding the `size` bytes at src_off, `mode` */
+  BB_M_LOWER = 8,    /* src: a host directory, a lower layer of the BB_M_OVERLAY after it */
+  BB_M_OVERLAY = 9,  /* overlayfs at dst over the `aux` BB_M_LOWER ops just before it (the
                       * first is the bottom layer); upper: src (a host directory, which
                       * keeps the changes in src/upper, src/work its scratch) or, when
                       * src_off is 0, a tmpfs of `size` bytes, discarded */
-  BB_M_MASK = 9,     /* dst (in the tree) hidden: an empty read-only tmpfs over a
+  BB_M_MASK = 10,     /* dst (in the tree) hidden: an empty read-only tmpfs over a
                       * directory, an empty file over anything else; nothing if missing */
-  BB_M_READONLY = 10, /* dst (in the tree) bound read-only onto itself; nothing if missing */
+  BB_M_READONLY = 11, /* dst (in the tree) bound read-only onto itself; nothing if missing */
 };
 
 #define BB_MF_RW 0x1       /* writable (default read-only) */
@@ -158,6 +166,7 @@ enum bb_stage {
   BB_ST_INIT,
   BB_ST_TIMEOUT,
   BB_ST_NETWORK,
+  BB_ST_TERMINAL,
   BB_ST_OVERLAY,
 };
 
@@ -194,6 +203,7 @@ struct bb_spawn_out {
   int32_t sandboxee_pidfd; /* and a pidfd for it, only with BB_F_NO_SECCOMP (sandbox me here takes its listener through it); else -1 */
   char detail[BB_DETAIL_MAX]; /* the path or value the failed stage was working on */
   uint32_t phase_us[BB_MARKS]; /* µs from BB_MK_CLONE to each mark; 0 where not reached */
+  int32_t pty_master;          /* with BB_F_TTY_*: the master of the sandboxee's terminal; else -1 */
 };
 
 /* What init (csrc/init.c) writes on fd 3 when the sandboxee ends. */

@@ -36,7 +36,7 @@
 static int covered(const struct bb_tree *t, uint32_t from, uint32_t j, const char *dst) {
   for (uint32_t k = from; k < j; k++) {
     uint32_t kind = t->ops[k].kind;
-    if (kind != BB_M_BIND && kind != BB_M_TMPFS && kind != BB_M_PROC && kind != BB_M_OVERLAY) continue;
+    if (kind != BB_M_BIND && kind != BB_M_TMPFS && kind != BB_M_PROC && kind != BB_M_DEVPTS && kind != BB_M_OVERLAY) continue;
     const char *d = bb_str(t->sh, t->ops[k].dst_off);
     size_t n = bb_strlen(d);
     int prefix = 1;

@@ -22,7 +22,7 @@ _Static_assert(BB_CLONE_NEWNS == CLONE_NEWNS && BB_CLONE_NEWCGROUP == CLONE_NEWC
                    BB_CLONE_NEWNET == CLONE_NEWNET,
                "csrc/plan.h's BB_CLONE_* differ from the kernel's CLONE_NEW*");
 
-#define KNOWN_FLAGS (BB_F_NOTIFY | BB_F_CALLER_ROOT | BB_F_NO_SECCOMP | BB_F_LOOPBACK)
+#define KNOWN_FLAGS (BB_F_NOTIFY | BB_F_CALLER_ROOT | BB_F_NO_SECCOMP | BB_F_LOOPBACK | BB_F_TTY)
 #define KNOWN_CLONE                                                                            \
   (BB_CLONE_NEWNS | BB_CLONE_NEWCGROUP | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWUSER | \
    BB_CLONE_NEWPID | BB_CLONE_NEWNET)
@@ -167,6 +167,12 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     if (f[i].src < 0 || f[i].src == INT32_MAX) return refuse(detail, cap, "fds[%u].src: %d", i, f[i].src);
     if (f[i].dst < 0 || f[i].dst > BB_FD_MAX)
       return refuse(detail, cap, "fds[%u].dst: %d, not in 0..%d", i, f[i].dst, BB_FD_MAX);
+    /* B puts the pty's slave on those std fds before it maps the others
+     * (csrc/child_b.c): neither end may be one of them. */
+    if (f[i].dst < 3 && (rq->flags & (BB_F_TTY_STDIN << f[i].dst)))
+      return refuse(detail, cap, "fds[%u].dst: %d is the terminal's (BB_F_TTY_*)", i, f[i].dst);
+    if (f[i].src < 3 && (rq->flags & (BB_F_TTY_STDIN << f[i].src)))
+      return refuse(detail, cap, "fds[%u].src: %d is the terminal's (BB_F_TTY_*)", i, f[i].src);
   }
 
   if (!array_ok(len, rq->bpf_off, rq->bpf_len, sizeof(struct sock_filter), 4))

@@ -94,9 +94,7 @@ int bb_dst_fail(struct bb_tree *t, long err, const char *dst) {
   if (err == -EACCES)
     why = ": cannot be made, its parent directory is not writable by the sandbox's user (kernel uid 65534 when "
           "bunbox runs as root): create it in the image, or make the parent writable";
-  else   if (err == -EROFS)
-    why = ": cannot be made, its parent directory is read-only (mount the parent writable, put a tmpfs on it, "
-          "or use --overlay)";
+  /* -EROFS otherwise: src/native/stages.ts's hint for the mount stage says what to do. */
   else if (err == -ENOENT)
     why = ": a dangling symlink in the sandbox's tree (mount its target instead)";
   else if (err == -ELOOP)

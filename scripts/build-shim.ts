@@ -32,7 +32,8 @@ export const CHILD_SOURCES = ["child_a.c", "child_b.c", "mounts.c", "resolve.c",
 /** The functions the host side starts the children with. */
 const CHILD_ENTRIES = ["bb_child_a"];
 const HOST_SOURCES = [
-  "spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "net_socket.c", "net_relay.c", "probe.c",
+  "spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "relay.c", "net_socket.c", "net_relay.c",
+  "probe.c",
 ];
 
 export interface ShimOptions {

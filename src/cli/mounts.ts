@@ -7,7 +7,7 @@
  *   --overlay, --overlay-upper DIR, --overlay-lower DIR, --overlay-size SIZE
  *                                 "root": { "path": DIR, "overlay": { "upper", "lowers", "size" } }
  *   --ro / --rw SRC[:DST]         { "bind": SRC, "at": DST, "writable" }
- *   --ro-try / --rw-try SRC[:DST] the same with "try": true (--bind-try: --rw-try)
+ *   --ro-try / --rw-try SRC[:DST] the same with "try": true (--bind-try is --rw-try)
  *   --tmpfs DST[:SIZE]            { "tmpfs": DST, "size": SIZE, "mode": 0o1777 }
  *   --dir DST                     { "dir": DST }
  *   --symlink TARGET:DST          { "symlink": DST, "target": TARGET }
@@ -78,7 +78,7 @@ export function applyMountOptions(plan: MountPlan, o: RunOptions): HostMount[] {
   const root = rootEntry(o);
   if (root !== undefined) plan.setRoot(rootOp(root, "--root"), typeof root === "string" ? `--root ${root}` : "--root");
   const add = (option: string, spec: string, entry: MountEntry | FileBytes) => applyMount(plan, entry, `${option} ${spec}`);
-  const binds = [["ro", false, false], ["rw", true, false], ["ro-try", false, true], ["rw-try", true, true], ["bind-try", true, true]] as const;
+  const binds = [["ro", false, false], ["rw", true, false], ["ro-try", false, true], ["rw-try", true, true]] as const;
   for (const [name, writable, optional] of binds) {
     for (const spec of o.lists[name]) {
       const [src, dst] = pair(spec, `--${name}`, ["SOURCE", "DESTINATION"]);

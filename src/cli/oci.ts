@@ -36,7 +36,8 @@ const run = defineCommand({
       ...(strings["time-limit"] !== undefined ? { limits: { wallTimeMs: parseDuration(strings["time-limit"], "--time-limit") } } : {}),
     });
     const { runPrepared } = await import("./run.ts");
-    return runPrepared(policy, executor, { ...flags, resultFile: strings["result-file"] }, t0);
+    const reporting = { flags: { ...flags, "no-tty": undefined }, strings: { "result-file": strings["result-file"], "time-limit": strings["time-limit"] } };
+    return runPrepared(reporting, policy, executor, undefined, t0);
   },
 });
 

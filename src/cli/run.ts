@@ -6,20 +6,24 @@
  * its filesystem (a later mount on the same destination replaces an earlier
  * one), and --net,
  * --hostname, --uid and --gid override it. Limits come from the options,
- * else Sandbox2's defaults (src/sandbox/limits.ts).
+ * else Sandbox2's defaults (src/sandbox/limits.ts), but for the wall time:
+ * none when stdin is a terminal (someone is typing there), unless given.
  *
- * stdout and stdin are the sandboxee's; bunbox writes only to stderr: one
- * line when the run did not end OK (nothing with -q), the Result as JSON with
- * --json. The exit code is the sandboxee's, or README.md's "Exit codes" for the rest.
+ * stdin, stdout and stderr are the sandboxee's, or its own terminal's when
+ * one of them is a terminal (src/cli/tty.ts); bunbox writes only to stderr:
+ * one line when the run did not end OK (nothing with -q), the Result as
+ * JSON with --json. The exit code is the sandboxee's, or README.md's "Exit
+ * codes" for the rest. The signals a supervisor passes on (FORWARDED) go to
+ * the sandboxee's process group through its init.
  */
-import { closeSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
-import { NET_MODES, type NetMode } from "../policy/policy.ts";
+import type { NetMode } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
-import { DEFAULT_PATH, Executor } from "../sandbox/executor.ts";
-import { Limits } from "../sandbox/limits.ts";
+import { Executor } from "../sandbox/executor.ts";
+import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
 import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
@@ -28,8 +32,17 @@ import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
 import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
+import { buildEnv } from "./env.ts";
+import { planTerminal, type TerminalPlan, TerminalRelay, terminalOptions } from "./tty.ts";
+import { isTerminal as isatty } from "../native/tty.ts";
+import type { Result } from "../sandbox/result.ts";
 
 type RunOptions = Parsed<typeof RUN_ARGS>;
+/** What -v and the reporting read of the options (`bunbox oci run` has these too). */
+export type RunReporting = {
+  flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty">;
+  strings: Pick<RunOptions["strings"], "result-file" | "time-limit">;
+};
 
 /**
  * The smallest --max-files that can work: stdin, stdout, stderr, and the
@@ -65,10 +78,10 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
 
   const plan = base.mountPlan();
   const hostMounts = applyMountOptions(plan, o);
-  const net = o.strings.net;
-  if (net !== undefined && !NET_MODES.includes(net as NetMode)) {
-    throw new UsageError("--net", `"${net}" is not one of ${NET_MODES.join(", ")}`);
+  if (o.flags["share-net"] && o.strings.net !== undefined && o.strings.net !== "host") {
+    throw new UsageError("--share-net", `is --net host; not with --net ${o.strings.net}`);
   }
+  const net = o.flags["share-net"] ? "host" : o.strings.net;
   const hostname = o.strings.hostname;
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
@@ -103,47 +116,64 @@ function openFiles(text: string): number {
   return n;
 }
 
-function buildExecutor(o: RunOptions, policy: Policy): Executor {
+/** An interactive run (stdin is a terminal) has no wall-time limit unless one is given. */
+function interactive(): boolean {
+  return isatty(0);
+}
+
+function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | undefined): Executor {
   const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
-  // No prototype: a variable may be called __proto__ or constructor.
-  const env: Record<string, string> = Object.assign(Object.create(null), { PATH: DEFAULT_PATH });
-  for (const name of o.lists["keep-env"]) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError("--keep-env", `"${name}" is not a variable name`);
-    const value = Object.hasOwn(process.env, name) ? process.env[name] : undefined;
-    if (value !== undefined) env[name] = value;
-  }
-  for (const pair of o.lists.env) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError("--env", `"${pair}" is not NAME=VALUE`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
+  checkNotAVolume(cmd);
   const s = o.strings;
   if (s.cwd !== undefined) checkDestination(s.cwd, "--cwd");
+  const chosenCwd = s.cwd ?? policy.workdir;
+  const env = buildEnv({
+    keep: o.lists["keep-env"],
+    files: o.lists["env-file"],
+    set: o.lists.env,
+    unset: o.lists.unsetenv,
+    cwd: chosenCwd,
+    terminal: terminal !== undefined,
+  });
   const limits = new Limits({
-    ...(s["time-limit"] !== undefined ? { wallTimeMs: parseDuration(s["time-limit"], "--time-limit") } : {}),
+    wallTimeMs: s["time-limit"] !== undefined ? parseDuration(s["time-limit"], "--time-limit") : interactive() ? 0 : DEFAULT_LIMITS.wallTimeMs,
     ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
     ...(s["memory-limit"] !== undefined ? { addressSpace: memoryLimit(s["memory-limit"]) } : {}),
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
   });
-  const cwd = s.cwd ?? policy.workdir ?? "/";
-  return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
+  return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
+}
+
+/** Every relaxation of the run: the policy's, and the command line's own. */
+function relaxationsOf(o: RunReporting, policy: Policy): string[] {
+  return [
+    ...policy.relaxations,
+    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
+  ];
 }
 
 /** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
-function describe(policy: Policy, executor: Executor): void {
+function describe(o: RunReporting, policy: Policy, executor: Executor): void {
   const l = executor.limits;
+  const t = executor.tty;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
-    `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s, ` +
+    `terminal: ${t ? `its own (std fds ${t.stdio.join(", ")}${t.cols ? `, ${t.cols}x${t.rows}` : ""})` : o.flags["no-tty"] ? "bunbox's (--no-tty)" : "none (no std fd is a terminal)"}`,
+  );
+  const why = o.strings["time-limit"] !== undefined ? "--time-limit" : interactive() ? "none by default: stdin is a terminal" : "the default for a run whose stdin is not a terminal";
+  log.debug(`wall-time limit: ${l.wallTimeMs ? `${l.wallTimeMs / 1000} s` : "none"} (${why})`);
+  log.debug(
+    `limits: cpu ${l.cpuSeconds || "none"}s, ` +
       `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
   );
-  if (policy.relaxations.length === 0) log.debug("relaxations: none");
-  for (const r of policy.relaxations) log.debug(`relaxation: ${visible(r)}`);
+  const relaxations = relaxationsOf(o, policy);
+  if (relaxations.length === 0) log.debug("relaxations: none");
+  for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
 
 /**
@@ -159,36 +189,79 @@ function openResultFile(path: string): number {
   }
 }
 
+/**
+ * The signals bunbox passes on to the sandboxee, as a supervisor should
+ * (README.md, "Signals"); SIGWINCH reaches it through its terminal.
+ */
+export const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT"] as const;
+
+/** `-v /a:/b cmd` as docker means it: here -v is --verbose and "/a:/b" became the command. */
+const VOLUME_LIKE = /^[^:\s]*\/[^:\s]*:\/[^:\s]*(:[a-zA-Z,]+)?$/;
+
+/**
+ * Refused before anything starts: a command that looks like SRC:DST and is
+ * no file on the host (one bound into the sandbox under such a name is a
+ * stretch; its absolute path in the sandbox still runs it).
+ */
+function checkNotAVolume(cmd: string): void {
+  if (!VOLUME_LIKE.test(cmd) || existsSync(cmd)) return;
+  const [src, dst, mode] = cmd.split(":");
+  throw new UsageError(
+    "run",
+    `"${cmd}" is not a command: -v is --verbose here, not docker's --volume; bind it with ${mode?.split(",").includes("ro") ? "--ro" : "--rw"} ${src}:${dst}`,
+  );
+}
+
+/** How the run ended, on stderr: nothing for OK, nor (but with -v) for a SIGPIPE death, the shell's normal case. */
+function report(o: RunReporting, result: Result): void {
+  // A failure of bunbox itself is an error even with -q; how the command
+  // ended is a plain line, which -q silences.
+  const own = result.status === "INTERNAL_ERROR" ||
+    (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
+  if (own) log.error(result.toString());
+  else if (result.status === "SIGNALED" && result.signal === SIGNALS.SIGPIPE) log.debug(result.toString());
+  else if (result.status !== "OK") log.log(result.toString());
+}
+
 export async function runCommandLine(o: RunOptions): Promise<number> {
   const t0 = performance.now();
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
+  if (o.flags.tty && o.flags["no-tty"]) throw new UsageError("--tty", "give --tty or --no-tty, not both");
   const policy = await resolvePolicy(o);
-  const executor = buildExecutor(o, policy);
-  return runPrepared(policy, executor, { ...o.flags, resultFile: o.strings["result-file"] }, t0);
+  const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
+  const executor = buildExecutor(o, policy, terminal);
+  return runPrepared(o, policy, executor, terminal, t0);
 }
 
-/** How a run reports: -q, -v, --json, --result-file (`bunbox run`, `bunbox oci run`). */
-export interface RunOutput {
-  quiet?: boolean | undefined;
-  verbose?: boolean | undefined;
-  json?: boolean | undefined;
-  resultFile?: string | undefined;
-}
-
-/** Runs a policy and executor made from the command line; returns the exit code. */
-export async function runPrepared(policy: Policy, executor: Executor, out: RunOutput, t0 = performance.now()): Promise<number> {
-  const o = { flags: out, strings: { "result-file": out.resultFile } };
+/** Runs a policy and executor made from the command line (`bunbox run`, `bunbox oci run`); returns the exit code. */
+export async function runPrepared(
+  o: RunReporting,
+  policy: Policy,
+  executor: Executor,
+  terminal: TerminalPlan | undefined,
+  t0 = performance.now(),
+): Promise<number> {
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const tPolicy = performance.now();
-  if (o.flags.verbose) describe(policy, executor);
+  if (o.flags.verbose) describe(o, policy, executor);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
-  const sandbox = new Sandbox(executor, policy);
-  const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
+  const relay = terminal ? new TerminalRelay(terminal) : undefined;
+  const sandbox = new Sandbox(executor, policy, {
+    // Before the sandboxee's first output can fill its pty: as soon as it runs.
+    onStart: () => {
+      if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
+    },
+  });
+  const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
   for (const [n, h] of handlers) process.on(n, h);
-  const result = await sandbox.run();
-  for (const [n, h] of handlers) process.off(n, h);
+  let result;
+  try {
+    result = await sandbox.run();
+  } finally {
+    for (const [n, h] of handlers) process.off(n, h);
+    await relay?.finish();
+  }
   if (o.flags.verbose) {
     const ms = (x: number) => `${x.toFixed(1)} ms`;
     log.debug(
@@ -202,19 +275,13 @@ export async function runPrepared(policy: Policy, executor: Executor, out: RunOu
       log.debug(`set-up (ms since the clone, at the end of each phase): ${steps.join(", ")}`);
     }
   }
-
-  // A failure of bunbox itself is an error even with -q; how the command
-  // ended is a plain line, which -q silences.
-  const own = result.status === "INTERNAL_ERROR" ||
-    (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
-  if (own) log.error(result.toString());
-  else if (result.status !== "OK") log.log(result.toString());
+  report(o, result);
   // The Result, and the relaxations it ran under (as -v lists them).
-  const report = { ...result.toJSON(), relaxations: policy.relaxations };
-  if (o.flags.json) writeAll(2, `${jsonText(report)}\n`);
+  const json = { ...result.toJSON(), relaxations: relaxationsOf(o, policy) };
+  if (o.flags.json) writeAll(2, `${jsonText(json)}\n`);
   if (resultFile !== undefined) {
     try {
-      writeFileSync(resultFile, `${jsonText(report, 2)}\n`);
+      writeFileSync(resultFile, `${jsonText(json, 2)}\n`);
     } catch (e) {
       throw new BunboxError("result-file", `--result-file ${o.strings["result-file"]}: cannot write the Result (${(e as NodeJS.ErrnoException).code})`);
     } finally {

@@ -11,12 +11,15 @@ export interface Field {
   readonly count: number;
 }
 
-export const BB_ABI_VERSION = 3;
+export const BB_ABI_VERSION = 4;
 export const BB_REQ_MAGIC = 0x78626e62;
 export const BB_F_NOTIFY = 0x1;
 export const BB_F_CALLER_ROOT = 0x2;
 export const BB_F_NO_SECCOMP = 0x4;
 export const BB_F_LOOPBACK = 0x8;
+export const BB_F_TTY_STDIN = 0x10;
+export const BB_F_TTY_STDOUT = 0x20;
+export const BB_F_TTY_STDERR = 0x40;
 export const BB_CLONE_NEWNS = 0x00020000;
 export const BB_CLONE_NEWCGROUP = 0x02000000;
 export const BB_CLONE_NEWUTS = 0x04000000;
@@ -42,12 +45,13 @@ export const BB_M_BIND = 1;
 export const BB_M_TMPFS = 2;
 export const BB_M_PROC = 3;
 export const BB_M_SYMLINK = 4;
-export const BB_M_DIR = 5;
-export const BB_M_FILE = 6;
-export const BB_M_LOWER = 7;
-export const BB_M_OVERLAY = 8;
-export const BB_M_MASK = 9;
-export const BB_M_READONLY = 10;
+export const BB_M_DEVPTS = 5;
+export const BB_M_DIR = 6;
+export const BB_M_FILE = 7;
+export const BB_M_LOWER = 8;
+export const BB_M_OVERLAY = 9;
+export const BB_M_MASK = 10;
+export const BB_M_READONLY = 11;
 
 /* enum bb_stage */
 export const BB_ST_OK = 0;
@@ -76,9 +80,10 @@ export const BB_ST_EXEC = 22;
 export const BB_ST_INIT = 23;
 export const BB_ST_TIMEOUT = 24;
 export const BB_ST_NETWORK = 25;
-export const BB_ST_OVERLAY = 26;
+export const BB_ST_TERMINAL = 26;
+export const BB_ST_OVERLAY = 27;
 /** enum bb_stage by value, as the words of messages. */
-export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "overlay"] as const;
+export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal", "overlay"] as const;
 
 /* enum bb_mark */
 export const BB_MK_CLONE = 0;
@@ -124,7 +129,7 @@ export const BB_REQ = {
   exec_magic_lo: { offset: 100, type: "u32", count: 1 },
   exec_magic_hi: { offset: 104, type: "u32", count: 1 },
   setup_timeout_ms: { offset: 108, type: "u32", count: 1 },
-  pad: { offset: 112, type: "u32", count: 1 },
+  tty_size: { offset: 112, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_mount: its size, and each field. */
@@ -157,7 +162,7 @@ export const BB_FDMAP = {
 
 /** struct bb_spawn_out: its size, and each field. */
 export const BB_SPAWN_OUT = {
-  sizeof: 580,
+  sizeof: 584,
   pidfd: { offset: 0, type: "i32", count: 1 },
   pid: { offset: 4, type: "i32", count: 1 },
   listener: { offset: 8, type: "i32", count: 1 },
@@ -168,6 +173,7 @@ export const BB_SPAWN_OUT = {
   sandboxee_pidfd: { offset: 28, type: "i32", count: 1 },
   detail: { offset: 32, type: "char", count: 512 },
   phase_us: { offset: 544, type: "u32", count: 9 },
+  pty_master: { offset: 580, type: "i32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_report: its size, and each field. */
@@ -194,12 +200,15 @@ export const BB_WAIT_OUT = {
 
 /** Every value above, BB_ABI_VERSION first: what the shim's bb_abi_layout() must report. */
 export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = [
-  ["BB_ABI_VERSION", 3],
+  ["BB_ABI_VERSION", 4],
   ["BB_REQ_MAGIC", 2019716706],
   ["BB_F_NOTIFY", 1],
   ["BB_F_CALLER_ROOT", 2],
   ["BB_F_NO_SECCOMP", 4],
   ["BB_F_LOOPBACK", 8],
+  ["BB_F_TTY_STDIN", 16],
+  ["BB_F_TTY_STDOUT", 32],
+  ["BB_F_TTY_STDERR", 64],
   ["BB_CLONE_NEWNS", 131072],
   ["BB_CLONE_NEWCGROUP", 33554432],
   ["BB_CLONE_NEWUTS", 67108864],
@@ -223,12 +232,13 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_M_TMPFS", 2],
   ["BB_M_PROC", 3],
   ["BB_M_SYMLINK", 4],
-  ["BB_M_DIR", 5],
-  ["BB_M_FILE", 6],
-  ["BB_M_LOWER", 7],
-  ["BB_M_OVERLAY", 8],
-  ["BB_M_MASK", 9],
-  ["BB_M_READONLY", 10],
+  ["BB_M_DEVPTS", 5],
+  ["BB_M_DIR", 6],
+  ["BB_M_FILE", 7],
+  ["BB_M_LOWER", 8],
+  ["BB_M_OVERLAY", 9],
+  ["BB_M_MASK", 10],
+  ["BB_M_READONLY", 11],
   ["BB_ST_OK", 0],
   ["BB_ST_REQUEST", 1],
   ["BB_ST_RESOURCES", 2],
@@ -255,7 +265,8 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_ST_INIT", 23],
   ["BB_ST_TIMEOUT", 24],
   ["BB_ST_NETWORK", 25],
-  ["BB_ST_OVERLAY", 26],
+  ["BB_ST_TERMINAL", 26],
+  ["BB_ST_OVERLAY", 27],
   ["BB_MK_CLONE", 0],
   ["BB_MK_RELEASED", 1],
   ["BB_MK_IDS", 2],
@@ -294,7 +305,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_req, exec_magic_lo)", 100],
   ["offsetof(struct bb_req, exec_magic_hi)", 104],
   ["offsetof(struct bb_req, setup_timeout_ms)", 108],
-  ["offsetof(struct bb_req, pad)", 112],
+  ["offsetof(struct bb_req, tty_size)", 112],
   ["sizeof(struct bb_mount)", 32],
   ["offsetof(struct bb_mount, kind)", 0],
   ["offsetof(struct bb_mount, flags)", 4],
@@ -311,7 +322,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["sizeof(struct bb_fdmap)", 8],
   ["offsetof(struct bb_fdmap, src)", 0],
   ["offsetof(struct bb_fdmap, dst)", 4],
-  ["sizeof(struct bb_spawn_out)", 580],
+  ["sizeof(struct bb_spawn_out)", 584],
   ["offsetof(struct bb_spawn_out, pidfd)", 0],
   ["offsetof(struct bb_spawn_out, pid)", 4],
   ["offsetof(struct bb_spawn_out, listener)", 8],
@@ -322,6 +333,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_spawn_out, sandboxee_pidfd)", 28],
   ["offsetof(struct bb_spawn_out, detail)", 32],
   ["offsetof(struct bb_spawn_out, phase_us)", 544],
+  ["offsetof(struct bb_spawn_out, pty_master)", 580],
   ["sizeof(struct bb_report)", 32],
   ["offsetof(struct bb_report, magic)", 0],
   ["offsetof(struct bb_report, wstatus)", 4],

@@ -20,6 +20,10 @@ export function stageHint(stage: string, errno: string): string | undefined {
   if (stage === "mount" && errno === "EPERM") {
     return "the kernel refused the mount (inside a container, /proc or /sys may be masked: try a privileged container or run bunbox on the host)";
   }
+  if (stage === "mount" && errno === "EROFS") {
+    return "that destination lies in a read-only tree of the sandbox (/usr, /etc, a --ro bind): " +
+      "bind its parent with --rw (--rw SRC:PARENT), or put a --tmpfs on the parent to make it writable";
+  }
   if (stage === "overlay" && (errno === "EINVAL" || errno === "EPERM" || errno === "ENODEV")) {
     return "overlayfs in a user namespace needs Linux 5.11+ (and an upper directory on a filesystem with user xattrs)";
   }

@@ -310,7 +310,7 @@ export class PolicyBuilder extends MountBuilder {
     return this;
   }
 
-  /** none: only a down lo; loopback: lo up; host: the host's network (a relaxation). */
+  /** none (and loopback, the same): a network namespace of its own with only lo, up; host: the host's network (a relaxation). */
   setNetwork(mode: NetMode): this {
     if (!NET_MODES.includes(mode)) {
       this.problems.push(`setNetwork: "${mode}" is not one of ${NET_MODES.join(", ")}`);
@@ -352,6 +352,21 @@ export class PolicyBuilder extends MountBuilder {
   /** Records a problem found by a loader (policy files use this). */
   problem(text: string): this {
     this.problems.push(text);
+    return this;
+  }
+
+  /**
+   * Runs `fn`, naming the problems it records by `label` (a policy file's
+   * key: "block.getpid", "filesystem.mounts.0") instead of by the builder
+   * method that found them ("blockSyscallWithErrno", "bind(/x)"): the
+   * writer of a file knows its keys, not our methods.
+   */
+  at(label: string, fn: () => void): this {
+    const from = this.problems.length;
+    fn();
+    for (let i = from; i < this.problems.length; i++) {
+      this.problems[i] = `${label}: ${this.problems[i]!.replace(/^[A-Za-z]+(\([^)]*\))?( size)?: /, "")}`;
+    }
     return this;
   }
 

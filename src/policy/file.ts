@@ -30,6 +30,9 @@ import { Policy } from "./policy.ts";
 import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
 import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
 import { quote } from "../names.ts";
+import { nearest } from "../near.ts";
+import { describeIssue } from "./file-issues.ts";
+import { jsonErrorAt } from "./json-position.ts";
 
 const ErrnoSchema = v.union([
   v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4095)),
@@ -124,43 +127,43 @@ function toNode(input: v.InferOutput<typeof NodeSchema>): Node | Action {
 /** Builds a policy from parsed JSON; `source` names the file in messages. */
 export function policyFromJson(json: unknown, source: string, cwd = process.cwd()): Policy {
   const parsed = v.safeParse(PolicyFileSchema, json);
-  if (!parsed.success) {
-    throw new PolicyError(
-      parsed.issues.map((i) => `${source}: ${v.getDotPath(i) ?? "(top level)"}: ${i.message}`),
-    );
-  }
+  if (!parsed.success) throw new PolicyError(parsed.issues.map((i) => `${source}: ${describeIssue(i, PolicyFileSchema)}`));
   const f = parsed.output;
   const arch = f.arch ?? hostArch().name;
   const b = new PolicyBuilder({ arch }).setOrigin(`${source}${f.profile ? ` (profile ${f.profile})` : ""}`);
   const table = ARCHES[arch].syscalls;
   const known = (ref: string | number, path: string) => {
     if (typeof ref === "number" || table[ref] !== undefined) return true;
-    b.problem(`${source}: ${path}: unknown syscall ${quote(ref)} on ${arch}`);
+    const near = nearest(ref, Object.keys(table));
+    b.problem(`${source}: ${path}: unknown syscall ${quote(ref)} on ${arch}${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}`);
     return false;
   };
-  if (f.dangerDefaultAllowAll) b.dangerDefaultAllowAll();
-  if (f.defaultAction !== undefined) b.defaultAction(toAction(f.defaultAction));
-  f.dangerAllowUnsafe?.forEach((name) => b.dangerAllowUnsafe(name));
-  for (const fam of f.families ?? []) b.allowFamily(fam);
-  f.allow?.forEach((s, i) => known(s, `allow.${i}`) && b.allowSyscall(s));
+  // Each builder call's problems are named by the file's key, not the method.
+  const at = (key: string, fn: () => void) => b.at(`${source}: ${key}`, fn);
+  if (f.dangerDefaultAllowAll) at("dangerDefaultAllowAll", () => b.dangerDefaultAllowAll());
+  if (f.defaultAction !== undefined) at("defaultAction", () => b.defaultAction(toAction(f.defaultAction!)));
+  f.dangerAllowUnsafe?.forEach((name, i) => at(`dangerAllowUnsafe.${i}`, () => b.dangerAllowUnsafe(name)));
+  f.families?.forEach((fam, i) => at(`families.${i}`, () => b.allowFamily(fam)));
+  f.allow?.forEach((s, i) => known(s, `allow.${i}`) && at(`allow.${i}`, () => b.allowSyscall(s)));
   for (const [name, err] of f.block ?? []) {
-    if (known(name, `block.${name}`)) b.blockSyscallWithErrno(name, err);
+    if (known(name, `block.${name}`)) at(`block.${name}`, () => b.blockSyscallWithErrno(name, err));
   }
   f.rules?.forEach((r, i) => {
     const names = r.syscalls.filter((s, j) => known(s, `rules.${i}.syscalls.${j}`));
-    b.addPolicyOnSyscalls(names, r.program.map(toNode));
+    at(`rules.${i}`, () => b.addPolicyOnSyscalls(names, r.program.map(toNode)));
   });
   // The file's own rules come first; its profile is the base beneath them.
   if (f.profile) b.asBase((base) => applyProfile(base, f.profile!, { cwd }));
   const fs = f.filesystem;
   if (fs?.base === "empty") b.emptyFilesystem();
-  if (fs?.root !== undefined) b.editFilesystem((p) => p.setRoot(rootOp(fs.root!, "filesystem.root"), `${source}: filesystem.root`));
+  // Subjects name the file and the key: a mount's own errors say which entry.
+  if (fs?.root !== undefined) b.editFilesystem((p) => p.setRoot(rootOp(fs.root!, `${source}: filesystem.root`), `${source}: filesystem.root`));
   fs?.mounts?.forEach((m, i) => b.editFilesystem((p) => applyMount(p, m, `${source}: filesystem.mounts.${i}`)));
-  fs?.dangerAllowHostMounts?.forEach((k) => b.dangerAllowHostMount(k));
-  if (f.hostname !== undefined) b.setHostname(f.hostname);
-  if (f.network !== undefined) b.setNetwork(f.network);
-  if (f.uid !== undefined) b.setUid(f.uid);
-  if (f.gid !== undefined) b.setGid(f.gid);
+  fs?.dangerAllowHostMounts?.forEach((k, i) => at(`filesystem.dangerAllowHostMounts.${i}`, () => b.dangerAllowHostMount(k)));
+  if (f.hostname !== undefined) at("hostname", () => b.setHostname(f.hostname!));
+  if (f.network !== undefined) at("network", () => b.setNetwork(f.network!));
+  if (f.uid !== undefined) at("uid", () => b.setUid(f.uid!));
+  if (f.gid !== undefined) at("gid", () => b.setGid(f.gid!));
   return b.build();
 }
 
@@ -171,7 +174,7 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
     let mod: Record<string, unknown>;
     try {
-      mod = await import(full);
+      mod = await (await import("./module.ts")).importPolicyModule(full);
     } catch (e) {
       throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
     }
@@ -194,7 +197,8 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new UsageError("--policy", `${path}: not valid JSON: ${(e as Error).message}`);
+    const at = jsonErrorAt(text);
+    throw new UsageError("--policy", at ? `${path}:${at.line}:${at.column}: not valid JSON: ${at.message}` : `${path}: not valid JSON: ${(e as Error).message}`);
   }
   return policyFromJson(json, path, cwd);
 }

@@ -10,7 +10,7 @@
  *     "mounts": [
  *       { "bind": "/data", "at": "/data", "writable": true, "try": true },
  *       { "tmpfs": "/scratch", "size": "16M", "mode": 1023 },
- *       { "proc": "/proc" }, { "dev": "/dev" }, { "dir": "/build", "mode": 493 },
+ *       { "proc": "/proc" }, { "dev": "/dev" }, { "devpts": "/dev/pts" }, { "dir": "/build", "mode": 493 },
  *       { "symlink": "/lib", "target": "usr/lib" },
  *       { "file": "/etc/motd", "content": "hello\n" }, { "file": "/etc/x", "source": "/host/x" },
  *       { "overlay": "/opt", "lowers": ["/a", "/b"], "upper": "/keep" },
@@ -35,6 +35,7 @@ export const MountSchema = v.union([
   v.strictObject({ symlink: v.string(), target: v.string() }),
   v.strictObject({ proc: v.string() }),
   v.strictObject({ dev: v.string() }),
+  v.strictObject({ devpts: v.string() }),
   v.strictObject({ dir: v.string(), mode: v.optional(Mode) }),
   v.pipe(
     v.strictObject({ file: v.string(), content: v.optional(v.string()), source: v.optional(v.string()), mode: v.optional(Mode) }),
@@ -98,6 +99,7 @@ export function applyMount(plan: MountPlan, m: MountEntry | FileBytes, subject: 
     op = { kind: "tmpfs", dst: m.tmpfs, mode: m.mode ?? 0o755, ...(bytes !== undefined ? { size: bytes } : {}) };
   } else if ("symlink" in m) op = { kind: "symlink", target: m.target, dst: m.symlink };
   else if ("proc" in m) op = { kind: "proc", dst: m.proc };
+  else if ("devpts" in m) op = { kind: "devpts", dst: m.devpts };
   else if ("dev" in m) {
     plan.addMinimalDev(m.dev);
     return;

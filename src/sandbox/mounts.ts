@@ -54,10 +54,12 @@ export type MountOp =
   /** Hides what is at dst in the tree (OCI maskedPaths); nothing when missing. */
   | { kind: "mask"; dst: string }
   /** Makes what is at dst in the tree read-only (OCI readonlyPaths); nothing when missing. */
-  | { kind: "readonly"; dst: string };
+  | { kind: "readonly"; dst: string }
+  /** A devpts of the sandbox's own (its ptys only; the minimal /dev's ptmx points into it). */
+  | { kind: "devpts"; dst: string };
 
 export type MountKind = MountOp["kind"];
-export const MOUNT_KINDS: readonly MountKind[] = ["bind", "tmpfs", "proc", "symlink", "dir", "file", "overlay", "mask", "readonly"];
+export const MOUNT_KINDS: readonly MountKind[] = ["bind", "tmpfs", "proc", "symlink", "devpts", "dir", "file", "overlay", "mask", "readonly"];
 
 /** The sandbox's "/": a mount operation whose destination is the root. */
 export type RootOp =
@@ -134,6 +136,7 @@ export class MountPlan {
         this.replace({ ...checkOverlay(op, subject), dst });
         break;
       case "proc":
+      case "devpts":
       case "mask":
       case "readonly":
         this.replace({ ...op, dst });
@@ -264,7 +267,11 @@ export class MountPlan {
     return cached.plan.clone();
   }
 
-  /** tmpfs at `at` (/dev) with null, zero, full, random, urandom, tty and the fd links. */
+  /**
+   * tmpfs at `at` (/dev) with null, zero, full, random, urandom, tty, the fd
+   * links, a shm tmpfs, and a devpts of the sandbox's own (ptmx and pts:
+   * script, expect, Python's pty, a sandboxee's terminal).
+   */
   addMinimalDev(at = "/dev"): this {
     const dev = checkDestination(at, "dev");
     this.add({ kind: "tmpfs", dst: dev, size: 64 * 1024, mode: 0o755, noexec: true });
@@ -276,6 +283,8 @@ export class MountPlan {
     this.add({ kind: "symlink", target: "/proc/self/fd/1", dst: `${dev}/stdout` });
     this.add({ kind: "symlink", target: "/proc/self/fd/2", dst: `${dev}/stderr` });
     this.add({ kind: "tmpfs", dst: `${dev}/shm`, size: DEFAULT_TMP_SIZE, mode: 0o1777, noexec: true });
+    this.add({ kind: "devpts", dst: `${dev}/pts` });
+    this.add({ kind: "symlink", target: "pts/ptmx", dst: `${dev}/ptmx` });
     return this;
   }
 
@@ -311,6 +320,8 @@ function describeOp(op: MountOp): string {
       return `tmpfs ${op.dst}${op.size ? ` size=${op.size}` : ""}`;
     case "proc":
       return `proc ${op.dst}`;
+    case "devpts":
+      return `devpts ${op.dst} (the sandbox's own)`;
     case "symlink":
       return `symlink ${op.dst} -> ${op.target}`;
     case "dir":

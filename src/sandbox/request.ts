@@ -6,8 +6,8 @@
  */
 import {
   BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
-  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_FDMAP,
-  BB_M_BIND, BB_M_DIR, BB_M_FILE, BB_M_LOWER, BB_M_MASK, BB_M_OVERLAY, BB_M_PROC, BB_M_READONLY, BB_M_SYMLINK,
+  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_F_TTY_STDIN, BB_FDMAP,
+  BB_M_BIND, BB_M_DEVPTS, BB_M_DIR, BB_M_FILE, BB_M_LOWER, BB_M_MASK, BB_M_OVERLAY, BB_M_PROC, BB_M_READONLY, BB_M_SYMLINK,
   BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT, BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
 } from "../native/abi.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
@@ -16,10 +16,11 @@ import type { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
 import { generatedEtc } from "./etc.ts";
 import type { MountOp, MountPlan, RootOp } from "./mounts.ts";
+import { UsageError } from "../errors.ts";
 
 const MOUNT_KIND: Record<MountOp["kind"], number> = {
-  bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK, dir: BB_M_DIR, file: BB_M_FILE,
-  overlay: BB_M_OVERLAY, mask: BB_M_MASK, readonly: BB_M_READONLY,
+  bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK, devpts: BB_M_DEVPTS, dir: BB_M_DIR,
+  file: BB_M_FILE, overlay: BB_M_OVERLAY, mask: BB_M_MASK, readonly: BB_M_READONLY,
 };
 
 type ReqField = Exclude<keyof typeof BB_REQ, "sizeof">;
@@ -184,6 +185,12 @@ export function randomMagic(): bigint {
   return b[0]! | 1n; // never 0: an unset 6th argument must not match
 }
 
+/** The terminal comes from a devpts at /dev/pts: one is added where the policy's filesystem has none. */
+function withDevpts(plan: MountPlan): MountPlan {
+  if (plan.ops.some((o) => o.kind === "devpts" && o.dst === "/dev/pts")) return plan;
+  return plan.clone().add({ kind: "devpts", dst: "/dev/pts" }, "tty");
+}
+
 export function buildRequest(executor: Executor, policy: Policy, settings: SpawnSettings): Request {
   const w = new Writer();
   const hdr = w.reserve(BB_REQ.sizeof);
@@ -201,7 +208,12 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   if (settings.notify && settings.program) flags |= BB_F_NOTIFY;
   if (root) flags |= BB_F_CALLER_ROOT;
   if (!settings.program) flags |= BB_F_NO_SECCOMP;
-  if (policy.net === "loopback") flags |= BB_F_LOOPBACK;
+  // The sandbox's own network namespace gets its own lo, up, as bwrap, nsjail
+  // and docker do: programs that talk to themselves over localhost work, and
+  // nothing outside is reachable ("loopback" is the same as "none").
+  if (policy.net !== "host") flags |= BB_F_LOOPBACK;
+  const tty = executor.tty;
+  for (const fd of tty?.stdio ?? []) flags |= BB_F_TTY_STDIN << fd;
   let clone = BB_CLONE_NEWUSER | BB_CLONE_NEWNS | BB_CLONE_NEWPID | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWCGROUP;
   if (policy.net !== "host") clone |= BB_CLONE_NEWNET;
 
@@ -230,8 +242,9 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const etc = generatedEtc(settings.mounts, { uid: uidInside, gid: gidInside, net: policy.net, hostname: policy.hostname });
-  const mounts = writeMounts(w, settings.mounts, etc);
+  const plan = tty ? withDevpts(settings.mounts) : settings.mounts;
+  const etc = generatedEtc(plan, { uid: uidInside, gid: gidInside, net: policy.net, hostname: policy.hostname });
+  const mounts = writeMounts(w, plan, etc);
   set("mounts_off", mounts.at);
   set("nmounts", mounts.count);
 
@@ -240,6 +253,12 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("nrlimits", limits.length / BB_RLIMIT.sizeof);
 
   const fds = executor.ipc.fds;
+  for (const m of fds) {
+    // The caller's fds there are what the terminal replaces: they must not enter through a mapping either.
+    if (tty?.stdio.includes(m.hostFd as 0) || tty?.stdio.includes(m.targetFd as 0)) {
+      throw new UsageError("ipc.mapFd", `fd ${m.hostFd} -> ${m.targetFd}: std fd ${tty.stdio.includes(m.hostFd as 0) ? m.hostFd : m.targetFd} is the sandboxee's terminal (Executor tty)`);
+    }
+  }
   const fdAt = w.reserve(fds.length * BB_FDMAP.sizeof);
   fds.forEach((m, i) => {
     w.put(fdAt + i * BB_FDMAP.sizeof, BB_FDMAP.src, m.hostFd);
@@ -256,6 +275,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("exec_magic_lo", Number(magic & 0xffffffffn));
   set("exec_magic_hi", Number(magic >> 32n));
   set("setup_timeout_ms", settings.setupTimeoutMs);
+  if (tty) set("tty_size", ((tty.rows ?? 0) << 16) | (tty.cols ?? 0));
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);

@@ -68,7 +68,7 @@ const CASES: [what: string, detail: RegExp, edit: (r: ReturnType<typeof request>
   ["fds past the end of the buffer", /^fds_off: 1 fds at /, (r) => set(r, BB_REQ.fds_off, r.bytes.length - 4)],
   [`more mounts than A's fd array (${BB_MOUNTS_MAX})`, /^nmounts: 1025, at most 1024/, (r) => set(r, BB_REQ.nmounts, BB_MOUNTS_MAX + 1)],
   ["mounts past the end of the buffer", /^mounts_off: /, (r) => set(r, BB_REQ.mounts_off, r.bytes.length - 8)],
-  ["an unknown mount kind", /^mounts\[0\]\.kind: 11/, (r) => set(r, BB_MOUNT.kind, BB_M_READONLY + 1, mount0(r))],
+  ["an unknown mount kind", /^mounts\[0\]\.kind: 12/, (r) => set(r, BB_MOUNT.kind, BB_M_READONLY + 1, mount0(r))],
   ["a first mount that is not the root", /^mounts\[0\]: the first mount must be the root/, (r) => set(r, BB_MOUNT.kind, BB_M_PROC, mount0(r))],
   ["a second root", /^mounts\[1\]\.dst: \/ is the root's/, (r) => set(r, BB_MOUNT.dst_off, r.u32(BB_MOUNT.dst_off, mount0(r)), mount1(r))],
   ["a lower layer with no overlay after it", /^mounts\[1\]: 1 lower layers not followed by their overlay/, (r) => {
