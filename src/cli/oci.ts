@@ -31,13 +31,17 @@ const run = defineCommand({
       throw new UsageError("--profile", `unknown profile "${profile}" (${PROFILE_NAMES.join(", ")})`);
     }
     const { loadBundle } = await import("../oci/bundle.ts");
+    const { planTerminal, terminalOptions } = await import("./tty.ts");
+    // A bundle that asks for a terminal gets one, relayed to bunbox's stdin and stdout (as --tty).
+    const terminal = planTerminal("tty")!;
     const { policy, executor } = loadBundle(positionals.bundle, {
+      tty: terminalOptions(terminal),
       ...(profile !== undefined ? { profile: profile as ProfileName } : {}),
       ...(strings["time-limit"] !== undefined ? { limits: { wallTimeMs: parseDuration(strings["time-limit"], "--time-limit") } } : {}),
     });
     const { runPrepared } = await import("./run.ts");
     const reporting = { flags: { ...flags, "no-tty": undefined }, strings: { "result-file": strings["result-file"], "time-limit": strings["time-limit"] } };
-    return runPrepared(reporting, policy, executor, undefined, t0);
+    return runPrepared(reporting, policy, executor, executor.tty ? terminal : undefined, t0);
   },
 });
 

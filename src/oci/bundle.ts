@@ -18,7 +18,7 @@ import { BunboxError, EXIT_USAGE } from "../errors.ts";
 import { PolicyBuilder } from "../policy/builder.ts";
 import type { Policy } from "../policy/policy.ts";
 import { applyProfile, type ProfileName } from "../policy/profiles.ts";
-import { Executor } from "../sandbox/executor.ts";
+import { Executor, type TerminalOptions } from "../sandbox/executor.ts";
 import { Limits, type LimitsInit } from "../sandbox/limits.ts";
 import { parseSize } from "../sandbox/units.ts";
 import { applySeccompProfile, SeccompProfileError } from "./seccomp.ts";
@@ -32,6 +32,8 @@ export class BundleError extends BunboxError {
 }
 
 export interface BundleOptions {
+  /** The terminal when the bundle asks for one (process.terminal): its std fds, and a size unless consoleSize gives one. */
+  tty?: TerminalOptions;
   /** The syscall profile when the bundle has no linux.seccomp (default: "default"). */
   profile?: ProfileName;
   /** Limits beyond the bundle's rlimits (wall time: none unless given). */
@@ -146,7 +148,6 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
   if (!p) problems.push("process: missing (what to run)");
   const args = p?.args ?? [];
   if (p && args.length === 0) problems.push("process.args: empty (what to run)");
-  if (p?.terminal) problems.push("process.terminal: a pseudo-terminal is not supported yet (set it to false)");
   for (const [set, caps] of Object.entries(p?.capabilities ?? {})) {
     if (caps?.length) problems.push(`process.capabilities.${set}: bunbox grants no capabilities (${caps.join(", ")})`);
   }
@@ -174,7 +175,9 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
   let executor: Executor | undefined;
   if (problems.length === 0 && p) {
     before(() => {
-      executor = new Executor(args[0]!, args, { env, cwd: p.cwd, limits: new Limits(limits) });
+      const size = p.consoleSize ? { rows: p.consoleSize.height, cols: p.consoleSize.width } : {};
+      const tty = p.terminal ? { stdio: [0, 1, 2] as const, ...opts.tty, ...size } : undefined;
+      executor = new Executor(args[0]!, args, { env, cwd: p.cwd, limits: new Limits(limits), ...(tty ? { tty } : {}) });
     });
   }
   if (problems.length) throw new BundleError(dir, problems);

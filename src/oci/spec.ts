@@ -27,7 +27,7 @@ const Rlimit = v.strictObject({ type: str, soft: v.union([uint, v.bigint()]), ha
 
 export const ProcessSchema = v.strictObject({
   terminal: opt(v.boolean()),
-  consoleSize: opt(any),
+  consoleSize: opt(v.strictObject({ height: uint, width: uint })),
   cwd: str,
   env: opt(v.array(str)),
   args: opt(v.array(str)),
@@ -124,8 +124,8 @@ export const OCI_FIELDS: Record<string, Support> = {
   "mounts[].options": [true, "ro, rw, bind, rbind, nosuid, nodev, noexec, mode=, size=, private, rprivate, atime and harmless options; others refused"],
   "mounts[].uidMappings": [false, "idmapped mounts are not supported"],
   "mounts[].gidMappings": [false, "idmapped mounts are not supported"],
-  "process.terminal": [true, "false only: a pseudo-terminal is not supported yet"],
-  "process.consoleSize": [false, "no pseudo-terminal"],
+  "process.terminal": [true, "a pseudo-terminal of the sandbox's own, relayed by bunbox oci run"],
+  "process.consoleSize": [true, "the pseudo-terminal's size at the start"],
   "process.cwd": [true, "the working directory"],
   "process.env": [true, "the environment, as given (PATH from it)"],
   "process.args": [true, "the command (looked up in the environment's PATH)"],

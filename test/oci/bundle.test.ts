@@ -43,6 +43,17 @@ describe.skipIf(!!NO_STAGE)(`oci run ${NO_STAGE ?? ""}`, () => {
     });
   }
 
+  test("process.terminal: a pty of its own, of consoleSize", async () => {
+    const dir = bundle((c) => {
+      sh("tty; stty size")(c);
+      c.process.terminal = true;
+      c.process.consoleSize = { height: 30, width: 100 };
+    });
+    const r = await oci(dir);
+    expect(r.stdout.replaceAll("\r", "")).toBe("/dev/pts/0\n30 100\n");
+    expect(r.code).toBe(0);
+  });
+
   test("a profile that denies mkdir with EPERM (errnoRet) and allows the rest", async () => {
     const dir = bundle((c) => {
       sh("mkdir /tmp/d 2>&1; echo rc=$?; touch /tmp/f && echo touched")(c);
@@ -123,7 +134,6 @@ describe("what a bundle asks and bunbox does not do is an error naming the field
       c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "pid");
       c.mounts.push({ destination: "/sys", type: "sysfs", source: "sysfs" });
       c.process.rlimits.push({ type: "RLIMIT_MEMLOCK", soft: 1, hard: 1 });
-      c.process.terminal = true;
     });
     expect(problems).toEqual(["linux.bogus: not a field of the OCI runtime spec"]);
     const rest = refused((c) => {
@@ -133,14 +143,12 @@ describe("what a bundle asks and bunbox does not do is an error naming the field
       c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "pid");
       c.mounts.push({ destination: "/sys", type: "sysfs", source: "sysfs" });
       c.process.rlimits.push({ type: "RLIMIT_MEMLOCK", soft: 1, hard: 1 });
-      c.process.terminal = true;
     });
     for (const p of [
       "hooks: not supported by bunbox (bunbox runs no hooks)",
       "linux.sysctl: not supported by bunbox (not supported)",
       "mounts.3.type: sysfs is not supported (proc, tmpfs, bind)",
       "linux.namespaces: no pid namespace: sharing the host's pids is refused",
-      "process.terminal: a pseudo-terminal is not supported yet (set it to false)",
       "process.capabilities.bounding: bunbox grants no capabilities (CAP_KILL)",
       "process.rlimits.1.type: RLIMIT_MEMLOCK is not supported (RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE)",
     ]) {
