@@ -25,7 +25,7 @@ export const RUN_ARGS = {
   rw: { type: "string", section: FILES, repeatable: true, complete: "file", description: "Bind a host path writable (repeatable)", valueHint: "SRC[:DST]" },
   tmpfs: { type: "string", section: FILES, repeatable: true, description: "A fresh tmpfs (repeatable); SIZE like 64M (default 64M)", valueHint: "DST[:SIZE]" },
   "ro-try": { type: "string", section: FILES, repeatable: true, complete: "file", description: "As --ro, nothing if SRC is missing (repeatable)", valueHint: "SRC[:DST]" },
-  "rw-try": { type: "string", section: FILES, repeatable: true, complete: "file", aliases: ["bind-try"], description: "As --rw, nothing if SRC is missing (repeatable; also --bind-try)", valueHint: "SRC[:DST]" },
+  "rw-try": { type: "string", section: FILES, repeatable: true, complete: "file", aliases: ["bind-try"], description: "As --rw, nothing if SRC is missing (repeatable)", valueHint: "SRC[:DST]" },
   dir: { type: "string", section: FILES, repeatable: true, description: "A directory inside (repeatable)", valueHint: "DST" },
   symlink: { type: "string", section: FILES, repeatable: true, description: "A symlink DST -> TARGET inside (repeatable)", valueHint: "TARGET:DST" },
   file: { type: "string", section: FILES, repeatable: true, complete: "file", description: "A read-only file at DST holding a copy of SRC, a path or an open fd's number, read when bunbox starts (repeatable)", valueHint: "SRC:DST" },
