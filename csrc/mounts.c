@@ -334,7 +334,7 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   t.sh = sh;
   t.ops = (const void *)(sh->base + rq->mounts_off);
   t.fds = fds;
-  t.scratch = t.root = t.mask_file = -1;
+  t.scratch = t.root = t.mask_file = t.image = -1;
   long r = bb_sys5(SYS_mount, 0, "/", 0, MS_REC | MS_PRIVATE, 0);
   if (r < 0) return bb_mount_fail(&t, BB_ST_MOUNT_NAMESPACE, r, "/", 0);
   /* Modes as the plan gives them; B, cloned later, gets the old umask back. */

@@ -68,6 +68,7 @@ struct bb_tree {
   const int *fds;  /* bb_mounts_open's fd (or -errno) per op */
   int scratch;     /* O_PATH fd of the scratch tmpfs */
   int root;        /* O_PATH fd of the new root, once mounted */
+  int image;       /* with points (csrc/points.c): the image's root as bound, under any point */
   char root_name[24]; /* its mount point in the scratch */
   int made;        /* names handed out in the scratch (files, overlay uppers) */
   int mask_file;   /* the scratch's empty file for BB_M_MASK, once made; else -1 */

@@ -71,9 +71,9 @@ long bb_new_tmpfs(uint32_t mode, uint64_t size, uint64_t attrs) {
   return bb_new_fs("tmpfs", kv, attrs, why, 0);
 }
 
-/* dir/name made (an existing directory will do) and opened, refusing symlinks. */
-static long sub_dir(int dir, const char *name) {
-  long r = bb_sys3(SYS_mkdirat, dir, name, 0755);
+/* dir/name made with mode (an existing directory will do) and opened, refusing symlinks. */
+static long sub_dir(int dir, const char *name, unsigned mode) {
+  long r = bb_sys3(SYS_mkdirat, dir, name, mode);
   if (r < 0 && r != -EEXIST) return r;
   return bb_open_in(dir, name, O_DIRECTORY, BB_RESOLVE_NO_SYMLINKS | BB_RESOLVE_NO_MAGICLINKS);
 }
@@ -85,7 +85,8 @@ static long sub_dir(int dir, const char *name) {
  * layers it can reach by path in this namespace). 0, or -errno with what
  * failed in *what.
  */
-static long upper_layer(struct bb_tree *t, int host, uint64_t size, long *upper, long *work, const char **what) {
+static long upper_layer(struct bb_tree *t, int host, uint64_t size, unsigned mode, long *upper, long *work,
+                        const char **what) {
   long dir;
   if (host >= 0) {
     *what = "the overlay's upper directory on the host";
@@ -105,8 +106,9 @@ static long upper_layer(struct bb_tree *t, int host, uint64_t size, long *upper,
     bb_sys1(SYS_close, tmp);
   }
   if (dir < 0) return dir;
-  *upper = sub_dir((int)dir, "upper");
-  *work = *upper < 0 ? *upper : sub_dir((int)dir, "work");
+  /* The merged root takes the upper directory's mode (a tmpfs upper's is the op's). */
+  *upper = sub_dir((int)dir, "upper", host >= 0 ? 0755 : mode);
+  *work = *upper < 0 ? *upper : sub_dir((int)dir, "work", 0700);
   bb_sys1(SYS_close, dir);
   if (*upper < 0) return *upper;
   if (*work < 0) {
@@ -141,7 +143,7 @@ long bb_overlay(struct bb_tree *t, const struct bb_mount *m, const int *lowers, 
   long ufd = -1, wfd = -1;
   if (upper >= 0 || m->size || (m->flags & BB_MF_RW)) {
     const char *what;
-    long r = upper_layer(t, upper, m->size, &ufd, &wfd, &what);
+    long r = upper_layer(t, upper, m->size, m->mode ? m->mode : 0755, &ufd, &wfd, &what);
     if (r < 0) {
       bb_strlcpy(why, what, cap);
       return r;

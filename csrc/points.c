@@ -62,14 +62,21 @@ static int make_point(struct bb_tree *t, const char *dst) {
     end = i;
   }
   path[end] = 0;
-  long dir = bb_open_in(t->root, end > 1 ? path + 1 : ".", O_DIRECTORY, BB_IN_ROOT);
+  const char *rel = end > 1 ? path + 1 : ".";
+  long dir = bb_open_in(t->root, rel, O_DIRECTORY, BB_IN_ROOT);
   if (dir < 0) return -1;
+  /* The lower layer is the image's own directory, not what an earlier point
+   * shows of it: points never stack (overlayfs nests two deep at most), and
+   * no earlier point has anything below this directory (it would have been
+   * made there, needing no point here). */
+  long lower = bb_open_in(t->image, rel, O_DIRECTORY, BB_IN_ROOT);
   struct stat st;
-  long r = bb_sys4(SYS_newfstatat, dir, "", &st, BB_AT_EMPTY_PATH);
-  struct bb_mount point = {BB_M_OVERLAY, 0, 0, 0, st.st_mode & 07777, 1, POINT_SIZE};
-  int lower = (int)dir;
-  long tree = r < 0 ? r : bb_overlay(t, &point, &lower, 1, -1, BB_MOUNT_ATTR_NOSUID | BB_MOUNT_ATTR_NODEV,
+  long r = lower < 0 ? lower : bb_sys4(SYS_newfstatat, lower, "", &st, BB_AT_EMPTY_PATH);
+  struct bb_mount point = {BB_M_OVERLAY, 0, 0, 0, r == 0 ? st.st_mode & 07777 : 0755, 1, POINT_SIZE};
+  int low = (int)lower;
+  long tree = r < 0 ? r : bb_overlay(t, &point, &low, 1, -1, BB_MOUNT_ATTR_NOSUID | BB_MOUNT_ATTR_NODEV,
                                       t->points_why, sizeof t->points_why);
+  if (lower >= 0) bb_sys1(SYS_close, lower);
   if (tree >= 0) {
     r = bb_attach((int)tree, (int)dir);
     if (r == 0) t->points[t->npoints++] = (int)tree;
@@ -99,6 +106,9 @@ static size_t parent_of(const char *dst, char *buf) {
 int bb_mount_points(struct bb_tree *t, uint32_t from, uint32_t n) {
   const struct bb_mount *root = &t->ops[from - 1];
   int may_point = root->kind == BB_M_BIND && !(root->flags & BB_MF_RW);
+  /* The image as bound, before any point is put on it. */
+  t->image = may_point ? (int)bb_sys3(SYS_fcntl, t->root, F_DUPFD_CLOEXEC, 0) : -1;
+  if (t->image < 0) may_point = 0;
   for (uint32_t j = from; j < n; j++) {
     const struct bb_mount *o = &t->ops[j];
     const char *dst = bb_str(t->sh, o->dst_off);
@@ -138,6 +148,8 @@ int bb_mount_points(struct bb_tree *t, uint32_t from, uint32_t n) {
 
 /* The points read-only, now that every mount point is made. */
 int bb_points_seal(struct bb_tree *t) {
+  if (t->image >= 0) bb_sys1(SYS_close, t->image);
+  t->image = -1;
   for (int i = 0; i < t->npoints; i++) {
     long r = bb_set_attrs_fd(t->points[i], BB_MOUNT_ATTR_RDONLY | BB_MOUNT_ATTR_NOSUID | BB_MOUNT_ATTR_NODEV, 0);
     bb_sys1(SYS_close, t->points[i]);

@@ -119,13 +119,17 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     }
     if (!str_ok(buf, len, m[i].dst_off, 0))
       return refuse(detail, cap, "mounts[%u].dst_off: no string at %u", i, m[i].dst_off);
-    /* Absolute, and no ".." component: resolved inside the root (csrc/resolve.c), which would contain one, but
-     * a plan never needs one. */
+    /* Absolute and normalised (src/sandbox/paths.ts): no "." or ".." component, no empty one, no trailing
+     * "/". Resolved inside the root (csrc/resolve.c), a ".." would stay in it, but a plan never needs one. */
     const char *dst = (const char *)buf + m[i].dst_off;
     if (dst[0] != '/') return refuse(detail, cap, "mounts[%u].dst: not absolute", i);
-    for (const char *p = dst; *p; p++)
-      if (p[0] == '/' && p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == 0))
-        return refuse(detail, cap, "mounts[%u].dst: a \"..\" component", i);
+    for (const char *p = dst; *p; p++) {
+      if (p[0] != '/') continue;
+      int dots = p[1] == '.' ? (p[2] == '.' ? 2 : 1) : 0;
+      char end = p[1 + dots];
+      if ((p[1] == '/' || (p[1] == 0 && p != dst)) || (dots && (end == '/' || end == 0)))
+        return refuse(detail, cap, "mounts[%u].dst: not a normalised path", i);
+    }
     if (m[i].mode > 07777) return refuse(detail, cap, "mounts[%u].mode: 0%o", i, m[i].mode);
     if (kind == BB_M_LOWER) {
       if (++lowers > BB_LOWERS_MAX) return refuse(detail, cap, "mounts[%u]: more than %u lower layers", i, BB_LOWERS_MAX);

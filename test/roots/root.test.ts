@@ -6,7 +6,7 @@
  * command line, a policy file and the library.
  */
 import { describe, expect, test } from "bun:test";
-import { readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PolicyBuilder } from "../../src/policy/builder.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
@@ -45,6 +45,22 @@ describe.skipIf(!!NO_STAGE)(`--root ${NO_STAGE ?? ""}`, () => {
       const r = await bunbox(["run", "--root", root, "--root-rw", "--env", STAGE_PATH, "--", "sh", "-c", "echo hi > /srv/new && cat /srv/new"], { bare: true, nobody });
       expect(r.stdout).toBe("hi\n");
       expect(await Bun.file(join(root, "srv", "new")).text()).toBe("hi\n");
+    });
+  }
+
+  for (const nobody of who) {
+    test(`mount points at several depths of the image, each on a point over the image's own directory${nobody ? " (as nobody)" : ""}`, async () => {
+      const root = stageCopy();
+      mkdirSync(join(root, "etc", "ssl"), { mode: 0o755 });
+      // "/" , "/etc" and "/etc/ssl" each get a point; stacked on one another they would pass overlayfs's depth of two.
+      const r = await bunbox(
+        ["run", "--root", root, "--env", STAGE_PATH, "--dir", "/newtop", "--file", "/etc/hostname:/etc/motd", "--dir", "/etc/ssl/new", "--",
+          "sh", "-c", "ls -d /newtop /etc/ssl/new /etc/motd; echo $(ls /etc)"],
+        { bare: true, nobody },
+      );
+      expect(r.stderr).toBe("");
+      // The image's /etc as it is, with the mount points and bunbox's generated files.
+      expect(r.stdout).toBe("/etc/motd\n/etc/ssl/new\n/newtop\ngroup hosts motd passwd resolv.conf ssl stage-marker\n");
     });
   }
 

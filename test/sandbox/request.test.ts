@@ -91,6 +91,11 @@ const CASES: [what: string, detail: RegExp, edit: (r: ReturnType<typeof request>
   ["a mount destination that is not absolute", /^mounts\[1\]\.dst: not absolute/, (r) => {
     r.bytes[r.u32(BB_MOUNT.dst_off, mount1(r))] = "x".charCodeAt(0);
   }],
+  // The second op's destination ("/usr", the default view's first) rewritten in place, as long as it was.
+  ...["//sr", "/./r", "/../", "/us/"].map((text): (typeof CASES)[number] => [`a mount destination "${text}", not normalised`, /^mounts\[1\]\.dst: not a normalised path/, (r) => {
+    const at = r.u32(BB_MOUNT.dst_off, mount1(r));
+    for (let k = 0; k < text.length; k++) r.bytes[at + k] = text.charCodeAt(k);
+  }]),
   ["a mount destination outside the buffer", /^mounts\[0\]\.dst_off: no string at /, (r) => set(r, BB_MOUNT.dst_off, r.bytes.length, mount0(r))],
   ["an argv string outside the buffer", /^argv\[0\]: no string at /, (r) => r.view.setUint32(r.u32(BB_REQ.argv_off), r.bytes.length + 10, true)],
   ["no argv", /^argv_off\/argc: 0 strings/, (r) => set(r, BB_REQ.argc, 0)],
