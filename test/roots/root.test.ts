@@ -55,12 +55,12 @@ describe.skipIf(!!NO_STAGE)(`--root ${NO_STAGE ?? ""}`, () => {
       // "/" , "/etc" and "/etc/ssl" each get a point; stacked on one another they would pass overlayfs's depth of two.
       const r = await bunbox(
         ["run", "--root", root, "--env", STAGE_PATH, "--dir", "/newtop", "--file", "/etc/hostname:/etc/motd", "--dir", "/etc/ssl/new", "--",
-          "sh", "-c", "ls -d /newtop /etc/ssl/new /etc/motd; echo $(ls /etc)"],
+          "sh", "-c", "ls -d /newtop /etc/ssl/new /etc/motd; echo $(ls /etc); touch /etc/x /newtop2 2>/dev/null || echo points-ro"],
         { bare: true, nobody },
       );
       expect(r.stderr).toBe("");
       // The image's /etc as it is, with the mount points and bunbox's generated files.
-      expect(r.stdout).toBe("/etc/motd\n/etc/ssl/new\n/newtop\ngroup hosts motd passwd resolv.conf ssl stage-marker\n");
+      expect(r.stdout).toBe("/etc/motd\n/etc/ssl/new\n/newtop\ngroup hosts motd passwd resolv.conf ssl stage-marker\npoints-ro\n");
     });
   }
 
