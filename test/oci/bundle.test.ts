@@ -10,8 +10,11 @@ import { join } from "node:path";
 import { starterConfig } from "../../src/cli/oci.ts";
 import { loadBundle } from "../../src/oci/bundle.ts";
 import { OCI_FIELDS } from "../../src/oci/spec.ts";
-import { bunbox, IS_ROOT } from "../helpers.ts";
+import { bunbox, describeUnless, NEEDS_ROOT, testUnless } from "../helpers.ts";
 import { NO_STAGE, scratchDir, stage } from "../roots/stage.ts";
+
+const CONTAINERS = "/usr/share/containers/seccomp.json";
+const NO_CONTAINERS = existsSync(CONTAINERS) ? undefined : `no ${CONTAINERS} (apt-get install golang-github-containers-common)`;
 
 /**
  * A bundle: the starter config with `edit` applied; its root the staged root
@@ -32,9 +35,9 @@ function bundle(edit: (c: Record<string, any>) => void = () => {}, copy = false)
 const sh = (script: string) => (c: Record<string, any>) => (c.process.args = ["sh", "-c", script]);
 const oci = (dir: string, opts: string[] = [], nobody = false) => bunbox(["oci", "run", ...opts, dir], { bare: true, nobody });
 
-describe.skipIf(!!NO_STAGE)(`oci run ${NO_STAGE ?? ""}`, () => {
-  for (const nobody of IS_ROOT ? [false, true] : [false]) {
-    test(`the starter config runs: its root read-only, hostname, uid 0 inside, masked and read-only paths${nobody ? " (as nobody)" : ""}`, async () => {
+describeUnless(NO_STAGE)(`oci run`, () => {
+  for (const nobody of [false, true]) {
+    testUnless(nobody ? NEEDS_ROOT : undefined)(`the starter config runs: its root read-only, hostname, uid 0 inside, masked and read-only paths${nobody ? " (as nobody)" : ""}`, async () => {
       const dir = bundle(sh("id -u; hostname; touch /x 2>/dev/null || echo root-ro; wc -c < /proc/timer_list; echo 1 2>/dev/null > /proc/sys/kernel/ns_last_pid || echo sys-ro; touch /tmp/ok && echo tmp-ok"), true);
       const r = await oci(dir, [], nobody);
       expect(r.stderr).toBe("");
@@ -77,8 +80,7 @@ describe.skipIf(!!NO_STAGE)(`oci run ${NO_STAGE ?? ""}`, () => {
     expect(result.violation.syscall).toMatch(/^mkdir(at)?$/);
   });
 
-  const CONTAINERS = "/usr/share/containers/seccomp.json";
-  test.skipIf(!existsSync(CONTAINERS))(`containers-common's profile runs sh -c 'ls /' ${existsSync(CONTAINERS) ? "" : "(# SKIP apt-get install golang-github-containers-common)"}`, async () => {
+  testUnless(NO_CONTAINERS)("containers-common's profile runs sh -c 'ls /'", async () => {
     const dir = bundle((c) => {
       sh("ls /")(c);
       c.linux.seccomp = JSON.parse(readFileSync(CONTAINERS, "utf8"));

@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bunbox, IS_ROOT } from "../helpers.ts";
+import { bunbox, describeUnless, NEEDS_ROOT, testUnless } from "../helpers.ts";
 import { NO_STAGE, STAGE_PATH, scratchDir, stage, stageCopy } from "./stage.ts";
 
 const NO_CC = ["/usr/bin/gcc", "/usr/bin/make"].find((p) => !existsSync(p));
@@ -31,9 +31,9 @@ const build = (root: string, proj: string, extra: string[], script: string, nobo
     { bare: true, nobody },
   );
 
-describe.skipIf(!!skip)(`a C build in a staged root ${skip ?? ""}`, () => {
-  for (const nobody of IS_ROOT ? [false, true] : [false]) {
-    test(`make and gcc, the build directory the only writable place${nobody ? " (as nobody)" : ""}`, async () => {
+describeUnless(skip)(`a C build in a staged root`, () => {
+  for (const nobody of [false, true]) {
+    testUnless(nobody ? NEEDS_ROOT : undefined)(`make and gcc, the build directory the only writable place${nobody ? " (as nobody)" : ""}`, async () => {
       const proj = project();
       const r = await build(stage(), proj, [], "make -s && ./app && touch /usr/x 2>/dev/null || echo usr-ro; touch /etc/x 2>/dev/null || echo etc-ro; cat /proc/net/dev | wc -l", nobody);
       expect(r.stderr).toBe("");

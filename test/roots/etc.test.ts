@@ -8,13 +8,13 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bunbox, IS_ROOT } from "../helpers.ts";
+import { bunbox, describeUnless, IS_ROOT, NEEDS_ROOT, testUnless } from "../helpers.ts";
 import { NO_STAGE, STAGE_PATH, stage, stageCopy } from "./stage.ts";
 
 const run = (root: string, opts: string[], script: string, nobody = false) =>
   bunbox(["run", "--root", root, "--env", STAGE_PATH, ...opts, "--", "sh", "-c", script], { bare: true, nobody });
 
-describe.skipIf(!!NO_STAGE)(`generated /etc ${NO_STAGE ?? ""}`, () => {
+describeUnless(NO_STAGE)(`generated /etc`, () => {
   test("id, whoami and ls -l have names; hosts knows localhost and the hostname; no resolver", async () => {
     const r = await run(stage(), ["--hostname", "box"], "id; whoami; ls -ld /tmp | cut -c 1-10; grep -c localhost /etc/hosts; grep box /etc/hosts; cat /etc/resolv.conf");
     expect(r.stderr).toBe("");
@@ -56,7 +56,7 @@ describe.skipIf(!!NO_STAGE)(`generated /etc ${NO_STAGE ?? ""}`, () => {
     expect(r.stdout).toBe(readFileSync("/etc/hosts", "utf8"));
   });
 
-  test.if(IS_ROOT)("as nobody too", async () => {
+  testUnless(NEEDS_ROOT)("as nobody too", async () => {
     const r = await run(stage(), [], "id -un", true);
     expect(r.stdout).toBe("nobody\n");
   });

@@ -12,7 +12,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bunbox, IS_ROOT } from "../helpers.ts";
+import { bunbox, describeUnless, NEEDS_ROOT, testUnless } from "../helpers.ts";
 import { NO_STAGE, STAGE_PATH, scratchDir, stageCopy } from "./stage.ts";
 
 let image: string | undefined;
@@ -22,11 +22,11 @@ const root = () => (image ??= stageCopy(65534));
 const run = (opts: string[], script: string, nobody = false) =>
   bunbox(["run", "--root", root(), "--env", STAGE_PATH, ...opts, "--", "sh", "-c", script], { bare: true, nobody });
 
-describe.skipIf(!!NO_STAGE)(`overlay roots ${NO_STAGE ?? ""}`, () => {
-  for (const nobody of IS_ROOT ? [false, true] : [false]) {
+describeUnless(NO_STAGE)(`overlay roots`, () => {
+  for (const nobody of [false, true]) {
     const as = nobody ? " (as nobody)" : "";
 
-    test(`--overlay: writes go to a tmpfs and vanish with the run${as}`, async () => {
+    testUnless(nobody ? NEEDS_ROOT : undefined)(`--overlay: writes go to a tmpfs and vanish with the run${as}`, async () => {
       const r = await run(["--overlay"], "echo written > /srv/new && cat /srv/new && rm /etc/stage-marker 2>/dev/null; ls /srv", nobody);
       expect(r.stderr).toBe("");
       expect(r.stdout).toBe("written\nnew\n");
@@ -35,7 +35,7 @@ describe.skipIf(!!NO_STAGE)(`overlay roots ${NO_STAGE ?? ""}`, () => {
       expect(again.stdout).toBe("0\nstaged root\n");
     });
 
-    test(`--overlay-upper DIR: the changes are kept in DIR/upper and seen by the next run${as}`, async () => {
+    testUnless(nobody ? NEEDS_ROOT : undefined)(`--overlay-upper DIR: the changes are kept in DIR/upper and seen by the next run${as}`, async () => {
       const upper = scratchDir("upper");
       const first = await run(["--overlay-upper", upper], "echo kept > /srv/kept", nobody);
       expect(first.code).toBe(0);
@@ -70,7 +70,7 @@ describe.skipIf(!!NO_STAGE)(`overlay roots ${NO_STAGE ?? ""}`, () => {
     expect(readdirSync(b)).toEqual(["g"]);
   });
 
-  test.if(IS_ROOT)("an overlay the kernel refuses is a setup error at the overlay stage, with its reason", async () => {
+  testUnless(NEEDS_ROOT)("an overlay the kernel refuses is a setup error at the overlay stage, with its reason", async () => {
     const up = scratchDir("upper");
     const ro = scratchDir("upper-ro");
     expect(Bun.spawnSync(["mount", "--bind", up, ro]).exitCode).toBe(0);

@@ -7,13 +7,13 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { capabilities, type Capabilities, degrade, MAXIMUM_ISOLATION, runSandbox } from "../../src/index.ts";
-import { IS_ROOT } from "../helpers.ts";
+import { bunbox, describeUnless, IS_ROOT } from "../helpers.ts";
 import { NO_STAGE, scratchDir, stage, stageCopy } from "./stage.ts";
 
 const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
 const ENV = { PATH: "/bin:/usr/bin" };
 
-describe.skipIf(!!NO_STAGE)(`runSandbox ${NO_STAGE ?? ""}`, () => {
+describeUnless(NO_STAGE)(`runSandbox`, () => {
   test("a staged root, one writable path, an extra mount, no network; stdout and stderr captured", async () => {
     const root = stageCopy();
     const r = await runSandbox(["sh", "-c", "echo out; echo err >&2; echo kept > /srv/f; touch /etc/x 2>/dev/null || echo etc-ro; ls /host-usr/bin/gcc >/dev/null && echo usr; exit 3"], {
