@@ -154,7 +154,9 @@ function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[]): { a
     w.put(base, BB_MOUNT.flags, e.lower ? 0 : mountFlags(op, !!e.root));
     w.put(base, BB_MOUNT.src_off, srcOff);
     w.put(base, BB_MOUNT.dst_off, w.str(e.dst));
-    w.put(base, BB_MOUNT.mode, "mode" in op && !e.lower ? (op.mode ?? 0o755) : 0);
+    // A tmpfs or directory without a mode is 0755 (never 0: a root-only directory to the sandboxee).
+    const mode = e.lower ? 0 : op.kind === "tmpfs" || op.kind === "dir" ? (op.mode ?? 0o755) : op.kind === "file" ? (op.mode ?? 0o444) : 0;
+    w.put(base, BB_MOUNT.mode, mode);
     w.put(base, BB_MOUNT.aux, e.aux ?? 0);
     w.put(base, BB_MOUNT.size, size);
   });
