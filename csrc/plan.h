@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 4
+#define BB_ABI_VERSION 6
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */
@@ -46,6 +46,11 @@
 #define BB_F_TTY_STDIN 0x10
 #define BB_F_TTY_STDOUT 0x20
 #define BB_F_TTY_STDERR 0x40
+/* --net proxy (docs/network.md): A, in the new network namespace with lo up,
+ * binds the proxy's listener on 127.0.0.1:proxy_port and the DNS stub's UDP
+ * and TCP sockets on 127.0.0.1:53; T takes all three (bb_spawn_out.net_*).
+ * Needs BB_F_LOOPBACK and BB_CLONE_NEWNET. */
+#define BB_F_NET_PROXY 0x100
 
 /* bb_req.clone_flags: the kernel's CLONE_NEW* (csrc/request.c checks they
  * agree). NEWUSER and NEWPID are required: see bb_check_request. NEWCGROUP
@@ -85,19 +90,35 @@ struct bb_req {
   uint32_t bpf_off, bpf_len; /* struct sock_filter[bpf_len]; bpf_len 0 with BB_F_NO_SECCOMP */
   uint32_t exec_magic_lo, exec_magic_hi; /* 6th argument of the first execveat */
   uint32_t setup_timeout_ms;             /* the whole of setup, clone to execve; never 0 */
-  uint32_t root_mode;                    /* mode of the sandbox's / (tmpfs) */
   uint32_t tty_size;                     /* with BB_F_TTY_*: the pty's rows << 16 | columns; 0: unset */
+  uint32_t proxy_port;                   /* with BB_F_NET_PROXY: the proxy's port inside (1..65535, not 53); else 0 */
   uint32_t cgroups_off, ncgroups;        /* struct bb_cgroup[ncgroups]: the sandbox's cgroups */
   uint32_t sysctls_off, nsysctls;        /* struct bb_sysctl[nsysctls]: A writes them in its user namespace */
 };
 
-/* Mount operations, applied in order by csrc/mounts.c. */
+/*
+ * Mount operations, applied in order by csrc/mounts.c. The first one (after
+ * the BB_M_LOWER ops of an overlay) is the sandbox's root: its dst is "/"
+ * and its kind BB_M_TMPFS, BB_M_BIND (a host directory) or BB_M_OVERLAY; no
+ * other op has dst "/". Every other dst is resolved inside that root
+ * (symlinks in it stay in it; csrc/resolve.c).
+ */
 enum bb_mount_kind {
-  BB_M_BIND = 1,    /* src (host path) onto dst; file or directory */
-  BB_M_TMPFS = 2,   /* fresh tmpfs at dst, `size` bytes (0: kernel default), `mode` */
-  BB_M_PROC = 3,    /* fresh procfs of the sandbox's pid namespace */
-  BB_M_SYMLINK = 4, /* dst -> src (src is the link text) */
-  BB_M_DEVPTS = 5,  /* a private devpts instance at dst (newinstance, ptmxmode=0666) */
+  BB_M_BIND = 1,     /* src (host path) onto dst; file or directory */
+  BB_M_TMPFS = 2,    /* fresh tmpfs at dst, `size` bytes (0: kernel default), `mode` */
+  BB_M_PROC = 3,     /* fresh procfs of the sandbox's pid namespace */
+  BB_M_SYMLINK = 4,  /* dst -> src (src is the link text) */
+  BB_M_DEVPTS = 5,   /* a private devpts instance at dst (newinstance, ptmxmode=0666) */
+  BB_M_DIR = 6,      /* a directory at dst with `mode` (parents 0755), unless one is there */
+  BB_M_FILE = 7,     /* a read-only file at dst holding the `size` bytes at src_off, `mode` */
+  BB_M_LOWER = 8,    /* src: a host directory, a lower layer of the BB_M_OVERLAY after it */
+  BB_M_OVERLAY = 9,  /* overlayfs at dst over the `aux` BB_M_LOWER ops just before it (the
+                      * first is the bottom layer); upper: src (a host directory, which
+                      * keeps the changes in src/upper, src/work its scratch) or, when
+                      * src_off is 0, a tmpfs of `size` bytes, discarded */
+  BB_M_MASK = 10,     /* dst (in the tree) hidden: an empty read-only tmpfs over a
+                      * directory, an empty file over anything else; nothing if missing */
+  BB_M_READONLY = 11, /* dst (in the tree) bound read-only onto itself; nothing if missing */
 };
 
 #define BB_MF_RW 0x1       /* writable (default read-only) */
@@ -107,13 +128,16 @@ enum bb_mount_kind {
 #define BB_MF_IDMAP 0x10   /* bind through an idmapped mount made by T: the source's owner is the
                             * sandbox's kernel uid there (writable binds as root, csrc/idmap.c) */
 
+#define BB_LOWERS_MAX 64        /* bb_mount.aux of an overlay */
+#define BB_FILE_MAX 16777216 /* bb_mount.size of a BB_M_FILE (16 MiB) */
+
 struct bb_mount {
-  uint32_t kind;  /* enum bb_mount_kind */
-  uint32_t flags; /* BB_MF_* */
+  uint32_t kind;    /* enum bb_mount_kind */
+  uint32_t flags;   /* BB_MF_* */
   uint32_t src_off; /* 0 when unused */
   uint32_t dst_off;
   uint32_t mode;
-  uint32_t pad;
+  uint32_t aux;     /* BB_M_OVERLAY: how many BB_M_LOWER ops precede it */
   uint64_t size;
 };
 
@@ -180,6 +204,7 @@ enum bb_stage {
   BB_ST_TIMEOUT,
   BB_ST_NETWORK,
   BB_ST_TERMINAL,
+  BB_ST_OVERLAY,
   BB_ST_CGROUP,
   BB_ST_IDMAP,
   BB_ST_SYSCTL,
@@ -219,6 +244,11 @@ struct bb_spawn_out {
   char detail[BB_DETAIL_MAX]; /* the path or value the failed stage was working on */
   uint32_t phase_us[BB_MARKS]; /* µs from BB_MK_CLONE to each mark; 0 where not reached */
   int32_t pty_master;          /* with BB_F_TTY_*: the master of the sandboxee's terminal; else -1 */
+  /* With BB_F_NET_PROXY: the sockets A bound in the sandbox's network
+   * namespace, now bunbox's only (close-on-exec in A and B); else -1. */
+  int32_t net_proxy;   /* TCP, listening on 127.0.0.1:proxy_port */
+  int32_t net_dns_udp; /* UDP, bound to 127.0.0.1:53 */
+  int32_t net_dns_tcp; /* TCP, listening on 127.0.0.1:53 */
 };
 
 /* What init (csrc/init.c) writes on fd 3 when the sandboxee ends. */

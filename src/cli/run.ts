@@ -2,8 +2,9 @@
  * `bunbox run [OPTIONS] -- COMMAND [ARG...]`
  *
  * Precedence: the policy comes from --policy FILE, else --profile NAME, else
- * the `default` profile; --ro/--rw/--tmpfs add to its filesystem (a later
- * mount on the same destination replaces an earlier one), and --net,
+ * the `default` profile; the filesystem options (src/cli/mounts.ts) add to
+ * its filesystem (a later mount on the same destination replaces an earlier
+ * one), and --net,
  * --hostname, --uid and --gid override it. Limits come from the options,
  * else Sandbox2's defaults (src/sandbox/limits.ts), but for the wall time:
  * none when stdin is a terminal (someone is typing there), unless given.
@@ -20,16 +21,18 @@ import type { ContainmentPlan, LimitNames } from "../containment/containment.ts"
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
-import type { NetMode } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
 import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
-import { checkDestination, checkSource } from "../sandbox/mounts.ts";
+import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
+import { formatNetworkEvent } from "../net/network.ts";
+import { networkChanges } from "./network.ts";
+import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
 import { buildEnv } from "./env.ts";
 import { planTerminal, type TerminalPlan, TerminalRelay, terminalOptions } from "./tty.ts";
@@ -37,6 +40,11 @@ import { isTerminal as isatty } from "../native/tty.ts";
 import type { Result } from "../sandbox/result.ts";
 
 type RunOptions = Parsed<typeof RUN_ARGS>;
+/** What -v and the reporting read of the options (`bunbox oci run` has these too). */
+export type RunReporting = {
+  flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty"> & Partial<Pick<RunOptions["flags"], "allow-weaker-limits">>;
+  strings: Pick<RunOptions["strings"], "result-file" | "time-limit">;
+};
 
 /**
  * The smallest --max-files that can work: stdin, stdout, stderr, and the
@@ -61,16 +69,6 @@ const MIN_MEMORY = 4 * 1024 ** 2;
 /** The limits as this command line names them, in messages. */
 const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
 
-/** SRC[:DST] (DST defaults to SRC). */
-function splitMount(spec: string, option: string): [string, string] {
-  const i = spec.indexOf(":");
-  const src = i < 0 ? spec : spec.slice(0, i);
-  const dst = i < 0 ? spec : spec.slice(i + 1);
-  if (!src) throw new UsageError(option, `"${spec}" has no source path`);
-  if (!dst) throw new UsageError(option, `"${spec}" has no destination path after ":"`);
-  return [checkSource(src, `${option} ${spec}`), checkDestination(dst, `${option} ${spec}`)];
-}
-
 function idOption(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
   const n = parseCount(text, option);
@@ -88,31 +86,22 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
     : profilePolicy(profile ?? "default", process.cwd());
 
   const plan = base.mountPlan();
-  for (const spec of o.lists.ro) {
-    const [src, dst] = splitMount(spec, "--ro");
-    plan.add({ kind: "bind", src, dst, rw: false }, `--ro ${spec}`);
-  }
-  for (const spec of o.lists.rw) {
-    const [src, dst] = splitMount(spec, "--rw");
-    plan.add({ kind: "bind", src, dst, rw: true }, `--rw ${spec}`);
-  }
-  for (const spec of o.lists.tmpfs) {
-    const i = spec.indexOf(":");
-    const dst = checkDestination(i < 0 ? spec : spec.slice(0, i), `--tmpfs ${spec}`);
-    const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
-    plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
-  }
+  const hostMounts = applyMountOptions(plan, o);
   if (o.flags["share-net"] && o.strings.net !== undefined && o.strings.net !== "host") {
     throw new UsageError("--share-net", `is --net host; not with --net ${o.strings.net}`);
   }
-  const net = o.flags["share-net"] ? "host" : o.strings.net;
+  const net = networkChanges(
+    { net: o.flags["share-net"] ? "host" : o.strings.net, allow: o.lists["allow-host"], deny: o.lists["deny-host"], addHosts: o.lists["add-host"] },
+    base,
+  );
   const hostname = o.strings.hostname;
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
   }
   return base.derive({
     mounts: plan,
-    ...(net !== undefined ? { net: net as NetMode } : {}),
+    hostMounts: new Set([...base.hostMounts, ...hostMounts]),
+    ...net,
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
@@ -157,6 +146,12 @@ function openFiles(text: string): number {
   return n;
 }
 
+function maxConnections(text: string): number {
+  const n = parseCount(text, "--max-connections");
+  if (n < 1 || n > 65536) throw new UsageError("--max-connections", `${n} is not in 1..65536`);
+  return n;
+}
+
 /** An interactive run (stdin is a terminal) has no wall-time limit unless one is given. */
 function interactive(): boolean {
   return isatty(0);
@@ -186,16 +181,27 @@ function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | u
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
+    ...(s["max-connections"] !== undefined ? { net: { maxConcurrent: maxConnections(s["max-connections"]) } } : {}),
   });
   return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
 }
 
+/** Every relaxation of the run: the policy's, and the command line's own (weaker limits among them). */
+function relaxationsOf(o: RunReporting, policy: Policy, contained: ContainmentPlan | undefined): string[] {
+  return [
+    ...policy.relaxations,
+    ...(contained?.weakened ?? []),
+    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
+  ];
+}
+
 /** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
-function describe(o: RunOptions, policy: Policy, executor: Executor, contained: ContainmentPlan | undefined): void {
+function describe(o: RunReporting, policy: Policy, executor: Executor, contained: ContainmentPlan | undefined): void {
   const l = executor.limits;
   const t = executor.tty;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
+  if (policy.network) log.debug(`network rules:\n${policy.network.describe().map((l) => `  ${visible(l)}`).join("\n")}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
     `terminal: ${t ? `its own (std fds ${t.stdio.join(", ")}${t.cols ? `, ${t.cols}x${t.rows}` : ""})` : o.flags["no-tty"] ? "bunbox's (--no-tty)" : "none (no std fd is a terminal)"}`,
@@ -212,11 +218,7 @@ function describe(o: RunOptions, policy: Policy, executor: Executor, contained: 
       if (e) log.debug(`  ${name} ${name === "processes" || name === "cpus" ? e.value : formatSize(e.value)}: ${e.by}`);
     }
   }
-  const relaxations = [
-    ...policy.relaxations,
-    ...(contained?.weakened ?? []),
-    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
-  ];
+  const relaxations = relaxationsOf(o, policy, contained);
   if (relaxations.length === 0) log.debug("relaxations: none");
   for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
@@ -258,7 +260,7 @@ function checkNotAVolume(cmd: string): void {
 }
 
 /** How the run ended, on stderr: nothing for OK, nor (but with -v) for a SIGPIPE death, the shell's normal case. */
-function report(o: RunOptions, result: Result): void {
+function report(o: RunReporting, result: Result): void {
   // A failure of bunbox itself is an error even with -q; how the command
   // ended is a plain line, which -q silences.
   const own = result.status === "INTERNAL_ERROR" ||
@@ -275,6 +277,21 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const policy = await resolvePolicy(o);
   const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
   const executor = buildExecutor(o, policy, terminal);
+  if (o.strings["max-connections"] !== undefined && !policy.network) {
+    throw new UsageError("--max-connections", "limits the proxy's connections: it goes with --net proxy (or --allow-host)");
+  }
+  return runPrepared(o, policy, executor, terminal, t0);
+}
+
+/** Runs a policy and executor made from the command line (`bunbox run`, `bunbox oci run`); returns the exit code. */
+export async function runPrepared(
+  o: RunReporting,
+  policy: Policy,
+  executor: Executor,
+  terminal: TerminalPlan | undefined,
+  t0 = performance.now(),
+): Promise<number> {
+  setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const tPolicy = performance.now();
   const relay = terminal ? new TerminalRelay(terminal) : undefined;
   const sandbox = new Sandbox(
@@ -285,8 +302,9 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
       onStart: () => {
         if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
       },
+      ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(formatNetworkEvent(e))) } : {}),
     },
-    { allowWeakerLimits: o.flags["allow-weaker-limits"] },
+    { allowWeakerLimits: o.flags["allow-weaker-limits"] ?? false },
   );
   // A limit no cgroup can enforce is a usage error naming its option, before anything starts.
   const contained = sandbox.containmentPlan(LIMIT_NAMES);
@@ -316,10 +334,12 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
     }
   }
   report(o, result);
-  if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
+  // The Result, and the relaxations it ran under (as -v lists them).
+  const json = { ...result.toJSON(), relaxations: relaxationsOf(o, policy, contained) };
+  if (o.flags.json) writeAll(2, `${jsonText(json)}\n`);
   if (resultFile !== undefined) {
     try {
-      writeFileSync(resultFile, `${jsonText(result, 2)}\n`);
+      writeFileSync(resultFile, `${jsonText(json, 2)}\n`);
     } catch (e) {
       throw new BunboxError("result-file", `--result-file ${o.strings["result-file"]}: cannot write the Result (${(e as NodeJS.ErrnoException).code})`);
     } finally {

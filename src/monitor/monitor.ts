@@ -25,11 +25,13 @@ import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
 import { Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
 import { classify, describeViolation } from "./violation.ts";
+import type { ConnectAnswer } from "../net/transparent.ts";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGXCPU = 24;
 const ENOENT = 2;
+const ECONNREFUSED = 111;
 
 export type { Report } from "../native/sys.ts";
 export type SyscallDecision = "allow" | "deny" | { errno: number };
@@ -63,6 +65,11 @@ export interface MonitorOptions {
   notify: boolean;
   startedAt: number;
   hooks: MonitorHooks;
+  /**
+   * --net proxy-transparent: the TRACE of syscall `nr` (connect) is answered
+   * by `handle` (src/net/transparent.ts), not by the onSyscall hook.
+   */
+  intercept?: { nr: number; handle(n: Notification, listener: number): Promise<ConnectAnswer> };
 }
 
 type Ending =
@@ -211,6 +218,10 @@ export class Monitor {
     // the SIGKILL of the whole pid namespace reaches it; the syscall never
     // runs and the sandboxee never sees it fail.
     pidfdSignal(this.spawned.pidfd, SIGKILL);
+    this.tellViolation(v);
+  }
+
+  private tellViolation(v: Violation): void {
     try {
       this.opts.hooks.onViolation?.(v);
     } catch {
@@ -225,6 +236,8 @@ export class Monitor {
    * on memory read through them.
    */
   private trace(n: Notification): void {
+    const icpt = this.opts.intercept;
+    if (icpt && n.nr === icpt.nr) return this.intercepted(n, icpt.handle(n, this.spawned.listener));
     const v = describeViolation(n, { kind: "violation", violationKind: "SYSCALL", rule: "trace hook" });
     const hook = this.opts.hooks.onSyscall;
     const answer = (d: SyscallDecision) => {
@@ -242,6 +255,20 @@ export class Monitor {
     } catch {
       answer("deny");
     }
+  }
+
+  /** The answer to an intercepted syscall, once it comes (the thread waits in its notification until then). */
+  private intercepted(n: Notification, answer: Promise<ConnectAnswer>): void {
+    const listener = this.spawned.listener;
+    answer.then(
+      (a) => {
+        if (this.done) return;
+        if ("continue" in a) notifSend(listener, n.id, 0, NOTIF_CONTINUE);
+        else if ("errno" in a) notifSend(listener, n.id, -a.errno);
+        else notifSend(listener, n.id, 0, 0, BigInt(a.returns));
+      },
+      () => this.done || notifSend(listener, n.id, -ECONNREFUSED),
+    );
   }
 
   private onExit(): void {
@@ -297,7 +324,10 @@ export class Monitor {
       ...(counted ? { containment: counted.info } : {}),
     };
     try {
-      this.resolve(this.decide(report, init, common));
+      const result = this.decide(report, init, common);
+      // Without user notification a violation is known only now, from SIGSYS.
+      if (result.violation?.detailMissing) this.tellViolation(result.violation);
+      this.resolve(result);
     } finally {
       contained?.release();
     }

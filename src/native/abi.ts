@@ -11,7 +11,7 @@ export interface Field {
   readonly count: number;
 }
 
-export const BB_ABI_VERSION = 4;
+export const BB_ABI_VERSION = 6;
 export const BB_REQ_MAGIC = 0x78626e62;
 export const BB_F_NOTIFY = 0x1;
 export const BB_F_CALLER_ROOT = 0x2;
@@ -20,6 +20,7 @@ export const BB_F_LOOPBACK = 0x8;
 export const BB_F_TTY_STDIN = 0x10;
 export const BB_F_TTY_STDOUT = 0x20;
 export const BB_F_TTY_STDERR = 0x40;
+export const BB_F_NET_PROXY = 0x100;
 export const BB_CLONE_NEWNS = 0x00020000;
 export const BB_CLONE_NEWCGROUP = 0x02000000;
 export const BB_CLONE_NEWUTS = 0x04000000;
@@ -37,6 +38,8 @@ export const BB_MF_DEV = 0x2;
 export const BB_MF_NOEXEC = 0x4;
 export const BB_MF_OPTIONAL = 0x8;
 export const BB_MF_IDMAP = 0x10;
+export const BB_LOWERS_MAX = 64;
+export const BB_FILE_MAX = 16777216;
 export const BB_MARKS = 9;
 export const BB_DETAIL_MAX = 512;
 export const BB_REPORT_MAGIC = 0x74727062;
@@ -47,6 +50,12 @@ export const BB_M_TMPFS = 2;
 export const BB_M_PROC = 3;
 export const BB_M_SYMLINK = 4;
 export const BB_M_DEVPTS = 5;
+export const BB_M_DIR = 6;
+export const BB_M_FILE = 7;
+export const BB_M_LOWER = 8;
+export const BB_M_OVERLAY = 9;
+export const BB_M_MASK = 10;
+export const BB_M_READONLY = 11;
 
 /* enum bb_cgroup_kind */
 export const BB_CG_V1 = 1;
@@ -80,11 +89,12 @@ export const BB_ST_INIT = 23;
 export const BB_ST_TIMEOUT = 24;
 export const BB_ST_NETWORK = 25;
 export const BB_ST_TERMINAL = 26;
-export const BB_ST_CGROUP = 27;
-export const BB_ST_IDMAP = 28;
-export const BB_ST_SYSCTL = 29;
+export const BB_ST_OVERLAY = 27;
+export const BB_ST_CGROUP = 28;
+export const BB_ST_IDMAP = 29;
+export const BB_ST_SYSCTL = 30;
 /** enum bb_stage by value, as the words of messages. */
-export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal", "cgroup", "idmap", "sysctl"] as const;
+export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal", "overlay", "cgroup", "idmap", "sysctl"] as const;
 
 /* enum bb_mark */
 export const BB_MK_CLONE = 0;
@@ -130,8 +140,8 @@ export const BB_REQ = {
   exec_magic_lo: { offset: 100, type: "u32", count: 1 },
   exec_magic_hi: { offset: 104, type: "u32", count: 1 },
   setup_timeout_ms: { offset: 108, type: "u32", count: 1 },
-  root_mode: { offset: 112, type: "u32", count: 1 },
-  tty_size: { offset: 116, type: "u32", count: 1 },
+  tty_size: { offset: 112, type: "u32", count: 1 },
+  proxy_port: { offset: 116, type: "u32", count: 1 },
   cgroups_off: { offset: 120, type: "u32", count: 1 },
   ncgroups: { offset: 124, type: "u32", count: 1 },
   sysctls_off: { offset: 128, type: "u32", count: 1 },
@@ -146,7 +156,7 @@ export const BB_MOUNT = {
   src_off: { offset: 8, type: "u32", count: 1 },
   dst_off: { offset: 12, type: "u32", count: 1 },
   mode: { offset: 16, type: "u32", count: 1 },
-  pad: { offset: 20, type: "u32", count: 1 },
+  aux: { offset: 20, type: "u32", count: 1 },
   size: { offset: 24, type: "u64", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
@@ -182,7 +192,7 @@ export const BB_SYSCTL = {
 
 /** struct bb_spawn_out: its size, and each field. */
 export const BB_SPAWN_OUT = {
-  sizeof: 584,
+  sizeof: 596,
   pidfd: { offset: 0, type: "i32", count: 1 },
   pid: { offset: 4, type: "i32", count: 1 },
   listener: { offset: 8, type: "i32", count: 1 },
@@ -194,6 +204,9 @@ export const BB_SPAWN_OUT = {
   detail: { offset: 32, type: "char", count: 512 },
   phase_us: { offset: 544, type: "u32", count: 9 },
   pty_master: { offset: 580, type: "i32", count: 1 },
+  net_proxy: { offset: 584, type: "i32", count: 1 },
+  net_dns_udp: { offset: 588, type: "i32", count: 1 },
+  net_dns_tcp: { offset: 592, type: "i32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_report: its size, and each field. */
@@ -220,7 +233,7 @@ export const BB_WAIT_OUT = {
 
 /** Every value above, BB_ABI_VERSION first: what the shim's bb_abi_layout() must report. */
 export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = [
-  ["BB_ABI_VERSION", 4],
+  ["BB_ABI_VERSION", 6],
   ["BB_REQ_MAGIC", 2019716706],
   ["BB_F_NOTIFY", 1],
   ["BB_F_CALLER_ROOT", 2],
@@ -229,6 +242,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_F_TTY_STDIN", 16],
   ["BB_F_TTY_STDOUT", 32],
   ["BB_F_TTY_STDERR", 64],
+  ["BB_F_NET_PROXY", 256],
   ["BB_CLONE_NEWNS", 131072],
   ["BB_CLONE_NEWCGROUP", 33554432],
   ["BB_CLONE_NEWUTS", 67108864],
@@ -246,6 +260,8 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MF_NOEXEC", 4],
   ["BB_MF_OPTIONAL", 8],
   ["BB_MF_IDMAP", 16],
+  ["BB_LOWERS_MAX", 64],
+  ["BB_FILE_MAX", 16777216],
   ["BB_MARKS", 9],
   ["BB_DETAIL_MAX", 512],
   ["BB_REPORT_MAGIC", 1953656930],
@@ -254,6 +270,12 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_M_PROC", 3],
   ["BB_M_SYMLINK", 4],
   ["BB_M_DEVPTS", 5],
+  ["BB_M_DIR", 6],
+  ["BB_M_FILE", 7],
+  ["BB_M_LOWER", 8],
+  ["BB_M_OVERLAY", 9],
+  ["BB_M_MASK", 10],
+  ["BB_M_READONLY", 11],
   ["BB_CG_V1", 1],
   ["BB_CG_V2", 2],
   ["BB_ST_OK", 0],
@@ -283,9 +305,10 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_ST_TIMEOUT", 24],
   ["BB_ST_NETWORK", 25],
   ["BB_ST_TERMINAL", 26],
-  ["BB_ST_CGROUP", 27],
-  ["BB_ST_IDMAP", 28],
-  ["BB_ST_SYSCTL", 29],
+  ["BB_ST_OVERLAY", 27],
+  ["BB_ST_CGROUP", 28],
+  ["BB_ST_IDMAP", 29],
+  ["BB_ST_SYSCTL", 30],
   ["BB_MK_CLONE", 0],
   ["BB_MK_RELEASED", 1],
   ["BB_MK_IDS", 2],
@@ -324,8 +347,8 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_req, exec_magic_lo)", 100],
   ["offsetof(struct bb_req, exec_magic_hi)", 104],
   ["offsetof(struct bb_req, setup_timeout_ms)", 108],
-  ["offsetof(struct bb_req, root_mode)", 112],
-  ["offsetof(struct bb_req, tty_size)", 116],
+  ["offsetof(struct bb_req, tty_size)", 112],
+  ["offsetof(struct bb_req, proxy_port)", 116],
   ["offsetof(struct bb_req, cgroups_off)", 120],
   ["offsetof(struct bb_req, ncgroups)", 124],
   ["offsetof(struct bb_req, sysctls_off)", 128],
@@ -336,7 +359,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_mount, src_off)", 8],
   ["offsetof(struct bb_mount, dst_off)", 12],
   ["offsetof(struct bb_mount, mode)", 16],
-  ["offsetof(struct bb_mount, pad)", 20],
+  ["offsetof(struct bb_mount, aux)", 20],
   ["offsetof(struct bb_mount, size)", 24],
   ["sizeof(struct bb_rlimit)", 24],
   ["offsetof(struct bb_rlimit, resource)", 0],
@@ -352,7 +375,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["sizeof(struct bb_sysctl)", 8],
   ["offsetof(struct bb_sysctl, path_off)", 0],
   ["offsetof(struct bb_sysctl, value_off)", 4],
-  ["sizeof(struct bb_spawn_out)", 584],
+  ["sizeof(struct bb_spawn_out)", 596],
   ["offsetof(struct bb_spawn_out, pidfd)", 0],
   ["offsetof(struct bb_spawn_out, pid)", 4],
   ["offsetof(struct bb_spawn_out, listener)", 8],
@@ -364,6 +387,9 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_spawn_out, detail)", 32],
   ["offsetof(struct bb_spawn_out, phase_us)", 544],
   ["offsetof(struct bb_spawn_out, pty_master)", 580],
+  ["offsetof(struct bb_spawn_out, net_proxy)", 584],
+  ["offsetof(struct bb_spawn_out, net_dns_udp)", 588],
+  ["offsetof(struct bb_spawn_out, net_dns_tcp)", 592],
   ["sizeof(struct bb_report)", 32],
   ["offsetof(struct bb_report, magic)", 0],
   ["offsetof(struct bb_report, wstatus)", 4],

@@ -5,6 +5,7 @@
  * is stable (fields are only ever added).
  */
 import type { ContainmentInfo } from "../containment/containment.ts";
+import type { SandboxNetworkReport } from "../net/network.ts";
 import { signalName } from "../native/signals.ts";
 import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
 import { formatBytes } from "./units.ts";
@@ -78,6 +79,8 @@ export interface ResultInit {
   pid?: number;
   /** How it was contained and what its cgroup counted (README.md "Containment"). */
   containment?: ContainmentInfo;
+  /** --net proxy: every connection and DNS answer (docs/network.md). */
+  network?: SandboxNetworkReport;
 }
 
 /** Exit codes (README.md "Exit codes"). */
@@ -103,8 +106,9 @@ export class Result {
   readonly wallTimeMs: number;
   readonly pid: number | undefined;
   readonly containment: ContainmentInfo | undefined;
+  readonly network: SandboxNetworkReport | undefined;
 
-  constructor(init: ResultInit) {
+  constructor(private readonly init: ResultInit) {
     this.status = init.status;
     this.reason = init.reason;
     this.exitCode = init.exitCode;
@@ -115,7 +119,13 @@ export class Result {
     this.wallTimeMs = init.wallTimeMs;
     this.pid = init.pid;
     this.containment = init.containment;
+    this.network = init.network;
     Object.freeze(this);
+  }
+
+  /** A copy with some fields added or changed (the network report, once the proxy has closed). */
+  with(changes: Partial<ResultInit>): Result {
+    return new Result({ ...this.init, ...changes });
   }
 
   /** A limit of the whole sandbox bit during the run (forks refused, processes killed): worth saying even when it ended OK. */
@@ -215,6 +225,7 @@ export class Result {
       wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
       ...(this.containment ? { containment: this.containment } : {}),
+      ...(this.network ? { network: this.network } : {}),
     };
   }
 

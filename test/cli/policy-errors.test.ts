@@ -39,13 +39,13 @@ describe("policy file errors", () => {
 
   test("a value not among the choices, with the nearest", async () => {
     const e = await check("f.json", '{"network": "hots", "filesystem": {"base": "emtpy"}}');
-    expect(e).toContain('network: "hots" is not one of none, loopback, host (did you mean host?)');
+    expect(e).toContain('network: "hots" is not one of none, loopback, host, proxy, proxy-transparent (did you mean host?)');
     expect(e).toContain('filesystem.base: "emtpy" is not one of default, empty (did you mean empty?)');
   });
 
   test("an object of none of the forms: the forms, and the nearest key", async () => {
     const e = await check("g.json", '{"filesystem": {"mounts": [{"bnd": "/x"}, {"tmpfs": "/t", "sise": "1M"}]}, "rules": [{"syscalls": ["write"], "program": [{"ar": 0}]}]}');
-    expect(e).toContain("filesystem.mounts.0: expected an object with one of the keys bind, tmpfs, symlink (this one has bnd; did you mean bind?)");
+    expect(e).toContain("filesystem.mounts.0: expected an object with one of the keys bind, tmpfs, symlink, proc, dev, devpts, dir, file, overlay, mask, readonly (this one has bnd; did you mean bind?)");
     expect(e).toContain("filesystem.mounts.1.sise: unknown key (did you mean size?)");
     expect(e).toContain("rules.0.program.0: expected");
     expect(e).toContain("(this one has ar; did you mean arg?)");
