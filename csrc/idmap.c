@@ -53,7 +53,11 @@
  * its new namespace, lacks: T makes each tree, detached, and A attaches it
  * (csrc/mounts.c). The idmap is a user namespace whose map says "O is X":
  * a child cloned into a namespace of its own holds it while T writes its
- * maps and opens it, then exits (the namespace lives on in the tree).
+ * maps and opens it, then exits (the namespace lives on in the tree). The
+ * same for a writable root and for an overlay's layers and upper directory
+ * (overlayfs copies a file up with its owner, which the sandbox's user
+ * namespace must map): A attaches those in its scratch area and stacks the
+ * overlay on them (csrc/mounts.c bb_idmapped_layers, csrc/root.c).
  *
  * Where the filesystem cannot be idmapped (tmpfs before Linux 6.3, NFS,
  * FUSE, ramfs; any filesystem before 5.12), a tree any user may write (mode
@@ -113,12 +117,17 @@ struct mount_attr_v0 {
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-/* The attributes csrc/mounts.c gives a bind (attrs_for), plus the idmap. */
-static uint64_t tree_attrs(uint32_t flags) {
-  uint64_t a = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID;
-  if (!(flags & BB_MF_RW)) a |= MOUNT_ATTR_RDONLY;
-  if (!(flags & BB_MF_DEV)) a |= MOUNT_ATTR_NODEV;
-  if (flags & BB_MF_NOEXEC) a |= MOUNT_ATTR_NOEXEC;
+/*
+ * The attributes csrc/mounts.c gives a bind (bb_attrs_for), plus the idmap;
+ * an overlay's lower layer read-only, its upper directory writable.
+ */
+static uint64_t tree_attrs(const struct bb_mount *m) {
+  uint64_t a = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (m->kind == BB_M_LOWER) return a | MOUNT_ATTR_RDONLY;
+  if (m->kind == BB_M_OVERLAY) return a;
+  if (!(m->flags & BB_MF_RW)) a |= MOUNT_ATTR_RDONLY;
+  if (m->flags & BB_MF_DEV) a &= ~(uint64_t)MOUNT_ATTR_NODEV;
+  if (m->flags & BB_MF_NOEXEC) a |= MOUNT_ATTR_NOEXEC;
   return a;
 }
 
@@ -165,12 +174,13 @@ int bb_idmaps_make(struct bb_shared *sh, struct bb_spawn_out *out) {
     }
     if (r == 0) {
       /* Private: a mount A or the plan makes below it must never propagate to the host's peer. */
-      struct mount_attr_v0 a = {tree_attrs(m[i].flags), 0, MS_PRIVATE, (uint64_t)ns};
+      struct mount_attr_v0 a = {tree_attrs(&m[i]), 0, MS_PRIVATE, (uint64_t)ns};
       if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0) r = -errno;
     }
     if (ns_once) close(ns);
     close(fd);
-    if ((r == -EINVAL || r == -ENOSYS) && (st.st_mode & S_IWOTH)) {
+    /* A lower layer is only read: as before idmapped mounts, whoever owns it. */
+    if ((r == -EINVAL || r == -ENOSYS) && ((st.st_mode & S_IWOTH) || m[i].kind == BB_M_LOWER)) {
       if (tree >= 0) close(tree);
       sh->idmap_fd[i] = BB_IDMAP_NONE;
       r = 0;

@@ -334,7 +334,29 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
   return 0;
 }
 
-int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
+/*
+ * As root, an overlay's layers and upper directory are T's idmapped trees
+ * (csrc/idmap.c), detached: overlayfs takes only layers it can reach by
+ * path. Each is attached at a directory of the scratch area, and its fd
+ * becomes that directory's (the mount's root), whose /proc/self/fd path the
+ * overlay is given (csrc/newfs.c).
+ */
+static int bb_idmapped_layers(struct bb_tree *t, int *fds) {
+  for (uint32_t i = 0; i < t->sh->req->nmounts; i++) {
+    uint32_t kind = t->ops[i].kind;
+    if ((kind != BB_M_LOWER && kind != BB_M_OVERLAY) || !bb_idmapped(t->sh, i) || fds[i] < 0) continue;
+    char name[24];
+    long dir = bb_scratch_dir(t, name);
+    long r = dir < 0 ? dir : bb_attach(fds[i], (int)dir);
+    if (dir >= 0) bb_sys1(SYS_close, dir);
+    bb_sys1(SYS_close, fds[i]);
+    fds[i] = (int)(r < 0 ? r : bb_open_in(t->scratch, name, O_DIRECTORY, BB_RESOLVE_NO_SYMLINKS));
+    if (fds[i] < 0) return bb_mount_fail(t, BB_ST_OVERLAY, fds[i], bb_str(t->sh, t->ops[i].src_off), " (attaching its idmapped layer)");
+  }
+  return 0;
+}
+
+int bb_mounts_apply(struct bb_shared *sh, int *fds) {
   const struct bb_req *rq = sh->req;
   struct bb_tree t;
   bb_memset(&t, 0, sizeof t);
@@ -347,7 +369,7 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   /* Modes as the plan gives them; B, cloned later, gets the old umask back. */
   long umask = bb_sys1(SYS_umask, 0);
   uint32_t at;
-  if (bb_scratch(&t) < 0 || bb_root_make(&t, rq->nmounts, &at) < 0) return -1;
+  if (bb_scratch(&t) < 0 || bb_idmapped_layers(&t, fds) < 0 || bb_root_make(&t, rq->nmounts, &at) < 0) return -1;
   const struct bb_mount *root = &t.ops[at - 1];
   bb_mount_points(&t, at, rq->nmounts);
   for (; at < rq->nmounts; at++)

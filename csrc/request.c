@@ -134,6 +134,8 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     if (m[i].mode > 07777) return refuse(detail, cap, "mounts[%u].mode: 0%o", i, m[i].mode);
     if (kind == BB_M_LOWER) {
       if (++lowers > BB_LOWERS_MAX) return refuse(detail, cap, "mounts[%u]: more than %u lower layers", i, BB_LOWERS_MAX);
+      if ((m[i].flags & ~BB_MF_IDMAP) || ((m[i].flags & BB_MF_IDMAP) && !(rq->flags & BB_F_CALLER_ROOT)))
+        return refuse(detail, cap, "mounts[%u].flags: 0x%x on a lower layer", i, m[i].flags);
       continue;
     }
     if (kind == BB_M_OVERLAY) {
@@ -147,8 +149,8 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     lowers = 0;
     int is_root = dst[0] == '/' && dst[1] == 0;
     /* T makes the idmapped tree as root, mapping the source's owner to the sandbox's uid. */
-    if ((m[i].flags & BB_MF_IDMAP) && (kind != BB_M_BIND || is_root || !(rq->flags & BB_F_CALLER_ROOT)))
-      return refuse(detail, cap, "mounts[%u].flags: an idmapped mount is a bind (not the root) made as root", i);
+    if ((m[i].flags & BB_MF_IDMAP) && (!(kind == BB_M_BIND || (kind == BB_M_OVERLAY && m[i].src_off)) || !(rq->flags & BB_F_CALLER_ROOT)))
+      return refuse(detail, cap, "mounts[%u].flags: an idmapped mount is a host directory's (a bind, an overlay's upper) made as root", i);
     if (!rooted) {
       if (!is_root || (kind != BB_M_TMPFS && kind != BB_M_BIND && kind != BB_M_OVERLAY))
         return refuse(detail, cap, "mounts[%u]: the first mount must be the root (a tmpfs, bind or overlay on /)", i);

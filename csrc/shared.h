@@ -130,7 +130,7 @@ static inline const char *bb_str(const struct bb_shared *sh, uint32_t off) {
 BB_HIDDEN int bb_child_a(void *arg);
 BB_HIDDEN int bb_child_hold(void *arg);
 BB_HIDDEN int bb_mounts_open(struct bb_shared *sh, int *fds);
-BB_HIDDEN int bb_mounts_apply(struct bb_shared *sh, const int *fds);
+BB_HIDDEN int bb_mounts_apply(struct bb_shared *sh, int *fds);
 
 /* Host side (T). */
 int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap);

@@ -123,6 +123,20 @@ function mountFlags(op: MountOp | RootOp, root: boolean): number {
 }
 
 /**
+ * Which host directories a root-run sandbox reaches through an idmapped
+ * mount (csrc/idmap.c), where the owner of each is the sandbox's own uid:
+ * a writable bind (not /dev's nodes), a writable root, an overlay's lower
+ * layers (overlayfs copies a file up with its owner, which must be mapped)
+ * and its upper directory. What the sandboxee creates there lands owned by
+ * the directory's owner.
+ */
+function idmapped(op: MountOp | RootOp, e: { src?: string; lower?: boolean }): boolean {
+  if (e.lower) return true;
+  if (op.kind === "bind") return op.rw && !("dev" in op && op.dev);
+  return op.kind === "overlay" && e.src !== undefined;
+}
+
+/**
  * The plan as struct bb_mount entries (csrc/plan.h): the root first (dst
  * "/"), then the operations in order and the generated /etc files
  * (src/sandbox/etc.ts); an overlay's layers each go in a BB_M_LOWER entry
@@ -154,10 +168,8 @@ function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[], call
       size = op.size ?? 0;
     }
     w.put(base, BB_MOUNT.kind, e.lower ? BB_M_LOWER : MOUNT_KIND[op.kind]);
-    // As root, a writable bind is idmapped: the source's owner is the sandbox's own uid there, and what
-    // the sandboxee creates lands owned by that owner (csrc/idmap.c). Not /dev's nodes, not the root.
-    const idmap = callerRoot && !e.root && op.kind === "bind" && op.rw && !("dev" in op && op.dev) ? BB_MF_IDMAP : 0;
-    w.put(base, BB_MOUNT.flags, e.lower ? 0 : mountFlags(op, !!e.root) | idmap);
+    const idmap = callerRoot && idmapped(op, e) ? BB_MF_IDMAP : 0;
+    w.put(base, BB_MOUNT.flags, (e.lower ? 0 : mountFlags(op, !!e.root)) | idmap);
     w.put(base, BB_MOUNT.src_off, srcOff);
     w.put(base, BB_MOUNT.dst_off, w.str(e.dst));
     // A tmpfs or directory without a mode is 0755 (never 0: a root-only directory to the sandboxee).

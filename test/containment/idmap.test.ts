@@ -12,6 +12,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bunbox, DIR, IS_ROOT } from "../helpers.ts";
+import { NO_STAGE, STAGE_PATH, stageCopy } from "../roots/stage.ts";
 
 const hasMake = Bun.spawnSync(["sh", "-c", "command -v make"]).exitCode === 0;
 
@@ -39,6 +40,34 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
     expect(r.stdout).toBe("65534 65534\n");
     const st = statSync(join(tree, "f"));
     expect([st.uid, st.gid]).toEqual([1234, 4321]);
+  });
+
+  // An image of root's (as unpacked by tar or a package manager): its owner is the sandbox's uid inside.
+  describe.if(!NO_STAGE)("an image root of root's", () => {
+    const sh = (args: string[], script: string) =>
+      bunbox(["run", ...args, "--env", STAGE_PATH, "--", "sh", "-c", script], { bare: true });
+
+    test("--root-rw: the sandboxee writes into it, and its files are root's on the host", async () => {
+      const root = stageCopy(0);
+      const r = await sh(["--root", root, "--root-rw"], "stat -c '%u' /etc && mkdir /etc/new && echo hi > /etc/new/f && cat /etc/new/f");
+      expect([r.stdout, r.stderr, r.code]).toEqual(["65534\nhi\n", "", 0]);
+      const st = statSync(join(root, "etc", "new", "f"));
+      expect([st.uid, st.gid]).toEqual([0, 0]);
+    });
+
+    test("--overlay and --overlay-upper: copy-up below root's directories works (no EOVERFLOW), the upper directory's files are its owner's", async () => {
+      const root = stageCopy(0);
+      expect((await sh(["--root", root, "--overlay"], "echo hi > /etc/f && cat /etc/f")).stdout).toBe("hi\n");
+      const upper = join(DIR, "work", `upper-${process.pid}`);
+      mkdirSync(upper, { mode: 0o755 });
+      const r = await sh(["--root", root, "--overlay-upper", upper], "mkdir -p /etc/deep && echo kept > /etc/deep/f");
+      expect([r.stderr, r.code]).toEqual(["", 0]);
+      expect((await sh(["--root", root, "--overlay-upper", upper], "cat /etc/deep/f")).stdout).toBe("kept\n");
+      const st = statSync(join(upper, "upper", "etc", "deep", "f"));
+      expect([st.uid, st.gid]).toEqual([0, 0]);
+      // The image itself is untouched.
+      expect(() => statSync(join(root, "etc", "deep"))).toThrow();
+    });
   });
 
   describe("a filesystem that cannot be idmapped", () => {
