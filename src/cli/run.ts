@@ -249,6 +249,9 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
     // Before the sandboxee's first output can fill its pty: as soon as it runs.
     onStart: () => {
       if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
+      // The set-up, code that runs once, is over: the JIT as usual for what
+      // watches a long run (the executable starts with it held back: scripts/build.ts).
+      Bun.unsafe.setJITPolicy(1);
     },
   });
   const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);

@@ -1,0 +1,59 @@
+/**
+ * Start-up: what a plain `bunbox run` loads. citty (--help) and consola
+ * (bunbox's messages) are the design's, and loaded only when used: a run
+ * that prints nothing loads neither, nor valibot (policy files). Checked
+ * twice: from source, by the modules the process has loaded when it exits
+ * (require.cache, listed by a preload), and in the executable's build, by
+ * the chunks every start reads (scripts/chunks.ts on the bundler's
+ * metafile; scripts/build.ts refuses a build that fails it).
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { lazyOnlyProblems, type Metafile } from "../../scripts/chunks.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const LAZY = ["citty", "consola", "valibot"];
+
+/** The packages (of LAZY) whose modules `bun src/cli/main.ts ARGS` loaded, and its exit code. */
+async function loaded(args: string[]): Promise<{ packages: string[]; code: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "bunbox-modules-"));
+  try {
+    const out = join(dir, "modules");
+    const proc = Bun.spawn([process.execPath, "--preload", join(ROOT, "test/fixtures/modules-at-exit.ts"), join(ROOT, "src/cli/main.ts"), ...args], {
+      cwd: ROOT,
+      env: { PATH: "/usr/bin:/bin", MODULES_OUT: out },
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    const code = await proc.exited;
+    const modules = readFileSync(out, "utf8").split("\n");
+    expect(modules.some((m) => m.endsWith("src/cli/main.ts"))).toBe(true); // the list is the real one
+    return { packages: LAZY.filter((p) => modules.some((m) => m.includes(`/node_modules/${p}/`))), code };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("what a start loads", () => {
+  test("bunbox run -- /bin/true loads neither citty nor consola (nor valibot)", async () => {
+    expect(await loaded(["run", "--", "/bin/true"])).toEqual({ packages: [], code: 0 });
+  });
+
+  test("each is loaded once it is used: citty for --help, consola for a message, valibot for a policy file", async () => {
+    expect(await loaded(["run", "--help"])).toEqual({ packages: ["citty"], code: 0 });
+    expect(await loaded(["run", "--", "/nonexistent"])).toEqual({ packages: ["consola"], code: 127 });
+    expect(await loaded(["run", "--policy", join(ROOT, "package.json"), "--", "/bin/true"])).toEqual({ packages: ["consola", "valibot"], code: 2 });
+  });
+
+  test("the executable: citty, consola and valibot are in chunks no start reads before it uses them", () => {
+    const meta = JSON.parse(readFileSync(join(ROOT, "build/bunbox.meta.json"), "utf8")) as Metafile;
+    expect(lazyOnlyProblems(meta, "src/cli/main.ts", LAZY)).toEqual([]);
+    // The check can fail: the same build, with the entry importing consola's chunk statically.
+    const entry = Object.keys(meta.outputs).find((k) => meta.outputs[k]!.entryPoint === "src/cli/main.ts")!;
+    const consola = Object.keys(meta.outputs).find((k) => Object.keys(meta.outputs[k]!.inputs ?? {}).some((i) => i.includes("node_modules/consola/")))!;
+    const eager = structuredClone(meta);
+    eager.outputs[entry]!.imports = [...(eager.outputs[entry]!.imports ?? []), { path: consola, kind: "import-statement" }];
+    expect(lazyOnlyProblems(eager, "src/cli/main.ts", LAZY)).toEqual([`consola is in ${consola}, which every start of src/cli/main.ts reads`]);
+  });
+});
