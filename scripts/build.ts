@@ -18,24 +18,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildShim } from "./build-shim.ts";
 import { lazyOnlyProblems } from "./chunks.ts";
-import { ARCHES, type ArchName } from "../src/policy/arch.ts";
-import { encode } from "../src/policy/bpf.ts";
-import type { PrecompiledTable } from "../src/policy/precompiled.ts";
-import { applyProfileRules, PROFILE_NAMES } from "../src/policy/profiles.ts";
-import { PolicyBuilder } from "../src/policy/builder.ts";
-
-/** Every built-in profile's notify filter, for src/policy/precompiled.ts. */
-function precompile(): PrecompiledTable {
-  const table: PrecompiledTable = {};
-  for (const name of PROFILE_NAMES) {
-    table[name] = {};
-    for (const arch of Object.keys(ARCHES) as ArchName[]) {
-      const f = applyProfileRules(new PolicyBuilder({ arch }), name).build().filter(true);
-      table[name]![arch] = [Buffer.from(encode(f.insns)).toString("base64"), f.magic[0], f.magic[1]];
-    }
-  }
-  return table;
-}
+import { precompile } from "./precompile.ts";
 
 /**
  * JavaScriptCore's tier-up thresholds, multiplied (--compile-jit-policy):

@@ -33,6 +33,7 @@ const { i32, u32, u64, i64, ptr, function: fn } = FFIType;
 
 const symbols = {
   bb_abi_layout: { args: [ptr, u32], returns: u32 },
+  bb_spawn: { args: [ptr, u32, ptr, i32], returns: i32 },
   bb_spawn_events: { args: [], returns: i32 },
   bb_spawn_submit: { args: [ptr, u32], returns: u32 },
   bb_spawn_next: { args: [ptr, ptr], returns: u32 },

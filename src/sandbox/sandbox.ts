@@ -200,6 +200,7 @@ export class Sandbox {
   /** Starts the monitor; not live if the run is already ending (killed during set-up, refused by onStart). */
   private watch(spawned: Spawned, options: WatchOptions): { monitor: Monitor; live: boolean } {
     const limits = this.executor.limits;
+    const arch = this.policy.arch;
     let monitor;
     try {
       monitor = new Monitor(spawned, {
@@ -208,7 +209,11 @@ export class Sandbox {
         cpuSeconds: limits.cpuSeconds,
         startedAt: this.queuedAt,
         hooks: this.hooks,
-        execveatNr: this.policy.arch.syscalls.execveat,
+        // A getter: read only where a confirmation is awaited (sandbox me here),
+        // so that a run which needs no syscall table reads none (src/policy/arch.ts).
+        get execveatNr() {
+          return arch.syscalls.execveat;
+        },
         ...options,
       });
     } catch (e) {
