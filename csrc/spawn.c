@@ -305,9 +305,15 @@ done:
  */
 BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out, int32_t wait_ms) {
   int r = bb_spawn_here(buf, len, out);
-  if (r == 0 && wait_ms > 0) {
-    struct pollfd p[2] = {{out->pidfd, POLLIN, 0}, {out->listener, POLLIN, 0}}; /* poll skips an fd of -1 */
-    poll(p, 2, wait_ms);
+  if (r != 0 || wait_ms <= 0) return r;
+  struct pollfd p[2] = {{out->pidfd, POLLIN, 0}, {out->listener, POLLIN, 0}}; /* poll skips an fd of -1 */
+  long deadline = bb_now_ms() + wait_ms;
+  for (long left = wait_ms; left > 0; left = deadline - bb_now_ms()) {
+    if (poll(p, 2, (int)left) <= 0) break; /* the time is up, or a signal came */
+    if (p[0].revents || (p[1].revents & POLLIN)) break;
+    /* The listener hung up alone: no task uses the filter any more (the
+     * sandboxee has ended), and init is about to. */
+    p[1].fd = -1;
   }
   return r;
 }

@@ -107,8 +107,9 @@ let callingThread: { firstWaitMs: number } | undefined;
  * JavaScript thread ends it at once), its timers too: the wait is kept short,
  * and none where a terminal is relayed (src/cli/run.ts).
  */
-export function spawnOnCallingThread(firstWaitMs: number): void {
-  callingThread = { firstWaitMs: Math.max(0, Math.floor(firstWaitMs)) };
+export function spawnOnCallingThread(firstWaitMs: number | false): void {
+  // false: on the spawner threads again (the library's way; for tests).
+  callingThread = firstWaitMs === false ? undefined : { firstWaitMs: Math.max(0, Math.floor(firstWaitMs)) };
 }
 
 /**
