@@ -263,8 +263,9 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
     onStart: () => {
       if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
       // The set-up, code that runs once, is over: the JIT as usual for what
-      // watches a long run (the executable starts with it held back: scripts/build.ts).
-      Bun.unsafe.setJITPolicy(1);
+      // watches a long run (the executable starts with it held back:
+      // scripts/build.ts). A Bun before 1.4 (from source) has no such call.
+      Bun.unsafe.setJITPolicy?.(1);
     },
   });
   const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
