@@ -217,6 +217,10 @@ export class Monitor {
     // the SIGKILL of the whole pid namespace reaches it; the syscall never
     // runs and the sandboxee never sees it fail.
     pidfdSignal(this.spawned.pidfd, SIGKILL);
+    this.tellViolation(v);
+  }
+
+  private tellViolation(v: Violation): void {
     try {
       this.opts.hooks.onViolation?.(v);
     } catch {
@@ -285,7 +289,10 @@ export class Monitor {
         ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: report.maxRssKb }
         : { userMs: 0, sysMs: 0, maxRssKb: 0 };
     const common = { rusage, wallTimeMs, pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid };
-    this.resolve(this.decide(report, init, common));
+    const result = this.decide(report, init, common);
+    // Without user notification a violation is known only now, from SIGSYS.
+    if (result.violation?.detailMissing) this.tellViolation(result.violation);
+    this.resolve(result);
   }
 
   private decide(
