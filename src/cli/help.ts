@@ -104,8 +104,8 @@ export async function renderHelp(
     }
     lines.splice(at, next - at + 1, ...blocks);
   }
-  // citty pads every column, the last one too.
-  const text = `${lines.map((l) => l.trimEnd()).join("\n").trimEnd()}\n`;
   // citty colours unless NO_COLOR=1 or TERM=dumb; off a terminal, or with any NO_COLOR, none.
-  return colour ? text : plain(text);
+  const text = colour ? lines : lines.map(plain);
+  // citty pads every column, the last one too.
+  return `${text.map((l) => l.trimEnd()).join("\n").trimEnd()}\n`;
 }
