@@ -26,8 +26,10 @@ import { precompile } from "./precompile.ts";
  * threads cost ~4 ms of CPU per `bunbox run -- /bin/true` here.
  */
 const JIT_POLICY = 100;
-/** Loaded only when used; a build that reads them at every start fails. */
+/** Loaded only when used: a build in which a start of START_ENTRIES reads them fails. */
 const LAZY_PACKAGES = ["citty", "consola", "valibot"];
+/** The executable's entry point, and the module `bunbox run` imports. */
+const START_ENTRIES = ["src/cli/main.ts", "src/cli/run.ts"];
 
 const root = resolve(import.meta.dir, "..");
 const out = join(root, "dist", "bunbox");
@@ -60,7 +62,7 @@ if (proc.exitCode !== 0) {
   console.error("bunbox: bun build --compile failed");
   process.exit(1);
 }
-const eager = lazyOnlyProblems(JSON.parse(readFileSync(metafile, "utf8")), "src/cli/main.ts", LAZY_PACKAGES);
+const eager = lazyOnlyProblems(JSON.parse(readFileSync(metafile, "utf8")), START_ENTRIES, LAZY_PACKAGES);
 if (eager.length > 0) {
   console.error(`bunbox: every start would load what only some need:\n  ${eager.join("\n  ")}`);
   process.exit(1);

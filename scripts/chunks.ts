@@ -3,8 +3,9 @@
  * with code splitting, so that a module reached only through import() or a
  * call of require() sits in a chunk of its own, read when that code runs.
  * `lazyOnlyProblems` checks, on the bundler's metafile, that some packages
- * (citty renders --help, consola prints messages) are in such chunks only:
- * `bunbox run -- /bin/true` must not pay for them (README.md, "Start-up").
+ * (citty renders --help, consola prints messages, valibot checks policy
+ * files) are in such chunks only: `bunbox run -- /bin/true` must not pay
+ * for them (README.md, "Start-up").
  */
 
 /** The part of `bun build --metafile` this reads. */
@@ -30,15 +31,22 @@ export function readAtStart(meta: Metafile, entry: string): Set<string> {
   return seen;
 }
 
-/** Why `packages` are not all lazily loaded in this build (empty: they are). */
-export function lazyOnlyProblems(meta: Metafile, entry: string, packages: readonly string[]): string[] {
-  const atStart = readAtStart(meta, entry);
+/**
+ * Why `packages` are not all lazily loaded in this build (empty: they are):
+ * none may be in a chunk that a start of any of `entries` reads (the
+ * executable's entry point, and what a command imports when it runs, such
+ * as src/cli/run.ts).
+ */
+export function lazyOnlyProblems(meta: Metafile, entries: readonly string[], packages: readonly string[]): string[] {
   const problems: string[] = [];
   for (const pkg of packages) {
     const dir = `node_modules/${pkg}/`;
     const holders = Object.keys(meta.outputs).filter((o) => Object.keys(meta.outputs[o]!.inputs ?? {}).some((i) => i.includes(dir)));
     if (holders.length === 0) problems.push(`${pkg} is in no chunk of the build`);
-    for (const o of holders.filter((h) => atStart.has(h))) problems.push(`${pkg} is in ${o}, which every start of ${entry} reads`);
+    for (const entry of entries) {
+      const atStart = readAtStart(meta, entry);
+      for (const o of holders.filter((h) => atStart.has(h))) problems.push(`${pkg} is in ${o}, which every start of ${entry} reads`);
+    }
   }
   return problems;
 }
