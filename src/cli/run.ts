@@ -20,8 +20,7 @@ import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import { spawnOnCallingThread } from "../native/spawn.ts";
-import type { Policy } from "../policy/policy.ts";
-import type { NetMode } from "../policy/policy.ts";
+import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
 import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
@@ -31,6 +30,8 @@ import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/uni
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
+import { formatNetworkEvent } from "../net/network.ts";
+import { networkChanges } from "./network.ts";
 import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
 import { buildEnv } from "./env.ts";
@@ -66,8 +67,8 @@ const MIN_ADDRESS_SPACE = 1024 ** 2;
  * for the sandbox to end (src/native/spawn.ts spawnOnCallingThread): a
  * command that ends sooner is over without a reactor thread. The signals
  * bunbox forwards wait as long at most, and the wall-time limit: the wait
- * is never longer than the limit. None when a terminal is relayed: the
- * relay starts once the monitor does.
+ * is never longer than the limit. None when a terminal is relayed or a
+ * proxy serves the sandbox: they start once the monitor does.
  */
 const FIRST_WAIT_MS = 50;
 
@@ -92,7 +93,10 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   if (o.flags["share-net"] && o.strings.net !== undefined && o.strings.net !== "host") {
     throw new UsageError("--share-net", `is --net host; not with --net ${o.strings.net}`);
   }
-  const net = o.flags["share-net"] ? "host" : o.strings.net;
+  const net = networkChanges(
+    { net: o.flags["share-net"] ? "host" : o.strings.net, allow: o.lists["allow-host"], deny: o.lists["deny-host"], addHosts: o.lists["add-host"] },
+    base,
+  );
   const hostname = o.strings.hostname;
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
@@ -100,7 +104,7 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   return base.derive({
     mounts: plan,
     hostMounts: new Set([...base.hostMounts, ...hostMounts]),
-    ...(net !== undefined ? { net: net as NetMode } : {}),
+    ...net,
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
@@ -124,6 +128,12 @@ function openFiles(text: string): number {
   if (n < MIN_OPEN_FILES) {
     throw new UsageError("--max-files", `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
   }
+  return n;
+}
+
+function maxConnections(text: string): number {
+  const n = parseCount(text, "--max-connections");
+  if (n < 1 || n > 65536) throw new UsageError("--max-connections", `${n} is not in 1..65536`);
   return n;
 }
 
@@ -154,6 +164,7 @@ function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | u
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
+    ...(s["max-connections"] !== undefined ? { net: { maxConcurrent: maxConnections(s["max-connections"]) } } : {}),
   });
   return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
 }
@@ -172,6 +183,7 @@ function describe(o: RunReporting, policy: Policy, executor: Executor): void {
   const t = executor.tty;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
+  if (policy.network) log.debug(`network rules:\n${policy.network.describe().map((l) => `  ${visible(l)}`).join("\n")}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
     `terminal: ${t ? `its own (std fds ${t.stdio.join(", ")}${t.cols ? `, ${t.cols}x${t.rows}` : ""})` : o.flags["no-tty"] ? "bunbox's (--no-tty)" : "none (no std fd is a terminal)"}`,
@@ -241,6 +253,9 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const policy = await resolvePolicy(o);
   const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
   const executor = buildExecutor(o, policy, terminal);
+  if (o.strings["max-connections"] !== undefined && !policy.network) {
+    throw new UsageError("--max-connections", "limits the proxy's connections: it goes with --net proxy (or --allow-host)");
+  }
   return runPrepared(o, policy, executor, terminal, t0);
 }
 
@@ -259,7 +274,10 @@ export async function runPrepared(
 
   const relay = terminal ? new TerminalRelay(terminal) : undefined;
   // One sandbox in this process: set up on this thread (no spawner threads).
-  spawnOnCallingThread(terminal ? 0 : Math.min(FIRST_WAIT_MS, executor.limits.wallTimeMs || FIRST_WAIT_MS));
+  // No first wait where the sandboxee needs bunbox at once: a terminal to
+  // relay, a proxy to serve (both start with the monitor).
+  const needsUs = terminal !== undefined || isProxyMode(policy.net);
+  spawnOnCallingThread(needsUs ? 0 : Math.min(FIRST_WAIT_MS, executor.limits.wallTimeMs || FIRST_WAIT_MS));
   const sandbox = new Sandbox(executor, policy, {
     // Before the sandboxee's first output can fill its pty: as soon as it runs.
     onStart: () => {
@@ -269,6 +287,7 @@ export async function runPrepared(
       // scripts/build.ts). A Bun before 1.4 (from source) has no such call.
       Bun.unsafe.setJITPolicy?.(1);
     },
+    ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(formatNetworkEvent(e))) } : {}),
   });
   const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
   for (const [n, h] of handlers) process.on(n, h);

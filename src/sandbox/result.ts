@@ -4,6 +4,7 @@
  * visible (src/sandbox/visible.ts); `toJSON()` keeps those strings exact and
  * is stable (fields are only ever added).
  */
+import type { SandboxNetworkReport } from "../net/network.ts";
 import { signalName } from "../native/signals.ts";
 import { visible } from "./visible.ts";
 
@@ -67,6 +68,8 @@ export interface ResultInit {
   wallTimeMs: number;
   /** The sandboxee's pid as bunbox saw it, when it got that far. */
   pid?: number;
+  /** --net proxy: every connection and DNS answer (docs/network.md). */
+  network?: SandboxNetworkReport;
 }
 
 /** Exit codes (README.md "Exit codes"). */
@@ -91,8 +94,9 @@ export class Result {
   readonly rusage: Rusage;
   readonly wallTimeMs: number;
   readonly pid: number | undefined;
+  readonly network: SandboxNetworkReport | undefined;
 
-  constructor(init: ResultInit) {
+  constructor(private readonly init: ResultInit) {
     this.status = init.status;
     this.reason = init.reason;
     this.exitCode = init.exitCode;
@@ -102,7 +106,13 @@ export class Result {
     this.rusage = init.rusage ?? { userMs: 0, sysMs: 0, maxRssKb: 0 };
     this.wallTimeMs = init.wallTimeMs;
     this.pid = init.pid;
+    this.network = init.network;
     Object.freeze(this);
+  }
+
+  /** A copy with some fields added or changed (the network report, once the proxy has closed). */
+  with(changes: Partial<ResultInit>): Result {
+    return new Result({ ...this.init, ...changes });
   }
 
   get ok(): boolean {
@@ -184,6 +194,7 @@ export class Result {
       rusage: { ...this.rusage },
       wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
+      ...(this.network ? { network: this.network } : {}),
     };
   }
 
