@@ -30,7 +30,6 @@ import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/uni
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
-import { formatNetworkEvent } from "../net/network.ts";
 import { networkChanges } from "./network.ts";
 import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
@@ -71,6 +70,8 @@ const MIN_ADDRESS_SPACE = 1024 ** 2;
  * proxy serves the sandbox: they start once the monitor does.
  */
 const FIRST_WAIT_MS = 50;
+
+const netModule = () => require("../net/network.ts") as typeof import("../net/network.ts");
 
 function idOption(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
@@ -287,7 +288,8 @@ export async function runPrepared(
       // scripts/build.ts). A Bun before 1.4 (from source) has no such call.
       Bun.unsafe.setJITPolicy?.(1);
     },
-    ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(formatNetworkEvent(e))) } : {}),
+    // The proxy's code is read only by a run that has one (README.md, "Start-up").
+    ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(netModule().formatNetworkEvent(e))) } : {}),
   });
   const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
   for (const [n, h] of handlers) process.on(n, h);

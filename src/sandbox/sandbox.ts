@@ -22,7 +22,7 @@ import { discard, type Spawned } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { Monitor, type MonitorHooks } from "../monitor/monitor.ts";
 import type { DnsEvent } from "../net/dns-stub.ts";
-import { SandboxNetwork } from "../net/network.ts";
+import type { SandboxNetwork } from "../net/network.ts";
 import type { NetEvent } from "../net/report.ts";
 import type { Executor } from "./executor.ts";
 import { ExecLauncher } from "./launch/exec.ts";
@@ -274,6 +274,8 @@ export class Sandbox {
     // The spawn bound them because the policy is a proxy one (src/sandbox/request.ts).
     if (!sockets || !rules || !isProxyMode(mode)) return undefined;
     const hook = this.hooks.onNetwork;
+    // The proxy's code (src/net/), read only by a run that has one (README.md, "Start-up").
+    const { SandboxNetwork } = require("../net/network.ts") as typeof import("../net/network.ts");
     return new SandboxNetwork({
       mode,
       sockets,

@@ -1,8 +1,9 @@
 /**
  * Start-up: what a plain `bunbox run` loads. citty (--help) and consola
  * (bunbox's messages) are the design's, and loaded only when used: a run
- * that prints nothing loads neither, nor valibot (policy files), nor the
- * syscall tables (a precompiled profile needs none). Checked twice: from
+ * that prints nothing loads neither, nor valibot (policy files), the
+ * syscall tables (a precompiled profile needs none) or the network proxy
+ * (--net proxy). Checked twice: from
  * source, by the modules the process has loaded when it exits
  * (require.cache, listed by a preload), and in the executable's build, by
  * the chunks every start reads (scripts/chunks.ts on the bundler's
@@ -18,7 +19,11 @@ import { precompile } from "../../scripts/precompile.ts";
 const ROOT = resolve(import.meta.dir, "../..");
 const LAZY = ["citty", "consola", "valibot"];
 /** What is looked for among the modules loaded: LAZY's packages, and the syscall tables. */
-const WATCHED: [string, string][] = [...LAZY.map((p): [string, string] => [p, `/node_modules/${p}/`]), ["syscall tables", "/src/policy/syscalls/"]];
+const WATCHED: [string, string][] = [
+  ...LAZY.map((p): [string, string] => [p, `/node_modules/${p}/`]),
+  ["syscall tables", "/src/policy/syscalls/"],
+  ["the proxy", "/src/net/proxy.ts"],
+];
 
 /**
  * What (of WATCHED) `bun src/cli/main.ts ARGS` loaded, and its exit code;
@@ -44,14 +49,15 @@ async function loaded(args: string[]): Promise<{ packages: string[]; code: numbe
 }
 
 describe("what a start loads", () => {
-  test("bunbox run -- /bin/true loads neither citty nor consola (nor valibot, nor a syscall table)", async () => {
+  test("bunbox run -- /bin/true loads neither citty nor consola (nor valibot, a syscall table or the proxy)", async () => {
     expect(await loaded(["run", "--", "/bin/true"])).toEqual({ packages: [], code: 0 });
   });
 
-  test("each is loaded once it is used: citty for --help, consola for a message, valibot for a policy file", async () => {
+  test("each is loaded once it is used: citty for --help, consola for a message, valibot for a policy file, the proxy for --net proxy", async () => {
     expect(await loaded(["run", "--help"])).toEqual({ packages: ["citty"], code: 0 });
     expect(await loaded(["run", "--", "/nonexistent"])).toEqual({ packages: ["consola"], code: 127 });
     expect(await loaded(["run", "--policy", join(ROOT, "package.json"), "--", "/bin/true"])).toEqual({ packages: ["consola", "valibot"], code: 2 });
+    expect(await loaded(["run", "--net", "proxy", "--", "/bin/true"])).toEqual({ packages: ["the proxy"], code: 0 });
     // A violation names its syscall: the tables are read then.
     expect(await loaded(["run", "--profile", "minimal", "--", "/bin/true"])).toEqual({ packages: ["consola", "syscall tables"], code: 159 });
   });
