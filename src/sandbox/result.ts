@@ -7,7 +7,6 @@
 import type { ContainmentInfo } from "../containment/containment.ts";
 import type { SandboxNetworkReport } from "../net/network.ts";
 import { signalName } from "../native/signals.ts";
-import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
 import { formatBytes } from "./units.ts";
 import { visible } from "./visible.ts";
 
@@ -189,6 +188,8 @@ export class Result {
       case "VIOLATION": {
         if (!v) return `VIOLATION: ${visible(this.reason)}`;
         if (v.detailMissing) return `VIOLATION: ${visible(v.syscall)} [${visible(v.arch)}] (${visible(v.detailMissing)})`;
+        // The argument names, read only now (a large table: README.md, "Start-up").
+        const { SYSCALL_ARGS } = require("../policy/syscalls/args.ts") as typeof import("../policy/syscalls/args.ts");
         const arity = SYSCALL_ARGS[v.syscall]?.length;
         const shown = arity !== undefined ? v.args.slice(0, arity) : trimArgs(v.args);
         const args = shown.map(argText).join(", ");
