@@ -107,6 +107,70 @@ static int die_with_parent(struct bb_shared *sh) {
   return 0;
 }
 
+/*
+ * cgroup v1: into the sandbox's cgroup of each hierarchy, before anything
+ * else, by writing "0" (this thread) to its `tasks` file, which bunbox
+ * opened (the kernel checks the opener's credentials, not ours). A thread
+ * moving itself skips the kernel's cgroup_threadgroup_rwsem, which moving
+ * another process takes for writing and which waits for an RCU grace period
+ * (10-30 ms here); and the clone's own kernel allocations (the namespaces)
+ * stay bunbox's, as with v2's CLONE_INTO_CGROUP. Every process of the
+ * sandbox descends from us, so all of them are in it. (v2: T's clone3
+ * started us there.)
+ */
+static int join_cgroups(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_cgroup *cg = (const void *)(sh->base + rq->cgroups_off);
+  for (uint32_t i = 0; i < rq->ncgroups; i++) {
+    if (cg[i].kind != BB_CG_V1) continue;
+    long r = bb_sys3(SYS_write, cg[i].fd, "0", 1);
+    if (r != 1) return bb_fail(sh, BB_ST_CGROUP, r < 0 ? r : -EIO, "joining the sandbox's cgroup (tasks)"), -1;
+    bb_sys1(SYS_close, cg[i].fd);
+  }
+  return 0;
+}
+
+/*
+ * The cgroup namespace, made here rather than by T's clone: we are in the
+ * sandbox's cgroups now, and a cgroup namespace's root is its creator's
+ * cgroup at that moment, so the sandboxee sees its own cgroup as / (made at
+ * the clone, / would be bunbox's).
+ */
+static int cgroup_namespace(struct bb_shared *sh) {
+  if (!(sh->req->clone_flags & BB_CLONE_NEWCGROUP)) return 0;
+  long r = bb_sys1(SYS_unshare, CLONE_NEWCGROUP);
+  if (r < 0) return bb_fail(sh, BB_ST_CGROUP, r, "unshare(CLONE_NEWCGROUP)"), -1;
+  return 0;
+}
+
+/*
+ * Per-user-namespace limits (/proc/sys/user/...: inotify instances and
+ * watches, namespaces of each kind), written as root of our new namespace,
+ * whose sysctls these files show (the kernel looks them up in the writer's
+ * user namespace). Each bounds what the sandbox may take of its owner's
+ * budget: the kernel checks every level up to the host's, so a value here
+ * only ever lowers a limit. After set_ids: with kernel uid 0 gone, a path
+ * outside /proc/sys/user could not reach a host file (csrc/request.c also
+ * refuses one).
+ */
+static int user_limits(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_sysctl *s = (const void *)(sh->base + rq->sysctls_off);
+  for (uint32_t i = 0; i < rq->nsysctls; i++) {
+    const char *path = bb_str(sh, s[i].path_off), *value = bb_str(sh, s[i].value_off);
+    long fd = bb_sys4(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC, 0);
+    long r = fd;
+    if (fd >= 0) {
+      size_t n = bb_strlen(value);
+      r = bb_sys3(SYS_write, fd, value, n);
+      if (r >= 0 && (size_t)r != n) r = -EIO;
+      bb_sys1(SYS_close, fd);
+    }
+    if (r < 0) return bb_fail(sh, BB_ST_SYSCTL, r, path), -1;
+  }
+  return 0;
+}
+
 /* --net loopback: the new network namespace's lo, up (it starts down). */
 static int loopback_up(struct bb_shared *sh) {
   long fd = bb_sys3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -236,6 +300,7 @@ int bb_child_a(void *arg) {
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
   bb_mark(sh, BB_MK_RELEASED);
+  if (join_cgroups(sh) < 0 || cgroup_namespace(sh) < 0) return 1;
   /* Out of bunbox's session and process group: signals the caller's
    * terminal sends its foreground group (Ctrl-C, SIGWINCH, a hangup) are
    * bunbox's to pass on, once; they must not reach init (which forwards
@@ -260,9 +325,11 @@ int bb_child_a(void *arg) {
    * (B's F_DUPFD past them must stay under the fd limit). */
   {
     const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-    int keep[BB_FDS_MAX + 4], n = 0;
+    int keep[BB_FDS_MAX + 4 + BB_MOUNTS_MAX], n = 0;
     for (uint32_t i = 0; i < rq->nfds; i++)
       if (m[i].src >= 3) keep[n++] = m[i].src;
+    for (uint32_t i = 0; i < rq->nmounts; i++) /* T's idmapped trees (csrc/idmap.c) */
+      if (sh->idmap_fd[i] >= 0) keep[n++] = sh->idmap_fd[i];
     keep[n++] = sh->gate_r;
     keep[n++] = sh->status_w;
     keep[n++] = sh->report_w;
@@ -276,6 +343,7 @@ int bb_child_a(void *arg) {
   int fds[BB_MOUNTS_MAX];
   bb_mounts_open(sh, fds);
   if (set_ids(sh) < 0) return 1;
+  if (user_limits(sh) < 0) return 1;
   bb_mark(sh, BB_MK_IDS);
   if (bb_mounts_apply(sh, fds) < 0) return 1;
   bb_mark(sh, BB_MK_MOUNTS);

@@ -38,4 +38,14 @@ int bb_take_terminal(struct bb_shared *sh, int pidfd_a);
 /* csrc/handover.c: with BB_F_NET_PROXY, the sockets A bound (net_listen), at 'B'. */
 int bb_take_net(struct bb_shared *sh, int pidfd_a, int fds[3]);
 
+/* csrc/contain.c: the sandbox's v2 cgroup and the owner of its user
+ * namespace, around T's clone of A. */
+int bb_cgroups_v2_fd(const struct bb_req *rq);
+int bb_cgroups_place(const struct bb_req *rq, pid_t pid, char *detail, size_t cap);
+int bb_owner_begin(const struct bb_req *rq);
+void bb_owner_end(const struct bb_req *rq);
+/* csrc/idmap.c: the idmapped trees of BB_MF_IDMAP binds (sh->idmap_fd), made before the clone, closed after it. */
+int bb_idmaps_make(struct bb_shared *sh, struct bb_spawn_out *out);
+void bb_idmaps_close(struct bb_shared *sh);
+
 #endif

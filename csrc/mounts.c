@@ -5,7 +5,8 @@
  *      (bind sources, overlay layers, the root directory) is opened O_PATH:
  *      as root A still has kernel uid 0, so paths under root-only
  *      directories are reachable; after the switch to the unprivileged
- *      kernel uid they would not be
+ *      kernel uid they would not be. An idmapped bind's source is a tree T
+ *      made (csrc/idmap.c): A has no privilege over the source's filesystem
  *   1. make every mount private: nothing we do propagates back to the host
  *   2. the scratch tmpfs on the host's /tmp, and the root in it (csrc/root.c)
  *   3. the mount points the root lacks (csrc/points.c)
@@ -118,7 +119,8 @@ static long open_point(struct bb_tree *t, const char *dst, int dir, unsigned mod
   return dfd;
 }
 
-static int op_bind(struct bb_tree *t, const struct bb_mount *m, int fd, const char *dst) {
+/* is_tree: fd is T's idmapped tree (csrc/idmap.c), its attributes set: attached as it is. */
+static int op_bind(struct bb_tree *t, const struct bb_mount *m, int fd, int is_tree, const char *dst) {
   const char *host = bb_str(t->sh, m->src_off);
   if (fd == -ENOENT && (m->flags & BB_MF_OPTIONAL)) return 0;
   if (fd < 0) return bb_mount_fail(t, BB_ST_MOUNT, fd, host, 0);
@@ -126,7 +128,8 @@ static int op_bind(struct bb_tree *t, const struct bb_mount *m, int fd, const ch
   if (dir < 0) return bb_mount_fail(t, BB_ST_MOUNT, dir, host, 0);
   long dfd = open_point(t, dst, (int)dir, dir ? 0755 : 0644);
   if (dfd < 0) return -1;
-  long r = bind_at(t, fd, 1, dfd, dst, bb_attrs_for(m->flags));
+  long r = is_tree ? bb_attach(fd, (int)dfd) : bind_at(t, fd, 1, dfd, dst, bb_attrs_for(m->flags));
+  if (is_tree) bb_sys1(SYS_close, fd);
   bb_sys1(SYS_close, dfd);
   return r < 0 ? bb_mount_fail(t, BB_ST_MOUNT, r, dst, 0) : 0;
 }
@@ -284,7 +287,7 @@ static int apply_op(struct bb_tree *t, uint32_t at) {
   if (t->done[at / 8] & (1u << (at % 8))) return 0; /* made with the mount points */
   switch (m->kind) {
     case BB_M_BIND:
-      return op_bind(t, m, t->fds[at], dst);
+      return op_bind(t, m, t->fds[at], bb_idmapped(t->sh, at), dst);
     case BB_M_TMPFS:
     case BB_M_PROC:
     case BB_M_DEVPTS:
@@ -319,6 +322,10 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
     fds[i] = -1;
     int host = m[i].kind == BB_M_BIND || m[i].kind == BB_M_LOWER || (m[i].kind == BB_M_OVERLAY && m[i].src_off);
     if (!host) continue;
+    if (bb_idmapped(sh, i)) {
+      fds[i] = sh->idmap_fd[i];
+      continue;
+    }
     struct open_how_v0 how = {O_PATH | O_CLOEXEC, 0, BB_RESOLVE_NO_SYMLINKS};
     long fd = bb_sys4(SYS_openat2, AT_FDCWD, bb_str(sh, m[i].src_off), &how, sizeof how);
     if (fd == -ENOSYS) fd = bb_sys4(SYS_openat, AT_FDCWD, bb_str(sh, m[i].src_off), O_PATH | O_CLOEXEC, 0);
@@ -327,7 +334,29 @@ int bb_mounts_open(struct bb_shared *sh, int *fds) {
   return 0;
 }
 
-int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
+/*
+ * As root, an overlay's layers and upper directory are T's idmapped trees
+ * (csrc/idmap.c), detached: overlayfs takes only layers it can reach by
+ * path. Each is attached at a directory of the scratch area, and its fd
+ * becomes that directory's (the mount's root), whose /proc/self/fd path the
+ * overlay is given (csrc/newfs.c).
+ */
+static int bb_idmapped_layers(struct bb_tree *t, int *fds) {
+  for (uint32_t i = 0; i < t->sh->req->nmounts; i++) {
+    uint32_t kind = t->ops[i].kind;
+    if ((kind != BB_M_LOWER && kind != BB_M_OVERLAY) || !bb_idmapped(t->sh, i) || fds[i] < 0) continue;
+    char name[24];
+    long dir = bb_scratch_dir(t, name);
+    long r = dir < 0 ? dir : bb_attach(fds[i], (int)dir);
+    if (dir >= 0) bb_sys1(SYS_close, dir);
+    bb_sys1(SYS_close, fds[i]);
+    fds[i] = (int)(r < 0 ? r : bb_open_in(t->scratch, name, O_DIRECTORY, BB_RESOLVE_NO_SYMLINKS));
+    if (fds[i] < 0) return bb_mount_fail(t, BB_ST_OVERLAY, fds[i], bb_str(t->sh, t->ops[i].src_off), " (attaching its idmapped layer)");
+  }
+  return 0;
+}
+
+int bb_mounts_apply(struct bb_shared *sh, int *fds) {
   const struct bb_req *rq = sh->req;
   struct bb_tree t;
   bb_memset(&t, 0, sizeof t);
@@ -340,7 +369,7 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   /* Modes as the plan gives them; B, cloned later, gets the old umask back. */
   long umask = bb_sys1(SYS_umask, 0);
   uint32_t at;
-  if (bb_scratch(&t) < 0 || bb_root_make(&t, rq->nmounts, &at) < 0) return -1;
+  if (bb_scratch(&t) < 0 || bb_idmapped_layers(&t, fds) < 0 || bb_root_make(&t, rq->nmounts, &at) < 0) return -1;
   const struct bb_mount *root = &t.ops[at - 1];
   bb_mount_points(&t, at, rq->nmounts);
   for (; at < rq->nmounts; at++)
@@ -348,4 +377,19 @@ int bb_mounts_apply(struct bb_shared *sh, const int *fds) {
   if (bb_points_seal(&t) < 0) return -1;
   bb_sys1(SYS_umask, umask);
   return bb_root_enter(&t, root);
+}
+
+/*
+ * The child T clones into a user namespace of its own, only to hold it
+ * while T writes its id maps and opens it for an idmapped mount
+ * (csrc/idmap.c): it waits for EOF on a pipe, then exits. arg points at
+ * the pipe's two ends; it closes its copy of the write end first.
+ */
+int bb_child_hold(void *arg) {
+  const int *pipe_fds = arg;
+  char c;
+  bb_sys1(SYS_close, pipe_fds[1]);
+  while (bb_sys3(SYS_read, pipe_fds[0], &c, 1) == -EINTR) {
+  }
+  return 0;
 }

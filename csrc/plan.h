@@ -28,14 +28,15 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 5
+#define BB_ABI_VERSION 6
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */
 
 /* bb_req.flags */
 #define BB_F_NOTIFY 0x1      /* install the filter with a user-notification listener */
-#define BB_F_CALLER_ROOT 0x2 /* caller has euid 0: map to an unprivileged kernel id */
+#define BB_F_CALLER_ROOT 0x2 /* caller has euid 0: map to an unprivileged kernel id (uid_outside), which
+                              * also owns the new user namespace (csrc/contain.c) */
 #define BB_F_NO_SECCOMP 0x4  /* no filter at exec ("sandbox me here": the client installs it) */
 #define BB_F_LOOPBACK 0x8    /* bring up lo in the new network namespace */
 /* A pseudo-terminal of the sandbox's own (csrc/child_a.c open_terminal): A
@@ -52,7 +53,8 @@
 #define BB_F_NET_PROXY 0x100
 
 /* bb_req.clone_flags: the kernel's CLONE_NEW* (csrc/request.c checks they
- * agree). NEWUSER and NEWPID are required: see bb_check_request. */
+ * agree). NEWUSER and NEWPID are required: see bb_check_request. NEWCGROUP
+ * is made by A, once it is in the sandbox's cgroup (csrc/child_a.c). */
 #define BB_CLONE_NEWNS 0x00020000
 #define BB_CLONE_NEWCGROUP 0x02000000
 #define BB_CLONE_NEWUTS 0x04000000
@@ -65,6 +67,8 @@
 #define BB_MOUNTS_MAX 1024 /* bb_req.nmounts */
 #define BB_FDS_MAX 256     /* bb_req.nfds */
 #define BB_FD_MAX 65535    /* bb_fdmap.dst (the closing fallbacks reach this far) */
+#define BB_CGROUPS_MAX 8   /* bb_req.ncgroups: one per cgroup hierarchy used */
+#define BB_SYSCTLS_MAX 32  /* bb_req.nsysctls */
 
 struct bb_req {
   uint32_t magic;   /* BB_REQ_MAGIC */
@@ -88,6 +92,8 @@ struct bb_req {
   uint32_t setup_timeout_ms;             /* the whole of setup, clone to execve; never 0 */
   uint32_t tty_size;                     /* with BB_F_TTY_*: the pty's rows << 16 | columns; 0: unset */
   uint32_t proxy_port;                   /* with BB_F_NET_PROXY: the proxy's port inside (1..65535, not 53); else 0 */
+  uint32_t cgroups_off, ncgroups;        /* struct bb_cgroup[ncgroups]: the sandbox's cgroups */
+  uint32_t sysctls_off, nsysctls;        /* struct bb_sysctl[nsysctls]: A writes them in its user namespace */
 };
 
 /*
@@ -119,6 +125,8 @@ enum bb_mount_kind {
 #define BB_MF_DEV 0x2      /* device nodes usable (only /dev binds) */
 #define BB_MF_NOEXEC 0x4   /* noexec */
 #define BB_MF_OPTIONAL 0x8 /* skip silently when the source is missing */
+#define BB_MF_IDMAP 0x10   /* bind through an idmapped mount made by T: the source's owner is the
+                            * sandbox's kernel uid there (writable binds as root, csrc/idmap.c) */
 
 #define BB_LOWERS_MAX 64        /* bb_mount.aux of an overlay */
 #define BB_FILE_MAX 16777216 /* bb_mount.size of a BB_M_FILE (16 MiB) */
@@ -142,6 +150,29 @@ struct bb_rlimit {
 struct bb_fdmap {
   int32_t src; /* fd in the bunbox process */
   int32_t dst; /* fd number in the sandboxee, 0..BB_FD_MAX */
+};
+
+/*
+ * The sandbox's cgroups, one per hierarchy, opened by TypeScript
+ * (src/containment/). v2: fd is the cgroup's directory, where T's clone3
+ * starts A (CLONE_INTO_CGROUP, csrc/contain.c). v1: fd is the cgroup's
+ * `tasks` file (opened by bunbox: the kernel checks the opener), where A
+ * moves itself first thing (csrc/child_a.c join_cgroups).
+ */
+enum bb_cgroup_kind {
+  BB_CG_V1 = 1,
+  BB_CG_V2 = 2,
+};
+
+struct bb_cgroup {
+  uint32_t kind; /* enum bb_cgroup_kind */
+  int32_t fd;
+};
+
+/* A sysctl of the sandbox's own user namespace (/proc/sys/user/...): path and value, strings. */
+struct bb_sysctl {
+  uint32_t path_off;
+  uint32_t value_off;
 };
 
 /* Setup stages; their names are the words of messages (src/native/stages.ts). */
@@ -174,6 +205,9 @@ enum bb_stage {
   BB_ST_NETWORK,
   BB_ST_TERMINAL,
   BB_ST_OVERLAY,
+  BB_ST_CGROUP,
+  BB_ST_IDMAP,
+  BB_ST_SYSCTL,
 };
 
 /*

@@ -26,7 +26,8 @@ _Static_assert(BB_CLONE_NEWNS == CLONE_NEWNS && BB_CLONE_NEWCGROUP == CLONE_NEWC
 #define KNOWN_CLONE                                                                            \
   (BB_CLONE_NEWNS | BB_CLONE_NEWCGROUP | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWUSER | \
    BB_CLONE_NEWPID | BB_CLONE_NEWNET)
-#define KNOWN_MOUNT_FLAGS (BB_MF_RW | BB_MF_DEV | BB_MF_NOEXEC | BB_MF_OPTIONAL)
+#define KNOWN_MOUNT_FLAGS (BB_MF_RW | BB_MF_DEV | BB_MF_NOEXEC | BB_MF_OPTIONAL | BB_MF_IDMAP)
+#define SYSCTL_DIR "/proc/sys/user/"
 
 static int refuse(char *detail, size_t cap, const char *fmt, ...) {
   va_list ap;
@@ -133,6 +134,8 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     if (m[i].mode > 07777) return refuse(detail, cap, "mounts[%u].mode: 0%o", i, m[i].mode);
     if (kind == BB_M_LOWER) {
       if (++lowers > BB_LOWERS_MAX) return refuse(detail, cap, "mounts[%u]: more than %u lower layers", i, BB_LOWERS_MAX);
+      if ((m[i].flags & ~BB_MF_IDMAP) || ((m[i].flags & BB_MF_IDMAP) && !(rq->flags & BB_F_CALLER_ROOT)))
+        return refuse(detail, cap, "mounts[%u].flags: 0x%x on a lower layer", i, m[i].flags);
       continue;
     }
     if (kind == BB_M_OVERLAY) {
@@ -145,6 +148,9 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     }
     lowers = 0;
     int is_root = dst[0] == '/' && dst[1] == 0;
+    /* T makes the idmapped tree as root, mapping the source's owner to the sandbox's uid. */
+    if ((m[i].flags & BB_MF_IDMAP) && (!(kind == BB_M_BIND || (kind == BB_M_OVERLAY && m[i].src_off)) || !(rq->flags & BB_F_CALLER_ROOT)))
+      return refuse(detail, cap, "mounts[%u].flags: an idmapped mount is a host directory's (a bind, an overlay's upper) made as root", i);
     if (!rooted) {
       if (!is_root || (kind != BB_M_TMPFS && kind != BB_M_BIND && kind != BB_M_OVERLAY))
         return refuse(detail, cap, "mounts[%u]: the first mount must be the root (a tmpfs, bind or overlay on /)", i);
@@ -185,6 +191,30 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     return refuse(detail, cap, "bpf_len: %u, the kernel takes at most %u", rq->bpf_len, BPF_MAXINSNS);
   if (rq->bpf_len == 0 && !(rq->flags & BB_F_NO_SECCOMP))
     return refuse(detail, cap, "bpf_len: 0, and a filter is to be installed at exec");
+  /* A writes to the v1 fds; T clones into the one v2 directory. */
+  if (rq->ncgroups > BB_CGROUPS_MAX) return refuse(detail, cap, "ncgroups: %u, at most %u", rq->ncgroups, BB_CGROUPS_MAX);
+  if (!array_ok(len, rq->cgroups_off, rq->ncgroups, sizeof(struct bb_cgroup), 4))
+    return refuse(detail, cap, "cgroups_off: %u cgroups at %u", rq->ncgroups, rq->cgroups_off);
+  const struct bb_cgroup *cg = (const void *)(buf + rq->cgroups_off);
+  int v2 = 0;
+  for (uint32_t i = 0; i < rq->ncgroups; i++) {
+    if (cg[i].kind != BB_CG_V1 && cg[i].kind != BB_CG_V2) return refuse(detail, cap, "cgroups[%u].kind: %u", i, cg[i].kind);
+    if (cg[i].fd < 0) return refuse(detail, cap, "cgroups[%u].fd: %d", i, cg[i].fd);
+    if (cg[i].kind == BB_CG_V2 && v2++) return refuse(detail, cap, "cgroups[%u]: one v2 cgroup at most", i);
+  }
+
+  /* A writes these as root of its user namespace: only that namespace's own limits. */
+  if (rq->nsysctls > BB_SYSCTLS_MAX) return refuse(detail, cap, "nsysctls: %u, at most %u", rq->nsysctls, BB_SYSCTLS_MAX);
+  if (!array_ok(len, rq->sysctls_off, rq->nsysctls, sizeof(struct bb_sysctl), 4))
+    return refuse(detail, cap, "sysctls_off: %u sysctls at %u", rq->nsysctls, rq->sysctls_off);
+  const struct bb_sysctl *sc = (const void *)(buf + rq->sysctls_off);
+  for (uint32_t i = 0; i < rq->nsysctls; i++) {
+    if (!str_ok(buf, len, sc[i].path_off, 0) || !str_ok(buf, len, sc[i].value_off, 0))
+      return refuse(detail, cap, "sysctls[%u]: no strings at %u, %u", i, sc[i].path_off, sc[i].value_off);
+    const char *path = (const char *)buf + sc[i].path_off;
+    if (strncmp(path, SYSCTL_DIR, sizeof SYSCTL_DIR - 1) || strchr(path + sizeof SYSCTL_DIR - 1, '/'))
+      return refuse(detail, cap, "sysctls[%u].path: not a file of " SYSCTL_DIR, i);
+  }
   if (rq->setup_timeout_ms == 0) return refuse(detail, cap, "setup_timeout_ms: 0");
   /* The proxy's sockets are bound inside the sandbox's own network namespace,
    * on its lo, once up: never in the host's (there they would be the host's

@@ -92,8 +92,8 @@ int bb_dst_fail(struct bb_tree *t, long err, const char *dst) {
     return bb_mount_fail(t, BB_ST_MOUNT, err, dst, msg);
   }
   if (err == -EACCES)
-    why = ": cannot be made, its parent directory is not writable by the sandbox's user (kernel uid 65534 when "
-          "bunbox runs as root): create it in the image, or make the parent writable";
+    why = ": cannot be made, its parent directory is not writable by the sandbox's user (yours; as root, "
+          "a uid of the sandbox's own): create it in the image, or make the parent writable";
   /* -EROFS otherwise: src/native/stages.ts's hint for the mount stage says what to do. */
   else if (err == -ENOENT)
     why = ": a dangling symlink in the sandbox's tree (mount its target instead)";

@@ -48,7 +48,7 @@ int bb_scratch(struct bb_tree *t) {
   return 0;
 }
 
-/* A host directory as the root: a recursive bind. */
+/* A host directory as the root: a recursive bind (as root, a writable one is T's idmapped tree: csrc/idmap.c). */
 static long image_root(struct bb_tree *t, uint32_t r) {
   const struct bb_mount *m = &t->ops[r];
   int img = t->fds[r];
@@ -58,6 +58,7 @@ static long image_root(struct bb_tree *t, uint32_t r) {
   long e = bb_sys4(SYS_newfstatat, img, "", &st, BB_AT_EMPTY_PATH);
   if (e == 0 && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
   if (e < 0) return bb_mount_fail(t, BB_ST_ROOT, e, src, " (the sandbox's root must be a directory)");
+  if (bb_idmapped(t->sh, r)) return img; /* its attributes set by T */
   long tree = bb_sys3(SYS_open_tree, img, "", BB_OPEN_TREE_CLONE | O_CLOEXEC | BB_AT_EMPTY_PATH | BB_AT_RECURSIVE);
   if (tree < 0) return bb_mount_fail(t, BB_ST_ROOT, tree, src, " (the sandbox's root)");
   long r2 = bb_set_attrs_fd((int)tree, bb_attrs_for(m->flags), 1);

@@ -75,7 +75,23 @@ struct bb_shared {
 
   /* Monotonic nanoseconds at each enum bb_mark (csrc/plan.h), 0 if not reached. */
   uint64_t marks[BB_MARKS];
+
+  /* Per mount: the detached, idmapped tree T made for a BB_MF_IDMAP bind
+   * (csrc/idmap.c), which A inherits at the same number and attaches;
+   * -ENOENT for an optional source that is missing; BB_IDMAP_NONE for a
+   * BB_MF_IDMAP bind made as a plain one; -1 for other mounts. */
+  int32_t idmap_fd[BB_MOUNTS_MAX];
 };
+
+/* A writable bind whose filesystem cannot be idmapped, on a tree any user
+ * may write (mode o+w, as /tmp): bound as it is (csrc/idmap.c says why). */
+#define BB_IDMAP_NONE (-2)
+
+/* Whether mount i is attached from T's idmapped tree. */
+static inline int bb_idmapped(const struct bb_shared *sh, uint32_t i) {
+  const struct bb_mount *m = (const void *)(sh->base + sh->req->mounts_off);
+  return (m[i].flags & BB_MF_IDMAP) && sh->idmap_fd[i] != BB_IDMAP_NONE;
+}
 
 static inline void bb_mark(struct bb_shared *sh, enum bb_mark m) {
   struct { long s, ns; } ts;
@@ -112,8 +128,9 @@ static inline const char *bb_str(const struct bb_shared *sh, uint32_t off) {
 
 /* Child side (csrc/child.h): raw system calls only. */
 BB_HIDDEN int bb_child_a(void *arg);
+BB_HIDDEN int bb_child_hold(void *arg);
 BB_HIDDEN int bb_mounts_open(struct bb_shared *sh, int *fds);
-BB_HIDDEN int bb_mounts_apply(struct bb_shared *sh, const int *fds);
+BB_HIDDEN int bb_mounts_apply(struct bb_shared *sh, int *fds);
 
 /* Host side (T). */
 int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap);

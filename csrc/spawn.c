@@ -130,6 +130,40 @@ static struct bb_shared *arena_new(const uint8_t *buf, struct bb_spawn_out *out,
   return sh;
 }
 
+/*
+ * The clone of A, into the sandbox's v2 cgroup (CLONE_INTO_CGROUP; on v1 A
+ * moves itself in, csrc/child_a.c) and with the sandbox's kernel ids as T's
+ * effective ids, so that they own A's user namespace (csrc/contain.c says
+ * why). A makes the cgroup namespace itself, once it is in its cgroup
+ * (csrc/child_a.c): made here, its root would be bunbox's cgroup. *placed is
+ * 0 when A still has to be moved into its v2 cgroup (no CLONE_INTO_CGROUP on
+ * this kernel). Returns A's pid, or -errno with out filled.
+ */
+static long clone_a(const struct bb_req *rq, struct bb_shared *sh, int *pidfd, int *placed, struct bb_spawn_out *out) {
+  uint64_t flags = CLONE_VM | CLONE_PIDFD | (rq->clone_flags & ~(uint64_t)BB_CLONE_NEWCGROUP);
+  long r = bb_owner_begin(rq);
+  if (r < 0) {
+    out_fail(out, BB_ST_CLONE, (int)-r, "taking the sandbox's kernel ids to create its user namespace");
+    return r;
+  }
+  int cgroup = bb_cgroups_v2_fd(rq);
+  bb_mark(sh, BB_MK_CLONE);
+  long pid = bb_clone_into(flags, 0, pidfd, sh->stack_a, sh->stack_size, cgroup, bb_child_a, sh);
+  if (cgroup >= 0 && (pid == -EINVAL || pid == -E2BIG || pid == -ENOSYS)) {
+    /* Before Linux 5.7, or without clone3: placed after the clone. */
+    *placed = 0;
+    pid = bb_clone(flags, 0, pidfd, sh->stack_a, sh->stack_size, bb_child_a, sh);
+  }
+  bb_owner_end(rq);
+  if (pid < 0) {
+    const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
+                           ? "creating namespaces"
+                           : "clone of the sandbox's init";
+    out_fail(out, BB_ST_CLONE, (int)-pid, hint);
+  }
+  return pid;
+}
+
 int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   memset(out, 0, sizeof *out);
   out->pidfd = out->listener = out->report = out->sandboxee_pidfd = out->pty_master = -1;
@@ -150,11 +184,16 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   struct bb_shared *sh = arena_new(buf, out, &size);
   if (!sh) return -1;
   sh->init_fd = init_fd;
+  if (bb_idmaps_make(sh, out) < 0) {
+    munmap(sh->stack_a - GUARD_SIZE, size);
+    return -1;
+  }
 
   int gate[2] = {-1, -1}, status[2] = {-1, -1}, report[2] = {-1, -1};
   if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0 ||
       pipe2(report, O_CLOEXEC) < 0) {
     out_fail(out, BB_ST_RESOURCES, errno, "pipe2");
+    bb_idmaps_close(sh);
     for (int i = 0; i < 2; i++) {
       if (gate[i] >= 0) close(gate[i]);
       if (status[i] >= 0) close(status[i]);
@@ -177,26 +216,26 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int pidfd = -1;
-  bb_mark(sh, BB_MK_CLONE);
-  long pid = bb_clone(CLONE_VM | CLONE_PIDFD | rq->clone_flags, 0, &pidfd, sh->stack_a, sh->stack_size,
-                      bb_child_a, sh);
+  int pidfd = -1, placed = 1;
+  long pid = clone_a(rq, sh, &pidfd, &placed, out);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  bb_idmaps_close(sh); /* A has its own copies */
   close(gate[0]);
   close(status[1]);
   close(report[1]);
   int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1, pty_master = -1;
   int net[3] = {-1, -1, -1};
-  if (pid < 0) {
-    const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
-                           ? "creating namespaces"
-                           : "clone of the sandbox's init";
-    out_fail(out, BB_ST_CLONE, (int)-pid, hint);
-    goto done;
-  }
+  if (pid < 0) goto done; /* clone_a said why */
 
   long deadline = bb_now_ms() + rq->setup_timeout_ms;
-  int r = write_id_maps(rq, (pid_t)pid, out->detail, sizeof out->detail);
+  int r = placed ? 0 : bb_cgroups_place(rq, (pid_t)pid, out->detail, sizeof out->detail);
+  if (r < 0) {
+    reap(pidfd, 1);
+    out->stage = BB_ST_CGROUP;
+    out->err = -r;
+    goto done;
+  }
+  r = write_id_maps(rq, (pid_t)pid, out->detail, sizeof out->detail);
   if (r < 0) {
     reap(pidfd, 1);
     out->stage = BB_ST_USER_NAMESPACE;

@@ -11,8 +11,9 @@
  *   5. exec mode vs fork-server mode, one run at a time and 8 in flight
  *   6. comms round trip and throughput (1 KiB, 1 MiB) vs plain sockets
  *   7. --net proxy: a 256 MiB download and small GETs, direct vs through the proxy
+ *   8. what a cgroup per sandbox costs: latency and runs/s with cgroups on vs off
  *
- * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,net]
+ * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,net,containment]
  *   --quick  fewer repetitions (a smoke test; figures are noisy)
  *   --only   just these benchmarks
  * Either option prints the table but leaves bench/results.json alone, so the
@@ -26,6 +27,7 @@ import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { benchCliStartup } from "./bench/cli-startup.ts";
 import { benchComms } from "./bench/comms.ts";
+import { benchContainment } from "./bench/containment.ts";
 import { benchForkServer } from "./bench/forkserver.ts";
 import { benchHeap } from "./bench/heap.ts";
 import { benchNet } from "./bench/net.ts";
@@ -35,7 +37,7 @@ import { benchSeccomp } from "./bench/seccomp.ts";
 import { BenchError, ensureBunbox, makeWorkdir, requireTool, ROOT, versionOf } from "./bench/setup.ts";
 import { benchThroughput } from "./bench/throughput.ts";
 
-const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "net"] as const;
+const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "net", "containment"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -80,6 +82,9 @@ function settingsFor(quick: boolean) {
     netRounds: quick ? 2 : 10,
     netDownloadMiB: 256,
     netRequests: quick ? 50 : 200,
+    containmentRounds: quick ? 2 : 6,
+    containmentRunsPerRound: quick ? 20 : 50,
+    containmentInflight: 8,
   };
 }
 
@@ -131,6 +136,10 @@ async function main(): Promise<void> {
     }
     if (only.has("net")) {
       benchmarks.push(...(await benchNet({ rounds: settings.netRounds, downloadMiB: settings.netDownloadMiB, requests: settings.netRequests, log })));
+    }
+    if (only.has("containment")) {
+      const { containmentRounds: rounds, containmentRunsPerRound: runsPerRound, containmentInflight: inflight } = settings;
+      benchmarks.push(...(await benchContainment({ rounds, runsPerRound, inflight, log })));
     }
     const results: Results = { machine, settings, durationS: (performance.now() - started) / 1000, benchmarks };
     process.stdout.write(`${formatTable(results)}\n`);

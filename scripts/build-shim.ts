@@ -30,10 +30,10 @@ const CFLAGS = [
 ];
 export const CHILD_SOURCES = ["child_a.c", "child_b.c", "mounts.c", "resolve.c", "newfs.c", "root.c", "points.c", "clone.S"];
 /** The functions the host side starts the children with. */
-const CHILD_ENTRIES = ["bb_child_a"];
+const CHILD_ENTRIES = ["bb_child_a", "bb_child_hold"];
 const HOST_SOURCES = [
-  "spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "relay.c", "net_socket.c", "net_relay.c",
-  "probe.c", "net_intercept.c",
+  "spawn.c", "handover.c", "contain.c", "idmap.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "relay.c",
+  "net_socket.c", "net_relay.c", "probe.c", "net_intercept.c",
 ];
 
 export interface ShimOptions {

@@ -17,6 +17,7 @@
  * the sandboxee's process group through its init.
  */
 import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
+import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import { spawnOnCallingThread } from "../native/spawn.ts";
@@ -41,7 +42,7 @@ import type { Result } from "../sandbox/result.ts";
 type RunOptions = Parsed<typeof RUN_ARGS>;
 /** What -v and the reporting read of the options (`bunbox oci run` has these too). */
 export type RunReporting = {
-  flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty">;
+  flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty"> & Partial<Pick<RunOptions["flags"], "allow-weaker-limits">>;
   strings: Pick<RunOptions["strings"], "result-file" | "time-limit">;
 };
 
@@ -53,13 +54,20 @@ export type RunReporting = {
  */
 const MIN_OPEN_FILES = 4;
 /**
- * The smallest --memory-limit bunbox accepts (as nsjail, whose unit is the
+ * The smallest --address-space-limit bunbox accepts (as nsjail, whose unit is the
  * MiB): exec alone maps a 128 KiB stack, the vDSO and the program before its
  * first instruction, and a limit it overruns kills the program with SIGSEGV
  * in exec, which looks like the program's own fault. A program written
  * without libc starts in 1 MiB; a static C program needs about 3 MiB.
  */
 const MIN_ADDRESS_SPACE = 1024 ** 2;
+/**
+ * The smallest --memory-limit: the sandbox's cgroup also counts the kernel
+ * memory of its init and the sandboxee's first pages.
+ */
+const MIN_MEMORY = 4 * 1024 ** 2;
+/** The limits as this command line names them, in messages. */
+const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
 
 /**
  * How long the JavaScript thread may block right after the spawn, waiting
@@ -112,16 +120,34 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   });
 }
 
-function memoryLimit(text: string): number {
-  const size = parseSize(text, "--memory-limit");
+function addressSpaceLimit(text: string): number {
+  const size = parseSize(text, "--address-space-limit");
   if (size < MIN_ADDRESS_SPACE) {
     throw new UsageError(
-      "--memory-limit",
+      "--address-space-limit",
       `${text} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, ` +
         "the vDSO and the program (a C program needs a few M)",
     );
   }
   return size;
+}
+
+function memoryLimit(text: string): number {
+  const size = parseSize(text, "--memory-limit");
+  if (size < MIN_MEMORY) {
+    throw new UsageError(
+      "--memory-limit",
+      `${text} is below ${formatSize(MIN_MEMORY)}, the smallest limit bunbox accepts: the sandbox's cgroup also counts ` +
+        "the kernel memory of its init and the sandboxee's first pages",
+    );
+  }
+  return size;
+}
+
+function cpus(text: string): number {
+  const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n > 0) || n > 4096) throw new UsageError("--cpus", `"${text}" is not a number of CPUs above 0 (examples: 1, 0.5, 2.5)`);
+  return n;
 }
 
 function openFiles(text: string): number {
@@ -161,7 +187,9 @@ function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | u
   const limits = new Limits({
     wallTimeMs: s["time-limit"] !== undefined ? parseDuration(s["time-limit"], "--time-limit") : interactive() ? 0 : DEFAULT_LIMITS.wallTimeMs,
     ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
-    ...(s["memory-limit"] !== undefined ? { addressSpace: memoryLimit(s["memory-limit"]) } : {}),
+    ...(s["memory-limit"] !== undefined ? { memory: memoryLimit(s["memory-limit"]) } : {}),
+    ...(s.cpus !== undefined ? { cpus: cpus(s.cpus) } : {}),
+    ...(s["address-space-limit"] !== undefined ? { addressSpace: addressSpaceLimit(s["address-space-limit"]) } : {}),
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
@@ -170,16 +198,17 @@ function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | u
   return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
 }
 
-/** Every relaxation of the run: the policy's, and the command line's own. */
-function relaxationsOf(o: RunReporting, policy: Policy): string[] {
+/** Every relaxation of the run: the policy's, and the command line's own (weaker limits among them). */
+function relaxationsOf(o: RunReporting, policy: Policy, contained: ContainmentPlan | undefined): string[] {
   return [
     ...policy.relaxations,
+    ...(contained?.weakened ?? []),
     ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
   ];
 }
 
 /** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
-function describe(o: RunReporting, policy: Policy, executor: Executor): void {
+function describe(o: RunReporting, policy: Policy, executor: Executor, contained: ContainmentPlan | undefined): void {
   const l = executor.limits;
   const t = executor.tty;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
@@ -192,10 +221,16 @@ function describe(o: RunReporting, policy: Policy, executor: Executor): void {
   const why = o.strings["time-limit"] !== undefined ? "--time-limit" : interactive() ? "none by default: stdin is a terminal" : "the default for a run whose stdin is not a terminal";
   log.debug(`wall-time limit: ${l.wallTimeMs ? `${l.wallTimeMs / 1000} s` : "none"} (${why})`);
   log.debug(
-    `limits: cpu ${l.cpuSeconds || "none"}s, ` +
-      `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
+    `limits: cpu ${l.cpuSeconds || "none"}s per process, memory ${formatSize(l.memory)}, cpus ${l.cpus || "unlimited"}, ` +
+      `procs ${l.processes}, address space ${formatSize(l.addressSpace)}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
   );
-  const relaxations = relaxationsOf(o, policy);
+  if (contained) {
+    log.debug(contained.cgroup ? `cgroup: v${contained.cgroup.version}, under ${visible(contained.cgroup.where)}` : `cgroup: none (${visible(contained.noCgroup ?? "")})`);
+    for (const [name, e] of Object.entries(contained.limits)) {
+      if (e) log.debug(`  ${name} ${name === "processes" || name === "cpus" ? e.value : formatSize(e.value)}: ${e.by}`);
+    }
+  }
+  const relaxations = relaxationsOf(o, policy, contained);
   if (relaxations.length === 0) log.debug("relaxations: none");
   for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
@@ -244,7 +279,7 @@ function report(o: RunReporting, result: Result): void {
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
   if (own) log.error(result.toString());
   else if (result.status === "SIGNALED" && result.signal === SIGNALS.SIGPIPE) log.debug(result.toString());
-  else if (result.status !== "OK") log.log(result.toString());
+  else if (result.status !== "OK" || result.limitHit) log.log(result.toString());
 }
 
 export async function runCommandLine(o: RunOptions): Promise<number> {
@@ -270,27 +305,34 @@ export async function runPrepared(
 ): Promise<number> {
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const tPolicy = performance.now();
-  if (o.flags.verbose) describe(o, policy, executor);
-  const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
-
   const relay = terminal ? new TerminalRelay(terminal) : undefined;
   // One sandbox in this process: set up on this thread (no spawner threads).
   // No first wait where the sandboxee needs bunbox at once: a terminal to
   // relay, a proxy to serve (both start with the monitor).
   const needsUs = terminal !== undefined || isProxyMode(policy.net);
   spawnOnCallingThread(needsUs ? 0 : Math.min(FIRST_WAIT_MS, executor.limits.wallTimeMs || FIRST_WAIT_MS));
-  const sandbox = new Sandbox(executor, policy, {
-    // Before the sandboxee's first output can fill its pty: as soon as it runs.
-    onStart: () => {
-      if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
-      // The set-up, code that runs once, is over: the JIT as usual for what
-      // watches a long run (the executable starts with it held back:
-      // scripts/build.ts). A Bun before 1.4 (from source) has no such call.
-      Bun.unsafe.setJITPolicy?.(1);
+  const sandbox = new Sandbox(
+    executor,
+    policy,
+    {
+      // Before the sandboxee's first output can fill its pty: as soon as it runs.
+      onStart: () => {
+        if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
+        // The set-up, code that runs once, is over: the JIT as usual for what
+        // watches a long run (the executable starts with it held back:
+        // scripts/build.ts). A Bun before 1.4 (from source) has no such call.
+        Bun.unsafe.setJITPolicy?.(1);
+      },
+      // The proxy's code is read only by a run that has one (README.md, "Start-up").
+      ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(netModule().formatNetworkEvent(e))) } : {}),
     },
-    // The proxy's code is read only by a run that has one (README.md, "Start-up").
-    ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(netModule().formatNetworkEvent(e))) } : {}),
-  });
+    { allowWeakerLimits: o.flags["allow-weaker-limits"] ?? false },
+  );
+  // A limit no cgroup can enforce is a usage error naming its option, before anything starts.
+  const contained = sandbox.containmentPlan(LIMIT_NAMES);
+  if (o.flags.verbose) describe(o, policy, executor, contained);
+  const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
+
   const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
   for (const [n, h] of handlers) process.on(n, h);
   let result;
@@ -316,7 +358,7 @@ export async function runPrepared(
   }
   report(o, result);
   // The Result, and the relaxations it ran under (as -v lists them).
-  const json = { ...result.toJSON(), relaxations: relaxationsOf(o, policy) };
+  const json = { ...result.toJSON(), relaxations: relaxationsOf(o, policy, contained) };
   if (o.flags.json) writeAll(2, `${jsonText(json)}\n`);
   if (resultFile !== undefined) {
     try {

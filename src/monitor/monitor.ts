@@ -9,10 +9,13 @@
  * few non-blocking system calls.
  *
  * The sandboxee's own exit status comes from init's report (csrc/init.c);
- * rusage comes from reaping init, which has reaped every process of the
- * sandbox. When bunbox killed the sandbox itself (violation, timeout, kill()),
- * that reason wins over the status the kill produced.
+ * CPU time and peak memory from the sandbox's cgroup where it has one
+ * (src/containment/), else CPU time from reaping init, which has reaped
+ * every process of the sandbox. When bunbox killed the sandbox itself
+ * (violation, timeout, kill()), that reason wins over the status the kill
+ * produced; a SIGKILL after the cgroup's OOM killer acted is the memory limit.
  */
+import { type ContainmentInfo, memoryLimitReason } from "../containment/containment.ts";
 import { after } from "../timer.ts";
 import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
@@ -306,23 +309,45 @@ export class Monitor {
     closeFd(this.spawned.sandboxeePidfd);
 
     const wallTimeMs = performance.now() - this.opts.startedAt;
+    // Init is reaped, so its pid namespace, every process of the sandbox, is gone: the cgroup's figures are final.
+    const contained = this.spawned.containment;
+    const counted = contained?.collect();
+    // The kernel's maxrss of a process that shared bunbox's memory until its exec includes bunbox's: not reported.
     const rusage: Rusage = init
-      ? { userMs: init.userUs / 1000, sysMs: init.sysUs / 1000, maxRssKb: init.maxRssKb }
+      ? { userMs: init.userUs / 1000, sysMs: init.sysUs / 1000, maxRssKb: null }
       : report
-        ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: report.maxRssKb }
-        : { userMs: 0, sysMs: 0, maxRssKb: 0 };
-    const common = { rusage, wallTimeMs, pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid };
-    const result = this.decide(report, init, common);
-    // Without user notification a violation is known only now, from SIGSYS.
-    if (result.violation?.detailMissing) this.tellViolation(result.violation);
-    this.resolve(result);
+        ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: this.opts.exitReport ? report.maxRssKb : null }
+        : { userMs: 0, sysMs: 0, maxRssKb: null };
+    if (counted?.usage) {
+      const u = counted.usage;
+      if (u.memoryPeak !== undefined) rusage.maxRssKb = Math.ceil(u.memoryPeak / 1024);
+      if (u.userMs !== undefined && u.sysMs !== undefined) {
+        rusage.userMs = u.userMs;
+        rusage.sysMs = u.sysMs;
+      }
+    }
+    const common = {
+      rusage,
+      wallTimeMs,
+      pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid,
+      ...(counted ? { containment: counted.info } : {}),
+    };
+    try {
+      const result = this.decide(report, init, common);
+      // Without user notification a violation is known only now, from SIGSYS.
+      if (result.violation?.detailMissing) this.tellViolation(result.violation);
+      this.resolve(result);
+    } finally {
+      contained?.release();
+    }
   }
 
   private decide(
     report: Report | undefined,
     init: Waited | undefined,
-    common: { rusage: Rusage; wallTimeMs: number; pid: number },
+    common: { rusage: Rusage; wallTimeMs: number; pid: number; containment?: ContainmentInfo },
   ): Result {
+    const memoryLimit = memoryLimitReason(common.containment);
     const e = this.ending;
     if (e?.status === "VIOLATION") {
       return new Result({ status: "VIOLATION", reason: e.violation.kind, violation: e.violation, signal: SIGKILL, ...common });
@@ -343,8 +368,12 @@ export class Monitor {
       return new Result({ status: "EXTERNAL_KILL", reason: e.reason, signal: SIGKILL, ...common });
     }
     if (!report) {
-      // init died without a report: someone outside bunbox killed it.
       const sig = init && init.code !== CLD_EXITED ? init.status : undefined;
+      // cgroup v2 kills the whole sandbox at its memory limit (memory.oom.group), init with it.
+      if (sig === SIGKILL && memoryLimit) {
+        return new Result({ status: "SIGNALED", reason: `SIGKILL: ${memoryLimit}`, signal: SIGKILL, ...common });
+      }
+      // init died without a report: someone outside bunbox killed it.
       const status: Status = sig !== undefined ? "EXTERNAL_KILL" : "INTERNAL_ERROR";
       const reason = sig !== undefined
         ? `the sandbox's init was killed by ${signalName(sig)} from outside bunbox`
@@ -385,7 +414,9 @@ export class Monitor {
     const core = (ws & 0x80) !== 0 ? " (core dumped)" : "";
     const reason = cpuLimit
       ? `${signalName(sig)}: CPU limit of ${cpu} s reached`
-      : `${signalName(sig)}${core}`;
+      : sig === SIGKILL && memoryLimit
+        ? `SIGKILL: ${memoryLimit}`
+        : `${signalName(sig)}${core}`;
     return new Result({ status: "SIGNALED", reason, signal: sig, ...common });
   }
 }

@@ -11,7 +11,7 @@ export interface Field {
   readonly count: number;
 }
 
-export const BB_ABI_VERSION = 5;
+export const BB_ABI_VERSION = 6;
 export const BB_REQ_MAGIC = 0x78626e62;
 export const BB_F_NOTIFY = 0x1;
 export const BB_F_CALLER_ROOT = 0x2;
@@ -31,10 +31,13 @@ export const BB_CLONE_NEWNET = 0x40000000;
 export const BB_MOUNTS_MAX = 1024;
 export const BB_FDS_MAX = 256;
 export const BB_FD_MAX = 65535;
+export const BB_CGROUPS_MAX = 8;
+export const BB_SYSCTLS_MAX = 32;
 export const BB_MF_RW = 0x1;
 export const BB_MF_DEV = 0x2;
 export const BB_MF_NOEXEC = 0x4;
 export const BB_MF_OPTIONAL = 0x8;
+export const BB_MF_IDMAP = 0x10;
 export const BB_LOWERS_MAX = 64;
 export const BB_FILE_MAX = 16777216;
 export const BB_MARKS = 9;
@@ -53,6 +56,10 @@ export const BB_M_LOWER = 8;
 export const BB_M_OVERLAY = 9;
 export const BB_M_MASK = 10;
 export const BB_M_READONLY = 11;
+
+/* enum bb_cgroup_kind */
+export const BB_CG_V1 = 1;
+export const BB_CG_V2 = 2;
 
 /* enum bb_stage */
 export const BB_ST_OK = 0;
@@ -83,8 +90,11 @@ export const BB_ST_TIMEOUT = 24;
 export const BB_ST_NETWORK = 25;
 export const BB_ST_TERMINAL = 26;
 export const BB_ST_OVERLAY = 27;
+export const BB_ST_CGROUP = 28;
+export const BB_ST_IDMAP = 29;
+export const BB_ST_SYSCTL = 30;
 /** enum bb_stage by value, as the words of messages. */
-export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal", "overlay"] as const;
+export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal", "overlay", "cgroup", "idmap", "sysctl"] as const;
 
 /* enum bb_mark */
 export const BB_MK_CLONE = 0;
@@ -101,7 +111,7 @@ export const BB_MARK_NAMES = ["clone", "released", "ids", "mounts", "caps", "san
 
 /** struct bb_req: its size, and each field. */
 export const BB_REQ = {
-  sizeof: 120,
+  sizeof: 136,
   magic: { offset: 0, type: "u32", count: 1 },
   version: { offset: 4, type: "u32", count: 1 },
   size: { offset: 8, type: "u32", count: 1 },
@@ -132,6 +142,10 @@ export const BB_REQ = {
   setup_timeout_ms: { offset: 108, type: "u32", count: 1 },
   tty_size: { offset: 112, type: "u32", count: 1 },
   proxy_port: { offset: 116, type: "u32", count: 1 },
+  cgroups_off: { offset: 120, type: "u32", count: 1 },
+  ncgroups: { offset: 124, type: "u32", count: 1 },
+  sysctls_off: { offset: 128, type: "u32", count: 1 },
+  nsysctls: { offset: 132, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_mount: its size, and each field. */
@@ -160,6 +174,20 @@ export const BB_FDMAP = {
   sizeof: 8,
   src: { offset: 0, type: "i32", count: 1 },
   dst: { offset: 4, type: "i32", count: 1 },
+} as const satisfies { sizeof: number } & Record<string, Field | number>;
+
+/** struct bb_cgroup: its size, and each field. */
+export const BB_CGROUP = {
+  sizeof: 8,
+  kind: { offset: 0, type: "u32", count: 1 },
+  fd: { offset: 4, type: "i32", count: 1 },
+} as const satisfies { sizeof: number } & Record<string, Field | number>;
+
+/** struct bb_sysctl: its size, and each field. */
+export const BB_SYSCTL = {
+  sizeof: 8,
+  path_off: { offset: 0, type: "u32", count: 1 },
+  value_off: { offset: 4, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_spawn_out: its size, and each field. */
@@ -205,7 +233,7 @@ export const BB_WAIT_OUT = {
 
 /** Every value above, BB_ABI_VERSION first: what the shim's bb_abi_layout() must report. */
 export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = [
-  ["BB_ABI_VERSION", 5],
+  ["BB_ABI_VERSION", 6],
   ["BB_REQ_MAGIC", 2019716706],
   ["BB_F_NOTIFY", 1],
   ["BB_F_CALLER_ROOT", 2],
@@ -225,10 +253,13 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MOUNTS_MAX", 1024],
   ["BB_FDS_MAX", 256],
   ["BB_FD_MAX", 65535],
+  ["BB_CGROUPS_MAX", 8],
+  ["BB_SYSCTLS_MAX", 32],
   ["BB_MF_RW", 1],
   ["BB_MF_DEV", 2],
   ["BB_MF_NOEXEC", 4],
   ["BB_MF_OPTIONAL", 8],
+  ["BB_MF_IDMAP", 16],
   ["BB_LOWERS_MAX", 64],
   ["BB_FILE_MAX", 16777216],
   ["BB_MARKS", 9],
@@ -245,6 +276,8 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_M_OVERLAY", 9],
   ["BB_M_MASK", 10],
   ["BB_M_READONLY", 11],
+  ["BB_CG_V1", 1],
+  ["BB_CG_V2", 2],
   ["BB_ST_OK", 0],
   ["BB_ST_REQUEST", 1],
   ["BB_ST_RESOURCES", 2],
@@ -273,6 +306,9 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_ST_NETWORK", 25],
   ["BB_ST_TERMINAL", 26],
   ["BB_ST_OVERLAY", 27],
+  ["BB_ST_CGROUP", 28],
+  ["BB_ST_IDMAP", 29],
+  ["BB_ST_SYSCTL", 30],
   ["BB_MK_CLONE", 0],
   ["BB_MK_RELEASED", 1],
   ["BB_MK_IDS", 2],
@@ -282,7 +318,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MK_LOOKUP", 6],
   ["BB_MK_INIT", 7],
   ["BB_MK_EXEC", 8],
-  ["sizeof(struct bb_req)", 120],
+  ["sizeof(struct bb_req)", 136],
   ["offsetof(struct bb_req, magic)", 0],
   ["offsetof(struct bb_req, version)", 4],
   ["offsetof(struct bb_req, size)", 8],
@@ -313,6 +349,10 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_req, setup_timeout_ms)", 108],
   ["offsetof(struct bb_req, tty_size)", 112],
   ["offsetof(struct bb_req, proxy_port)", 116],
+  ["offsetof(struct bb_req, cgroups_off)", 120],
+  ["offsetof(struct bb_req, ncgroups)", 124],
+  ["offsetof(struct bb_req, sysctls_off)", 128],
+  ["offsetof(struct bb_req, nsysctls)", 132],
   ["sizeof(struct bb_mount)", 32],
   ["offsetof(struct bb_mount, kind)", 0],
   ["offsetof(struct bb_mount, flags)", 4],
@@ -329,6 +369,12 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["sizeof(struct bb_fdmap)", 8],
   ["offsetof(struct bb_fdmap, src)", 0],
   ["offsetof(struct bb_fdmap, dst)", 4],
+  ["sizeof(struct bb_cgroup)", 8],
+  ["offsetof(struct bb_cgroup, kind)", 0],
+  ["offsetof(struct bb_cgroup, fd)", 4],
+  ["sizeof(struct bb_sysctl)", 8],
+  ["offsetof(struct bb_sysctl, path_off)", 0],
+  ["offsetof(struct bb_sysctl, value_off)", 4],
   ["sizeof(struct bb_spawn_out)", 596],
   ["offsetof(struct bb_spawn_out, pidfd)", 0],
   ["offsetof(struct bb_spawn_out, pid)", 4],

@@ -90,6 +90,8 @@ const symbols = {
   bb_net_intercept_take: { args: [i32, u64, i32, i32, i32], returns: i32 },
   bb_net_intercept_join: { args: [i32, u32], returns: i32 },
   bb_net_peer_port: { args: [i32], returns: i32 },
+  bb_lock_range: { args: [i32, u64, u64, i32], returns: i32 },
+  bb_pidfd_open: { args: [i32], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {

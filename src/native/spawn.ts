@@ -7,6 +7,7 @@
  * (spawnOnCallingThread).
  */
 import { ptr } from "bun:ffi";
+import type { RunContainment } from "../containment/containment.ts";
 import { BunboxError } from "../errors.ts";
 import { BB_MARK_NAMES, BB_SPAWN_OUT } from "./abi.ts";
 import { describeErrno, errnoName } from "./errno.ts";
@@ -31,6 +32,8 @@ export interface Spawned {
   ptyMaster: number;
   /** ms from the clone to the end of each phase of the set-up (0: not reached), for `bunbox run -v`. */
   phasesMs?: Record<SpawnPhase, number>;
+  /** Its cgroup and kernel uid (src/containment/): released once it is gone. */
+  containment?: RunContainment;
   /** --net proxy: the sockets bound in the sandbox's network namespace (docs/network.md), bunbox's to serve and close. */
   net?: NetSockets;
 }
@@ -96,8 +99,9 @@ export function discard(s: Spawned): void {
   for (const fd of [s.listener, s.report, s.sandboxeePidfd, s.ptyMaster, ...(s.net ? Object.values(s.net) : [])]) if (fd >= 0) closeFd(fd);
   const reap = () => {
     const w = waitPidfd(s.pidfd);
-    if (typeof w !== "number" && !w.reaped) setTimeout(reap, 5);
-    else closeFd(s.pidfd);
+    if (typeof w !== "number" && !w.reaped) return void setTimeout(reap, 5);
+    closeFd(s.pidfd);
+    s.containment?.release();
   };
   reap();
 }

@@ -64,6 +64,20 @@ export function readReport(fd: number): Report | undefined {
   };
 }
 
+/** A pidfd for `pid` (Linux 5.3), or -errno. */
+export function pidfdOpen(pid: number): number {
+  return shim().bb_pidfd_open(pid);
+}
+
+/**
+ * An exclusive open-file-description lock on byte range [start, start + len)
+ * of fd, without waiting, or its release (unlock): 0, or -errno (-EAGAIN:
+ * held by another description).
+ */
+export function lockRange(fd: number, start: number, len: number, unlock = false): number {
+  return shim().bb_lock_range(fd, BigInt(start), BigInt(len), unlock ? 1 : 0);
+}
+
 /** A copy of process `pidfd`'s fd `fd` in ours, or -errno. */
 export function pidfdGetfd(pidfd: number, fd: number): number {
   return shim().bb_pidfd_getfd(pidfd, fd);

@@ -232,14 +232,15 @@ function linux(b: PolicyBuilder, c: Config, problems: string[]): void {
   const euid = process.geteuid?.() ?? 0;
   const egid = process.getegid?.() ?? 0;
   const inside = (id: number | undefined, fallback: number) => id ?? fallback;
-  const mapping = (list: readonly { containerID: number; hostID: number; size: number }[], field: string, id: number, host: number) => {
-    const ok = list.length === 1 && list[0]!.size === 1 && list[0]!.containerID === id && list[0]!.hostID === host;
-    if (!ok) problems.push(`${field}: bunbox maps one id, ${id} inside to ${host} (${euid === 0 ? "uid 65534 when it runs as root" : "yours"}); not ${JSON.stringify(list)}`);
+  // As root, the host's id is the sandbox's own, allocated per run (README "Containment"): any hostID names it.
+  const mapping = (list: readonly { containerID: number; hostID: number; size: number }[], field: string, id: number, host: number | undefined) => {
+    const ok = list.length === 1 && list[0]!.size === 1 && list[0]!.containerID === id && (host === undefined || list[0]!.hostID === host);
+    if (!ok) problems.push(`${field}: bunbox maps one id, ${id} inside to ${host ?? "a uid of the sandbox's own when it runs as root"}${host === undefined ? "" : " (yours)"}; not ${JSON.stringify(list)}`);
   };
-  const hostUid = euid === 0 ? 65534 : euid;
-  const hostGid = euid === 0 ? 65534 : egid;
-  if (l?.uidMappings) mapping(l.uidMappings, "linux.uidMappings", inside(c.process?.user?.uid, hostUid), hostUid);
-  if (l?.gidMappings) mapping(l.gidMappings, "linux.gidMappings", inside(c.process?.user?.gid, hostGid), hostGid);
+  const hostUid = euid === 0 ? undefined : euid;
+  const hostGid = euid === 0 ? undefined : egid;
+  if (l?.uidMappings) mapping(l.uidMappings, "linux.uidMappings", inside(c.process?.user?.uid, hostUid ?? 65534), hostUid);
+  if (l?.gidMappings) mapping(l.gidMappings, "linux.gidMappings", inside(c.process?.user?.gid, hostGid ?? 65534), hostGid);
 
   l?.devices?.forEach((d, i) => {
     if (!DEFAULT_DEVICES.has(d.path)) problems.push(`linux.devices.${i}: ${d.path}: only the default devices are supported`);

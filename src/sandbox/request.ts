@@ -5,15 +5,17 @@
  * TypeScript, before the clone: the child only reads this buffer.
  */
 import {
-  BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
+  BB_ABI_VERSION, BB_CG_V1, BB_CG_V2, BB_CGROUP, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
   BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NET_PROXY, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_F_TTY_STDIN, BB_FDMAP,
   BB_M_BIND, BB_M_DEVPTS, BB_M_DIR, BB_M_FILE, BB_M_LOWER, BB_M_MASK, BB_M_OVERLAY, BB_M_PROC, BB_M_READONLY, BB_M_SYMLINK,
-  BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT, BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
+  BB_M_TMPFS, BB_MF_DEV, BB_MF_IDMAP, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT, BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, BB_SYSCTL,
+  type Field,
 } from "../native/abi.ts";
 import { PROXY_PORT, proxyEnv } from "../net/env.ts";
 import { withResolvConf } from "../net/resolv.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
+import { NOBODY, type RunContainment } from "../containment/containment.ts";
 import type { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
 import { generatedEtc } from "./etc.ts";
@@ -29,9 +31,6 @@ type ReqField = Exclude<keyof typeof BB_REQ, "sizeof">;
 /** An element of a u32 array (argv and envp offsets). */
 const U32: Field = { offset: 0, type: "u32", count: 1 };
 
-/** The kernel ids of a sandboxee when bunbox runs as root. */
-export const NOBODY = 65534;
-
 export interface SpawnSettings {
   notify: boolean;
   /** This run's exec magic: the 6th argument of its first execveat. */
@@ -40,6 +39,8 @@ export interface SpawnSettings {
   program?: readonly Insn[];
   mounts: MountPlan;
   setupTimeoutMs: number;
+  /** The run's cgroup, kernel ids and user-namespace limits (src/containment/); none: the caller's ids, no cgroup. */
+  containment?: RunContainment;
 }
 
 export interface Request {
@@ -122,12 +123,26 @@ function mountFlags(op: MountOp | RootOp, root: boolean): number {
 }
 
 /**
+ * Which host directories a root-run sandbox reaches through an idmapped
+ * mount (csrc/idmap.c), where the owner of each is the sandbox's own uid:
+ * a writable bind (not /dev's nodes), a writable root, an overlay's lower
+ * layers (overlayfs copies a file up with its owner, which must be mapped)
+ * and its upper directory. What the sandboxee creates there lands owned by
+ * the directory's owner.
+ */
+function idmapped(op: MountOp | RootOp, e: { src?: string; lower?: boolean }): boolean {
+  if (e.lower) return true;
+  if (op.kind === "bind") return op.rw && !("dev" in op && op.dev);
+  return op.kind === "overlay" && e.src !== undefined;
+}
+
+/**
  * The plan as struct bb_mount entries (csrc/plan.h): the root first (dst
  * "/"), then the operations in order and the generated /etc files
  * (src/sandbox/etc.ts); an overlay's layers each go in a BB_M_LOWER entry
  * just before it, the bottom one first.
  */
-function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[]): { at: number; count: number } {
+function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[], callerRoot: boolean): { at: number; count: number } {
   const entries: { op: MountOp | RootOp; dst: string; src?: string; lower?: boolean; aux?: number; root?: boolean }[] = [];
   const push = (op: MountOp | RootOp, dst: string) => {
     if (op.kind === "overlay") {
@@ -153,7 +168,8 @@ function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[]): { a
       size = op.size ?? 0;
     }
     w.put(base, BB_MOUNT.kind, e.lower ? BB_M_LOWER : MOUNT_KIND[op.kind]);
-    w.put(base, BB_MOUNT.flags, e.lower ? 0 : mountFlags(op, !!e.root));
+    const idmap = callerRoot && idmapped(op, e) ? BB_MF_IDMAP : 0;
+    w.put(base, BB_MOUNT.flags, (e.lower ? 0 : mountFlags(op, !!e.root)) | idmap);
     w.put(base, BB_MOUNT.src_off, srcOff);
     w.put(base, BB_MOUNT.dst_off, w.str(e.dst));
     // A tmpfs or directory without a mode is 0755 (never 0: a root-only directory to the sandboxee).
@@ -169,8 +185,12 @@ function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[]): { a
  * rlimits as the array of struct bb_rlimit (csrc/plan.h): the request's, and
  * the fork server's protocol (csrc/client/bunbox_sandbox.c) reuses it.
  */
-export function packRlimits(limits: Limits): Uint8Array {
-  const rl = limits.rlimits();
+export function packRlimits(
+  limits: Limits,
+  opts: Parameters<Limits["rlimits"]>[0] = {},
+  extra: readonly [number, bigint, bigint][] = [],
+): Uint8Array {
+  const rl = [...limits.rlimits(opts), ...extra];
   const out = new Uint8Array(rl.length * BB_RLIMIT.sizeof);
   const view = new DataView(out.buffer);
   rl.forEach(([res, cur, max], i) => {
@@ -203,10 +223,12 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   const euid = process.geteuid?.() ?? 0;
   const egid = process.getegid?.() ?? 0;
   const root = euid === 0;
-  const uidOutside = root ? NOBODY : euid;
-  const gidOutside = root ? NOBODY : egid;
-  const uidInside = policy.uid ?? uidOutside;
-  const gidInside = policy.gid ?? gidOutside;
+  const contained = settings.containment;
+  // As root: a kernel uid of the sandbox's own (src/containment/uids.ts), nobody inside.
+  const uidOutside = contained?.uid ?? (root ? NOBODY : euid);
+  const gidOutside = contained?.gid ?? (root ? NOBODY : egid);
+  const uidInside = policy.uid ?? (root ? NOBODY : euid);
+  const gidInside = policy.gid ?? (root ? NOBODY : egid);
 
   let flags = 0;
   if (settings.notify && settings.program) flags |= BB_F_NOTIFY;
@@ -252,11 +274,15 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   let plan = tty ? withDevpts(settings.mounts) : settings.mounts;
   if (policy.network) plan = withResolvConf(plan);
   const etc = generatedEtc(plan, { uid: uidInside, gid: gidInside, net: policy.net, hostname: policy.hostname });
-  const mounts = writeMounts(w, plan, etc);
+  const mounts = writeMounts(w, plan, etc, root);
   set("mounts_off", mounts.at);
   set("nmounts", mounts.count);
 
-  const limits = packRlimits(executor.limits);
+  const limits = packRlimits(
+    executor.limits,
+    { memoryAsAddressSpace: contained?.plan.memoryAsAddressSpace ?? false, processesByCgroup: contained?.processesByCgroup ?? false },
+    contained?.userRlimits,
+  );
   set("rlimits_off", w.bytes(limits));
   set("nrlimits", limits.length / BB_RLIMIT.sizeof);
 
@@ -285,6 +311,26 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("setup_timeout_ms", settings.setupTimeoutMs);
   if (tty) set("tty_size", ((tty.rows ?? 0) << 16) | (tty.cols ?? 0));
   set("proxy_port", policy.network ? PROXY_PORT : 0);
+
+  const cgroups = contained?.cgroup?.entries() ?? [];
+  const cgAt = w.reserve(cgroups.length * BB_CGROUP.sizeof);
+  cgroups.forEach((c, i) => {
+    const at = cgAt + i * BB_CGROUP.sizeof;
+    w.put(at, BB_CGROUP.kind, c.kind === "v2" ? BB_CG_V2 : BB_CG_V1);
+    w.put(at, BB_CGROUP.fd, c.fd);
+  });
+  set("cgroups_off", cgroups.length ? cgAt : 0);
+  set("ncgroups", cgroups.length);
+
+  const sysctls = contained?.userLimits ?? [];
+  const pairs = sysctls.map(([path, value]) => [w.str(path), w.str(value)] as const);
+  const scAt = w.reserve(pairs.length * BB_SYSCTL.sizeof);
+  pairs.forEach(([path, value], i) => {
+    w.put(scAt + i * BB_SYSCTL.sizeof, BB_SYSCTL.path_off, path);
+    w.put(scAt + i * BB_SYSCTL.sizeof, BB_SYSCTL.value_off, value);
+  });
+  set("sysctls_off", pairs.length ? scAt : 0);
+  set("nsysctls", pairs.length);
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);

@@ -4,8 +4,10 @@
  * visible (src/sandbox/visible.ts); `toJSON()` keeps those strings exact and
  * is stable (fields are only ever added).
  */
+import type { ContainmentInfo } from "../containment/containment.ts";
 import type { SandboxNetworkReport } from "../net/network.ts";
 import { signalName } from "../native/signals.ts";
+import { formatBytes } from "./units.ts";
 import { visible } from "./visible.ts";
 
 export type Status =
@@ -21,8 +23,14 @@ export interface Rusage {
   /** User CPU time of every process of the sandbox, in ms. */
   userMs: number;
   sysMs: number;
-  /** Largest resident set of any one process, in KiB. */
-  maxRssKb: number;
+  /**
+   * Most memory the whole sandbox held at once, in KiB, from its cgroup; null
+   * where it had none. Not the kernel's per-process maxrss: the sandbox's
+   * first processes share bunbox's memory until their exec, and the kernel
+   * counts that in (~30 MB for /bin/true). A fork-server child's is its
+   * own process's maxrss (it never shared bunbox's memory).
+   */
+  maxRssKb: number | null;
 }
 
 export interface SetupErrorInfo {
@@ -68,6 +76,8 @@ export interface ResultInit {
   wallTimeMs: number;
   /** The sandboxee's pid as bunbox saw it, when it got that far. */
   pid?: number;
+  /** How it was contained and what its cgroup counted (README.md "Containment"). */
+  containment?: ContainmentInfo;
   /** --net proxy: every connection and DNS answer (docs/network.md). */
   network?: SandboxNetworkReport;
 }
@@ -94,6 +104,7 @@ export class Result {
   readonly rusage: Rusage;
   readonly wallTimeMs: number;
   readonly pid: number | undefined;
+  readonly containment: ContainmentInfo | undefined;
   readonly network: SandboxNetworkReport | undefined;
 
   constructor(private readonly init: ResultInit) {
@@ -106,6 +117,7 @@ export class Result {
     this.rusage = init.rusage ?? { userMs: 0, sysMs: 0, maxRssKb: 0 };
     this.wallTimeMs = init.wallTimeMs;
     this.pid = init.pid;
+    this.containment = init.containment;
     this.network = init.network;
     Object.freeze(this);
   }
@@ -113,6 +125,11 @@ export class Result {
   /** A copy with some fields added or changed (the network report, once the proxy has closed). */
   with(changes: Partial<ResultInit>): Result {
     return new Result({ ...this.init, ...changes });
+  }
+
+  /** A limit of the whole sandbox bit during the run (forks refused, processes killed): worth saying even when it ended OK. */
+  get limitHit(): boolean {
+    return (this.containment?.forksRefused ?? 0) > 0 || (this.containment?.oomKills ?? 0) > 0;
   }
 
   get ok(): boolean {
@@ -150,6 +167,20 @@ export class Result {
    * format or separator character, a non-UTF-8 byte or a backslash).
    */
   toString(): string {
+    const c = this.containment;
+    const notes: string[] = [];
+    if (c && c.forksRefused > 0) {
+      notes.push(`the process limit of ${c.limits.processes.value} refused ${c.forksRefused} fork${c.forksRefused === 1 ? "" : "s"}`);
+    }
+    // When the kill did not end the run (another process than the sandboxee's was killed), it still happened.
+    if (c && c.oomKills > 0 && !this.reason.includes("memory limit")) {
+      const limit = c.limits.memory ? `memory limit of ${formatBytes(c.limits.memory.value)}` : "lack of memory";
+      notes.push(`the ${limit} killed ${c.oomKills} process${c.oomKills === 1 ? "" : "es"}`);
+    }
+    return notes.length ? `${this.line()} (${notes.join("; ")})` : this.line();
+  }
+
+  private line(): string {
     const v = this.violation;
     switch (this.status) {
       case "OK":
@@ -194,6 +225,7 @@ export class Result {
       rusage: { ...this.rusage },
       wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
+      ...(this.containment ? { containment: this.containment } : {}),
       ...(this.network ? { network: this.network } : {}),
     };
   }

@@ -36,10 +36,17 @@
  *     safe to share).
  *   (csrc/init.c's `done` and `report` are init's own, in each sandbox's
  *   pid 1, not in this process.)
+ * - src/containment/owner.ts `ns`, `own` and src/containment/cgroup.ts
+ *   `seq`: sandbox cgroups are named for the bunbox process that owns them
+ *   (its pid namespace, pid, start time) and counted per process, so that a
+ *   later bunbox can tell whose a leftover is; two runtimes of one process
+ *   share one mark and must never reuse a name.
  * Module-level memos of pure functions of immutable values (launch/fork.ts
  * `forkChildPolicies`, policy/arch.ts `reverse`) change no run's behaviour
  * and stay where they are.
  */
+import { Containment } from "../containment/containment.ts";
+import { parseUidRange, type UidRange } from "../containment/uids.ts";
 import { UsageError } from "../errors.ts";
 import type { MountPlan } from "./mounts.ts";
 
@@ -53,6 +60,14 @@ export interface RuntimeOptions {
    * fork-server children, policies with TRACE rules, `notify: true`).
    */
   notifyFallback?: boolean;
+  /**
+   * false: sandboxes get no cgroup (no memory or CPU limit, no accounting,
+   * no cleanup by cgroup). Default: one each where bunbox can make one
+   * (README.md "Containment"); "v1" or "v2": only that version.
+   */
+  cgroups?: boolean | "v1" | "v2";
+  /** The kernel uids of sandboxes started as root, one each (default 2113929216-2113994751; BUNBOX_UID_RANGE). */
+  uidRange?: UidRange;
 }
 
 /** Runs started per turn of the event loop at most this long (ms), so hundreds of runAsync() never stall timers and I/O. */
@@ -60,6 +75,8 @@ const START_SLICE_MS = 8;
 
 export class Runtime {
   readonly notifyFallback: boolean;
+  /** Cgroups, kernel uids and user-namespace limits of this runtime's sandboxes. */
+  readonly containment: Containment;
   /** Why seccomp user notification is not used, once forced or once a spawn found the kernel without it. */
   private notifyMissing: string | undefined;
   private readonly queue: (() => void)[] = [];
@@ -69,16 +86,27 @@ export class Runtime {
 
   constructor(options: RuntimeOptions = {}) {
     this.notifyFallback = options.notifyFallback ?? false;
+    this.containment = new Containment({
+      ...(options.cgroups !== undefined ? { cgroups: options.cgroups } : {}),
+      ...(options.uidRange ? { uidRange: options.uidRange } : {}),
+    });
     if (this.notifyFallback) this.notifyMissing = "seccomp user notification is turned off (notifyFallback, BUNBOX_NOTIFY=off)";
   }
 
-  /** A runtime set from the environment: BUNBOX_NOTIFY=off forces the notify fallback. */
+  /**
+   * A runtime set from the environment: BUNBOX_NOTIFY=off forces the notify
+   * fallback; BUNBOX_UID_RANGE=FIRST-LAST sets the uid range.
+   */
   static fromEnv(env: Record<string, string | undefined> = process.env): Runtime {
     const v = env.BUNBOX_NOTIFY;
     if (v !== undefined && v !== "" && v !== "off") {
       throw new UsageError("BUNBOX_NOTIFY", `"${v}" is not a setting: "off" forces the notify fallback; unset, bunbox uses notification where the kernel has it`);
     }
-    return new Runtime({ notifyFallback: v === "off" });
+    const range = env.BUNBOX_UID_RANGE;
+    return new Runtime({
+      notifyFallback: v === "off",
+      ...(range ? { uidRange: parseUidRange(range, "BUNBOX_UID_RANGE") } : {}),
+    });
   }
 
   /** Why runs of this runtime do without user notification where they can; undefined: they use it. */

@@ -16,6 +16,7 @@
  * (launch/: exec, sandbox me here, fork server), chosen by its executor.
  */
 import type { Comms } from "../comms/comms.ts";
+import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
 import { BunboxError } from "../errors.ts";
 import { after } from "../timer.ts";
 import { discard, type Spawned } from "../native/spawn.ts";
@@ -49,6 +50,13 @@ export interface RunOptions {
   notify?: boolean;
   /** The state this run shares with others (default: the default runtime, runtime.ts). */
   runtime?: Runtime;
+  /**
+   * Where no cgroup can bound the sandbox, run anyway with weaker limits: the
+   * memory limit bounds each process's address space (RLIMIT_AS), the CPU
+   * limit is not enforced. Without it such a run is a UsageError. A
+   * relaxation: the Result's containment and `bunbox run -v` say what it gave away.
+   */
+  allowWeakerLimits?: boolean;
   /** Internal: how the run starts, when not as its executor says (a fork server's own run). */
   launcher?: Launcher;
 }
@@ -86,10 +94,21 @@ export class Sandbox {
     this.launcher = options.launcher ?? launcherFor(executor);
   }
 
+  /**
+   * How this run will be contained (its cgroup, how each limit is enforced);
+   * a UsageError naming the limit (by `names`) that cannot be enforced. A
+   * fork-server child has none of its own: it runs in its server's.
+   */
+  containmentPlan(names?: LimitNames): ContainmentPlan | undefined {
+    if (this.executor instanceof ForkExecutor) return undefined;
+    return this.runtime.containment.plan(this.executor.limits, this.options.allowWeakerLimits ?? false, names);
+  }
+
   /** Starts the run; returns at once. A second call is an error. */
   runAsync(): void {
     if (this.resultPromise) throw new BunboxError("sandbox", "this Sandbox has already been started");
     this.launcher.check(this.options.notify);
+    const containment = this.containmentPlan();
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -106,7 +125,7 @@ export class Sandbox {
     });
     this.queuedAt = performance.now();
     // One run's failure must not stall the queue for every later run.
-    this.runtime.enqueue(() => void this.start().catch((e: unknown) => this.crashed(e)));
+    this.runtime.enqueue(() => void this.start(containment).catch((e: unknown) => this.crashed(e)));
   }
 
   /** The Result; with timeoutMs, rejects if the run is still going by then. */
@@ -171,22 +190,23 @@ export class Sandbox {
     return this.launcher.comms ?? this.executor.ipc.channel;
   }
 
-  private async start(): Promise<void> {
+  private async start(containment: ContainmentPlan | undefined): Promise<void> {
     if (this.killedBeforeStart) {
       this.executor.ipc.closePeerEnds();
       this.settle(new Result({ status: "EXTERNAL_KILL", reason: "killed before it started", wallTimeMs: 0 }));
       return;
     }
-    await this.launcher.launch(this.launchContext());
+    await this.launcher.launch(this.launchContext(containment));
   }
 
   /** What the launcher sees of this run. */
-  private launchContext(): LaunchContext {
+  private launchContext(containment: ContainmentPlan | undefined): LaunchContext {
     const self = this;
     return {
       executor: this.executor,
       policy: this.policy,
       runtime: this.runtime,
+      containment,
       notify: this.options.notify,
       queuedAt: this.queuedAt,
       get killed() {

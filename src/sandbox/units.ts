@@ -74,6 +74,14 @@ export function parseCount(text: string | number, subject: string): number {
   return n;
 }
 
+/** "256 MiB", "1.5 GiB", "512 KiB", "100 bytes": for messages. */
+export function formatBytes(bytes: number): string {
+  for (const [unit, scale] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes >= scale) return `${Math.round((bytes / scale) * 10) / 10} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
 export function formatSize(bytes: number): string {
   if (bytes === Infinity) return "unlimited";
   for (const [unit, scale] of [["G", 1024 ** 3], ["M", 1024 ** 2], ["K", 1024]] as const) {

@@ -65,7 +65,10 @@ const USAGE: [string, string[], ...string[]][] = [
   ["size: negative", ["run", "--max-file-size", "-1", ...T], "--max-file-size", "not a size"],
   ["size: huge", ["run", "--memory-limit", "99999T", ...T], "--memory-limit", "too large"],
   ["memory 0", ["run", "--memory-limit", "0", ...T], "--memory-limit", "smallest limit bunbox accepts"],
-  ["memory below exec's own needs", ["run", "--memory-limit", "64K", ...T], "--memory-limit: 64K is below 1M"],
+  ["memory below what a sandbox's cgroup counts at its start", ["run", "--memory-limit", "1M", ...T], "--memory-limit: 1M is below 4M"],
+  ["address space below exec's own needs", ["run", "--address-space-limit", "64K", ...T], "--address-space-limit: 64K is below 1M"],
+  ["cpus: not a number", ["run", "--cpus", "all", ...T], "--cpus", "not a number of CPUs"],
+  ["cpus: 0", ["run", "--cpus", "0", ...T], "--cpus", "not a number of CPUs above 0"],
   ["count: negative", ["run", "--max-procs", "-3", ...T], "--max-procs", "not a whole number"],
   ["count: fraction", ["run", "--max-procs", "1.5", ...T], "--max-procs", "not a whole number"],
   ["count: huge", ["run", "--max-procs", "99999999999999999999", ...T], "--max-procs", "too large"],
@@ -135,8 +138,8 @@ describe("usage errors: exit 2, one line naming the option, no stack trace", () 
 });
 
 describe("the smallest values the checks accept do work", () => {
-  test("--max-files 4, --memory-limit 1M (a program without libc)", async () => {
-    const r = await bunbox(["run", "--max-files", "4", "--memory-limit", "1M", "--ro", `${DIR}:/fx`, "--", "/fx/minimal"], { bare: true });
+  test("--max-files 4, --address-space-limit 1M (a program without libc)", async () => {
+    const r = await bunbox(["run", "--max-files", "4", "--address-space-limit", "1M", "--ro", `${DIR}:/fx`, "--", "/fx/minimal"], { bare: true });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("minimal: hello\n");
   });

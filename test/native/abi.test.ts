@@ -47,7 +47,7 @@ describe("src/native/abi.ts", () => {
       "export const BB_T = {\n  sizeof: 24,\n  a: { offset: 0, type: \"u32\", count: 1 },\n  b: { offset: 8, type: \"u64\", count: 1 },\n" +
         "  c: { offset: 16, type: \"i32\", count: 1 },\n  d: { offset: 20, type: \"char\", count: 3 },\n}",
     );
-    expect(planAbi().structs.map((s) => s.name)).toEqual(["bb_req", "bb_mount", "bb_rlimit", "bb_fdmap", "bb_spawn_out", "bb_report", "bb_wait_out"]);
+    expect(planAbi().structs.map((s) => s.name)).toEqual(["bb_req", "bb_mount", "bb_rlimit", "bb_fdmap", "bb_cgroup", "bb_sysctl", "bb_spawn_out", "bb_report", "bb_wait_out"]);
   });
 });
 

@@ -40,7 +40,7 @@ describeUnless(NO_STAGE)(`--root`, () => {
     });
 
     testUnless(nobody ? NEEDS_ROOT : undefined)(`--root-rw: the sandboxee's writes reach the directory${as}`, async () => {
-      // Its own, as a writable image must be: as root, the sandboxee is kernel uid 65534.
+      // Its own, as a writable image must be run as nobody (as root, any owner's is idmapped: test/containment/idmap.test.ts).
       const root = stageCopy(65534);
       const r = await bunbox(["run", "--root", root, "--root-rw", "--env", STAGE_PATH, "--", "sh", "-c", "echo hi > /srv/new && cat /srv/new"], { bare: true, nobody });
       expect(r.stdout).toBe("hi\n");

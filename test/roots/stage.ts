@@ -3,7 +3,7 @@
  * busybox-static with every applet linked in bin/, an etc/ with a marker,
  * usr/ as the mount point for the host's /usr (a C build binds it: gcc,
  * make, binutils and libc6-dev from the host) and lib, lib64 linking into
- * it, srv/ writable by anyone (as root, the sandboxee is uid 65534). No
+ * it, srv/ writable by anyone (run as nobody, the sandboxee is uid 65534). No
  * proc, dev or tmp: bunbox makes their mount points on overlay points.
  *
  * Built once per test run in the suite's directory (removed at the end),
@@ -55,7 +55,7 @@ export function stageCopy(owner?: number): string {
   return at;
 }
 
-/** A fresh directory anyone may write (the sandboxee is uid 65534 when bunbox runs as root). */
+/** A fresh directory anyone may write (run as nobody, the sandboxee is uid 65534). */
 export function scratchDir(name = "d"): string {
   const base = mkdtempSync(join(DIR, `${name}-`));
   chmodSync(base, 0o777);

@@ -129,6 +129,13 @@ export class ForkExecutor extends Executor {
     for (const [key, value] of Object.entries(options)) {
       if (key !== "limits" && value !== undefined) throw new UsageError(key, NOT_FOR_A_CHILD[key] ?? "not an option of a fork-server child (only limits)");
     }
+    const limits = options.limits;
+    for (const key of ["memory", "cpus"] as const) {
+      const v = limits?.[key];
+      if (v !== undefined && v !== (key === "memory" ? Infinity : 0)) {
+        throw new UsageError(`limits.${key}`, "a fork-server child runs in its server's cgroup: give the whole sandbox's limits to the server's Executor");
+      }
+    }
     const parent = server.sandbox.executor;
     super(parent.path, parent.argv, { env: { ...parent.env }, cwd: parent.cwd, limits: options.limits });
   }

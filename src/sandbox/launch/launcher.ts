@@ -13,6 +13,7 @@
  *   fork server's own run.
  */
 import type { Comms } from "../../comms/comms.ts";
+import type { ContainmentPlan } from "../../containment/containment.ts";
 import type { Spawned } from "../../native/spawn.ts";
 import type { Insn } from "../../policy/bpf.ts";
 import { type Filter, withMagic } from "../../policy/compiler.ts";
@@ -43,6 +44,8 @@ export interface LaunchContext {
   readonly executor: Executor;
   readonly policy: Policy;
   readonly runtime: Runtime;
+  /** How the run is contained (decided when it was started); none for a fork-server child. */
+  readonly containment: ContainmentPlan | undefined;
   /** The run's `notify` option, as given. */
   readonly notify: boolean | undefined;
   /** kill() came before the monitor started: stop setting up. */

@@ -4,6 +4,9 @@
  * executor, policy and mount plan, handed to the shim's spawner threads,
  * tried again while fds are short.
  */
+import { ContainmentError } from "../../containment/error.ts";
+import type { RunContainment } from "../../containment/containment.ts";
+import { errnoName } from "../../native/errno.ts";
 import { isFailure, type SetupFailure, type Spawned, spawnAsync } from "../../native/spawn.ts";
 import { SETUP_TIMEOUT_MS } from "../limits.ts";
 import { buildRequest, type SpawnSettings } from "../request.ts";
@@ -29,14 +32,9 @@ function scarce(f: SetupFailure): boolean {
  * and free some, and tries again (not once the run is killed).
  */
 export async function trySpawn(run: LaunchContext, settings: Pick<SpawnSettings, "notify" | "magic" | "program">): Promise<Spawned | SetupFailure> {
-  const request = buildRequest(run.executor, run.policy, {
-    ...settings,
-    mounts: run.policy.mountPlan(run.runtime),
-    setupTimeoutMs: SETUP_TIMEOUT_MS,
-  });
   const t0 = performance.now();
   for (let waitMs = 5; ; waitMs = Math.min(waitMs * 2, 100)) {
-    const spawned = await spawnAsync(request.bytes);
+    const spawned = await spawnOnce(run, settings);
     if (!isFailure(spawned) || !scarce(spawned) || run.killed) return spawned;
     if (performance.now() - t0 >= SCARCE_WAIT_MS) {
       spawned.message += ` (after waiting ${SCARCE_WAIT_MS / 1000} s for runs in flight to free some)`;
@@ -44,6 +42,41 @@ export async function trySpawn(run: LaunchContext, settings: Pick<SpawnSettings,
     }
     await Bun.sleep(waitMs);
   }
+}
+
+/** A failure to contain the run (its cgroup, its uid), as a setup failure of its stage. */
+function containmentFailure(e: ContainmentError): SetupFailure {
+  return { stage: e.stage, errno: e.errno, errnoName: e.errno ? errnoName(e.errno) : "", detail: e.path, message: e.message };
+}
+
+/**
+ * One try: the run's cgroup and uid (src/containment/), its request, the
+ * spawn. The cgroup and uid go with a failed spawn (nothing of the sandbox
+ * is left: the shim reaped its init) and with a successful one's Spawned.
+ */
+async function spawnOnce(run: LaunchContext, settings: Pick<SpawnSettings, "notify" | "magic" | "program">): Promise<Spawned | SetupFailure> {
+  let containment: RunContainment | undefined;
+  let spawned: Spawned | SetupFailure;
+  try {
+    if (run.containment) containment = run.runtime.containment.prepare(run.containment, run.executor.limits);
+    const request = buildRequest(run.executor, run.policy, {
+      ...settings,
+      mounts: run.policy.mountPlan(run.runtime),
+      setupTimeoutMs: SETUP_TIMEOUT_MS,
+      ...(containment ? { containment } : {}),
+    });
+    spawned = await spawnAsync(request.bytes);
+  } catch (e) {
+    containment?.release();
+    if (e instanceof ContainmentError) return containmentFailure(e);
+    throw e;
+  } finally {
+    // The cgroup's fds in the request are the shim's to use during the spawn only.
+    containment?.cgroup?.closeEntries();
+  }
+  if (isFailure(spawned)) containment?.release();
+  else if (containment) spawned.containment = containment;
+  return spawned;
 }
 
 /**
