@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,6 +139,30 @@ BB_API int bb_notif_addfd(int listener, uint64_t id, int srcfd, int newfd) {
       .newfd_flags = O_CLOEXEC};
   long r = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
   return r < 0 ? -errno : (int)r;
+}
+
+/*
+ * Whether notification `id` is still pending: its task is alive and blocked
+ * in it (SECCOMP_IOCTL_NOTIF_ID_VALID, Linux 5.0). 0 if so, -ENOENT if not.
+ * Checked after reading the task's memory by its pid: had the task died and
+ * its pid been reused meanwhile, what was read belongs to another process
+ * and is thrown away.
+ */
+BB_API int bb_notif_id_valid(int listener, uint64_t id) {
+  return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0 ? -errno : 0;
+}
+
+/*
+ * Copies up to `len` bytes at `addr` of process `pid` into `buf`
+ * (process_vm_readv, Linux 3.2): the bytes read, or -errno. A read that
+ * crosses into an unmapped page stops there (a short count), which is how a
+ * string at the end of a mapping is read.
+ */
+BB_API long bb_mem_read(int pid, uint64_t addr, void *buf, uint32_t len) {
+  struct iovec local = {.iov_base = buf, .iov_len = len};
+  struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
+  long n = syscall(SYS_process_vm_readv, pid, &local, 1UL, &remote, 1UL, 0UL);
+  return n < 0 ? -errno : n;
 }
 
 BB_API long bb_read(int fd, void *buf, uint32_t len) {

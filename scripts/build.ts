@@ -12,7 +12,7 @@ import { buildShim } from "./build-shim.ts";
 import { ARCHES, type ArchName } from "../src/policy/arch.ts";
 import { encode } from "../src/policy/bpf.ts";
 import type { PrecompiledTable } from "../src/policy/precompiled.ts";
-import { applyProfileRules, PROFILE_NAMES } from "../src/policy/profiles.ts";
+import { applyProfileRules, PROFILE_NAMES, profileOnRefusal } from "../src/policy/profiles.ts";
 import { PolicyBuilder } from "../src/policy/builder.ts";
 
 /** Every built-in profile's notify filter, for src/policy/precompiled.ts. */
@@ -21,7 +21,8 @@ function precompile(): PrecompiledTable {
   for (const name of PROFILE_NAMES) {
     table[name] = {};
     for (const arch of Object.keys(ARCHES) as ArchName[]) {
-      const f = applyProfileRules(new PolicyBuilder({ arch }), name).build().filter(true);
+      // The rules and what a refusal does: the two parts of a profile its filter holds.
+      const f = applyProfileRules(new PolicyBuilder({ arch }), name).setOnRefusal(profileOnRefusal(name)).build().filter(true);
       table[name]![arch] = [Buffer.from(encode(f.insns)).toString("base64"), f.magic[0], f.magic[1]];
     }
   }

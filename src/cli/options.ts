@@ -26,6 +26,7 @@ export const RUN_ARGS = {
   "max-procs": { type: "string", description: "Processes and threads (default 4096; 0: no fork)", valueHint: "N" },
   "max-files": { type: "string", description: "Open files per process (default 1024; at least 4)", valueHint: "N" },
   "max-file-size": { type: "string", description: "Largest file a process may write (default 8G)", valueHint: "SIZE" },
+  audit: { type: "boolean", description: "Audit mode: calls the policy refuses run anyway and are listed (a relaxation; safety rules still apply)" },
   json: { type: "boolean", description: "Print the Result as JSON on stderr" },
   "result-file": { type: "string", description: "Write the Result as JSON to FILE", valueHint: "FILE" },
   verbose: { type: "boolean", alias: "v", description: "Show the policy, mounts, limits and every relaxation" },

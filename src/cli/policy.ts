@@ -86,7 +86,7 @@ const explain = defineCommand({
     const common = describeReturn(retValue(policy.defaultAction, true));
     const others = rows.filter((r) => r.results.join(" | ") === common).length;
     const out: string[] = [
-      `policy: ${visible(policy.origin)} (${policy.arch.name}); default action ${policy.defaultAction.kind}`,
+      `policy: ${visible(policy.origin)} (${policy.arch.name}); default action ${policy.defaultAction.kind}${policy.onRefusal === "errno" ? " (onRefusal errno: a call outside the policy fails with EPERM, ENOSYS for an unnamed number, and is listed in the Result)" : ""}`,
       `filter: ${prog.length} instructions; per syscall ${c.max} at most (${c.worst}), ${c.mean.toFixed(1)} on average`,
       ...(policy.relaxations.length ? policy.relaxations.map((r) => `relaxation: ${visible(r)}`) : ["relaxations: none"]),
       "",

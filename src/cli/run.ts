@@ -24,6 +24,7 @@ import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
+import { type PolicySource, resultHints } from "./hints.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
 import type { RUN_ARGS } from "./options.ts";
 
@@ -96,6 +97,7 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
   }
   return base.derive({
     mounts: plan,
+    ...(o.flags.audit ? { audit: true } : {}),
     ...(net !== undefined ? { net: net as NetMode } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
@@ -152,10 +154,17 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
   return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
 }
 
+/** Where the run's policy came from, for the change a violation needs. */
+function policySource(o: RunOptions): PolicySource {
+  const file = o.strings.policy;
+  return file !== undefined ? { file } : { profile: o.strings.profile ?? "default" };
+}
+
 /** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
 function describe(policy: Policy, executor: Executor): void {
   const l = executor.limits;
-  log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
+  const refusal = policy.onRefusal === "errno" ? "refusals fail with EPERM/ENOSYS and are listed (onRefusal errno)" : `default ${policy.defaultAction.kind}`;
+  log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, ${refusal})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
@@ -212,8 +221,10 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   // ended is a plain line, which -q silences.
   const own = result.status === "INTERNAL_ERROR" ||
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
+  const hints = resultHints(result, policySource(o), !!o.flags.verbose);
   if (own) log.error(result.toString());
-  else if (result.status !== "OK") log.log(result.toString());
+  else if (result.status !== "OK") log.log([result.toString(), ...hints].join("\n"));
+  else if (hints.length) log.log(hints.join("\n"));
   if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
   if (resultFile !== undefined) {
     try {

@@ -20,7 +20,9 @@ import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNu
 import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
-import { Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import { type RefusedCall, Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import { TaskMemory } from "./memory.ts";
+import { errnoName, Refusals, refusalErrno } from "./refusals.ts";
 import { classify, describeViolation } from "./violation.ts";
 
 const SIGKILL = 9;
@@ -32,11 +34,18 @@ export type { Report } from "../native/sys.ts";
 export type SyscallDecision = "allow" | "deny" | { errno: number };
 
 /** A TRACE rule's syscall, for the onSyscall hook: a violation's details, minus the verdict. */
-export type SyscallEvent = Pick<Violation, "syscall" | "nr" | "arch" | "args" | "pid" | "hostPid" | "ip" | "ipMapping">;
+export type SyscallEvent = Pick<Violation, "syscall" | "nr" | "arch" | "args" | "pid" | "hostPid" | "ip" | "ipMapping" | "decoded">;
 
 export interface MonitorHooks {
   onViolation?(v: Violation): void;
   onSyscall?(event: SyscallEvent): SyscallDecision | Promise<SyscallDecision>;
+  /**
+   * Learning (src/learn/): each TRACE notification as it comes, with the
+   * waiting task's memory, before the call is let through. Takes the place
+   * of onSyscall, without describing every call: a learning run makes
+   * hundreds of thousands of them.
+   */
+  onRecord?(n: Notification, memory: TaskMemory): void;
 }
 
 export interface MonitorOptions {
@@ -58,6 +67,11 @@ export interface MonitorOptions {
   /** The filter as loaded (with this run's exec magic), for classification. */
   filter: readonly Insn[] | undefined;
   notify: boolean;
+  /**
+   * Audit mode (a policy's `"audit": true`): a call the policy refuses runs
+   * anyway and is recorded; a safety rule's refusal is still a violation.
+   */
+  audit?: boolean;
   startedAt: number;
   hooks: MonitorHooks;
 }
@@ -79,6 +93,8 @@ export class Monitor {
   private done = false;
   private pendingStage: string | undefined;
   private confirm: { magic: bigint; theirFd: number; done: () => void } | undefined;
+  /** Calls refused without ending the run (onRefusal "errno", audit mode). */
+  private readonly refusals = new Refusals();
 
   constructor(
     readonly spawned: Spawned,
@@ -196,10 +212,34 @@ export class Monitor {
       case "trace":
         this.trace(n);
         return;
+      case "refused":
+        this.refuse(n);
+        return;
       case "violation":
-        this.violate(describeViolation(n, verdict));
+        // Audit mode lets the policy's refusals through; never a safety rule's.
+        if (this.opts.audit && verdict.rule === "policy") this.refuse(n);
+        else this.violate(describeViolation(n, verdict, listener));
         return;
     }
+  }
+
+  /**
+   * A call the policy refuses without ending the run: recorded (described
+   * while the task waits), then answered with EPERM, or ENOSYS for a number
+   * the arch does not name (libc falls back on ENOSYS only); in audit mode
+   * let through instead. CONTINUE is safe here for the reason the kernel's
+   * warning gives: no decision was taken on the task's memory.
+   */
+  private refuse(n: Notification): void {
+    const listener = this.spawned.listener;
+    if (this.opts.audit) {
+      this.refusals.add(n, "allowed (audit)", listener);
+      notifSend(listener, n.id, 0, NOTIF_CONTINUE);
+      return;
+    }
+    const e = refusalErrno(n);
+    this.refusals.add(n, errnoName(e), listener);
+    notifSend(listener, n.id, -e);
   }
 
   private violate(v: Violation): void {
@@ -222,7 +262,18 @@ export class Monitor {
    * on memory read through them.
    */
   private trace(n: Notification): void {
-    const v = describeViolation(n, { kind: "violation", violationKind: "SYSCALL", rule: "trace hook" });
+    const record = this.opts.hooks.onRecord;
+    if (record) {
+      try {
+        record(n, new TaskMemory(this.spawned.listener, n));
+      } catch {
+        // the recorder's own problem (it keeps its errors): never the run's
+      }
+      // The call runs whatever the recorder made of it: learning must not change what the program does.
+      notifSend(this.spawned.listener, n.id, 0, NOTIF_CONTINUE);
+      return;
+    }
+    const v = describeViolation(n, { violationKind: "SYSCALL", rule: "trace hook" }, this.spawned.listener);
     const hook = this.opts.hooks.onSyscall;
     const answer = (d: SyscallDecision) => {
       if (this.done) return;
@@ -275,14 +326,20 @@ export class Monitor {
       : report
         ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: report.maxRssKb }
         : { userMs: 0, sysMs: 0, maxRssKb: 0 };
-    const common = { rusage, wallTimeMs, pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid };
+    const common = {
+      rusage,
+      wallTimeMs,
+      pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid,
+      refused: this.refusals.list,
+      refusedOmitted: this.refusals.omittedCount,
+    };
     this.resolve(this.decide(report, init, common));
   }
 
   private decide(
     report: Report | undefined,
     init: Waited | undefined,
-    common: { rusage: Rusage; wallTimeMs: number; pid: number },
+    common: { rusage: Rusage; wallTimeMs: number; pid: number; refused: RefusedCall[]; refusedOmitted: number },
   ): Result {
     const e = this.ending;
     if (e?.status === "VIOLATION") {

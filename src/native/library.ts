@@ -41,6 +41,8 @@ const symbols = {
   bb_notif_recv: { args: [i32, ptr], returns: i32 },
   bb_notif_send: { args: [i32, u64, i32, i64, u32], returns: i32 },
   bb_notif_addfd: { args: [i32, u64, i32, i32], returns: i32 },
+  bb_notif_id_valid: { args: [i32, u64], returns: i32 },
+  bb_mem_read: { args: [i32, u64, ptr, u32], returns: i64 },
   bb_read: { args: [i32, ptr, u32], returns: i64 },
   bb_close: { args: [i32], returns: i32 },
   bb_comms_socketpair: { args: [ptr], returns: i32 },

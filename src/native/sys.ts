@@ -142,6 +142,21 @@ export function notifAddFd(listener: number, id: bigint, srcfd: number, newfd: n
   return shim().bb_notif_addfd(listener, id, srcfd, newfd);
 }
 
+/** Whether notification `id` is still pending (its task alive and blocked in it). */
+export function notifIdValid(listener: number, id: bigint): boolean {
+  return shim().bb_notif_id_valid(listener, id) === 0;
+}
+
+/**
+ * Up to `len` bytes at `addr` in process `pid` (process_vm_readv), fewer
+ * where the mapping ends; -errno when nothing could be read.
+ */
+export function readMemory(pid: number, addr: bigint, len: number): Uint8Array | number {
+  const buf = new Uint8Array(len);
+  const n = Number(shim().bb_mem_read(pid, addr, ptr(buf), len));
+  return n < 0 ? n : buf.subarray(0, n);
+}
+
 let devNull = -1;
 /** An fd on /dev/null, opened once (what a sandboxee's stray listener is replaced with). */
 export function devNullFd(): number {

@@ -17,6 +17,7 @@ const REASON_TEXT = new Map<number, string>([
   [REASON.POLICY, "violation: policy"],
   [REASON.TRACE, "TRACE: ask the monitor's onSyscall hook"],
   [REASON.EXEC, "the first execveat (exec magic)"],
+  [REASON.REFUSED, "REFUSED: EPERM (ENOSYS for an unnamed number), recorded"],
 ]);
 
 /** "ALLOW", "ERRNO(ENOENT)", "violation: policy"… for a return value. */

@@ -25,6 +25,7 @@ import { FAMILIES, type FamilyName } from "./families.ts";
 import { DANGEROUS_USES, isDangerName } from "./safety.ts";
 import { NET_MODES } from "./policy.ts";
 import { Policy } from "./policy.ts";
+import type { Alternative } from "./allowif.ts";
 import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
 import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
 import { quote } from "../names.ts";
@@ -55,30 +56,51 @@ const NodeSchema = v.union([
 const NOT_A_SAFETY_RULE = `not a safety rule (a dangerous syscall like "ptrace", or one of ${Object.keys(DANGEROUS_USES).join(", ")})`;
 const SyscallRef = v.union([v.string(), v.pipe(v.number(), v.integer(), v.minValue(0))]);
 /**
- * `block`: { syscall: errno }. Not v.record(), which drops the keys
- * "__proto__", "constructor" and "prototype" without a word: a syscall the
- * file blocks must never vanish. Every own key is kept (JSON.parse makes
- * "__proto__" an own key too) and its name checked like any other.
+ * An object of name: value as its [name, value] entries. Not v.record(),
+ * which drops the keys "__proto__", "constructor" and "prototype" without a
+ * word: a syscall the file blocks, or an argument condition, must never
+ * vanish. Every own key is kept (JSON.parse makes "__proto__" an own key
+ * too) and its name checked like any other, where it is used.
  */
-const BlockSchema = v.pipe(
-  v.custom<Record<string, unknown>>(
-    (x) => typeof x === "object" && x !== null && !Array.isArray(x),
-    "Invalid type: Expected an object of syscall name: errno",
-  ),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    const entries: [string, number | string][] = [];
-    for (const [name, err] of Object.entries(dataset.value)) {
-      const r = v.safeParse(ErrnoSchema, err);
-      if (r.success) entries.push([name, r.output]);
-      else addIssue({ message: r.issues[0].message, path: [{ type: "object", origin: "value", input: dataset.value, key: name, value: err }] });
-    }
-    return entries.length === Object.keys(dataset.value).length ? entries : NEVER;
-  }),
+function entriesSchema<S extends v.GenericSchema>(value: S, expected: string) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>((x) => typeof x === "object" && x !== null && !Array.isArray(x), `Invalid type: Expected ${expected}`),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const entries: [string, v.InferOutput<S>][] = [];
+      for (const [name, item] of Object.entries(dataset.value)) {
+        const r = v.safeParse(value, item);
+        if (r.success) entries.push([name, r.output]);
+        else {
+          for (const issue of r.issues) {
+            const inner = (issue.path ?? []).map((p) => ({ ...p }));
+            addIssue({ message: issue.message, path: [{ type: "object", origin: "value", input: dataset.value, key: name, value: item }, ...inner] as never });
+          }
+        }
+      }
+      return entries.length === Object.keys(dataset.value).length ? entries : NEVER;
+    }),
+  );
+}
+/** `block`: { syscall: errno }. */
+const BlockSchema = entriesSchema(ErrnoSchema, "an object of syscall name: errno");
+const ValueText = v.union([
+  v.pipe(v.number(), v.integer(), v.check((x: number) => Number.isSafeInteger(x), "beyond ±2^53 a number is not exact: write it as a string")),
+  v.string(),
+]);
+const ConditionSchema = v.union([ValueText, v.array(ValueText), v.strictObject({ subsetOf: ValueText })]);
+/** One alternative of `allowIf`: { argument: condition }, as an object again (own keys only, "__proto__" included). */
+const AlternativeSchema = v.pipe(
+  entriesSchema(ConditionSchema, "an object of argument name: condition"),
+  v.transform((entries) => Object.fromEntries(entries) as Alternative),
 );
+/** `allowIf`: { syscall: [alternative…] } (src/policy/allowif.ts). */
+const AllowIfSchema = entriesSchema(v.union([AlternativeSchema, v.array(AlternativeSchema)]), "an object of syscall name: conditions");
 const MountSchema = v.union([
   v.strictObject({ bind: v.string(), at: v.optional(v.string()), writable: v.optional(v.boolean()) }),
   v.strictObject({ tmpfs: v.string(), size: v.optional(v.union([v.string(), v.number()])), mode: v.optional(v.number()) }),
   v.strictObject({ symlink: v.string(), target: v.string() }),
+  v.strictObject({ proc: v.string() }),
+  v.strictObject({ dev: v.literal("/dev") }),
 ]);
 
 export const PolicyFileSchema = v.strictObject({
@@ -91,6 +113,11 @@ export const PolicyFileSchema = v.strictObject({
   dangerAllowUnsafe: v.optional(v.array(v.pipe(v.string(), v.check((s: string) => isDangerName(s), NOT_A_SAFETY_RULE)))),
   families: v.optional(v.array(v.picklist(Object.keys(FAMILIES) as FamilyName[]))),
   allow: v.optional(v.array(SyscallRef)),
+  allowIf: v.optional(AllowIfSchema),
+  onRefusal: v.optional(v.picklist(["errno", "kill"])),
+  audit: v.optional(v.boolean()),
+  /** Free-form: what `bunbox learn` observed (src/learn/), or the author's own. Never read to build the policy. */
+  notes: v.optional(v.unknown()),
   block: v.optional(BlockSchema),
   rules: v.optional(v.array(v.strictObject({ syscalls: v.array(SyscallRef), program: v.array(NodeSchema) }))),
   filesystem: v.optional(
@@ -147,7 +174,17 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   if (f.defaultAction !== undefined) b.defaultAction(toAction(f.defaultAction));
   f.dangerAllowUnsafe?.forEach((name) => b.dangerAllowUnsafe(name));
   for (const fam of f.families ?? []) b.allowFamily(fam);
-  f.allow?.forEach((s, i) => known(s, `allow.${i}`) && b.allowSyscall(s));
+  if (f.arch) {
+    f.allow?.forEach((s, i) => known(s, `allow.${i}`) && b.allowSyscall(s));
+    for (const [name, alts] of f.allowIf ?? []) if (known(name, `allowIf.${name}`)) b.allowIf(name, alts);
+  } else {
+    // A file without "arch" serves any (README.md "Writing a policy"): x86_64's
+    // open is openat on aarch64, and arch_prctl is not there at all.
+    const numbers = (f.allow ?? []).filter((s): s is number => typeof s === "number");
+    b.allowSyscalls(numbers);
+    const names = (f.allow ?? []).filter((s): s is string => typeof s === "string");
+    b.allowPortable(names, Object.fromEntries(f.allowIf ?? []), source);
+  }
   for (const [name, err] of f.block ?? []) {
     if (known(name, `block.${name}`)) b.blockSyscallWithErrno(name, err);
   }
@@ -157,10 +194,14 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   });
   // The file's own rules come first; its profile is the base beneath them.
   if (f.profile) b.asBase((base) => applyProfile(base, f.profile!, { cwd }));
+  if (f.onRefusal !== undefined) b.setOnRefusal(f.onRefusal);
+  if (f.audit !== undefined) b.setAudit(f.audit);
   if (f.filesystem?.base === "empty") b.emptyFilesystem();
   f.filesystem?.mounts?.forEach((m) => {
     if ("bind" in m) b.addPathAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });
     else if ("tmpfs" in m) b.addTmpfs(m.tmpfs, { ...(m.size !== undefined ? { size: m.size } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) });
+    else if ("proc" in m) b.addProc(m.proc);
+    else if ("dev" in m) b.addMinimalDev();
     else b.addSymlink(m.target, m.symlink);
   });
   if (f.hostname !== undefined) b.setHostname(f.hostname);

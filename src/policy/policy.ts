@@ -36,6 +36,8 @@ export interface PolicyInit {
    * "/". The build profile sets the directory it mounts writable.
    */
   workdir?: string | undefined;
+  /** Audit mode: refused calls run and are recorded (PolicyBuilder.setAudit). */
+  audit?: boolean;
   /** Where this policy came from ("profile default", a file path…), for messages only. */
   origin: string;
   /** The notify filter, already compiled for these rules (src/policy/precompiled.ts). */
@@ -49,6 +51,7 @@ const RELAXATION = {
   defaultAllowAll: "dangerDefaultAllowAll: every syscall not otherwise ruled is allowed",
   unsafe: (name: string) => `dangerAllowUnsafe("${name}"): a safety rule is off`,
   netHost: "network host: the sandboxee shares the host's network",
+  audit: "audit: calls the policy refuses run anyway and are recorded; only the safety rules are enforced",
 } as const;
 
 export class Policy {
@@ -61,6 +64,7 @@ export class Policy {
   readonly uid: number | undefined;
   readonly gid: number | undefined;
   readonly workdir: string | undefined;
+  readonly audit: boolean;
   readonly origin: string;
   /** Compiled filters: with user notification or without, by layout. */
   private readonly filters: Record<"notify" | "kill", Partial<Record<Layout, Filter>>> = { notify: {}, kill: {} };
@@ -78,6 +82,7 @@ export class Policy {
     this.uid = init.uid;
     this.gid = init.gid;
     this.workdir = init.workdir;
+    this.audit = init.audit ?? false;
     this.origin = init.origin;
   }
 
@@ -90,7 +95,17 @@ export class Policy {
       ...(this.defaultAction.kind === "allow" ? [RELAXATION.defaultAllowAll] : []),
       ...[...this.dangerAllowed].map(RELAXATION.unsafe),
       ...(this.net === "host" ? [RELAXATION.netHost] : []),
+      ...(this.audit ? [RELAXATION.audit] : []),
     ]);
+  }
+
+  /**
+   * What a call outside the policy gets: "errno" (EPERM or ENOSYS, listed in
+   * the Result) or "kill" (a violation); undefined when the default action
+   * is something else (an errno of the policy's choosing, TRACE, ALLOW).
+   */
+  get onRefusal(): "errno" | "kill" | undefined {
+    return this.defaultAction.kind === "refuse" ? "errno" : this.defaultAction.kind === "kill" ? "kill" : undefined;
   }
 
   /** Syscall rules by number (built on first use for a precompiled profile). */
@@ -137,6 +152,7 @@ export class Policy {
       uid: this.uid,
       gid: this.gid,
       workdir: this.workdir,
+      audit: this.audit,
       origin: this.origin,
       ...(compiled ? { notifyFilter: compiled } : {}),
       ...changes,
@@ -148,6 +164,11 @@ export class Policy {
    * notify filter, where TRACE is the only source of this return value, so
    * that a precompiled profile need not build its rules (~5 ms) to answer.
    */
+  /** Whether a run needs the monitor's answers (TRACE rules, audit mode), so never the fallback without user notification. */
+  needsMonitor(): boolean {
+    return this.audit || this.usesTrace();
+  }
+
   usesTrace(): boolean {
     const trace = (RET.USER_NOTIF | REASON.TRACE) >>> 0;
     return this.filter(true).insns.some((i) => i.code === (BPF.RET | BPF.K) && i.k === trace);

@@ -8,13 +8,17 @@
  *   build    compilers and build tools: shell + threads, mmap exec, no
  *            network, the current directory mounted writable and the cwd
  *   default  what common programs use (the default of `bunbox run`): a broad
- *            allowlist; the dangerous stays a violation (safety rules)
+ *            allowlist; the dangerous stays a violation (safety rules), and
+ *            any other call it does not allow fails with EPERM instead of
+ *            ending the run ("onRefusal": "errno"), as Docker's default does:
+ *            chroot() or clock_settime() could never succeed unprivileged
+ *            anyway, and every program expects them to fail
  *
- * Everything a profile does not allow is a violation (the default action),
- * so a missing syscall shows up as a VIOLATION naming it.
+ * In the other profiles everything not allowed is a violation (the default
+ * action), so a missing syscall shows up as a VIOLATION naming it.
  */
 import { UsageError } from "../errors.ts";
-import { PolicyBuilder, type BuilderOptions } from "./builder.ts";
+import { PolicyBuilder, type BuilderOptions, type OnRefusal } from "./builder.ts";
 import { ALLOW, arg32, errno, jeq } from "./rules.ts";
 
 export const PROFILE_NAMES = ["minimal", "static", "dynamic", "shell", "build", "default"] as const;
@@ -152,8 +156,9 @@ export function applyProfileRules(b: PolicyBuilder, name: string): PolicyBuilder
   }
 }
 
-/** Only the filesystem and network parts of a profile (build: writable cwd, no network). */
+/** Only the settings of a profile: what a refusal does (default), the filesystem and network (build: writable cwd, no network). */
 export function applyProfileSettings(b: PolicyBuilder, name: string, options: { cwd?: string } = {}): PolicyBuilder {
+  b.setOnRefusal(profileOnRefusal(name));
   if (name !== "build") return b;
   b.setNetwork("none");
   const cwd = options.cwd;
@@ -164,6 +169,11 @@ export function applyProfileSettings(b: PolicyBuilder, name: string, options: { 
   // …and starts the command there (bunbox run without --cwd).
   if (cwd) b.addDirectory(cwd, { writable: true }).setWorkdir(cwd);
   return b;
+}
+
+/** What a call outside profile `name` gets (see the list at the top). */
+export function profileOnRefusal(name: string): OnRefusal {
+  return name === "default" ? "errno" : "kill";
 }
 
 export function isProfileName(name: string): name is ProfileName {

@@ -4,8 +4,9 @@
  * visible (src/sandbox/visible.ts); `toJSON()` keeps those strings exact and
  * is stable (fields are only ever added).
  */
+import { callText } from "../monitor/decode.ts";
+import type { Suggestion } from "../monitor/suggest.ts";
 import { signalName } from "../native/signals.ts";
-import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
 import { visible } from "./visible.ts";
 
 export type Status =
@@ -53,8 +54,37 @@ export interface Violation {
    */
   ip: bigint;
   ipMapping?: string;
+  /**
+   * The call as a person reads it: values by name, paths read from the
+   * sandboxee's memory while it waited (`openat(AT_FDCWD, "/etc/shadow",
+   * O_RDONLY|O_CLOEXEC, 0)`). The paths are the sandboxee's to choose, kept
+   * exact as `ipMapping`; they describe the call, nothing was decided on them.
+   */
+  decoded?: string;
+  /** The smallest policy change that would allow the call (src/monitor/suggest.ts). */
+  suggestion?: Suggestion;
   /** Set when the kernel could not tell us the details (no user notification). */
   detailMissing?: string;
+}
+
+/**
+ * A call the policy refused without ending the run: answered with an errno
+ * (a policy with `"onRefusal": "errno"`) or let through (`"audit": true`).
+ * Calls alike (the same suggestion) are counted in one entry, which keeps the
+ * first one's details.
+ */
+export interface RefusedCall {
+  syscall: string;
+  nr: number;
+  arch: string;
+  args: readonly bigint[];
+  decoded: string;
+  pid: number;
+  ipMapping?: string;
+  count: number;
+  /** What the sandboxee got: "EPERM", "ENOSYS", or "allowed (audit)". */
+  answer: string;
+  suggestion?: Suggestion;
 }
 
 export interface ResultInit {
@@ -68,19 +98,15 @@ export interface ResultInit {
   wallTimeMs: number;
   /** The sandboxee's pid as bunbox saw it, when it got that far. */
   pid?: number;
+  refused?: readonly RefusedCall[];
+  /** Refused calls beyond the ones listed (the list is bounded). */
+  refusedOmitted?: number;
 }
 
 /** Exit codes (README.md "Exit codes"). */
 export const EXIT = { TIMEOUT: 124, SETUP: 125, NOT_EXECUTABLE: 126, NOT_FOUND: 127, VIOLATION: 159 } as const;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-/** Small numbers in decimal, addresses in hex, and -errno-like ints (AT_FDCWD) negative. */
-const argText = (v: bigint) => {
-  if (v < 0x1000n) return v.toString();
-  if (v >= 0xfffff000n && v <= 0xffffffffn) return (v - 0x100000000n).toString();
-  if (v >= 0xfffffffffffff000n) return (v - 0x10000000000000000n).toString();
-  return hex(v);
-};
 
 export class Result {
   readonly status: Status;
@@ -92,6 +118,9 @@ export class Result {
   readonly rusage: Rusage;
   readonly wallTimeMs: number;
   readonly pid: number | undefined;
+  /** Calls refused without ending the run (onRefusal "errno", audit), alike ones counted together. */
+  readonly refused: readonly RefusedCall[];
+  readonly refusedOmitted: number;
 
   constructor(init: ResultInit) {
     this.status = init.status;
@@ -103,6 +132,8 @@ export class Result {
     this.rusage = init.rusage ?? { userMs: 0, sysMs: 0, maxRssKb: 0 };
     this.wallTimeMs = init.wallTimeMs;
     this.pid = init.pid;
+    this.refused = Object.freeze([...(init.refused ?? [])]);
+    this.refusedOmitted = init.refusedOmitted ?? 0;
     Object.freeze(this);
   }
 
@@ -148,12 +179,10 @@ export class Result {
       case "VIOLATION": {
         if (!v) return `VIOLATION: ${visible(this.reason)}`;
         if (v.detailMissing) return `VIOLATION: ${visible(v.syscall)} [${visible(v.arch)}] (${visible(v.detailMissing)})`;
-        const arity = SYSCALL_ARGS[v.syscall]?.length;
-        const shown = arity !== undefined ? v.args.slice(0, arity) : trimArgs(v.args);
-        const args = shown.map(argText).join(", ");
+        const call = visible(v.decoded ?? callText(v.syscall, v.args));
         const at = v.ipMapping ? ` at ${visible(v.ipMapping)}` : "";
         const why = v.kind === "ARCH" || v.rule !== "policy" ? ` (${visible(v.rule)})` : "";
-        return `VIOLATION: ${visible(v.syscall)}(${args}) [${visible(v.arch)}] pid ${v.pid}${at}${why}`;
+        return `VIOLATION: ${call} [${visible(v.arch)}] pid ${v.pid}${at}${why}`;
       }
       case "SETUP_ERROR":
         return `SETUP_ERROR: ${this.setup ? setupText(this.setup) : visible(this.reason)}`;
@@ -180,6 +209,9 @@ export class Result {
             },
           }
         : {}),
+      ...(this.refused.length
+        ? { refused: this.refused.map((r) => ({ ...r, args: r.args.map(hex) })), ...(this.refusedOmitted ? { refusedOmitted: this.refusedOmitted } : {}) }
+        : {}),
       rusage: { ...this.rusage },
       wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
@@ -200,11 +232,4 @@ export class Result {
 function setupText(s: SetupErrorInfo): string {
   const own = (text: string) => text.split("\n").map(visible).join("\n");
   return s.detail ? s.message.split(s.detail).map(own).join(visible(s.detail)) : own(s.message);
-}
-
-/** Without a known arity, trailing zero arguments are noise in one line. */
-function trimArgs(args: readonly bigint[]): readonly bigint[] {
-  let n = args.length;
-  while (n > 4 && args[n - 1] === 0n) n--;
-  return args.slice(0, n);
 }

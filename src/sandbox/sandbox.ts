@@ -16,7 +16,7 @@
  * (launch/: exec, sandbox me here, fork server), chosen by its executor.
  */
 import type { Comms } from "../comms/comms.ts";
-import { BunboxError } from "../errors.ts";
+import { BunboxError, UsageError } from "../errors.ts";
 import { after } from "../timer.ts";
 import { discard, type Spawned } from "../native/spawn.ts";
 import type { Policy } from "../policy/policy.ts";
@@ -85,6 +85,10 @@ export class Sandbox {
   runAsync(): void {
     if (this.resultPromise) throw new BunboxError("sandbox", "this Sandbox has already been started");
     this.launcher.check(this.options.notify);
+    if (this.policy.audit && this.options.notify === false) {
+      // Without the monitor a refused call would kill: audit mode would silently be enforcement.
+      throw new UsageError("notify", "audit mode needs seccomp user notification (notify: false turns it off)");
+    }
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -199,6 +203,7 @@ export class Sandbox {
         startedAt: this.queuedAt,
         hooks: this.hooks,
         execveatNr: this.policy.arch.syscalls.execveat,
+        audit: this.policy.audit,
         ...options,
       });
     } catch (e) {
