@@ -61,8 +61,10 @@ int bb_take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid) {
 /*
  * B is about to install its filter: take the listener out of B's fd table and
  * answer B's first execveat. That is the only notification that can exist
- * yet: B says 'L' only once A has exec'd init (which runs under a filter of
- * its own, without a listener), so B is the only task under this filter. The
+ * yet: a filter binds the task that installs it and the children it makes
+ * afterwards; B makes none, and no system call, between its seccomp() and
+ * that execveat, and A (B's parent, init once it has exec'd) never runs under
+ * it. The
  * listener fd is created close-on-exec, so it must be taken before B's exec,
  * and B cannot tell us it exists without a system call its own policy may
  * forbid; it stores the number and we wait the few microseconds of its

@@ -9,9 +9,11 @@
  *   A  pid 1 inside (csrc/child_a.c): mounts, pivot_root, hostname,
  *      credentials, then clones B and execs init (csrc/init.c) from a sealed
  *      memfd.
- *   B  pid 2 inside, the sandboxee (csrc/child_b.c): session, rlimits, fds;
- *      waits until A has exec'd (so pid 1 no longer shares Bun's memory or
- *      fds when sandboxee code first runs); seccomp, execveat.
+ *   B  pid 2 inside, the sandboxee (csrc/child_b.c): session, fds, rlimits,
+ *      PATH lookup; waits on the hold pipe until A has exec'd init and init
+ *      has made itself non-dumpable (so pid 1 no longer shares Bun's memory
+ *      or fds, nor can be read, when sandboxee code first runs); seccomp,
+ *      execveat.
  *
  * A, B and T report a failure through bb_fail, first writer wins; T reads
  * it after the status pipe reaches EOF (every write end is close-on-exec, so

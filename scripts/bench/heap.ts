@@ -1,8 +1,9 @@
 /**
  * Benchmark 2: in-process Sandbox.run() of /bin/true with the host process
- * at ~0 and at ~1 GiB of live memory. DESIGN.md requires that spawning not
- * copy the host's address space (a plain fork of a 2 GiB Bun costs ~30 ms),
- * so the latency should not grow with the host's size.
+ * at ~0 and at ~1 GiB of live memory. Spawning must not copy the host's
+ * address space (docs/architecture.md, "Why CLONE_VM, and why not
+ * CLONE_VFORK": a plain fork of a 2 GiB Bun costs ~30 ms), so the latency
+ * should not grow with the host's size.
  *
  * Three worker processes (heap-worker.ts) hold no ballast, 1 GiB of
  * ArrayBuffers and 1 GiB of JS objects; they stay alive together and the

@@ -33,7 +33,7 @@ type RunOptions = Parsed<typeof RUN_ARGS>;
 /**
  * The smallest --max-files that can work: stdin, stdout, stderr, and the
  * seccomp listener the sandboxee itself creates, under its own limit, just
- * before exec (csrc/child.c install_filter); with fewer, seccomp() fails
+ * before exec (csrc/child_b.c install_filter); with fewer, seccomp() fails
  * with EMFILE.
  */
 const MIN_OPEN_FILES = 4;

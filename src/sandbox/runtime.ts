@@ -27,14 +27,13 @@
  *     `last_id`: the spawner threads' job lists, their eventfd and job ids.
  *     The threads never exit (a child's parent-death signal follows the
  *     thread that cloned it), so there is one pool for the process's life.
- *   - csrc/monitor.c `lock`, `epfd`, `wakefd`, `stopping`, `ready`,
- *     `thread`: the reactor thread, its epoll set and its JavaScript
- *     callback; one thread waits for every sandbox so none blocks another.
+ *   - csrc/monitor.c `lock`, `epfd`, `ready`: the reactor thread's epoll
+ *     set and its JavaScript callback (the thread is detached and lives as
+ *     long as the process); one thread waits for every sandbox so none
+ *     blocks another.
  *   - csrc/init_fd.c `init_once`, `init_fd`, `init_err`: the sealed memfd
  *     holding init, made once and exec'd by every spawn (the seals make it
  *     safe to share).
- *   - csrc/spawn.c `trace_spawn`: BUNBOX_TRACE_SPAWN, read once on the
- *     JavaScript thread (getenv is unsafe on a spawner thread).
  *   (csrc/init.c's `done` and `report` are init's own, in each sandbox's
  *   pid 1, not in this process.)
  * Module-level memos of pure functions of immutable values (launch/fork.ts

@@ -1,5 +1,5 @@
 /**
- * How a run ends, as exit codes (DESIGN.md "Exit codes") and Result JSON:
+ * How a run ends, as exit codes (README.md "Exit codes") and Result JSON:
  * the command's own code, 128+N for signal N, 124 wall-time limit, 125 setup
  * failure naming the stage, 126 not executable, 127 not found, 159 policy
  * violation. Signals to bunbox reach the sandboxee through its init; a
