@@ -13,7 +13,7 @@ import { BunboxError, EXIT_SETUP, UsageError } from "../errors.ts";
 import { visible } from "../sandbox/visible.ts";
 import { type Command, defineCommand, type Options, parseArgs } from "./args.ts";
 import { log, writeAll } from "./log.ts";
-import { RUN_ARGS } from "./options.ts";
+import { LEARN_ARGS, RUN_ARGS } from "./options.ts";
 
 const main = defineCommand({
   meta: { name: "bunbox", version: pkg.version, description: pkg.description },
@@ -24,6 +24,12 @@ const main = defineCommand({
       args: RUN_ARGS,
       tail: "The command to run and its arguments (after --, or from the first argument that is not an option)",
       run: async (args) => (await import("./run.ts")).runCommandLine(args),
+    }),
+    learn: defineCommand({
+      meta: { name: "learn", description: "Learn the tightest policy for a command: bunbox learn [OPTIONS] -o POLICY.json -- COMMAND [ARG...]" },
+      args: LEARN_ARGS,
+      tail: "The command to learn from and its arguments (after --)",
+      run: async (args) => (await import("./learn.ts")).learnCommandLine(args),
     }),
     policy: () => import("./policy.ts").then((m) => m.policyCommand),
     syscalls: () => import("./syscalls.ts").then((m) => m.syscallsCommand),

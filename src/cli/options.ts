@@ -33,3 +33,20 @@ export const RUN_ARGS = {
   quiet: { type: "boolean", alias: "q", description: "No message unless bunbox itself fails" },
 } as const satisfies Options;
 
+const { audit: _audit, ...RUN_SANDBOX_ARGS } = RUN_ARGS;
+
+/**
+ * `bunbox learn`'s: the sandbox of the learning run is described as for
+ * `bunbox run` (but --audit: every call is let through already), then what
+ * to write (src/cli/learn.ts).
+ */
+export const LEARN_ARGS = {
+  ...RUN_SANDBOX_ARGS,
+  output: { type: "string", alias: "o", description: "Write the learned policy to FILE (default: the --merge file)", valueHint: "FILE" },
+  merge: { type: "string", repeatable: true, description: "Add to a policy bunbox learn wrote: its runs and this one (repeatable)", valueHint: "FILE" },
+  verify: { type: "boolean", description: "Run the command again under the learned policy; fail (exit 3) if it does not run as it did" },
+  format: { type: "enum", options: ["json", "ts"], description: "json (default; .ts FILE: ts) or ts: a PolicyBuilder module", valueHint: "FORMAT" },
+  "on-refusal": { type: "enum", options: ["kill", "errno"], description: "What a call outside the learned policy gets: kill (default: a violation) or errno (EPERM, listed)", valueHint: "MODE" },
+  filesystem: { type: "enum", options: ["learned", "default"], description: "learned (default): an empty root with what the run used; default: the default view", valueHint: "MODE" },
+} as const satisfies Options;
+

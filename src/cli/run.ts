@@ -63,7 +63,7 @@ function idOption(text: string | undefined, option: string): number | undefined 
   return n;
 }
 
-async function resolvePolicy(o: RunOptions): Promise<Policy> {
+export async function resolvePolicy(o: RunOptions): Promise<Policy> {
   const { policy: file, profile } = o.strings;
   if (file !== undefined && profile !== undefined) {
     throw new UsageError("--policy", "give --policy or --profile, not both (a policy file can name a profile)");
@@ -125,7 +125,7 @@ function openFiles(text: string): number {
   return n;
 }
 
-function buildExecutor(o: RunOptions, policy: Policy): Executor {
+export function buildExecutor(o: RunOptions, policy: Policy): Executor {
   const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
   // No prototype: a variable may be called __proto__ or constructor.
@@ -152,6 +152,18 @@ function buildExecutor(o: RunOptions, policy: Policy): Executor {
   });
   const cwd = s.cwd ?? policy.workdir ?? "/";
   return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
+}
+
+/** `fn`, with SIGINT, SIGTERM and SIGHUP to bunbox passed on to the sandboxee meanwhile. */
+export async function forwardingSignals<T>(sandbox: { signal(sig: number): void }, fn: () => Promise<T>): Promise<T> {
+  const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
+  for (const [n, h] of handlers) process.on(n, h);
+  try {
+    return await fn();
+  } finally {
+    for (const [n, h] of handlers) process.off(n, h);
+  }
 }
 
 /** Where the run's policy came from, for the change a violation needs. */
@@ -198,11 +210,7 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
   const sandbox = new Sandbox(executor, policy);
-  const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
-  for (const [n, h] of handlers) process.on(n, h);
-  const result = await sandbox.run();
-  for (const [n, h] of handlers) process.off(n, h);
+  const result = await forwardingSignals(sandbox, () => sandbox.run());
   if (o.flags.verbose) {
     const ms = (x: number) => `${x.toFixed(1)} ms`;
     log.debug(

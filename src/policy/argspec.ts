@@ -221,10 +221,18 @@ function flagNames(table: NameTable<number>, v: number): { names: string[]; rest
   return { names, rest };
 }
 
+/** Number → first name, per table (a learning run names every ioctl it sees: no scan per call). */
+const reverse = new WeakMap<object, Map<number, string>>();
+
 function nameOf(table: NameTable<number> | undefined, v: number): string | undefined {
   if (!table) return undefined;
-  for (const [name, n] of Object.entries(table)) if (n >>> 0 === v >>> 0) return name;
-  return undefined;
+  let rev = reverse.get(table);
+  if (!rev) {
+    rev = new Map();
+    for (const [name, n] of Object.entries(table)) if (!rev.has(n >>> 0)) rev.set(n >>> 0, name);
+    reverse.set(table, rev);
+  }
+  return rev.get(v >>> 0);
 }
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;

@@ -223,7 +223,8 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
       throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
     }
     let p = mod.default ?? mod.policy;
-    if (typeof p === "function" && !(p instanceof Policy)) p = await (p as () => unknown)();
+    // A function gets a fresh builder (a `bunbox learn --format ts` module needs nothing else from bunbox).
+    if (typeof p === "function" && !(p instanceof Policy)) p = await (p as (b: PolicyBuilder) => unknown)(new PolicyBuilder().setOrigin(path));
     if (p instanceof PolicyBuilder) p = p.build();
     if (!(p instanceof Policy)) {
       throw new UsageError("--policy", `${path}: export a Policy, a PolicyBuilder or a function returning one (as default or as "policy")`);
