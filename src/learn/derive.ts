@@ -31,7 +31,28 @@ import { type Observations, sortedObservations, type Variant } from "./observati
  */
 export const ESSENTIAL = [
   "clock_gettime", "clock_getres", "gettimeofday", "time", "getcpu", "restart_syscall", "rt_sigreturn", "exit", "exit_group",
+  // Contention decides whether a run yields: a spinning thread (node's) calls it in one run, not in the next.
+  "sched_yield",
 ] as const;
+
+/**
+ * Values a call takes depending on timing, not on what the program does:
+ * whether a lock was contended (FUTEX_WAIT) or a condition variable had
+ * waiters (FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP) differs from run to run. A
+ * program seen using futex gets the operations locks and condition
+ * variables use (the futex family's, src/policy/families.ts), in every
+ * variant of the private and clock flags; the PI operations only if seen.
+ */
+const TIMING = {
+  futex: {
+    op: ["FUTEX_WAIT", "FUTEX_WAKE", "FUTEX_REQUEUE", "FUTEX_CMP_REQUEUE", "FUTEX_WAKE_OP", "FUTEX_WAIT_BITSET", "FUTEX_WAKE_BITSET"].flatMap((op) => [
+      op,
+      `${op}|FUTEX_PRIVATE_FLAG`,
+      `${op}|FUTEX_CLOCK_REALTIME`,
+      `${op}|FUTEX_PRIVATE_FLAG|FUTEX_CLOCK_REALTIME`,
+    ]),
+  },
+} as Readonly<Record<string, Readonly<Record<string, readonly string[]>>>>;
 
 export interface DeriveOptions {
   /** What a call outside the learned policy gets (default "kill": Sandbox2's model). */
@@ -71,8 +92,10 @@ function alternatives(arch: ArchName, name: string, variants: readonly Variant[]
   }));
   // One exact argument and nothing else: one alternative listing its values.
   if (exact.length === 1 && subset.length === 0) {
-    const values = alts.map((a) => a[exact[0]!.name] as string | number);
-    return [{ [exact[0]!.name]: sortValues(values) }];
+    const arg = exact[0]!.name;
+    const values = alts.map((a) => a[arg] as string | number);
+    const timing = Object.hasOwn(TIMING, name) && Object.hasOwn(TIMING[name]!, arg) ? TIMING[name]![arg]! : [];
+    return [{ [arg]: sortValues([...values, ...timing]) }];
   }
   return alts.sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
 }
