@@ -10,8 +10,9 @@
  *   4. sandboxes per second from one process, 1/8/64 in flight, vs bwrap
  *   5. exec mode vs fork-server mode, one run at a time and 8 in flight
  *   6. comms round trip and throughput (1 KiB, 1 MiB) vs plain sockets
+ *   7. --net proxy: a 256 MiB download and small GETs, direct vs through the proxy
  *
- * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms]
+ * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,net]
  *   --quick  fewer repetitions (a smoke test; figures are noisy)
  *   --only   just these benchmarks
  * Either option prints the table but leaves bench/results.json alone, so the
@@ -27,13 +28,14 @@ import { benchCliStartup } from "./bench/cli-startup.ts";
 import { benchComms } from "./bench/comms.ts";
 import { benchForkServer } from "./bench/forkserver.ts";
 import { benchHeap } from "./bench/heap.ts";
+import { benchNet } from "./bench/net.ts";
 import { BUSY, machineFacts } from "./bench/machine.ts";
 import { type Benchmark, formatTable, type Results, toJson } from "./bench/report.ts";
 import { benchSeccomp } from "./bench/seccomp.ts";
 import { BenchError, ensureBunbox, makeWorkdir, requireTool, ROOT, versionOf } from "./bench/setup.ts";
 import { benchThroughput } from "./bench/throughput.ts";
 
-const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms"] as const;
+const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "net"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -75,6 +77,9 @@ function settingsFor(quick: boolean) {
     commsRounds: quick ? 2 : 10,
     commsRoundTrips: [quick ? 50 : 200, quick ? 5 : 20],
     commsStreamed: [quick ? 1024 : 4096, quick ? 16 : 64],
+    netRounds: quick ? 2 : 10,
+    netDownloadMiB: 256,
+    netRequests: quick ? 50 : 200,
   };
 }
 
@@ -123,6 +128,9 @@ async function main(): Promise<void> {
           log,
         })),
       );
+    }
+    if (only.has("net")) {
+      benchmarks.push(...(await benchNet({ rounds: settings.netRounds, downloadMiB: settings.netDownloadMiB, requests: settings.netRequests, log })));
     }
     const results: Results = { machine, settings, durationS: (performance.now() - started) / 1000, benchmarks };
     process.stdout.write(`${formatTable(results)}\n`);

@@ -54,6 +54,21 @@ const symbols = {
   bb_buffer_check: { args: [i32, ptr], returns: i32 },
   bb_buffer_map: { args: [i32, u64, ptr], returns: i32 },
   bb_buffer_unmap: { args: [ptr, u64], returns: i32 },
+  // The proxy's sockets and relay (csrc/net_socket.c, net_relay.c; src/native/net.ts).
+  bb_net_adopt: { args: [i32, i32], returns: i32 },
+  bb_net_accept: { args: [i32], returns: i32 },
+  bb_net_recv: { args: [i32, ptr, u32, i32], returns: i32 },
+  bb_net_send: { args: [i32, ptr, u32], returns: i32 },
+  bb_net_rcvlowat: { args: [i32, i32], returns: i32 },
+  bb_net_shutdown: { args: [i32, i32], returns: i32 },
+  bb_net_connect: { args: [ptr, u32, u32], returns: i32 },
+  bb_net_sockerr: { args: [i32], returns: i32 },
+  bb_net_connected: { args: [i32], returns: i32 },
+  bb_net_fd_limit: { args: [], returns: i64 },
+  bb_net_relay_start: { args: [fn], returns: i32 },
+  bb_net_relay: { args: [i32, i32, i32, u32, u32], returns: i32 },
+  bb_net_relay_open: { args: [u32], returns: i32 },
+  bb_net_relay_abort: { args: [u32], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {
