@@ -16,8 +16,8 @@
 import { after } from "../timer.ts";
 import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
-import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
-import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
+import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
+import { EPOLLIN, type ListenerWatch, type Watch, watch, watchListener } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
 import { type RefusedCall, Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
@@ -28,7 +28,6 @@ import { classify, describeViolation } from "./violation.ts";
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGXCPU = 24;
-const ENOENT = 2;
 
 export type { Report } from "../native/sys.ts";
 export type SyscallDecision = "allow" | "deny" | { errno: number };
@@ -87,7 +86,7 @@ export class Monitor {
   private resolve!: (r: Result) => void;
   private ending: Ending | undefined;
   private exitWatch: Watch | undefined;
-  private notifyWatch: Watch | undefined;
+  private notifyWatch: ListenerWatch | undefined;
   /** Cancel functions of the pending deadline and grace timers. */
   private timers: (() => void)[] = [];
   private done = false;
@@ -104,7 +103,7 @@ export class Monitor {
     this.pendingStage = opts.pendingStage;
     this.exitWatch = watch(spawned.pidfd, EPOLLIN, () => this.onExit());
     try {
-      if (spawned.listener >= 0) this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
+      if (spawned.listener >= 0) this.notifyWatch = watchListener(spawned.listener, (ev) => this.onNotify(ev));
     } catch (e) {
       this.exitWatch.close(); // the caller discards the sandbox
       throw e;
@@ -146,7 +145,7 @@ export class Monitor {
     }
     (this.spawned as { listener: number }).listener = fd;
     this.confirm = { magic: confirmMagic, theirFd, done: onConfirmed };
-    this.notifyWatch = watch(fd, EPOLLIN, (ev) => this.onNotify(ev));
+    this.notifyWatch = watchListener(fd, (ev) => this.onNotify(ev));
   }
 
   /** Kills the sandbox as a failed setup (an onStart hook said no). */
@@ -175,13 +174,8 @@ export class Monitor {
       this.notifyWatch = undefined;
       return;
     }
-    const n = notifRecv(this.spawned.listener);
-    if (typeof n === "number") {
-      if (-n !== ENOENT) this.kill(`seccomp listener failed (errno ${-n})`);
-    } else {
-      this.handle(n);
-    }
-    this.notifyWatch?.rearm();
+    // The reactor thread received them already (and watches on): handle each in order.
+    for (let n = this.notifyWatch?.take(); n && !this.done; n = this.notifyWatch?.take()) this.handle(n);
   }
 
   private handle(n: Notification): void {

@@ -112,11 +112,14 @@ export interface Notification {
   args: bigint[];
 }
 
-/** SECCOMP_IOCTL_NOTIF_RECV; only after the reactor reported EPOLLIN. */
-export function notifRecv(listener: number): Notification | number {
+/** The oldest notification the reactor thread received for watch `token` (src/native/reactor.ts watchListener), if any. */
+export function notifPop(token: number): Notification | undefined {
   const buf = new ArrayBuffer(80);
-  const r = shim().bb_notif_recv(listener, ptr(buf));
-  if (r < 0) return r;
+  return shim().bb_notif_pop(token, ptr(buf)) === 1 ? notification(buf) : undefined;
+}
+
+/** struct seccomp_notif. */
+function notification(buf: ArrayBuffer): Notification {
   const v = new DataView(buf);
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(v.getBigUint64(32 + i * 8, true));

@@ -7,7 +7,7 @@
  * read from the waiting sandboxee's memory, the change that would allow it.
  */
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { closeSync, readSync, writeFileSync } from "node:fs";
 import { TaskMemory } from "../../src/monitor/memory.ts";
 import type { Notification } from "../../src/native/sys.ts";
 import { PolicyBuilder } from "../../src/policy/builder.ts";
@@ -162,6 +162,24 @@ describe("decoded calls", () => {
     expect(seen[0]).toBe("/etc/ld.so.cache");
     expect(seen[1]).toBeUndefined();
     expect(seen[2]).toMatch(/^\/lib\/x86_64-linux-gnu\/|^\/lib\/aarch64-linux-gnu\/|libc\.so\.6$/);
+  });
+
+  test("a signal that comes after the monitor took the call does not cut it short (WAIT_KILLABLE_RECV, Linux 5.19)", async () => {
+    // The hook answers 300 ms late; SIGUSR1 (a handler without SA_RESTART) comes after 100 ms.
+    const policy = testPolicy("dynamic", (b) => b.addPolicyOnSyscall("getppid", [TRACE]).allowSyscalls(["rt_sigreturn"]));
+    const stdout = new Executor(LEARNEE, [LEARNEE, "usr1-getppid"]);
+    const out = stdout.ipc.receiveFd(1);
+    const sandbox = new Sandbox(stdout, policy, {
+      onSyscall: () => new Promise((resolve) => setTimeout(() => resolve("allow"), 300)),
+    });
+    setTimeout(() => sandbox.signal(10), 100);
+    const r = await sandbox.run();
+    expect(r.toString()).toBe("OK: exit code 0");
+    const buf = Buffer.alloc(256);
+    const n = readSync(out, buf);
+    closeSync(out);
+    // Without the flag: "getppid: -1 EINTR".
+    expect(buf.subarray(0, n).toString()).toBe("getppid: 1\nusr1: 1\n");
   });
 
   test("the default profile's policy is what the executable precompiles (its default action included)", () => {
