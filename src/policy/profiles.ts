@@ -14,14 +14,41 @@
  *            chroot() or clock_settime() could never succeed unprivileged
  *            anyway, and every program expects them to fail
  *
+ *
+ * Learned profiles (src/policy/learned/NAME.json, written by `bun
+ * scripts/learn-profiles.ts` from `bunbox learn --merge` over a set of
+ * runs; their "notes" say which): the syscalls, by name, that the program
+ * and what it commonly runs were seen to make, and nothing else; far
+ * tighter than default. The default view is their filesystem.
+ *   python3  python3 scripts        node  node scripts     bun  bun scripts
+ *   sh       sh/bash scripts with coreutils
+ *   cc       C and C++ builds (cc, c++, make, ar); as build: the current
+ *            directory writable, no network
+ *
  * In the other profiles everything not allowed is a violation (the default
- * action), so a missing syscall shows up as a VIOLATION naming it.
+ * action), so a missing syscall shows up as a VIOLATION naming it; a policy
+ * file on one of them may say `"onRefusal": "errno"` instead.
  */
 import { UsageError } from "../errors.ts";
 import { PolicyBuilder, type BuilderOptions, type OnRefusal } from "./builder.ts";
 import { ALLOW, arg32, errno, jeq } from "./rules.ts";
+import type { Alternative } from "./allowif.ts";
+import learnedBun from "./learned/bun.json" with { type: "json" };
+import learnedCc from "./learned/cc.json" with { type: "json" };
+import learnedNode from "./learned/node.json" with { type: "json" };
+import learnedPython3 from "./learned/python3.json" with { type: "json" };
+import learnedSh from "./learned/sh.json" with { type: "json" };
 
-export const PROFILE_NAMES = ["minimal", "static", "dynamic", "shell", "build", "default"] as const;
+export const PROFILE_NAMES = ["minimal", "static", "dynamic", "shell", "build", "default", "python3", "node", "bun", "sh", "cc"] as const;
+
+/** The learned profiles' rules (notes aside): what `bunbox learn` wrote for each. */
+const LEARNED: Readonly<Record<string, { allow: readonly string[]; allowIf?: Readonly<Record<string, readonly Alternative[]>> }>> = {
+  python3: learnedPython3,
+  node: learnedNode,
+  bun: learnedBun,
+  sh: learnedSh,
+  cc: learnedCc,
+};
 export type ProfileName = (typeof PROFILE_NAMES)[number];
 
 const EPERM = 1;
@@ -151,6 +178,14 @@ export function applyProfileRules(b: PolicyBuilder, name: string): PolicyBuilder
     case "build":
     case "default":
       return commonOn(b);
+    case "python3":
+    case "node":
+    case "bun":
+    case "sh":
+    case "cc": {
+      const learned = LEARNED[name]!;
+      return b.allowPortable(learned.allow, learned.allowIf ?? {});
+    }
     default:
       throw new UsageError("--profile", `unknown profile "${name}" (one of ${PROFILE_NAMES.join(", ")})`);
   }
@@ -159,12 +194,12 @@ export function applyProfileRules(b: PolicyBuilder, name: string): PolicyBuilder
 /** Only the settings of a profile: what a refusal does (default), the filesystem and network (build: writable cwd, no network). */
 export function applyProfileSettings(b: PolicyBuilder, name: string, options: { cwd?: string } = {}): PolicyBuilder {
   b.setOnRefusal(profileOnRefusal(name));
-  if (name !== "build") return b;
+  if (name !== "build" && name !== "cc") return b;
   b.setNetwork("none");
   const cwd = options.cwd;
   if (cwd === "/" || cwd === "") {
     // Writable cwd means the project directory, never the host's root.
-    throw new UsageError("--profile build", "mounts the current directory writable: run it from a project directory, not /");
+    throw new UsageError(`--profile ${name}`, "mounts the current directory writable: run it from a project directory, not /");
   }
   // …and starts the command there (bunbox run without --cwd).
   if (cwd) b.addDirectory(cwd, { writable: true }).setWorkdir(cwd);
