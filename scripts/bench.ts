@@ -11,8 +11,10 @@
  *   5. exec mode vs fork-server mode, one run at a time and 8 in flight
  *   6. comms round trip and throughput (1 KiB, 1 MiB) vs plain sockets
  *   7. --net proxy: a 256 MiB download and small GETs, direct vs through the proxy
+ *   8. learning mode: runs to a working policy for python3, node and make, the
+ *      learned policy's size against default's, a learning run's slowdown
  *
- * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,net]
+ * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,net,learn]
  *   --quick  fewer repetitions (a smoke test; figures are noisy)
  *   --only   just these benchmarks
  * Either option prints the table but leaves bench/results.json alone, so the
@@ -28,6 +30,7 @@ import { benchCliStartup } from "./bench/cli-startup.ts";
 import { benchComms } from "./bench/comms.ts";
 import { benchForkServer } from "./bench/forkserver.ts";
 import { benchHeap } from "./bench/heap.ts";
+import { benchLearn } from "./bench/learn.ts";
 import { benchNet } from "./bench/net.ts";
 import { BUSY, machineFacts } from "./bench/machine.ts";
 import { type Benchmark, formatTable, type Results, toJson } from "./bench/report.ts";
@@ -35,7 +38,7 @@ import { benchSeccomp } from "./bench/seccomp.ts";
 import { BenchError, ensureBunbox, makeWorkdir, requireTool, ROOT, versionOf } from "./bench/setup.ts";
 import { benchThroughput } from "./bench/throughput.ts";
 
-const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "net"] as const;
+const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "net", "learn"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -80,6 +83,7 @@ function settingsFor(quick: boolean) {
     netRounds: quick ? 2 : 10,
     netDownloadMiB: 256,
     netRequests: quick ? 50 : 200,
+    learnRounds: quick ? 2 : 7,
   };
 }
 
@@ -131,6 +135,9 @@ async function main(): Promise<void> {
     }
     if (only.has("net")) {
       benchmarks.push(...(await benchNet({ rounds: settings.netRounds, downloadMiB: settings.netDownloadMiB, requests: settings.netRequests, log })));
+    }
+    if (only.has("learn")) {
+      benchmarks.push(...(await benchLearn({ rounds: settings.learnRounds, log })));
     }
     const results: Results = { machine, settings, durationS: (performance.now() - started) / 1000, benchmarks };
     process.stdout.write(`${formatTable(results)}\n`);

@@ -152,3 +152,8 @@ export function summarize(prog: readonly Insn[], arch: Arch): { syscall: string;
     results: [...reachableReturns(prog, arch, nr >>> 0)].map(describeReturn).sort(),
   }));
 }
+
+/** How many of the arch's syscalls the program can allow (for some arguments): a policy's size. */
+export function allowedCount(prog: readonly Insn[], arch: Arch): number {
+  return Object.values(arch.syscalls).filter((nr) => reachableReturns(prog, arch, nr).has(RET.ALLOW)).length;
+}
