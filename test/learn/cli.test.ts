@@ -156,6 +156,10 @@ describe("--verify, --merge, --format ts, the report", () => {
     const v = await bunbox(["learn", "-v", "-o", file, "--", LEARNEE, "threads", "2"]);
     expect(v.stderr).toContain("coverage of 1 run");
     expect(v.stderr).toMatch(/ {2}getppid +2 {2}libc\.so\.6\+0x/);
+    // The same listing beside the policy it explains.
+    const e = await bunbox(["policy", "explain", file], { bare: true });
+    expect(e.stdout).toContain("coverage of 1 run");
+    expect(e.stdout).toMatch(/allows \d+ of the \d+ syscalls/);
     const s = await bunbox(["learn", "-o", out(), "--", `${FX}/probe`, "ptrace"]);
     expect(s.code).toBe(159);
     expect(s.stderr).toContain('bunbox: warning: a safety rule refused ptrace(0, 0, 0, 0): not learned; to learn it anyway, learn with a policy that relaxes it ("dangerAllowUnsafe": ["ptrace"])');
