@@ -21,6 +21,10 @@
 #include "child.h"
 #include "clone.h"
 
+#ifndef TIOCGPTPEER /* Linux 4.13; older headers */
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
 /* Every handler back to SIG_DFL: SIG_IGN survives execve, so a SIGPIPE that
  * Bun ignores would otherwise be ignored by the sandboxee too. */
 static void reset_signal_handlers(void) {
@@ -150,6 +154,34 @@ static int relocate(struct bb_shared *sh, int *fd) {
   return 0;
 }
 
+/*
+ * The sandboxee's own terminal (BB_F_TTY_*): a pty of the sandbox's devpts at
+ * /dev/pts, so the caller's terminal never enters the sandbox: bunbox relays
+ * between the two (src/cli/tty.ts). Unlocked and sized here; the slave is
+ * opened through the master (TIOCGPTPEER, Linux 4.13), not by a name. Both
+ * end close-on-exec above 64: init gets neither, B makes the slave its
+ * controlling terminal, and T takes the master from our fd table.
+ */
+static int open_terminal(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  long r = bb_sys4(SYS_openat, AT_FDCWD, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "/dev/pts/ptmx"), -1;
+  sh->pty_master = (int)r;
+  if (relocate(sh, &sh->pty_master) < 0) return -1;
+  int unlock = 0;
+  r = bb_sys3(SYS_ioctl, sh->pty_master, TIOCSPTLCK, &unlock);
+  if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "TIOCSPTLCK"), -1;
+  if (rq->tty_size) {
+    struct winsize ws = {(unsigned short)(rq->tty_size >> 16), (unsigned short)rq->tty_size, 0, 0};
+    r = bb_sys3(SYS_ioctl, sh->pty_master, TIOCSWINSZ, &ws);
+    if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "TIOCSWINSZ"), -1;
+  }
+  r = bb_sys3(SYS_ioctl, sh->pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "TIOCGPTPEER"), -1;
+  sh->pty_slave = (int)r;
+  return relocate(sh, &sh->pty_slave);
+}
+
 int bb_child_a(void *arg) {
   struct bb_shared *sh = arg;
   const struct bb_req *rq = sh->req;
@@ -159,6 +191,12 @@ int bb_child_a(void *arg) {
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
   bb_mark(sh, BB_MK_RELEASED);
+  /* Out of bunbox's session and process group: signals the caller's
+   * terminal sends its foreground group (Ctrl-C, SIGWINCH, a hangup) are
+   * bunbox's to pass on, once; they must not reach init (which forwards
+   * whatever it gets) too. */
+  long sid = bb_sys0(SYS_setsid);
+  if (sid < 0) return bb_fail(sh, BB_ST_SESSION, sid, "setsid(init)"), 1;
   /* The host's soft fd limit may sit just above the fds it has open; our
    * fds move above 64 and B's targets (comms: 1023) may lie higher still.
    * The hard limit is ours to take; B's own limit is set later. */
@@ -196,6 +234,7 @@ int bb_child_a(void *arg) {
   bb_mark(sh, BB_MK_IDS);
   if (bb_mounts_apply(sh, fds) < 0) return 1;
   bb_mark(sh, BB_MK_MOUNTS);
+  if ((rq->flags & BB_F_TTY) && open_terminal(sh) < 0) return 1;
 
   if ((rq->flags & BB_F_LOOPBACK) && loopback_up(sh) < 0) return 1;
   const char *hostname = bb_str(sh, rq->hostname_off);

@@ -9,6 +9,7 @@
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include "child.h"
@@ -85,6 +86,24 @@ static int remap_fds(struct bb_shared *sh, int *status_fd, int *hold_fd) {
   keep[n++] = *status_fd;
   keep[n++] = *hold_fd;
   close_all_but(keep, n);
+  return 0;
+}
+
+/*
+ * The pty A opened becomes our controlling terminal (we lead a new session,
+ * with none yet) and the std fds the request names; the master and the
+ * slave's own fd go with the other inherited fds in remap_fds. Before
+ * remap_fds: bb_check_request refuses a mapping from or to those std fds.
+ */
+static int take_terminal(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  long r = bb_sys3(SYS_ioctl, sh->pty_slave, TIOCSCTTY, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "TIOCSCTTY"), -1;
+  for (int fd = 0; fd < 3; fd++) {
+    if (!(rq->flags & (BB_F_TTY_STDIN << fd))) continue;
+    r = bb_sys3(SYS_dup3, sh->pty_slave, fd, 0);
+    if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "dup3(terminal)"), -1;
+  }
   return 0;
 }
 
@@ -166,6 +185,7 @@ int bb_child_b(void *arg) {
   bb_mark(sh, BB_MK_SANDBOXEE);
   long r = bb_sys0(SYS_setsid);
   if (r < 0) return bb_fail(sh, BB_ST_SESSION, r, 0), 125;
+  if ((rq->flags & BB_F_TTY) && take_terminal(sh) < 0) return 125;
   int status_fd, hold_fd;
   if (remap_fds(sh, &status_fd, &hold_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
   if (apply_rlimits(sh) < 0) return 125;

@@ -59,6 +59,16 @@ int bb_take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid) {
 }
 
 /*
+ * The master of the sandboxee's terminal (BB_F_TTY_*), from A's fd table:
+ * called with bb_take_sandboxee, while A waits for our ack.
+ */
+int bb_take_terminal(struct bb_shared *sh, int pidfd_a) {
+  int fd = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->pty_master, 0);
+  if (fd < 0) bb_host_fail(sh, BB_ST_TERMINAL, errno, "pidfd_getfd(pty master)");
+  return fd;
+}
+
+/*
  * B is about to install its filter: take the listener out of B's fd table and
  * answer B's first execveat. That is the only notification that can exist
  * yet: a filter binds the task that installs it and the children it makes

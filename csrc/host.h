@@ -33,5 +33,7 @@ static inline void bb_host_fail(struct bb_shared *sh, int stage, int err, const 
  * then B's seccomp listener, with the answer to B's first execveat. */
 int bb_take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid);
 int bb_take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *listener_out);
+/* The master of the sandboxee's terminal, from A's fd table at the same point. */
+int bb_take_terminal(struct bb_shared *sh, int pidfd_a);
 
 #endif

@@ -214,6 +214,21 @@ static int op_symlink(struct bb_shared *sh, const char *target, char *dst) {
   return 0;
 }
 
+/*
+ * A devpts of the sandbox's own (newinstance: none of the host's ptys is in
+ * it), its ptmx usable by anyone inside; no gid= option, since the host's
+ * tty group is not mapped in the user namespace. devpts clears the nodev a
+ * mount made in a user namespace gets, so its nodes work.
+ */
+static int op_devpts(struct bb_shared *sh, char *dst) {
+  size_t skip = sizeof NEWROOT - 1;
+  long r = make_dirs(dst, skip, 1, 0755);
+  if (r == 0)
+    r = bb_sys5(SYS_mount, "devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+  if (r < 0) return fail(sh, BB_ST_MOUNT, r, dst + skip);
+  return 0;
+}
+
 static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd) {
   char dst[PATH_CAP];
   const char *s = bb_str(sh, m->src_off), *d = bb_str(sh, m->dst_off);
@@ -228,6 +243,8 @@ static int apply_op(struct bb_shared *sh, const struct bb_mount *m, int fd) {
       return op_proc(sh, dst);
     case BB_M_SYMLINK:
       return op_symlink(sh, s ? s : "", dst);
+    case BB_M_DEVPTS:
+      return op_devpts(sh, dst);
   }
   return fail(sh, BB_ST_REQUEST, -EINVAL, "unknown mount operation"); /* bb_check_request refused it */
 }

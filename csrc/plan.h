@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 3
+#define BB_ABI_VERSION 4
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */
@@ -38,6 +38,13 @@
 #define BB_F_CALLER_ROOT 0x2 /* caller has euid 0: map to an unprivileged kernel id */
 #define BB_F_NO_SECCOMP 0x4  /* no filter at exec ("sandbox me here": the client installs it) */
 #define BB_F_LOOPBACK 0x8    /* bring up lo in the new network namespace */
+/* A pseudo-terminal of the sandbox's own (csrc/child_a.c open_terminal): A
+ * opens its master in the sandbox's devpts at /dev/pts, T hands it back
+ * (bb_spawn_out.pty_master), B makes the slave its controlling terminal and
+ * puts it on each std fd named here, in place of what bunbox had there. */
+#define BB_F_TTY_STDIN 0x10
+#define BB_F_TTY_STDOUT 0x20
+#define BB_F_TTY_STDERR 0x40
 
 /* bb_req.clone_flags: the kernel's CLONE_NEW* (csrc/request.c checks they
  * agree). NEWUSER and NEWPID are required: see bb_check_request. */
@@ -75,6 +82,7 @@ struct bb_req {
   uint32_t exec_magic_lo, exec_magic_hi; /* 6th argument of the first execveat */
   uint32_t setup_timeout_ms;             /* the whole of setup, clone to execve; never 0 */
   uint32_t root_mode;                    /* mode of the sandbox's / (tmpfs) */
+  uint32_t tty_size;                     /* with BB_F_TTY_*: the pty's rows << 16 | columns; 0: unset */
 };
 
 /* Mount operations, applied in order by csrc/mounts.c. */
@@ -83,6 +91,7 @@ enum bb_mount_kind {
   BB_M_TMPFS = 2,   /* fresh tmpfs at dst, `size` bytes (0: kernel default), `mode` */
   BB_M_PROC = 3,    /* fresh procfs of the sandbox's pid namespace */
   BB_M_SYMLINK = 4, /* dst -> src (src is the link text) */
+  BB_M_DEVPTS = 5,  /* a private devpts instance at dst (newinstance, ptmxmode=0666) */
 };
 
 #define BB_MF_RW 0x1       /* writable (default read-only) */
@@ -139,6 +148,7 @@ enum bb_stage {
   BB_ST_INIT,
   BB_ST_TIMEOUT,
   BB_ST_NETWORK,
+  BB_ST_TERMINAL,
 };
 
 /*
@@ -174,6 +184,7 @@ struct bb_spawn_out {
   int32_t sandboxee_pidfd; /* and a pidfd for it, only with BB_F_NO_SECCOMP (sandbox me here takes its listener through it); else -1 */
   char detail[BB_DETAIL_MAX]; /* the path or value the failed stage was working on */
   uint32_t phase_us[BB_MARKS]; /* µs from BB_MK_CLONE to each mark; 0 where not reached */
+  int32_t pty_master;          /* with BB_F_TTY_*: the master of the sandboxee's terminal; else -1 */
 };
 
 /* What init (csrc/init.c) writes on fd 3 when the sandboxee ends. */

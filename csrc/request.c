@@ -22,7 +22,7 @@ _Static_assert(BB_CLONE_NEWNS == CLONE_NEWNS && BB_CLONE_NEWCGROUP == CLONE_NEWC
                    BB_CLONE_NEWNET == CLONE_NEWNET,
                "csrc/plan.h's BB_CLONE_* differ from the kernel's CLONE_NEW*");
 
-#define KNOWN_FLAGS (BB_F_NOTIFY | BB_F_CALLER_ROOT | BB_F_NO_SECCOMP | BB_F_LOOPBACK)
+#define KNOWN_FLAGS (BB_F_NOTIFY | BB_F_CALLER_ROOT | BB_F_NO_SECCOMP | BB_F_LOOPBACK | BB_F_TTY)
 #define KNOWN_CLONE                                                                            \
   (BB_CLONE_NEWNS | BB_CLONE_NEWCGROUP | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWUSER | \
    BB_CLONE_NEWPID | BB_CLONE_NEWNET)
@@ -100,7 +100,7 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     return refuse(detail, cap, "mounts_off: %u mounts at %u", rq->nmounts, rq->mounts_off);
   const struct bb_mount *m = (const void *)(buf + rq->mounts_off);
   for (uint32_t i = 0; i < rq->nmounts; i++) {
-    if (m[i].kind < BB_M_BIND || m[i].kind > BB_M_SYMLINK)
+    if (m[i].kind < BB_M_BIND || m[i].kind > BB_M_DEVPTS)
       return refuse(detail, cap, "mounts[%u].kind: %u", i, m[i].kind);
     if (m[i].flags & ~KNOWN_MOUNT_FLAGS) return refuse(detail, cap, "mounts[%u].flags: 0x%x", i, m[i].flags);
     int needs_src = m[i].kind == BB_M_BIND || m[i].kind == BB_M_SYMLINK;
@@ -127,6 +127,12 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
     if (f[i].src < 0 || f[i].src == INT32_MAX) return refuse(detail, cap, "fds[%u].src: %d", i, f[i].src);
     if (f[i].dst < 0 || f[i].dst > BB_FD_MAX)
       return refuse(detail, cap, "fds[%u].dst: %d, not in 0..%d", i, f[i].dst, BB_FD_MAX);
+    /* B puts the pty's slave on those std fds before it maps the others
+     * (csrc/child_b.c): neither end may be one of them. */
+    if (f[i].dst < 3 && (rq->flags & (BB_F_TTY_STDIN << f[i].dst)))
+      return refuse(detail, cap, "fds[%u].dst: %d is the terminal's (BB_F_TTY_*)", i, f[i].dst);
+    if (f[i].src < 3 && (rq->flags & (BB_F_TTY_STDIN << f[i].src)))
+      return refuse(detail, cap, "fds[%u].src: %d is the terminal's (BB_F_TTY_*)", i, f[i].src);
   }
 
   if (!array_ok(len, rq->bpf_off, rq->bpf_len, sizeof(struct sock_filter), 4))

@@ -28,6 +28,9 @@
 #include "plan.h"
 #include "sys.h"
 
+/* Any of the std fds on a pty of the sandbox's own (csrc/plan.h). */
+#define BB_F_TTY (BB_F_TTY_STDIN | BB_F_TTY_STDOUT | BB_F_TTY_STDERR)
+
 struct bb_shared {
   const struct bb_req *req;
   const uint8_t *base; /* == (const uint8_t *)req */
@@ -62,6 +65,9 @@ struct bb_shared {
   /* B's pidfd in A's fd table, stored by the kernel at A's clone of B
    * (CLONE_PIDFD); T takes a copy with pidfd_getfd. */
   int32_t pidfd_b;
+  /* With BB_F_TTY_*: the pty A opened (csrc/child_a.c open_terminal), in A's
+   * fd table and B's; T takes a copy of the master with pidfd_getfd. */
+  int32_t pty_master, pty_slave;
 
   /* Monotonic nanoseconds at each enum bb_mark (csrc/plan.h), 0 if not reached. */
   uint64_t marks[BB_MARKS];

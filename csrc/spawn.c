@@ -124,13 +124,14 @@ static struct bb_shared *arena_new(const uint8_t *buf, struct bb_spawn_out *out,
   for (uint32_t i = 0; i < rq->argc; i++) sh->argv[i] = (char *)buf + av[i];
   for (uint32_t i = 0; i < rq->envc; i++) sh->envp[i] = (char *)buf + ev[i];
   sh->listener = -1;
+  sh->pty_master = sh->pty_slave = -1;
   sh->pidfd_b = -1;
   return sh;
 }
 
 int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   memset(out, 0, sizeof *out);
-  out->pidfd = out->listener = out->report = out->sandboxee_pidfd = -1;
+  out->pidfd = out->listener = out->report = out->sandboxee_pidfd = out->pty_master = -1;
   char bad[BB_DETAIL_MAX];
   if (bb_check_request(buf, len, bad, sizeof bad) < 0) {
     out_fail(out, BB_ST_REQUEST, EINVAL, bad);
@@ -182,7 +183,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   close(gate[0]);
   close(status[1]);
   close(report[1]);
-  int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1;
+  int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1, pty_master = -1;
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
                            ? "creating namespaces"
@@ -229,6 +230,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
       /* B exists and A waits for our ack: A's fd table holds B's pidfd. */
       pidfd_b = bb_take_sandboxee(sh, pidfd, &sandboxee_pid);
       int failed = pidfd_b < 0;
+      if (!failed && (rq->flags & BB_F_TTY)) failed = (pty_master = bb_take_terminal(sh, pidfd)) < 0;
       if (!failed && write(gate[1], "a", 1) != 1) {
         bb_host_fail(sh, BB_ST_RESOURCES, errno, "gate pipe (ack)");
         failed = 1;
@@ -271,12 +273,14 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
     out->sandboxee_pidfd = pidfd_b;
     pidfd_b = -1;
   }
-  pidfd = listener = report[0] = -1;
+  out->pty_master = pty_master;
+  pidfd = listener = report[0] = pty_master = -1;
   result = 0;
 
 done:
   if (pidfd >= 0) close(pidfd);
   if (pidfd_b >= 0) close(pidfd_b);
+  if (pty_master >= 0) close(pty_master);
   if (listener >= 0) close(listener);
   if (report[0] >= 0) close(report[0]);
   close(gate[1]);

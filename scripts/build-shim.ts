@@ -30,7 +30,7 @@ const CFLAGS = [
 const CHILD_SOURCES = ["child_a.c", "child_b.c", "mounts.c", "clone.S"];
 /** The functions the host side starts the children with. */
 const CHILD_ENTRIES = ["bb_child_a"];
-const HOST_SOURCES = ["spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "net_socket.c", "net_relay.c"];
+const HOST_SOURCES = ["spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "relay.c", "net_socket.c", "net_relay.c"];
 
 export interface ShimOptions {
   /** Rebuild even when up to date. */

@@ -1,12 +1,12 @@
 #!/usr/bin/env bun
 /**
  * `bun run build`: the shim, then dist/bunbox, one self-contained executable
- * (the shim and init are embedded). A compiled bunbox must not read a .env or
+ * (the shim and init are embedded), and its man page dist/bunbox.1. A compiled bunbox must not read a .env or
  * bunfig.toml from whatever directory it is started in: a sandbox's own
  * configuration cannot come from the directory of the code it sandboxes.
  * Usage: bun scripts/build.ts
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildShim } from "./build-shim.ts";
 import { ARCHES, type ArchName } from "../src/policy/arch.ts";
@@ -55,4 +55,11 @@ if (proc.exitCode !== 0) {
   console.error("bunbox: bun build --compile failed");
   process.exit(1);
 }
-console.log(`built ${out.replace(root + "/", "")}`);
+// The man page, from the same option table as --help (src/cli/complete.ts).
+const man = Bun.spawnSync([out, "man"], { stdout: "pipe", stderr: "inherit" });
+if (man.exitCode !== 0) {
+  console.error("bunbox: dist/bunbox man failed");
+  process.exit(1);
+}
+writeFileSync(join(root, "dist", "bunbox.1"), man.stdout);
+console.log(`built ${out.replace(root + "/", "")} and dist/bunbox.1`);

@@ -23,7 +23,7 @@ import type { Result } from "../sandbox/result.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
-import { resultHints } from "./hints.ts";
+import { resultHints } from "./result-hints.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
 import type { LEARN_ARGS } from "./options.ts";
 import { buildExecutor, forwardingSignals, resolvePolicy } from "./run.ts";
@@ -92,7 +92,7 @@ export async function learnCommandLine(o: LearnOptions): Promise<number> {
     merged = merged ? mergeObservations(merged, notes) : notes;
   }
   const base = await resolvePolicy(o);
-  const executor = buildExecutor(o, base);
+  const executor = buildExecutor(o, base, undefined);
   const learner = new Learner({
     policy: base,
     ...(merged ? { merge: merged } : {}),
@@ -125,7 +125,7 @@ export async function learnCommandLine(o: LearnOptions): Promise<number> {
   const conditional = Object.keys((file.allowIf as object | undefined) ?? {}).length;
   const mounts = ((file.filesystem as { mounts?: unknown[] } | undefined)?.mounts ?? []).length;
   const runs = learner.observations.runs.length;
-  log.info(
+  log.log(
     `learned ${allow + conditional} syscalls (${conditional} with argument rules)` +
       `${file.filesystem ? `, ${mounts} mounts on an empty root` : ""} from ${runs} run${runs === 1 ? "" : "s"} ` +
       `(${learnMs.toFixed(0)} ms): wrote ${visible(out)}`,
@@ -134,7 +134,7 @@ export async function learnCommandLine(o: LearnOptions): Promise<number> {
 
   if (o.flags.verify) {
     const policy = policyFromJson(file, out);
-    const again = buildExecutor(o, policy);
+    const again = buildExecutor(o, policy, undefined);
     const verifying = new Sandbox(again, policy);
     const verified = await forwardingSignals(verifying, () => verifying.run());
     const problem = verdict(result, verified);
@@ -144,7 +144,7 @@ export async function learnCommandLine(o: LearnOptions): Promise<number> {
       if (hint.length) log.error(hint.join("\n"));
       return EXIT_NOT_VERIFIED;
     }
-    log.info(`--verify: the command runs under ${visible(out)} as it did (${verified.toString()})`);
+    log.log(`--verify: the command runs under ${visible(out)} as it did (${verified.toString()})`);
   }
   return result.code;
 }

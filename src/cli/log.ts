@@ -1,28 +1,42 @@
 /**
- * bunbox's messages: a consola instance writing to stderr only (stdout
- * belongs to the sandboxee), one plain line per message: "bunbox: …", and
- * lines that continue it indented. Strings from the sandbox or the caller
- * reach it through `visible()` already (one line each); `inert()` here is
- * the last guard: no control character reaches the terminal raw.
+ * bunbox's messages on stderr only (stdout belongs to the sandboxee), one
+ * plain line per message: "bunbox: …", and lines that continue it indented,
+ * at three levels (-q: errors only; -v: debug lines too). consola's levels
+ * and shape, without loading consola on every start (README.md, "Start-up").
+ * Strings from the sandbox or the caller reach it through `visible()`
+ * already (one line each); `inert()` here is the last guard: no control
+ * character reaches the terminal raw.
  */
 import { writeSync } from "node:fs";
-import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 import { inert } from "../sandbox/visible.ts";
 
-function format(obj: LogObject): string {
-  const text = inert(obj.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" "));
-  const prefix = obj.type === "error" || obj.type === "fatal" ? "error: " : obj.type === "warn" ? "warning: " : "";
-  return `bunbox: ${prefix}${text}`.replaceAll("\n", "\n  ").replaceAll("\n    ", "\n  ") + "\n";
+const LEVEL = { quiet: 0, normal: 3, verbose: 4 } as const;
+
+function emit(prefix: string, args: unknown[]): void {
+  const text = inert(args.map((a) => (a instanceof Error ? a.message : String(a))).join(" "));
+  writeAll(2, `bunbox: ${prefix}${text}`.replaceAll("\n", "\n  ").replaceAll("\n    ", "\n  ") + "\n");
 }
 
-export const log: ConsolaInstance = createConsola({
-  level: 3,
-  reporters: [{ log: (obj) => writeAll(2, format(obj)) }],
-});
+export const log = {
+  /** 0: errors only; 3: normal; 4: debug lines too. */
+  level: LEVEL.normal as number,
+  error(...args: unknown[]): void {
+    emit("error: ", args);
+  },
+  warn(...args: unknown[]): void {
+    if (this.level >= 1) emit("warning: ", args);
+  },
+  log(...args: unknown[]): void {
+    if (this.level >= 2) emit("", args);
+  },
+  debug(...args: unknown[]): void {
+    if (this.level >= 4) emit("", args);
+  },
+};
 
 /** -q: only errors; -v: debug lines too. */
-export function setVerbosity(v: "quiet" | "normal" | "verbose"): void {
-  log.level = v === "quiet" ? 0 : v === "verbose" ? 4 : 3;
+export function setVerbosity(v: keyof typeof LEVEL): void {
+  log.level = LEVEL[v];
 }
 
 /**

@@ -1,48 +1,48 @@
 #!/usr/bin/env bun
 /**
- * The bunbox command line. Commands and their options are declared with
- * citty's types and citty renders their help; src/cli/args.ts parses them
- * strictly. Every failure ends here, in `errorReport`: one message on stderr
+ * The bunbox command line. Commands and their options are declared once
+ * (src/cli/args.ts, src/cli/options.ts): that table gives the strict parser,
+ * --help (src/cli/help.ts), the man page and the completions
+ * (src/cli/complete.ts). Every failure ends here, in `errorReport`: one message on stderr
  * and a documented exit code (README.md "Exit codes"): 2 bad usage or policy,
  * 125 bunbox's own failure; never a stack trace (but with -v or BUNBOX_DEBUG).
  */
-import { isatty } from "node:tty";
-import { renderUsage } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { BunboxError, EXIT_SETUP, UsageError } from "../errors.ts";
 import { visible } from "../sandbox/visible.ts";
-import { type Command, defineCommand, type Options, parseArgs } from "./args.ts";
+import { type Command, defineCommand, describeCommand, loadCommand, parseArgs, UnknownOption } from "./args.ts";
 import { log, writeAll } from "./log.ts";
 import { LEARN_ARGS, RUN_ARGS } from "./options.ts";
 
-const main = defineCommand({
+export const main = defineCommand({
   meta: { name: "bunbox", version: pkg.version, description: pkg.description },
   subCommands: {
     // Described here, so that `bunbox run --help` loads no sandbox code.
     run: defineCommand({
-      meta: { name: "run", description: "Run a command in a sandbox: bunbox run [OPTIONS] -- COMMAND [ARG...]" },
+      meta: { name: "run", description: "Run a command in a sandbox" },
       args: RUN_ARGS,
-      tail: "The command to run and its arguments (after --, or from the first argument that is not an option)",
+      tail: "The command and its arguments (after --, or from the first argument that is not an option)",
+      hints: true,
       run: async (args) => (await import("./run.ts")).runCommandLine(args),
     }),
     learn: defineCommand({
-      meta: { name: "learn", description: "Learn the tightest policy for a command: bunbox learn [OPTIONS] -o POLICY.json -- COMMAND [ARG...]" },
+      meta: { name: "learn", description: "Learn the tightest policy for a command: -o POLICY.json -- COMMAND [ARG...]" },
       args: LEARN_ARGS,
-      tail: "The command to learn from and its arguments (after --)",
+      tail: "The command to learn from and its arguments (after --, or from the first argument that is not an option)",
+      hints: true,
       run: async (args) => (await import("./learn.ts")).learnCommandLine(args),
     }),
-    policy: () => import("./policy.ts").then((m) => m.policyCommand),
-    syscalls: () => import("./syscalls.ts").then((m) => m.syscallsCommand),
+    policy: { description: "Check or explain a policy", load: () => import("./policy.ts").then((m) => m.policyCommand) },
+    syscalls: { description: "List the syscall table (number, name, arguments)", load: () => import("./syscalls.ts").then((m) => m.syscallsCommand) },
+    completion: { description: "Print a shell completion script: bash, zsh or fish", load: () => import("./complete.ts").then((m) => m.completionCommand) },
+    man: { description: "Print the man page (roff): bunbox man | man -l -", load: () => import("./complete.ts").then((m) => m.manCommand) },
   },
 });
 
 async function help(cmd: Command, path: readonly string[]): Promise<void> {
-  const parent = { meta: { name: path.slice(0, -1).join(" "), version: pkg.version } };
-  // The tail shown as citty shows a positional argument.
-  const args = { ...cmd.args, ...(cmd.tail ? { command: { type: "positional", description: cmd.tail } } : {}) } as Options;
-  const text = await renderUsage({ ...cmd, args } as Parameters<typeof renderUsage>[0], path.length > 1 ? parent : undefined);
-  // citty colours its help; not in a file or a pipe.
-  writeAll(1, `${isatty(1) ? text : text.replace(/\x1b\[[0-9;]*m/g, "")}\n`);
+  const { renderHelp, useColour } = await import("./help.ts");
+  const subs = Object.fromEntries(Object.entries(cmd.subCommands ?? {}).map(([k, c]) => [k, describeCommand(c)]));
+  writeAll(1, renderHelp(cmd, path, pkg.version, subs, useColour(1)));
 }
 
 /** Walks the tree to the command named, then parses its arguments. */
@@ -59,10 +59,17 @@ async function dispatch(cmd: Command, argv: readonly string[], path: readonly st
     if (first === "help" && path.length === 1) return dispatch(cmd, [...rest, "--help"], path);
     if (first.startsWith("-")) throw new UsageError(first, `unknown option (give a command first: ${choice})`);
     if (!Object.hasOwn(cmd.subCommands, first)) throw new UsageError(first, `unknown command (${choice})`);
-    const sub = cmd.subCommands[first]!;
-    return dispatch(typeof sub === "function" ? await sub() : sub, rest, [...path, first]);
+    return dispatch(await loadCommand(cmd.subCommands[first]!), rest, [...path, first]);
   }
-  const request = parseArgs(cmd, argv, path);
+  let request;
+  try {
+    request = parseArgs(cmd, argv, path);
+  } catch (e) {
+    // Another tool's spelling? The table of them is loaded only now.
+    if (!(e instanceof UnknownOption && cmd.hints)) throw e;
+    const hint = (await import("./hints.ts")).hintFor(e.arg, e.rest, cmd.args ?? {});
+    throw hint ? new UsageError(e.spelled, `unknown option (${hint})`) : e;
+  }
   if (request.kind === "help") return help(cmd, path).then(() => 0);
   if (request.kind === "version") return version();
   return (await cmd.run?.(request.parsed)) ?? 0;

@@ -5,28 +5,36 @@
  * the `default` profile; --ro/--rw/--tmpfs add to its filesystem (a later
  * mount on the same destination replaces an earlier one), and --net,
  * --hostname, --uid and --gid override it. Limits come from the options,
- * else Sandbox2's defaults (src/sandbox/limits.ts).
+ * else Sandbox2's defaults (src/sandbox/limits.ts), but for the wall time:
+ * none when stdin is a terminal (someone is typing there), unless given.
  *
- * stdout and stdin are the sandboxee's; bunbox writes only to stderr: one
- * line when the run did not end OK (nothing with -q), the Result as JSON with
- * --json. The exit code is the sandboxee's, or README.md's "Exit codes" for the rest.
+ * stdin, stdout and stderr are the sandboxee's, or its own terminal's when
+ * one of them is a terminal (src/cli/tty.ts); bunbox writes only to stderr:
+ * one line when the run did not end OK (nothing with -q), the Result as
+ * JSON with --json. The exit code is the sandboxee's, or README.md's "Exit
+ * codes" for the rest. The signals a supervisor passes on (FORWARDED) go to
+ * the sandboxee's process group through its init.
  */
-import { closeSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
-import { NET_MODES, type NetMode } from "../policy/policy.ts";
+import type { NetMode } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
-import { DEFAULT_PATH, Executor } from "../sandbox/executor.ts";
-import { Limits } from "../sandbox/limits.ts";
+import { Executor } from "../sandbox/executor.ts";
+import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
 import { checkDestination, checkSource } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
-import { type PolicySource, resultHints } from "./hints.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
+import { type PolicySource, resultHints } from "./result-hints.ts";
 import type { RUN_ARGS } from "./options.ts";
+import { buildEnv } from "./env.ts";
+import { planTerminal, type TerminalPlan, TerminalRelay, terminalOptions } from "./tty.ts";
+import { isTerminal as isatty } from "../native/tty.ts";
+import type { Result } from "../sandbox/result.ts";
 
 type RunOptions = Parsed<typeof RUN_ARGS>;
 
@@ -87,21 +95,21 @@ export async function resolvePolicy(o: RunOptions): Promise<Policy> {
     const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
     plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
   }
-  const net = o.strings.net;
-  if (net !== undefined && !NET_MODES.includes(net as NetMode)) {
-    throw new UsageError("--net", `"${net}" is not one of ${NET_MODES.join(", ")}`);
+  if (o.flags["share-net"] && o.strings.net !== undefined && o.strings.net !== "host") {
+    throw new UsageError("--share-net", `is --net host; not with --net ${o.strings.net}`);
   }
+  const net = o.flags["share-net"] ? "host" : o.strings.net;
   const hostname = o.strings.hostname;
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
   }
   return base.derive({
     mounts: plan,
-    ...(o.flags.audit ? { audit: true } : {}),
     ...(net !== undefined ? { net: net as NetMode } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
+    ...(o.flags.audit ? { audit: true } : {}),
   });
 }
 
@@ -125,66 +133,60 @@ function openFiles(text: string): number {
   return n;
 }
 
-export function buildExecutor(o: RunOptions, policy: Policy): Executor {
+/** An interactive run (stdin is a terminal) has no wall-time limit unless one is given. */
+function interactive(): boolean {
+  return isatty(0);
+}
+
+export function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | undefined): Executor {
   const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
-  // No prototype: a variable may be called __proto__ or constructor.
-  const env: Record<string, string> = Object.assign(Object.create(null), { PATH: DEFAULT_PATH });
-  for (const name of o.lists["keep-env"]) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError("--keep-env", `"${name}" is not a variable name`);
-    const value = Object.hasOwn(process.env, name) ? process.env[name] : undefined;
-    if (value !== undefined) env[name] = value;
-  }
-  for (const pair of o.lists.env) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError("--env", `"${pair}" is not NAME=VALUE`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
+  checkNotAVolume(cmd);
   const s = o.strings;
   if (s.cwd !== undefined) checkDestination(s.cwd, "--cwd");
+  const chosenCwd = s.cwd ?? policy.workdir;
+  const env = buildEnv({
+    keep: o.lists["keep-env"],
+    files: o.lists["env-file"],
+    set: o.lists.env,
+    unset: o.lists.unsetenv,
+    cwd: chosenCwd,
+    terminal: terminal !== undefined,
+  });
   const limits = new Limits({
-    ...(s["time-limit"] !== undefined ? { wallTimeMs: parseDuration(s["time-limit"], "--time-limit") } : {}),
+    wallTimeMs: s["time-limit"] !== undefined ? parseDuration(s["time-limit"], "--time-limit") : interactive() ? 0 : DEFAULT_LIMITS.wallTimeMs,
     ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
     ...(s["memory-limit"] !== undefined ? { addressSpace: memoryLimit(s["memory-limit"]) } : {}),
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
   });
-  const cwd = s.cwd ?? policy.workdir ?? "/";
-  return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
-}
-
-/** `fn`, with SIGINT, SIGTERM and SIGHUP to bunbox passed on to the sandboxee meanwhile. */
-export async function forwardingSignals<T>(sandbox: { signal(sig: number): void }, fn: () => Promise<T>): Promise<T> {
-  const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
-  for (const [n, h] of handlers) process.on(n, h);
-  try {
-    return await fn();
-  } finally {
-    for (const [n, h] of handlers) process.off(n, h);
-  }
-}
-
-/** Where the run's policy came from, for the change a violation needs. */
-function policySource(o: RunOptions): PolicySource {
-  const file = o.strings.policy;
-  return file !== undefined ? { file } : { profile: o.strings.profile ?? "default" };
+  return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
 }
 
 /** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
-function describe(policy: Policy, executor: Executor): void {
+function describe(o: RunOptions, policy: Policy, executor: Executor): void {
   const l = executor.limits;
+  const t = executor.tty;
   const refusal = policy.onRefusal === "errno" ? "refusals fail with EPERM/ENOSYS and are listed (onRefusal errno)" : `default ${policy.defaultAction.kind}`;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, ${refusal})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
-    `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s, ` +
+    `terminal: ${t ? `its own (std fds ${t.stdio.join(", ")}${t.cols ? `, ${t.cols}x${t.rows}` : ""})` : o.flags["no-tty"] ? "bunbox's (--no-tty)" : "none (no std fd is a terminal)"}`,
+  );
+  const why = o.strings["time-limit"] !== undefined ? "--time-limit" : interactive() ? "none by default: stdin is a terminal" : "the default for a run whose stdin is not a terminal";
+  log.debug(`wall-time limit: ${l.wallTimeMs ? `${l.wallTimeMs / 1000} s` : "none"} (${why})`);
+  log.debug(
+    `limits: cpu ${l.cpuSeconds || "none"}s, ` +
       `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
   );
-  if (policy.relaxations.length === 0) log.debug("relaxations: none");
-  for (const r of policy.relaxations) log.debug(`relaxation: ${visible(r)}`);
+  const relaxations = [
+    ...policy.relaxations,
+    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
+  ];
+  if (relaxations.length === 0) log.debug("relaxations: none");
+  for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
 
 /**
@@ -200,17 +202,87 @@ function openResultFile(path: string): number {
   }
 }
 
+/**
+ * The signals bunbox passes on to the sandboxee, as a supervisor should
+ * (README.md, "Signals"); SIGWINCH reaches it through its terminal.
+ */
+export const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT"] as const;
+
+/** `fn`, with the FORWARDED signals to bunbox passed on to the sandboxee meanwhile. */
+export async function forwardingSignals<T>(sandbox: { signal(sig: number): void }, fn: () => Promise<T>): Promise<T> {
+  const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
+  for (const [n, h] of handlers) process.on(n, h);
+  try {
+    return await fn();
+  } finally {
+    for (const [n, h] of handlers) process.off(n, h);
+  }
+}
+
+/** Where the run's policy came from, for the change a violation needs. */
+function policySource(o: RunOptions): PolicySource {
+  const file = o.strings.policy;
+  return file !== undefined ? { file } : { profile: o.strings.profile ?? "default" };
+}
+
+/** `-v /a:/b cmd` as docker means it: here -v is --verbose and "/a:/b" became the command. */
+const VOLUME_LIKE = /^[^:\s]*\/[^:\s]*:\/[^:\s]*(:[a-zA-Z,]+)?$/;
+
+/**
+ * Refused before anything starts: a command that looks like SRC:DST and is
+ * no file on the host (one bound into the sandbox under such a name is a
+ * stretch; its absolute path in the sandbox still runs it).
+ */
+function checkNotAVolume(cmd: string): void {
+  if (!VOLUME_LIKE.test(cmd) || existsSync(cmd)) return;
+  const [src, dst, mode] = cmd.split(":");
+  throw new UsageError(
+    "run",
+    `"${cmd}" is not a command: -v is --verbose here, not docker's --volume; bind it with ${mode?.split(",").includes("ro") ? "--ro" : "--rw"} ${src}:${dst}`,
+  );
+}
+
+/**
+ * How the run ended, on stderr: nothing for OK, nor (but with -v) for a
+ * SIGPIPE death, the shell's normal case; then the change a violation needs
+ * and the calls refused without ending the run (src/cli/result-hints.ts).
+ */
+function report(o: RunOptions, result: Result): void {
+  // A failure of bunbox itself is an error even with -q; how the command
+  // ended is a plain line, which -q silences.
+  const own = result.status === "INTERNAL_ERROR" ||
+    (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
+  const hints = resultHints(result, policySource(o), !!o.flags.verbose);
+  if (own) log.error(result.toString());
+  else if (result.status === "SIGNALED" && result.signal === SIGNALS.SIGPIPE) log.debug(result.toString());
+  else if (result.status !== "OK") log.log([result.toString(), ...hints].join("\n"));
+  if (!own && result.status === "OK" && hints.length) log.log(hints.join("\n"));
+}
+
 export async function runCommandLine(o: RunOptions): Promise<number> {
   const t0 = performance.now();
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
+  if (o.flags.tty && o.flags["no-tty"]) throw new UsageError("--tty", "give --tty or --no-tty, not both");
   const policy = await resolvePolicy(o);
-  const executor = buildExecutor(o, policy);
+  const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
+  const executor = buildExecutor(o, policy, terminal);
   const tPolicy = performance.now();
-  if (o.flags.verbose) describe(policy, executor);
+  if (o.flags.verbose) describe(o, policy, executor);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
-  const sandbox = new Sandbox(executor, policy);
-  const result = await forwardingSignals(sandbox, () => sandbox.run());
+  const relay = terminal ? new TerminalRelay(terminal) : undefined;
+  const sandbox = new Sandbox(executor, policy, {
+    // Before the sandboxee's first output can fill its pty: as soon as it runs.
+    onStart: () => {
+      if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
+    },
+  });
+  let result;
+  try {
+    result = await forwardingSignals(sandbox, () => sandbox.run());
+  } finally {
+    await relay?.finish();
+  }
   if (o.flags.verbose) {
     const ms = (x: number) => `${x.toFixed(1)} ms`;
     log.debug(
@@ -224,15 +296,7 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
       log.debug(`set-up (ms since the clone, at the end of each phase): ${steps.join(", ")}`);
     }
   }
-
-  // A failure of bunbox itself is an error even with -q; how the command
-  // ended is a plain line, which -q silences.
-  const own = result.status === "INTERNAL_ERROR" ||
-    (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
-  const hints = resultHints(result, policySource(o), !!o.flags.verbose);
-  if (own) log.error(result.toString());
-  else if (result.status !== "OK") log.log([result.toString(), ...hints].join("\n"));
-  else if (hints.length) log.log(hints.join("\n"));
+  report(o, result);
   if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
   if (resultFile !== undefined) {
     try {

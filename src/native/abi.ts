@@ -11,12 +11,15 @@ export interface Field {
   readonly count: number;
 }
 
-export const BB_ABI_VERSION = 3;
+export const BB_ABI_VERSION = 4;
 export const BB_REQ_MAGIC = 0x78626e62;
 export const BB_F_NOTIFY = 0x1;
 export const BB_F_CALLER_ROOT = 0x2;
 export const BB_F_NO_SECCOMP = 0x4;
 export const BB_F_LOOPBACK = 0x8;
+export const BB_F_TTY_STDIN = 0x10;
+export const BB_F_TTY_STDOUT = 0x20;
+export const BB_F_TTY_STDERR = 0x40;
 export const BB_CLONE_NEWNS = 0x00020000;
 export const BB_CLONE_NEWCGROUP = 0x02000000;
 export const BB_CLONE_NEWUTS = 0x04000000;
@@ -40,6 +43,7 @@ export const BB_M_BIND = 1;
 export const BB_M_TMPFS = 2;
 export const BB_M_PROC = 3;
 export const BB_M_SYMLINK = 4;
+export const BB_M_DEVPTS = 5;
 
 /* enum bb_stage */
 export const BB_ST_OK = 0;
@@ -68,8 +72,9 @@ export const BB_ST_EXEC = 22;
 export const BB_ST_INIT = 23;
 export const BB_ST_TIMEOUT = 24;
 export const BB_ST_NETWORK = 25;
+export const BB_ST_TERMINAL = 26;
 /** enum bb_stage by value, as the words of messages. */
-export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network"] as const;
+export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal"] as const;
 
 /* enum bb_mark */
 export const BB_MK_CLONE = 0;
@@ -86,7 +91,7 @@ export const BB_MARK_NAMES = ["clone", "released", "ids", "mounts", "caps", "san
 
 /** struct bb_req: its size, and each field. */
 export const BB_REQ = {
-  sizeof: 116,
+  sizeof: 120,
   magic: { offset: 0, type: "u32", count: 1 },
   version: { offset: 4, type: "u32", count: 1 },
   size: { offset: 8, type: "u32", count: 1 },
@@ -116,6 +121,7 @@ export const BB_REQ = {
   exec_magic_hi: { offset: 104, type: "u32", count: 1 },
   setup_timeout_ms: { offset: 108, type: "u32", count: 1 },
   root_mode: { offset: 112, type: "u32", count: 1 },
+  tty_size: { offset: 116, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_mount: its size, and each field. */
@@ -148,7 +154,7 @@ export const BB_FDMAP = {
 
 /** struct bb_spawn_out: its size, and each field. */
 export const BB_SPAWN_OUT = {
-  sizeof: 580,
+  sizeof: 584,
   pidfd: { offset: 0, type: "i32", count: 1 },
   pid: { offset: 4, type: "i32", count: 1 },
   listener: { offset: 8, type: "i32", count: 1 },
@@ -159,6 +165,7 @@ export const BB_SPAWN_OUT = {
   sandboxee_pidfd: { offset: 28, type: "i32", count: 1 },
   detail: { offset: 32, type: "char", count: 512 },
   phase_us: { offset: 544, type: "u32", count: 9 },
+  pty_master: { offset: 580, type: "i32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_report: its size, and each field. */
@@ -185,12 +192,15 @@ export const BB_WAIT_OUT = {
 
 /** Every value above, BB_ABI_VERSION first: what the shim's bb_abi_layout() must report. */
 export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = [
-  ["BB_ABI_VERSION", 3],
+  ["BB_ABI_VERSION", 4],
   ["BB_REQ_MAGIC", 2019716706],
   ["BB_F_NOTIFY", 1],
   ["BB_F_CALLER_ROOT", 2],
   ["BB_F_NO_SECCOMP", 4],
   ["BB_F_LOOPBACK", 8],
+  ["BB_F_TTY_STDIN", 16],
+  ["BB_F_TTY_STDOUT", 32],
+  ["BB_F_TTY_STDERR", 64],
   ["BB_CLONE_NEWNS", 131072],
   ["BB_CLONE_NEWCGROUP", 33554432],
   ["BB_CLONE_NEWUTS", 67108864],
@@ -212,6 +222,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_M_TMPFS", 2],
   ["BB_M_PROC", 3],
   ["BB_M_SYMLINK", 4],
+  ["BB_M_DEVPTS", 5],
   ["BB_ST_OK", 0],
   ["BB_ST_REQUEST", 1],
   ["BB_ST_RESOURCES", 2],
@@ -238,6 +249,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_ST_INIT", 23],
   ["BB_ST_TIMEOUT", 24],
   ["BB_ST_NETWORK", 25],
+  ["BB_ST_TERMINAL", 26],
   ["BB_MK_CLONE", 0],
   ["BB_MK_RELEASED", 1],
   ["BB_MK_IDS", 2],
@@ -247,7 +259,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MK_LOOKUP", 6],
   ["BB_MK_INIT", 7],
   ["BB_MK_EXEC", 8],
-  ["sizeof(struct bb_req)", 116],
+  ["sizeof(struct bb_req)", 120],
   ["offsetof(struct bb_req, magic)", 0],
   ["offsetof(struct bb_req, version)", 4],
   ["offsetof(struct bb_req, size)", 8],
@@ -277,6 +289,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_req, exec_magic_hi)", 104],
   ["offsetof(struct bb_req, setup_timeout_ms)", 108],
   ["offsetof(struct bb_req, root_mode)", 112],
+  ["offsetof(struct bb_req, tty_size)", 116],
   ["sizeof(struct bb_mount)", 32],
   ["offsetof(struct bb_mount, kind)", 0],
   ["offsetof(struct bb_mount, flags)", 4],
@@ -293,7 +306,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["sizeof(struct bb_fdmap)", 8],
   ["offsetof(struct bb_fdmap, src)", 0],
   ["offsetof(struct bb_fdmap, dst)", 4],
-  ["sizeof(struct bb_spawn_out)", 580],
+  ["sizeof(struct bb_spawn_out)", 584],
   ["offsetof(struct bb_spawn_out, pidfd)", 0],
   ["offsetof(struct bb_spawn_out, pid)", 4],
   ["offsetof(struct bb_spawn_out, listener)", 8],
@@ -304,6 +317,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_spawn_out, sandboxee_pidfd)", 28],
   ["offsetof(struct bb_spawn_out, detail)", 32],
   ["offsetof(struct bb_spawn_out, phase_us)", 544],
+  ["offsetof(struct bb_spawn_out, pty_master)", 580],
   ["sizeof(struct bb_report)", 32],
   ["offsetof(struct bb_report, magic)", 0],
   ["offsetof(struct bb_report, wstatus)", 4],

@@ -9,18 +9,21 @@
  *
  * Why not let Bun extract the embedded copy: it caches it at a predictable
  * path, /tmp/.bun-UID-HASH.so, and reuses it on the next start: a root
- * bunbox would dlopen whatever sits there. Instead the bytes go to a file
- * created O_EXCL in a fresh 0700 directory, dlopen reads it through the fd
- * we hold (/proc/self/fd/N, the very inode we wrote), and the file is removed.
+ * bunbox would dlopen whatever sits there; and it needs a TMPDIR that
+ * allows exec, which a hardened one (noexec) does not. Instead the bytes go
+ * to a memfd (MFD_EXEC), and dlopen reads them through the fd we hold
+ * (/proc/self/fd/N): no file system involved. Only where memfds cannot be
+ * executed (vm.memfd_noexec=2, or a seal) do they go to a private file,
+ * created O_EXCL in a fresh 0700 directory of TMPDIR, opened the same way
+ * and removed at once.
  *
  * Before any other symbol is used, the shim's bb_abi_layout() must report the
  * ABI this source was generated for (src/native/abi.ts, from csrc/plan.h):
  * a shim built from another version, an old build/ or a BUNBOX_SHIM left
  * over from another release, is refused by name instead of misread.
  */
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
 import { BunboxError } from "../errors.ts";
@@ -45,6 +48,13 @@ const symbols = {
   bb_mem_read: { args: [i32, u64, ptr, u32], returns: i64 },
   bb_read: { args: [i32, ptr, u32], returns: i64 },
   bb_close: { args: [i32], returns: i32 },
+  bb_relay_start: { args: [i32, i32, i32, i32, ptr], returns: i32 },
+  bb_isatty: { args: [i32], returns: i32 },
+  bb_tty_size: { args: [i32], returns: i32 },
+  bb_tty_copy_size: { args: [i32, i32], returns: i32 },
+  bb_tty_state_size: { args: [], returns: i32 },
+  bb_tty_raw: { args: [i32, ptr], returns: i32 },
+  bb_tty_restore: { args: [i32, ptr], returns: i32 },
   bb_comms_socketpair: { args: [ptr], returns: i32 },
   bb_comms_dup: { args: [i32], returns: i32 },
   bb_comms_send: { args: [i32, ptr, u32, ptr, u64, u64, ptr, u32], returns: i32 },
@@ -98,25 +108,96 @@ function abiMismatch(layout: readonly bigint[], what: string): string | undefine
   return undefined;
 }
 
-/** dlopen, after the ABI check (see above). */
-function load(path: string, what: string) {
-  let probe;
-  try {
-    probe = dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
-  } catch {
-    throw new BunboxError("native", `${what} is not a bunbox shim of this version (it has no bb_abi_layout): ${rebuildHint(what)}`);
-  }
+/** Why the shim behind `layout` (its bb_abi_layout) is not this source's, or undefined. */
+function checkLayout(layout: (values: BigUint64Array, n: number) => number, what: string): string | undefined {
   const values = new BigUint64Array(ABI_LAYOUT.length + 1);
-  const count = probe.symbols.bb_abi_layout(values, values.length);
-  const bad = abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
-  if (bad) throw new BunboxError("native", bad);
-  return dlopen(path, symbols);
+  const count = layout(values, values.length);
+  return abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
 }
 
-/** dlopen of the embedded library through a private copy (see above). */
+/**
+ * dlopen with every symbol, and the ABI check before any other is called
+ * (see above). One dlopen when all is well (each costs a start-up); when it
+ * fails, a second one with bb_abi_layout alone says why: another version
+ * (which), or no bunbox shim at all.
+ */
+function load(path: string, what: string) {
+  let lib;
+  try {
+    lib = dlopen(path, symbols);
+  } catch (e) {
+    let probe;
+    try {
+      probe = dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
+    } catch {
+      throw new BunboxError("native", `${what} is not a bunbox shim of this version (it has no bb_abi_layout): ${rebuildHint(what)}`);
+    }
+    const bad = checkLayout(probe.symbols.bb_abi_layout, what);
+    probe.close();
+    throw new BunboxError("native", bad ?? `${what} lacks a symbol of this version (${(e as Error).message}): ${rebuildHint(what)}`);
+  }
+  const bad = checkLayout(lib.symbols.bb_abi_layout, what);
+  if (bad) {
+    lib.close();
+    throw new BunboxError("native", bad);
+  }
+  return lib;
+}
+
+const MFD_CLOEXEC = 0x1;
+const MFD_EXEC = 0x10; // Linux 6.3; before it, memfds are executable and the flag is unknown (EINVAL)
+const EINVAL = 22;
+const LIBC = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
+
+/** errno right after a failed call of `libc` (nothing in between allocates). */
+function errnoOf(libc: { symbols: { __errno_location: () => unknown } }): number {
+  const at = libc.symbols.__errno_location() as Pointer | null;
+  return at ? read.i32(at, 0) : 0;
+}
+
+/**
+ * An executable memfd holding `bytes`, or undefined where there is none
+ * (see above): MFD_EXEC refused (EACCES) means vm.memfd_noexec=2; unknown
+ * (EINVAL) means a kernel before 6.3, whose memfds are all executable.
+ */
+function executableMemfd(bytes: Uint8Array): number | undefined {
+  let libc;
+  for (const name of LIBC) {
+    try {
+      libc = dlopen(name, { memfd_create: { args: [ptr, u32], returns: i32 }, __errno_location: { args: [], returns: ptr } });
+      break;
+    } catch {
+      // the other libc
+    }
+  }
+  if (!libc) return undefined;
+  const name = Buffer.from("bunbox-shim\0");
+  let fd = libc.symbols.memfd_create(name, MFD_CLOEXEC | MFD_EXEC);
+  if (fd < 0 && errnoOf(libc) === EINVAL) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
+  libc.close();
+  if (fd < 0) return undefined;
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
+}
+
+/** dlopen of the embedded library from a memfd, else through a private copy (see above). */
 function openEmbedded(path: string) {
   const bytes = readFileSync(path);
-  const dir = mkdtempSync(join(tmpdir(), "bunbox-"));
+  const memfd = executableMemfd(bytes);
+  if (memfd !== undefined) {
+    try {
+      return load(`/proc/self/fd/${memfd}`, "the embedded native shim");
+    } finally {
+      closeSync(memfd);
+    }
+  }
+  // node:os's tmpdir(), without loading node:os on every start.
+  const dir = mkdtempSync(join((process.env.TMPDIR || "/tmp").replace(/(.)\/+$/, "$1"), "bunbox-"));
   const file = join(dir, "libbunbox.so");
   const fd = openSync(file, "wx", 0o700);
   try {

@@ -25,6 +25,8 @@ export interface Spawned {
   sandboxeePid: number;
   /** A pidfd for the sandboxee, given only without a filter at exec (sandbox me here, fork server); else -1. */
   sandboxeePidfd: number;
+  /** The master of the sandboxee's own terminal (Executor `tty`); else -1. Its user's to close (Sandbox.terminal). */
+  ptyMaster: number;
   /** ms from the clone to the end of each phase of the set-up (0: not reached), for `bunbox run -v`. */
   phasesMs?: Record<SpawnPhase, number>;
 }
@@ -79,7 +81,7 @@ function collect(): void {
  */
 export function discard(s: Spawned): void {
   pidfdSignal(s.pidfd, 9);
-  for (const fd of [s.listener, s.report, s.sandboxeePidfd]) if (fd >= 0) closeFd(fd);
+  for (const fd of [s.listener, s.report, s.sandboxeePidfd, s.ptyMaster]) if (fd >= 0) closeFd(fd);
   const reap = () => {
     const w = waitPidfd(s.pidfd);
     if (typeof w !== "number" && !w.reaped) setTimeout(reap, 5);
@@ -125,6 +127,7 @@ function decode(r: number, out: Uint8Array): Spawned | SetupFailure {
       report: i32(O.report),
       sandboxeePid: i32(O.sandboxee_pid),
       sandboxeePidfd: i32(O.sandboxee_pidfd),
+      ptyMaster: i32(O.pty_master),
       phasesMs,
     };
   }

@@ -20,6 +20,10 @@ export function stageHint(stage: string, errno: string): string | undefined {
   if (stage === "mount" && errno === "EPERM") {
     return "the kernel refused the mount (inside a container, /proc or /sys may be masked: try a privileged container or run bunbox on the host)";
   }
+  if (stage === "mount" && errno === "EROFS") {
+    return "that destination lies in a read-only tree of the sandbox (/usr, /etc, a --ro bind): " +
+      "bind its parent with --rw (--rw SRC:PARENT), or put a --tmpfs on the parent to make it writable";
+  }
   if (stage === "seccomp" && errno === "EINVAL") {
     return "the kernel lacks seccomp filtering (CONFIG_SECCOMP_FILTER) or user notification (Linux 5.0+)";
   }

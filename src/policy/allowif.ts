@@ -23,6 +23,7 @@
  * (arch_prctl) is left out there. `portableName` has the table.
  */
 import { type NameTable, nameTable, quote } from "../names.ts";
+import { nearest } from "../near.ts";
 import { ARCHES, type Arch } from "./arch.ts";
 import { type ArgSpec, argSpec, argSpecs, parseValue } from "./argspec.ts";
 import { ALLOW, arg, arg32, type Fragment, goto, jeq, jset, label } from "./rules.ts";
@@ -198,8 +199,12 @@ export function resolvePortable(
   const out: PortableRules = { outright: new Set(), conditional: new Map(), problems: [] };
   const at = (s: string) => (where ? `${where}: ${s}` : s);
   const add = (target: string, alts: readonly Alternative[]) => out.conditional.set(target, [...(out.conditional.get(target) ?? []), ...alts]);
+  const unknown = (name: unknown) => {
+    const near = typeof name === "string" ? nearest(name, Object.keys(arch.syscalls)) : [];
+    return `unknown syscall ${quote(name)} on ${arch.name}${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}`;
+  };
   allow.forEach((name, i) => {
-    if (!knownAnywhere(name)) return out.problems.push(`${at(`allow.${i}`)}: unknown syscall ${quote(name)} on every arch`);
+    if (!knownAnywhere(name)) return out.problems.push(`${at(`allow.${i}`)}: ${unknown(name)}`);
     const p = portableName(arch, name);
     if (!p) return;
     if (p.implied) add(p.name, [p.implied]);
@@ -207,7 +212,7 @@ export function resolvePortable(
   });
   for (const [name, alts] of Object.entries(allowIf)) {
     if (!knownAnywhere(name)) {
-      out.problems.push(`${at(`allowIf.${name}`)}: unknown syscall ${quote(name)} on every arch`);
+      out.problems.push(`${at(`allowIf.${name}`)}: ${unknown(name)}`);
       continue;
     }
     const p = portableName(arch, name);

@@ -190,11 +190,11 @@ export class PolicyBuilder {
    * `allowIf("openat", { flags: { subsetOf: "O_RDONLY|O_CLOEXEC" } })`. A
    * call that matches none falls through to the syscall's next rule.
    */
-  allowIf(name: string, alternatives: Alternative | readonly Alternative[]): this {
+  allowIf(name: string, alternatives: Alternative | readonly Alternative[], where = `allowIf(${quote(name)})`): this {
     const nr = this.resolve(name, "allowIf");
     if (nr === undefined) return this;
     const alts = Array.isArray(alternatives) ? alternatives : [alternatives as Alternative];
-    const r = allowIfFragment(this.arch, name, alts, `allowIf(${quote(name)})`);
+    const r = allowIfFragment(this.arch, name, alts, where);
     if ("problems" in r) this.problems.push(...r.problems);
     else this.add(nr, name, { kind: "fragment", nodes: nodes(r.fragment) }, false, "allowIf");
     return this;
@@ -451,7 +451,7 @@ export class PolicyBuilder {
     return this;
   }
 
-  /** none: only a down lo; loopback: lo up; host: the host's network (a relaxation). */
+  /** none (and loopback, the same): a network namespace of its own with only lo, up; host: the host's network (a relaxation). */
   setNetwork(mode: NetMode): this {
     if (!NET_MODES.includes(mode)) {
       this.problems.push(`setNetwork: "${mode}" is not one of ${NET_MODES.join(", ")}`);
@@ -493,6 +493,21 @@ export class PolicyBuilder {
   /** Records a problem found by a loader (policy files use this). */
   problem(text: string): this {
     this.problems.push(text);
+    return this;
+  }
+
+  /**
+   * Runs `fn`, naming the problems it records by `label` (a policy file's
+   * key: "block.getpid", "filesystem.mounts.0") instead of by the builder
+   * method that found them ("blockSyscallWithErrno", "bind(/x)"): the
+   * writer of a file knows its keys, not our methods.
+   */
+  at(label: string, fn: () => void): this {
+    const from = this.problems.length;
+    fn();
+    for (let i = from; i < this.problems.length; i++) {
+      this.problems[i] = `${label}: ${this.problems[i]!.replace(/^[A-Za-z]+(\([^)]*\))?( size)?: /, "")}`;
+    }
     return this;
   }
 

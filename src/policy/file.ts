@@ -29,6 +29,9 @@ import type { Alternative } from "./allowif.ts";
 import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
 import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
 import { quote } from "../names.ts";
+import { nearest } from "../near.ts";
+import { describeIssue } from "./file-issues.ts";
+import { jsonErrorAt } from "./json-position.ts";
 
 const ErrnoSchema = v.union([
   v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4095)),
@@ -156,58 +159,59 @@ function toNode(input: v.InferOutput<typeof NodeSchema>): Node | Action {
 /** Builds a policy from parsed JSON; `source` names the file in messages. */
 export function policyFromJson(json: unknown, source: string, cwd = process.cwd()): Policy {
   const parsed = v.safeParse(PolicyFileSchema, json);
-  if (!parsed.success) {
-    throw new PolicyError(
-      parsed.issues.map((i) => `${source}: ${v.getDotPath(i) ?? "(top level)"}: ${i.message}`),
-    );
-  }
+  if (!parsed.success) throw new PolicyError(parsed.issues.map((i) => `${source}: ${describeIssue(i, PolicyFileSchema)}`));
   const f = parsed.output;
   const arch = f.arch ?? hostArch().name;
   const b = new PolicyBuilder({ arch }).setOrigin(`${source}${f.profile ? ` (profile ${f.profile})` : ""}`);
   const table = ARCHES[arch].syscalls;
   const known = (ref: string | number, path: string) => {
     if (typeof ref === "number" || table[ref] !== undefined) return true;
-    b.problem(`${source}: ${path}: unknown syscall ${quote(ref)} on ${arch}`);
+    const near = nearest(ref, Object.keys(table));
+    b.problem(`${source}: ${path}: unknown syscall ${quote(ref)} on ${arch}${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}`);
     return false;
   };
-  if (f.dangerDefaultAllowAll) b.dangerDefaultAllowAll();
-  if (f.defaultAction !== undefined) b.defaultAction(toAction(f.defaultAction));
-  f.dangerAllowUnsafe?.forEach((name) => b.dangerAllowUnsafe(name));
-  for (const fam of f.families ?? []) b.allowFamily(fam);
+  // Each builder call's problems are named by the file's key, not the method.
+  const at = (key: string, fn: () => void) => b.at(`${source}: ${key}`, fn);
+  if (f.dangerDefaultAllowAll) at("dangerDefaultAllowAll", () => b.dangerDefaultAllowAll());
+  if (f.defaultAction !== undefined) at("defaultAction", () => b.defaultAction(toAction(f.defaultAction!)));
+  f.dangerAllowUnsafe?.forEach((name, i) => at(`dangerAllowUnsafe.${i}`, () => b.dangerAllowUnsafe(name)));
+  f.families?.forEach((fam, i) => at(`families.${i}`, () => b.allowFamily(fam)));
   if (f.arch) {
-    f.allow?.forEach((s, i) => known(s, `allow.${i}`) && b.allowSyscall(s));
-    for (const [name, alts] of f.allowIf ?? []) if (known(name, `allowIf.${name}`)) b.allowIf(name, alts);
+    f.allow?.forEach((s, i) => known(s, `allow.${i}`) && at(`allow.${i}`, () => b.allowSyscall(s)));
+    for (const [name, alts] of f.allowIf ?? []) if (known(name, `allowIf.${name}`)) b.allowIf(name, alts, `${source}: allowIf.${name}`);
   } else {
     // A file without "arch" serves any (README.md "Writing a policy"): x86_64's
     // open is openat on aarch64, and arch_prctl is not there at all.
     const numbers = (f.allow ?? []).filter((s): s is number => typeof s === "number");
-    b.allowSyscalls(numbers);
+    at("allow", () => b.allowSyscalls(numbers));
     const names = (f.allow ?? []).filter((s): s is string => typeof s === "string");
     b.allowPortable(names, Object.fromEntries(f.allowIf ?? []), source);
   }
   for (const [name, err] of f.block ?? []) {
-    if (known(name, `block.${name}`)) b.blockSyscallWithErrno(name, err);
+    if (known(name, `block.${name}`)) at(`block.${name}`, () => b.blockSyscallWithErrno(name, err));
   }
   f.rules?.forEach((r, i) => {
     const names = r.syscalls.filter((s, j) => known(s, `rules.${i}.syscalls.${j}`));
-    b.addPolicyOnSyscalls(names, r.program.map(toNode));
+    at(`rules.${i}`, () => b.addPolicyOnSyscalls(names, r.program.map(toNode)));
   });
   // The file's own rules come first; its profile is the base beneath them.
   if (f.profile) b.asBase((base) => applyProfile(base, f.profile!, { cwd }));
-  if (f.onRefusal !== undefined) b.setOnRefusal(f.onRefusal);
-  if (f.audit !== undefined) b.setAudit(f.audit);
+  if (f.onRefusal !== undefined) at("onRefusal", () => b.setOnRefusal(f.onRefusal!));
+  if (f.audit !== undefined) at("audit", () => b.setAudit(f.audit!));
   if (f.filesystem?.base === "empty") b.emptyFilesystem();
-  f.filesystem?.mounts?.forEach((m) => {
-    if ("bind" in m) b.addPathAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });
-    else if ("tmpfs" in m) b.addTmpfs(m.tmpfs, { ...(m.size !== undefined ? { size: m.size } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) });
-    else if ("proc" in m) b.addProc(m.proc);
-    else if ("dev" in m) b.addMinimalDev();
-    else b.addSymlink(m.target, m.symlink);
-  });
-  if (f.hostname !== undefined) b.setHostname(f.hostname);
-  if (f.network !== undefined) b.setNetwork(f.network);
-  if (f.uid !== undefined) b.setUid(f.uid);
-  if (f.gid !== undefined) b.setGid(f.gid);
+  f.filesystem?.mounts?.forEach((m, i) =>
+    at(`filesystem.mounts.${i}`, () => {
+      if ("bind" in m) b.addPathAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });
+      else if ("tmpfs" in m) b.addTmpfs(m.tmpfs, { ...(m.size !== undefined ? { size: m.size } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) });
+      else if ("proc" in m) b.addProc(m.proc);
+      else if ("dev" in m) b.addMinimalDev();
+      else b.addSymlink(m.target, m.symlink);
+    }),
+  );
+  if (f.hostname !== undefined) at("hostname", () => b.setHostname(f.hostname!));
+  if (f.network !== undefined) at("network", () => b.setNetwork(f.network!));
+  if (f.uid !== undefined) at("uid", () => b.setUid(f.uid!));
+  if (f.gid !== undefined) at("gid", () => b.setGid(f.gid!));
   return b.build();
 }
 
@@ -218,7 +222,7 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
     let mod: Record<string, unknown>;
     try {
-      mod = await import(full);
+      mod = await (await import("./module.ts")).importPolicyModule(full);
     } catch (e) {
       throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
     }
@@ -242,7 +246,8 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new UsageError("--policy", `${path}: not valid JSON: ${(e as Error).message}`);
+    const at = jsonErrorAt(text);
+    throw new UsageError("--policy", at ? `${path}:${at.line}:${at.column}: not valid JSON: ${at.message}` : `${path}: not valid JSON: ${(e as Error).message}`);
   }
   return policyFromJson(json, path, cwd);
 }

@@ -89,6 +89,8 @@ const COMMON_EXTRA = [
   // memory
   "mmap", "munmap", "mremap", "mprotect", "madvise", "msync", "mlock", "mlock2", "munlock",
   "mlockall", "munlockall", "pkey_alloc", "pkey_free", "pkey_mprotect", "brk",
+  // its own NUMA policy, read and set (top, numactl, libnuma): placement of its own memory only
+  "get_mempolicy", "set_mempolicy",
   // time
   "timerfd_create", "timerfd_settime", "timerfd_gettime", "clock_adjtime",
   // IPC (private to the sandbox's IPC namespace)

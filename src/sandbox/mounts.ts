@@ -28,7 +28,9 @@ export type MountOp =
     }
   | { kind: "tmpfs"; dst: string; size?: number; mode?: number; noexec?: boolean; ro?: boolean }
   | { kind: "proc"; dst: string }
-  | { kind: "symlink"; target: string; dst: string };
+  | { kind: "symlink"; target: string; dst: string }
+  /** A devpts of the sandbox's own (its ptys only; /dev/ptmx points into it). */
+  | { kind: "devpts"; dst: string };
 
 /** Size of /tmp in the default view; a bound, so a sandboxee cannot fill RAM. */
 export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
@@ -145,11 +147,12 @@ export class MountPlan {
         this.replace({ ...op, dst });
         break;
       case "proc":
+      case "devpts":
         this.replace({ ...op, dst });
         break;
       default:
         // Reached only from JavaScript (or a cast): the shim would be handed a kind it does not apply.
-        throw new UsageError(subject, `${JSON.stringify((op as { kind: unknown }).kind)} is not a mount kind (bind, tmpfs, proc, symlink)`);
+        throw new UsageError(subject, `${JSON.stringify((op as { kind: unknown }).kind)} is not a mount kind (bind, tmpfs, proc, symlink, devpts)`);
     }
     return this;
   }
@@ -226,7 +229,11 @@ export class MountPlan {
     return plan;
   }
 
-  /** tmpfs /dev with null, zero, full, random, urandom, tty and the fd links. */
+  /**
+   * tmpfs /dev with null, zero, full, random, urandom, tty, the fd links, a
+   * shm tmpfs, and a devpts of the sandbox's own (ptmx and pts: script,
+   * expect, Python's pty, a sandboxee's terminal).
+   */
   addMinimalDev(): this {
     this.add({ kind: "tmpfs", dst: "/dev", size: 64 * 1024, mode: 0o755, noexec: true });
     for (const node of DEV_NODES) {
@@ -237,6 +244,8 @@ export class MountPlan {
     this.add({ kind: "symlink", target: "/proc/self/fd/1", dst: "/dev/stdout" });
     this.add({ kind: "symlink", target: "/proc/self/fd/2", dst: "/dev/stderr" });
     this.add({ kind: "tmpfs", dst: "/dev/shm", size: DEFAULT_TMP_SIZE, mode: 0o1777, noexec: true });
+    this.add({ kind: "devpts", dst: "/dev/pts" });
+    this.add({ kind: "symlink", target: "pts/ptmx", dst: "/dev/ptmx" });
     return this;
   }
 
@@ -258,6 +267,8 @@ export class MountPlan {
           return `proc ${op.dst}`;
         case "symlink":
           return `symlink ${op.dst} -> ${op.target}`;
+        case "devpts":
+          return `devpts ${op.dst} (the sandbox's own)`;
       }
     });
   }

@@ -6,17 +6,18 @@
  */
 import {
   BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
-  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_FDMAP,
-  BB_M_BIND, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
+  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_F_TTY_STDIN, BB_FDMAP,
+  BB_M_BIND, BB_M_DEVPTS, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
   BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
 } from "../native/abi.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
-import type { MountOp, MountPlan } from "./mounts.ts";
+import { type MountOp, MountPlan } from "./mounts.ts";
+import { UsageError } from "../errors.ts";
 
-const MOUNT_KIND: Record<MountOp["kind"], number> = { bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK };
+const MOUNT_KIND: Record<MountOp["kind"], number> = { bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK, devpts: BB_M_DEVPTS };
 
 type ReqField = Exclude<keyof typeof BB_REQ, "sizeof">;
 /** An element of a u32 array (argv and envp offsets). */
@@ -131,6 +132,12 @@ export function randomMagic(): bigint {
   return b[0]! | 1n; // never 0: an unset 6th argument must not match
 }
 
+/** The terminal comes from a devpts at /dev/pts: one is added where the policy's filesystem has none. */
+function withDevpts(plan: MountPlan): MountPlan {
+  if (plan.ops.some((o) => o.kind === "devpts" && o.dst === "/dev/pts")) return plan;
+  return plan.clone().add({ kind: "devpts", dst: "/dev/pts" }, "tty");
+}
+
 export function buildRequest(executor: Executor, policy: Policy, settings: SpawnSettings): Request {
   const w = new Writer();
   const hdr = w.reserve(BB_REQ.sizeof);
@@ -148,7 +155,12 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   if (settings.notify && settings.program) flags |= BB_F_NOTIFY;
   if (root) flags |= BB_F_CALLER_ROOT;
   if (!settings.program) flags |= BB_F_NO_SECCOMP;
-  if (policy.net === "loopback") flags |= BB_F_LOOPBACK;
+  // The sandbox's own network namespace gets its own lo, up, as bwrap, nsjail
+  // and docker do: programs that talk to themselves over localhost work, and
+  // nothing outside is reachable ("loopback" is the same as "none").
+  if (policy.net !== "host") flags |= BB_F_LOOPBACK;
+  const tty = executor.tty;
+  for (const fd of tty?.stdio ?? []) flags |= BB_F_TTY_STDIN << fd;
   let clone = BB_CLONE_NEWUSER | BB_CLONE_NEWNS | BB_CLONE_NEWPID | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWCGROUP;
   if (policy.net !== "host") clone |= BB_CLONE_NEWNET;
 
@@ -177,7 +189,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const mounts = settings.mounts.ordered();
+  const mounts = (tty ? withDevpts(settings.mounts) : settings.mounts).ordered();
   const mountAt = w.reserve(mounts.length * BB_MOUNT.sizeof);
   mounts.forEach((op, i) => {
     const at = mountAt + i * BB_MOUNT.sizeof;
@@ -199,6 +211,12 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("nrlimits", limits.length / BB_RLIMIT.sizeof);
 
   const fds = executor.ipc.fds;
+  for (const m of fds) {
+    // The caller's fds there are what the terminal replaces: they must not enter through a mapping either.
+    if (tty?.stdio.includes(m.hostFd as 0) || tty?.stdio.includes(m.targetFd as 0)) {
+      throw new UsageError("ipc.mapFd", `fd ${m.hostFd} -> ${m.targetFd}: std fd ${tty.stdio.includes(m.hostFd as 0) ? m.hostFd : m.targetFd} is the sandboxee's terminal (Executor tty)`);
+    }
+  }
   const fdAt = w.reserve(fds.length * BB_FDMAP.sizeof);
   fds.forEach((m, i) => {
     w.put(fdAt + i * BB_FDMAP.sizeof, BB_FDMAP.src, m.hostFd);
@@ -216,6 +234,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("exec_magic_hi", Number(magic >> 32n));
   set("setup_timeout_ms", settings.setupTimeoutMs);
   set("root_mode", 0o755);
+  if (tty) set("tty_size", ((tty.rows ?? 0) << 16) | (tty.cols ?? 0));
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);

@@ -155,6 +155,16 @@ export class Sandbox {
     return this.readyPromise;
   }
 
+  /**
+   * The master of the sandboxee's terminal (Executor `tty`), once the run
+   * started: relay it, and close it once done (after the Result, when the
+   * output left in it is read).
+   */
+  get terminal(): number | undefined {
+    const fd = this.monitor?.spawned.ptyMaster;
+    return fd !== undefined && fd >= 0 ? fd : undefined;
+  }
+
   /** The comms channel to the sandboxee (a fork-server child's own, once forked). */
   get comms(): Comms | undefined {
     return this.launcher.comms ?? this.executor.ipc.channel;

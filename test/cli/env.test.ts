@@ -17,5 +17,5 @@ test("--keep-env of a name bunbox's environment lacks passes nothing (constructo
   expect(r.code).toBe(0);
   expect(r.stdout).not.toContain("constructor=");
   expect(r.stdout).not.toContain("toString=");
-  expect(r.stdout.trim().split("\n").map((l) => l.split("=")[0])).toEqual(["PATH"]);
+  expect(r.stdout.trim().split("\n").map((l) => l.split("=")[0])).toEqual(["PATH", "HOME"]);
 });

@@ -76,7 +76,8 @@ describe("filesystem view", () => {
     for (const line of r.stdout.trim().split("\n")) {
       const [, target, , opts] = line.split(" ");
       expect(opts).toContain("nosuid");
-      const devNode = /^\/dev\/(null|zero|full|random|urandom|tty)$/.test(target!);
+      // The devpts is the sandbox's own instance: its nodes are its ptys only.
+      const devNode = /^\/dev\/(null|zero|full|random|urandom|tty|pts)$/.test(target!);
       if (!devNode && target !== "/proc" && !opts!.includes("nodev")) throw new Error(`${target} lacks nodev: ${opts}`);
     }
   });
@@ -167,10 +168,10 @@ describe("what the sandboxee inherits", () => {
     }
   });
 
-  test("the environment is cleared but for PATH; --env and --keep-env pass values", async () => {
-    const r = await probe(["env"], ["--env", "A=1", "--keep-env", "KEEP"], { env: { SECRET: "s3cret", KEEP: "k" } });
+  test("the environment is cleared but for PATH and HOME; --env and --keep-env pass values", async () => {
+    const r = await probe(["env"], ["--env", "A=1", "--keep-env", "KEEP"], { env: { SECRET: "s3cret", KEEP: "k", TERM: "xterm" } });
     const lines = r.stdout.trim().split("\n").sort();
-    expect(lines).toEqual(["A=1", "KEEP=k", expect.stringMatching(/^PATH=/)]);
+    expect(lines).toEqual(["A=1", "HOME=/tmp", "KEEP=k", expect.stringMatching(/^PATH=/)]);
     expect(r.stdout).not.toContain("s3cret");
   });
 

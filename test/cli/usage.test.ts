@@ -106,7 +106,7 @@ const USAGE: [string, string[], ...string[]][] = [
   ["policy check: two files", ["policy", "check", "/a.json", "/b.json"], 'policy check: unexpected argument "/b.json"'],
   ["policy check: unknown option", ["policy", "check", "--json", "/a.json"], "--json: unknown option"],
   ["policy check: a missing file", ["policy", "check", "/no/such.json"], "/no/such.json: no such file"],
-  ["policy check: not JSON", ["policy", "check", "/etc/hostname"], "/etc/hostname: not valid JSON"],
+  ["policy check: not JSON", ["policy", "check", "/etc/hostname"], "/etc/hostname:1:1: not valid JSON"],
   ["policy explain with neither file nor profile", ["policy", "explain"], "policy explain", "name a policy FILE or --profile"],
   ["policy explain: --profile without a value", ["policy", "explain", "--profile"], "--profile: needs a value"],
   ["policy explain: unknown profile", ["policy", "explain", "--profile", "nope"], '--profile: unknown profile "nope"'],

@@ -85,7 +85,7 @@ describe.each(RESERVED)("%s is refused in every place of a policy file", (name) 
     ["arch", `{"arch": ${n}}`, "arch"],
     ["network", `{"network": ${n}}`, "network"],
     ["filesystem.base", `{"filesystem": {"base": ${n}}}`, "filesystem.base"],
-    ["a key", `{${n}: ["read"]}`, `p.json: ${name}: Invalid key`],
+    ["a key", `{${n}: ["read"]}`, `p.json: ${name}: unknown key`],
     ["a tmpfs size unit", `{"filesystem": {"mounts": [{"tmpfs": "/t", "size": "1${name}"}]}}`, `"1${name}" is not a size`],
   ];
   test.each(cases)("%s", (_place, json, expected) => {

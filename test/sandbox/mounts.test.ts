@@ -13,7 +13,7 @@ test("an unknown mount kind is a usage error naming it", () => {
   for (const kind of ["dir", "overlay", undefined]) {
     const add = () => plan.add({ kind, dst: "/x" } as unknown as MountOp, "mounts.0");
     expect(add).toThrow(UsageError);
-    expect(add).toThrow(`mounts.0: ${JSON.stringify(kind)} is not a mount kind (bind, tmpfs, proc, symlink)`);
+    expect(add).toThrow(`mounts.0: ${JSON.stringify(kind)} is not a mount kind (bind, tmpfs, proc, symlink, devpts)`);
   }
   expect(plan.ops).toEqual([]);
   plan.add({ kind: "proc", dst: "/proc" }).add({ kind: "symlink", target: "/proc/self/fd", dst: "/dev/fd" });

@@ -66,7 +66,7 @@ const CASES: [what: string, detail: RegExp, edit: (r: ReturnType<typeof request>
   ["fds past the end of the buffer", /^fds_off: 1 fds at /, (r) => set(r, BB_REQ.fds_off, r.bytes.length - 4)],
   [`more mounts than A's fd array (${BB_MOUNTS_MAX})`, /^nmounts: 1025, at most 1024/, (r) => set(r, BB_REQ.nmounts, BB_MOUNTS_MAX + 1)],
   ["mounts past the end of the buffer", /^mounts_off: /, (r) => set(r, BB_REQ.mounts_off, r.bytes.length - 8)],
-  ["an unknown mount kind", /^mounts\[0\]\.kind: 5/, (r) => set(r, BB_MOUNT.kind, 5, mount0(r))],
+  ["an unknown mount kind", /^mounts\[0\]\.kind: 6/, (r) => set(r, BB_MOUNT.kind, 6, mount0(r))],
   ["a mount destination outside the buffer", /^mounts\[0\]\.dst_off: no string at /, (r) => set(r, BB_MOUNT.dst_off, r.bytes.length, mount0(r))],
   ["an argv string outside the buffer", /^argv\[0\]: no string at /, (r) => r.view.setUint32(r.u32(BB_REQ.argv_off), r.bytes.length + 10, true)],
   ["no argv", /^argv_off\/argc: 0 strings/, (r) => set(r, BB_REQ.argc, 0)],

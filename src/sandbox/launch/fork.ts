@@ -88,6 +88,7 @@ export class ForkLauncher implements Launcher {
       report: -1,
       sandboxeePid: forked.pid,
       sandboxeePidfd: -1,
+      ptyMaster: -1,
     };
     let watched;
     try {
