@@ -19,7 +19,6 @@ if (!installed) console.log(`# SKIP CPython's tests under default: ${SUITE} is m
 /** Tests that need what a default sandbox withholds, and what. */
 const WITHHELD: Record<string, string> = {
   "test_chown_without_permission (test.test_os.ChownFileTests.test_chown_without_permission)": "uid 0 is not mapped in the sandbox's user namespace (EINVAL)",
-  "test_openpty (test.test_os.FDInheritanceTests.test_openpty)": "no /dev/ptmx in the minimal /dev",
   "test_invalid_offset (test.test_os.TestSendfile.test_invalid_offset)": "no network (--net none): the test serves on 127.0.0.1",
   "test_keywords (test.test_os.TestSendfile.test_keywords)": "no network",
   "test_offset_overflow (test.test_os.TestSendfile.test_offset_overflow)": "no network",
