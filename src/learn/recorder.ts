@@ -14,7 +14,7 @@
  */
 import { readlinkSync } from "node:fs";
 import { posix } from "node:path";
-import { type ArchName, archByName, auditArchName, syscallName } from "../policy/arch.ts";
+import { type ArchName, archOfAudit, syscallName } from "../policy/arch.ts";
 import { argSpecs, parseValue } from "../policy/argspec.ts";
 import { exactConditions } from "../monitor/suggest.ts";
 import type { TaskMemory } from "../monitor/memory.ts";
@@ -25,68 +25,38 @@ import type { Observations, PathOp, SyscallNote } from "./observations.ts";
 
 type OpOf = PathOp | ((arch: ArchName, args: readonly bigint[]) => PathOp);
 
-/** The file calls: which argument is a path (and its directory fd), and what the call does to it. */
-const FILE_CALLS: Record<string, { path: string; dirfd?: string; op: OpOf }[]> = Object.assign(Object.create(null), {
-  open: [{ path: "filename", op: openOp(1) }],
-  openat: [{ path: "filename", dirfd: "dfd", op: openOp(2) }],
-  openat2: [{ path: "filename", dirfd: "dfd", op: "read" }],
-  creat: [{ path: "pathname", op: "change" }],
-  execve: [{ path: "filename", op: "exec" }],
-  execveat: [{ path: "filename", dirfd: "fd", op: "exec" }],
-  stat: [{ path: "filename", op: "stat" }],
-  lstat: [{ path: "filename", op: "stat" }],
-  newfstatat: [{ path: "filename", dirfd: "dfd", op: "stat" }],
-  statx: [{ path: "filename", dirfd: "dfd", op: "stat" }],
-  access: [{ path: "filename", op: "stat" }],
-  faccessat: [{ path: "filename", dirfd: "dfd", op: "stat" }],
-  faccessat2: [{ path: "filename", dirfd: "dfd", op: "stat" }],
-  readlink: [{ path: "path", op: "stat" }],
-  readlinkat: [{ path: "pathname", dirfd: "dfd", op: "stat" }],
-  statfs: [{ path: "pathname", op: "stat" }],
-  chdir: [{ path: "filename", op: "stat" }],
-  getxattr: [{ path: "pathname", op: "stat" }],
-  lgetxattr: [{ path: "pathname", op: "stat" }],
-  listxattr: [{ path: "pathname", op: "stat" }],
-  llistxattr: [{ path: "pathname", op: "stat" }],
-  inotify_add_watch: [{ path: "pathname", op: "stat" }],
-  mkdir: [{ path: "pathname", op: "change" }],
-  mkdirat: [{ path: "pathname", dirfd: "dfd", op: "change" }],
-  rmdir: [{ path: "pathname", op: "change" }],
-  unlink: [{ path: "pathname", op: "change" }],
-  unlinkat: [{ path: "pathname", dirfd: "dfd", op: "change" }],
-  rename: [{ path: "oldname", op: "change" }, { path: "newname", op: "change" }],
-  renameat: [{ path: "oldname", dirfd: "olddfd", op: "change" }, { path: "newname", dirfd: "newdfd", op: "change" }],
-  renameat2: [{ path: "oldname", dirfd: "olddfd", op: "change" }, { path: "newname", dirfd: "newdfd", op: "change" }],
-  link: [{ path: "oldname", op: "stat" }, { path: "newname", op: "change" }],
-  linkat: [{ path: "oldname", dirfd: "olddfd", op: "stat" }, { path: "newname", dirfd: "newdfd", op: "change" }],
-  symlink: [{ path: "newname", op: "change" }],
-  symlinkat: [{ path: "newname", dirfd: "newdfd", op: "change" }],
-  mknod: [{ path: "filename", op: "change" }],
-  mknodat: [{ path: "filename", dirfd: "dfd", op: "change" }],
-  chmod: [{ path: "filename", op: "write" }],
-  fchmodat: [{ path: "filename", dirfd: "dfd", op: "write" }],
-  fchmodat2: [{ path: "filename", dirfd: "dfd", op: "write" }],
-  chown: [{ path: "filename", op: "write" }],
-  lchown: [{ path: "filename", op: "write" }],
-  fchownat: [{ path: "filename", dirfd: "dfd", op: "write" }],
-  truncate: [{ path: "path", op: "write" }],
-  utime: [{ path: "filename", op: "write" }],
-  utimes: [{ path: "filename", op: "write" }],
-  futimesat: [{ path: "filename", dirfd: "dfd", op: "write" }],
-  utimensat: [{ path: "filename", dirfd: "dfd", op: "write" }],
-  setxattr: [{ path: "pathname", op: "write" }],
-  lsetxattr: [{ path: "pathname", op: "write" }],
-  removexattr: [{ path: "pathname", op: "write" }],
-  lremovexattr: [{ path: "pathname", op: "write" }],
+/**
+ * What each file call does to its paths (to each, in order, when it has
+ * several). Which arguments are paths, and the directory fd each is
+ * relative to, argspec.ts says.
+ */
+const FILE_OPS: Readonly<Record<string, OpOf | readonly OpOf[]>> = Object.assign(Object.create(null), {
+  open: openOp("open", 1),
+  openat: openOp("openat", 2),
+  openat2: "read",
+  creat: "change",
+  execve: "exec",
+  execveat: "exec",
+  stat: "stat", lstat: "stat", newfstatat: "stat", statx: "stat", access: "stat", faccessat: "stat", faccessat2: "stat",
+  readlink: "stat", readlinkat: "stat", statfs: "stat", chdir: "stat", getxattr: "stat", lgetxattr: "stat",
+  listxattr: "stat", llistxattr: "stat", inotify_add_watch: "stat",
+  mkdir: "change", mkdirat: "change", rmdir: "change", unlink: "change", unlinkat: "change",
+  rename: "change", renameat: "change", renameat2: "change", symlink: "change", symlinkat: "change",
+  mknod: "change", mknodat: "change",
+  link: ["stat", "change"],
+  linkat: ["stat", "change"],
+  chmod: "write", fchmodat: "write", fchmodat2: "write", chown: "write", lchown: "write", fchownat: "write",
+  truncate: "write", utime: "write", utimes: "write", futimesat: "write", utimensat: "write",
+  setxattr: "write", lsetxattr: "write", removexattr: "write", lremovexattr: "write",
 });
 
 /** Calls on a directory fd that read the directory itself. */
 const LIST_CALLS = new Set(["getdents", "getdents64"]);
 
 /** open's op from its flags: an O_CREAT may make an entry; a write access mode or O_TRUNC writes; O_PATH only looks. */
-function openOp(flagsArg: number): (arch: ArchName, args: readonly bigint[]) => PathOp {
+function openOp(name: string, flagsArg: number): (arch: ArchName, args: readonly bigint[]) => PathOp {
   return (arch, args) => {
-    const spec = argSpecs(arch, flagsArg === 1 ? "open" : "openat")[flagsArg]!;
+    const spec = argSpecs(arch, name)[flagsArg]!;
     const f = Number(BigInt.asUintN(32, args[flagsArg] ?? 0n));
     const flag = (name: string) => Number(parseValue(spec, name));
     if (f & flag("O_CREAT")) return "change";
@@ -110,7 +80,7 @@ export class Recorder {
   /** The monitor's onRecord hook (bound: `recorder.hook`). */
   readonly hook = (n: Notification, memory: TaskMemory): void => {
     const name = syscallName(n.arch, n.nr) ?? `syscall ${n.nr}`;
-    const arch = archByName(auditArchName(n.arch))?.name;
+    const arch = archOfAudit(n.arch);
     let s = this.notes.syscalls[name];
     if (!s) {
       const first = ipMapping(n.pid, n.ip);
@@ -122,18 +92,21 @@ export class Recorder {
     if (!arch) return;
     const conditions = exactConditions(arch, name, n.args);
     if (conditions) this.variant(s, conditions);
-    const calls = FILE_CALLS[name];
-    if (calls) {
+    const ops = FILE_OPS[name];
+    if (ops) {
       const specs = argSpecs(arch, name);
-      for (const c of calls) {
-        const pathSpec = specs.find((x) => x.name === c.path);
-        const dirSpec = c.dirfd ? specs.find((x) => x.name === c.dirfd) : undefined;
-        if (!pathSpec) continue;
-        const text = memory.string(n.args[pathSpec.index]!);
+      let k = 0;
+      for (const spec of specs) {
+        if (!spec.path) continue;
+        const op = Array.isArray(ops) ? ops[k++] : ops;
+        if (op === undefined) continue;
+        const text = memory.string(n.args[spec.index]!);
         if (text === undefined || text === "") continue; // AT_EMPTY_PATH: the fd itself
-        const dirfd = dirSpec ? Number(BigInt.asIntN(32, n.args[dirSpec.index]!)) : AT_FDCWD;
+        // A path's directory fd is the argument just before it (dfd, filename; olddfd, oldname).
+        const dir = specs[spec.index - 1];
+        const dirfd = dir?.dirfd ? Number(BigInt.asIntN(32, n.args[dir.index]!)) : AT_FDCWD;
         const path = this.absolute(n.pid, text, dirfd);
-        if (path) this.path(path, typeof c.op === "function" ? c.op(arch, n.args) : c.op);
+        if (path) this.path(path, typeof op === "function" ? op(arch, n.args) : (op as PathOp));
       }
     } else if (LIST_CALLS.has(name)) {
       const dir = this.fdPath(n.pid, Number(BigInt.asIntN(32, n.args[0]!)));

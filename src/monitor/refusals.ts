@@ -13,7 +13,7 @@ import type { Notification } from "../native/sys.ts";
 import type { RefusedCall } from "../sandbox/result.ts";
 import { describeViolation } from "./violation.ts";
 import { exactConditions } from "./suggest.ts";
-import { type ArchName, archByName, auditArchName, NO_SYSCALL, syscallName } from "../policy/arch.ts";
+import { archOfAudit, NO_SYSCALL, syscallName } from "../policy/arch.ts";
 
 /** Distinct refused calls a Result lists. */
 export const MAX_REFUSED = 256;
@@ -51,7 +51,7 @@ export class Refusals {
 
   /** Calls alike: the same syscall with the same values of the arguments a suggestion would name. */
   private key(n: Notification, answer: string): string {
-    const arch = archByName(auditArchName(n.arch))?.name as ArchName | undefined;
+    const arch = archOfAudit(n.arch);
     const name = syscallName(n.arch, n.nr);
     const conditions = arch && name ? exactConditions(arch, name, n.args) : undefined;
     return `${n.arch}:${n.nr}:${answer}:${conditions ? JSON.stringify(conditions) : ""}`;

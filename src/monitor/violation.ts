@@ -9,7 +9,7 @@
  * notification; they describe, they never decide.
  */
 import { readFileSync } from "node:fs";
-import { type ArchName, archByName, auditArchName, syscallName } from "../policy/arch.ts";
+import { archOfAudit, auditArchName, syscallName } from "../policy/arch.ts";
 import { type Insn, RET } from "../policy/bpf.ts";
 import { evaluate } from "../policy/interpreter.ts";
 import { REASON } from "../policy/safety.ts";
@@ -99,7 +99,7 @@ export function describeViolation(
   const syscall = name ?? `syscall ${n.nr}`;
   const mapping = ipMapping(n.pid, n.ip);
   // Decoded only on the architectures bunbox compiles for: a foreign arch's numbers mean other calls.
-  const archName = verdict.violationKind === "SYSCALL" ? (archByName(auditArchName(n.arch))?.name as ArchName | undefined) : undefined;
+  const archName = verdict.violationKind === "SYSCALL" ? archOfAudit(n.arch) : undefined;
   const memory = listener === undefined ? undefined : new TaskMemory(listener, n);
   const decoded = archName && name ? decodeCall(archName, name, n.args, memory) : callText(syscall, n.args);
   const suggestion = suggest(archName, syscall, n.nr, n.args, verdict.rule);
