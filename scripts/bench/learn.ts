@@ -108,6 +108,7 @@ export async function benchLearn(opts: { rounds: number; log: (s: string) => voi
       const learnMs: number[] = [];
       const plainMs: number[] = [];
       let same = true;
+      let calls = 0;
       for (let i = 0; i < opts.rounds; i++) {
         const plain = capturing(w, work);
         const t0 = performance.now();
@@ -118,6 +119,7 @@ export async function benchLearn(opts: { rounds: number; log: (s: string) => voi
         const t1 = performance.now();
         const l = await learner.run(learning.executor);
         learnMs.push(performance.now() - t1);
+        calls = Object.values(learner.observations.syscalls).reduce((n, x) => n + x.count, 0);
         const again = capturing(w, work);
         const a = await new Sandbox(again.executor, learner.policy()).run();
         const [po, lo, ao] = [plain.output(), learning.output(), again.output()];
@@ -138,6 +140,8 @@ export async function benchLearn(opts: { rounds: number; log: (s: string) => voi
           { label: "syscalls the learned policy allows", value: size(learned.policy) },
           { label: "syscalls default allows", value: defaultSize },
           { label: "learning run / plain run (medians)", value: l.median / p.median },
+          { label: "syscalls made in a run (each a round trip to the monitor while learning)", value: calls },
+          { label: "time a learning run adds per call (medians)", value: ((l.median - p.median) / calls) * 1000, unit: "µs" },
           { label: "same output plain, learning and under the learned policy (1 = yes)", value: same ? 1 : 0 },
         ],
         notes: [],
