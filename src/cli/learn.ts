@@ -111,7 +111,7 @@ export async function learnCommandLine(o: LearnOptions): Promise<number> {
     const fix = s.relax ? `; to learn it anyway, learn with a policy that relaxes it ("dangerAllowUnsafe": ["${s.relax}"]) and the learned policy will too` : "";
     log.warn(`a safety rule refused ${visible(s.call)}: not learned${fix}`);
   }
-  for (const p of run.problems) log.warn(`the learned filesystem may miss a path: ${visible(p)}`);
+  for (const p of run.problems) log.warn(`the learned policy may miss something: ${visible(p)}`);
   if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
 
   const file = learner.policyFile();

@@ -21,7 +21,7 @@ import type { TaskMemory } from "../monitor/memory.ts";
 import { ipMapping } from "../monitor/violation.ts";
 import type { Notification } from "../native/sys.ts";
 import { fromBytes } from "../sandbox/visible.ts";
-import type { Observations, PathOp, SyscallNote } from "./observations.ts";
+import type { Observations, PathOp, SyscallNote, Variant } from "./observations.ts";
 
 type OpOf = PathOp | ((arch: ArchName, args: readonly bigint[]) => PathOp);
 
@@ -68,14 +68,31 @@ function openOp(name: string, flagsArg: number): (arch: ArchName, args: readonly
 
 const AT_FDCWD = -100;
 
+/**
+ * Bounds on what one learning run keeps, so that a program making endless
+ * distinct calls (an ioctl per number, a file per name) cannot grow
+ * bunbox's memory without end; what is past them is counted, and said.
+ * 256 values of one argument compile to about 500 BPF instructions (a
+ * filter holds 4096); real programs use a few dozen ioctls.
+ */
+export const MAX_VARIANTS = 256;
+export const MAX_PATHS = 50_000;
+
 export class Recorder {
-  /** Problems the hook met (an unreadable /proc entry, a path that could not be made absolute), for the report. */
+  /** Problems the hook met (an unreadable /proc entry, values or paths past the bounds), for the report. */
   readonly problems: string[] = [];
+  /** Each syscall's variants by their key (the notes keep them as a list). */
+  private readonly variants = new Map<SyscallNote, Map<string, Variant>>();
+  private dropped = { variants: 0, paths: 0 };
+
+  private pathCount: number;
 
   constructor(
     private readonly notes: Observations,
     private readonly run: number,
-  ) {}
+  ) {
+    this.pathCount = Object.keys(notes.paths).length;
+  }
 
   /** The monitor's onRecord hook (bound: `recorder.hook`). */
   readonly hook = (n: Notification, memory: TaskMemory): void => {
@@ -116,15 +133,30 @@ export class Recorder {
 
   private variant(s: SyscallNote, args: Record<string, string | number>): void {
     const vs = (s.variants ??= []);
+    let byKey = this.variants.get(s);
+    if (!byKey) this.variants.set(s, (byKey = new Map(vs.map((v) => [JSON.stringify(v.args), v]))));
     const key = JSON.stringify(args);
-    const had = vs.find((x) => JSON.stringify(x.args) === key);
+    const had = byKey.get(key);
     if (had) had.count++;
-    else vs.push({ args, count: 1 });
+    else if (vs.length >= MAX_VARIANTS) this.drop("variants", `more than ${MAX_VARIANTS} distinct argument values of one syscall: the rest are not learned`);
+    else {
+      const v = { args, count: 1 };
+      vs.push(v);
+      byKey.set(key, v);
+    }
+  }
+
+  private drop(what: "variants" | "paths", why: string): void {
+    if (this.dropped[what]++ === 0) this.problems.push(why);
   }
 
   private path(path: string, op: PathOp): void {
     let p = this.notes.paths[path];
-    if (!p) p = this.notes.paths[path] = { ops: [], count: 0, runs: [this.run] };
+    if (!p && this.pathCount >= MAX_PATHS) return this.drop("paths", `more than ${MAX_PATHS} distinct paths: the rest are not learned`);
+    if (!p) {
+      p = this.notes.paths[path] = { ops: [], count: 0, runs: [this.run] };
+      this.pathCount++;
+    }
     else if (p.runs[p.runs.length - 1] !== this.run) p.runs.push(this.run);
     p.count++;
     if (!p.ops.includes(op)) p.ops.push(op);

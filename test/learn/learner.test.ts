@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { ESSENTIAL } from "../../src/learn/derive.ts";
 import { Learner, learn } from "../../src/learn/learner.ts";
 import { mergeObservations, readObservations } from "../../src/learn/observations.ts";
+import { MAX_VARIANTS } from "../../src/learn/recorder.ts";
 import { PolicyBuilder } from "../../src/policy/builder.ts";
 import { policyFromJson } from "../../src/policy/file.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
@@ -152,6 +153,14 @@ describe("the learned policy", () => {
     expect(m.syscalls.write).toEqual({ count: 1, runs: [2] });
     expect(m.paths["/x"]).toEqual({ ops: ["read", "write"], count: 2, runs: [1, 2] });
     expect(() => readObservations({ allow: [] }, "hand.json")).toThrow(/hand\.json: not a policy bunbox learn wrote/);
+  });
+
+  test("a program making endless distinct calls cannot grow the learner without bound: what is past the bound is said", async () => {
+    const l = new Learner({ policy: testPolicy() });
+    const r = await l.run(ex(LEARNEE, "ioctls", String(MAX_VARIANTS + 100)));
+    expect(r.result.ok).toBe(true);
+    expect(l.observations.syscalls.ioctl!.variants).toHaveLength(MAX_VARIANTS);
+    expect(r.problems).toContain(`more than ${MAX_VARIANTS} distinct argument values of one syscall: the rest are not learned`);
   });
 
   test("PolicyBuilder takes the portable form the TS output uses", () => {
