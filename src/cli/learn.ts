@@ -39,7 +39,7 @@ async function readNotes(path: string): Promise<Observations> {
   if ([".ts", ".js", ".mts", ".mjs"].includes(extname(full))) {
     let mod: Record<string, unknown>;
     try {
-      mod = await import(full);
+      mod = await (await import("../policy/module.ts")).importPolicyModule(full);
     } catch (e) {
       throw new UsageError("--merge", `${path}: cannot load the module: ${(e as Error).message}`);
     }
