@@ -242,6 +242,10 @@ export class Monitor {
     // the SIGKILL of the whole pid namespace reaches it; the syscall never
     // runs and the sandboxee never sees it fail.
     pidfdSignal(this.spawned.pidfd, SIGKILL);
+    this.tellViolation(v);
+  }
+
+  private tellViolation(v: Violation): void {
     try {
       this.opts.hooks.onViolation?.(v);
     } catch {
@@ -327,7 +331,10 @@ export class Monitor {
       refused: this.refusals.list,
       refusedOmitted: this.refusals.omittedCount,
     };
-    this.resolve(this.decide(report, init, common));
+    const result = this.decide(report, init, common);
+    // Without user notification a violation is known only now, from SIGSYS.
+    if (result.violation?.detailMissing) this.tellViolation(result.violation);
+    this.resolve(result);
   }
 
   private decide(

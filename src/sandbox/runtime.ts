@@ -119,3 +119,13 @@ export function defaultRuntime(): Runtime {
   theDefault ??= Runtime.fromEnv();
   return theDefault;
 }
+
+/**
+ * Test hook: replaces the default runtime (undefined: made again from the
+ * environment on next use). The suite runs its core cases under both
+ * monitors in one process (test/helpers.ts describeModes), and the default
+ * runtime reads BUNBOX_NOTIFY only once.
+ */
+export function _setDefaultRuntime(runtime: Runtime | undefined): void {
+  theDefault = runtime;
+}

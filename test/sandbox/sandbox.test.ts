@@ -6,11 +6,12 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, readFileSync, readSync } from "node:fs";
 import { Executor, PolicyBuilder, Sandbox } from "../../src/index.ts";
+import { DEFAULT_PATH } from "../../src/sandbox/executor.ts";
 import { UsageError } from "../../src/errors.ts";
 import { MountPlan } from "../../src/sandbox/mounts.ts";
-import { BUNBOX, DIR, FX, runProbe, testPolicy } from "../helpers.ts";
+import { BUNBOX, describeModes, DIR, FX, runProbe, runProbeOutput, testPolicy } from "../helpers.ts";
 
-describe("Sandbox.run", () => {
+describeModes("Sandbox.run", () => {
   test("/bin/cat runs under a Sandbox2-style policy from the PolicyBuilder", async () => {
     const policy = new PolicyBuilder()
       .allowDynamicStartup().allowRead().allowWrite().allowExit().allowSystemMalloc()
@@ -49,6 +50,19 @@ describe("Sandbox.run", () => {
     const s = new Sandbox(new Executor("/bin/true"), testPolicy());
     await s.run();
     expect(() => s.runAsync()).toThrow("already been started");
+  });
+
+  test("the environment is only PATH unless the executor says otherwise", async () => {
+    const { stdout } = await runProbeOutput(["env"]);
+    expect(stdout).toBe(`PATH=${DEFAULT_PATH}\n`);
+  });
+
+  test("a read-only tmpfs is read-only", async () => {
+    const base = testPolicy();
+    const plan = base.mountPlan();
+    plan.add({ kind: "tmpfs", dst: "/ro", size: 65536, ro: true });
+    const { stdout } = await runProbeOutput(["write", "/ro/x", "1"], { policy: base.derive({ mounts: plan }) });
+    expect(stdout).toBe("write: -1 EROFS\n");
   });
 
   test("toJSON is stable and carries rusage", async () => {
