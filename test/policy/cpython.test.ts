@@ -10,11 +10,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { bunbox } from "../helpers.ts";
+import { bunbox, describeUnless } from "../helpers.ts";
 
 const SUITE = "/usr/lib/python3.11/test/test_os.py";
-const installed = existsSync(SUITE) && existsSync("/usr/bin/python3.11");
-if (!installed) console.log(`# SKIP CPython's tests under default: ${SUITE} is missing (apt-get install libpython3.11-testsuite)`);
+const missing = existsSync(SUITE) && existsSync("/usr/bin/python3.11") ? undefined : `${SUITE} is missing (apt-get install libpython3.11-testsuite)`;
 
 /** Tests that need what a default sandbox withholds, and what. */
 const WITHHELD: Record<string, string> = {
@@ -26,7 +25,7 @@ const WITHHELD: Record<string, string> = {
   "test_send_whole_file (test.test_os.TestSendfile.test_send_whole_file)": "no network",
 };
 
-describe.if(installed)("CPython's OS tests under the default profile", () => {
+describeUnless(missing)("CPython's OS tests under the default profile", () => {
   test(
     "test_os, test_time, test_signal, test_threading, test_select, test_posix: every test runs; no run is killed; the failures are the withheld privileges",
     async () => {
