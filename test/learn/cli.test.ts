@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { bunbox, DIR, FX } from "../helpers.ts";
+import { bunbox, DIR, FX, NEEDS_ROOT, testUnless } from "../helpers.ts";
 
 const WORK = `${DIR}/work`;
 const LEARNEE = `${FX}/learnee`;
@@ -98,6 +98,19 @@ function learnedFile(policy: object): string {
   files.set(policy, path);
   return path;
 }
+
+describe("as a user without privileges", () => {
+  // Reading a path out of the sandboxee and /proc/PID/cwd needs ptrace's access: bunbox owns the
+  // sandbox's user namespace and is its ancestor (Yama allows that).
+  testUnless(NEEDS_ROOT)("learn and verify as user nobody: the paths are read, the policy works", async () => {
+    const file = out();
+    const r = await bunbox(["learn", "-o", file, "--verify", "--", "python3", "-c", "print(1)"], { bare: true, nobody: true });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("--verify: the command runs under");
+    const policy = JSON.parse(readFileSync(file, "utf8"));
+    expect(Object.keys(policy.notes.paths)).toContain("/etc/ld.so.cache");
+  });
+});
 
 describe("--verify, --merge, --format ts, the report", () => {
   test("--verify passes when the policy runs the command as it ran", async () => {
