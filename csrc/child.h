@@ -6,8 +6,9 @@
  * that cloned A): raw system calls only (csrc/sys.h), no allocation, no
  * stdio, no locks, no errno or other thread-local storage, touch nothing but
  * the request, the shared struct and their own stacks. The build checks the
- * calls: the child units (these two, csrc/mounts.c, csrc/clone.S) are linked
- * on their own and must need nothing from outside (scripts/check-child.ts).
+ * calls: the child units (these two, csrc/mounts.c and the units it names,
+ * csrc/clone.S) are linked on their own and must need nothing from outside
+ * (scripts/check-child.ts).
  * Each step names the stage it reports on failure, and the steps read top to
  * bottom in the order the sandbox is entered.
  */

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 4
+#define BB_ABI_VERSION 5
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */
@@ -81,17 +81,32 @@ struct bb_req {
   uint32_t bpf_off, bpf_len; /* struct sock_filter[bpf_len]; bpf_len 0 with BB_F_NO_SECCOMP */
   uint32_t exec_magic_lo, exec_magic_hi; /* 6th argument of the first execveat */
   uint32_t setup_timeout_ms;             /* the whole of setup, clone to execve; never 0 */
-  uint32_t root_mode;                    /* mode of the sandbox's / (tmpfs) */
   uint32_t tty_size;                     /* with BB_F_TTY_*: the pty's rows << 16 | columns; 0: unset */
 };
 
-/* Mount operations, applied in order by csrc/mounts.c. */
+/*
+ * Mount operations, applied in order by csrc/mounts.c. The first one (after
+ * the BB_M_LOWER ops of an overlay) is the sandbox's root: its dst is "/"
+ * and its kind BB_M_TMPFS, BB_M_BIND (a host directory) or BB_M_OVERLAY; no
+ * other op has dst "/". Every other dst is resolved inside that root
+ * (symlinks in it stay in it; csrc/resolve.c).
+ */
 enum bb_mount_kind {
-  BB_M_BIND = 1,    /* src (host path) onto dst; file or directory */
-  BB_M_TMPFS = 2,   /* fresh tmpfs at dst, `size` bytes (0: kernel default), `mode` */
-  BB_M_PROC = 3,    /* fresh procfs of the sandbox's pid namespace */
-  BB_M_SYMLINK = 4, /* dst -> src (src is the link text) */
-  BB_M_DEVPTS = 5,  /* a private devpts instance at dst (newinstance, ptmxmode=0666) */
+  BB_M_BIND = 1,     /* src (host path) onto dst; file or directory */
+  BB_M_TMPFS = 2,    /* fresh tmpfs at dst, `size` bytes (0: kernel default), `mode` */
+  BB_M_PROC = 3,     /* fresh procfs of the sandbox's pid namespace */
+  BB_M_SYMLINK = 4,  /* dst -> src (src is the link text) */
+  BB_M_DEVPTS = 5,   /* a private devpts instance at dst (newinstance, ptmxmode=0666) */
+  BB_M_DIR = 6,      /* a directory at dst with `mode` (parents 0755), unless one is there */
+  BB_M_FILE = 7,     /* a read-only file at dst holding the `size` bytes at src_off, `mode` */
+  BB_M_LOWER = 8,    /* src: a host directory, a lower layer of the BB_M_OVERLAY after it */
+  BB_M_OVERLAY = 9,  /* overlayfs at dst over the `aux` BB_M_LOWER ops just before it (the
+                      * first is the bottom layer); upper: src (a host directory, which
+                      * keeps the changes in src/upper, src/work its scratch) or, when
+                      * src_off is 0, a tmpfs of `size` bytes, discarded */
+  BB_M_MASK = 10,     /* dst (in the tree) hidden: an empty read-only tmpfs over a
+                      * directory, an empty file over anything else; nothing if missing */
+  BB_M_READONLY = 11, /* dst (in the tree) bound read-only onto itself; nothing if missing */
 };
 
 #define BB_MF_RW 0x1       /* writable (default read-only) */
@@ -99,13 +114,16 @@ enum bb_mount_kind {
 #define BB_MF_NOEXEC 0x4   /* noexec */
 #define BB_MF_OPTIONAL 0x8 /* skip silently when the source is missing */
 
+#define BB_LOWERS_MAX 64        /* bb_mount.aux of an overlay */
+#define BB_FILE_MAX 16777216 /* bb_mount.size of a BB_M_FILE (16 MiB) */
+
 struct bb_mount {
-  uint32_t kind;  /* enum bb_mount_kind */
-  uint32_t flags; /* BB_MF_* */
+  uint32_t kind;    /* enum bb_mount_kind */
+  uint32_t flags;   /* BB_MF_* */
   uint32_t src_off; /* 0 when unused */
   uint32_t dst_off;
   uint32_t mode;
-  uint32_t pad;
+  uint32_t aux;     /* BB_M_OVERLAY: how many BB_M_LOWER ops precede it */
   uint64_t size;
 };
 
@@ -149,6 +167,7 @@ enum bb_stage {
   BB_ST_TIMEOUT,
   BB_ST_NETWORK,
   BB_ST_TERMINAL,
+  BB_ST_OVERLAY,
 };
 
 /*

@@ -96,20 +96,64 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
 
   /* A keeps one fd per mount in an array of BB_MOUNTS_MAX. */
   if (rq->nmounts > BB_MOUNTS_MAX) return refuse(detail, cap, "nmounts: %u, at most %u", rq->nmounts, BB_MOUNTS_MAX);
+  if (rq->nmounts == 0) return refuse(detail, cap, "nmounts: 0, and the first mount is the root");
   if (!array_ok(len, rq->mounts_off, rq->nmounts, sizeof(struct bb_mount), 8))
     return refuse(detail, cap, "mounts_off: %u mounts at %u", rq->nmounts, rq->mounts_off);
   const struct bb_mount *m = (const void *)(buf + rq->mounts_off);
+  uint32_t lowers = 0; /* BB_M_LOWER ops waiting for their overlay */
+  int rooted = 0;
   for (uint32_t i = 0; i < rq->nmounts; i++) {
-    if (m[i].kind < BB_M_BIND || m[i].kind > BB_M_DEVPTS)
-      return refuse(detail, cap, "mounts[%u].kind: %u", i, m[i].kind);
+    uint32_t kind = m[i].kind;
+    if (kind < BB_M_BIND || kind > BB_M_READONLY) return refuse(detail, cap, "mounts[%u].kind: %u", i, kind);
     if (m[i].flags & ~KNOWN_MOUNT_FLAGS) return refuse(detail, cap, "mounts[%u].flags: 0x%x", i, m[i].flags);
-    int needs_src = m[i].kind == BB_M_BIND || m[i].kind == BB_M_SYMLINK;
-    if (!str_ok(buf, len, m[i].src_off, !needs_src))
-      return refuse(detail, cap, "mounts[%u].src_off: no string at %u", i, m[i].src_off);
+    if (kind == BB_M_FILE) {
+      /* Bytes, not a string: they may hold NULs. */
+      if (m[i].size > BB_FILE_MAX || (m[i].size && (m[i].src_off == 0 || m[i].src_off > len ||
+                                                    m[i].size > (uint64_t)(len - m[i].src_off))))
+        return refuse(detail, cap, "mounts[%u].src_off/size: %llu bytes at %u", i, (unsigned long long)m[i].size,
+                      m[i].src_off);
+    } else {
+      int needs_src = kind == BB_M_BIND || kind == BB_M_SYMLINK || kind == BB_M_LOWER;
+      if (!str_ok(buf, len, m[i].src_off, !needs_src))
+        return refuse(detail, cap, "mounts[%u].src_off: no string at %u", i, m[i].src_off);
+    }
     if (!str_ok(buf, len, m[i].dst_off, 0))
       return refuse(detail, cap, "mounts[%u].dst_off: no string at %u", i, m[i].dst_off);
+    /* Absolute and normalised (src/sandbox/paths.ts): no "." or ".." component, no empty one, no trailing
+     * "/". Resolved inside the root (csrc/resolve.c), a ".." would stay in it, but a plan never needs one. */
+    const char *dst = (const char *)buf + m[i].dst_off;
+    if (dst[0] != '/') return refuse(detail, cap, "mounts[%u].dst: not absolute", i);
+    for (const char *p = dst; *p; p++) {
+      if (p[0] != '/') continue;
+      int dots = p[1] == '.' ? (p[2] == '.' ? 2 : 1) : 0;
+      char end = p[1 + dots];
+      if ((p[1] == '/' || (p[1] == 0 && p != dst)) || (dots && (end == '/' || end == 0)))
+        return refuse(detail, cap, "mounts[%u].dst: not a normalised path", i);
+    }
     if (m[i].mode > 07777) return refuse(detail, cap, "mounts[%u].mode: 0%o", i, m[i].mode);
+    if (kind == BB_M_LOWER) {
+      if (++lowers > BB_LOWERS_MAX) return refuse(detail, cap, "mounts[%u]: more than %u lower layers", i, BB_LOWERS_MAX);
+      continue;
+    }
+    if (kind == BB_M_OVERLAY) {
+      if (m[i].aux == 0 || m[i].aux != lowers)
+        return refuse(detail, cap, "mounts[%u].aux: %u lower layers, %u before it", i, m[i].aux, lowers);
+      if (!m[i].src_off && !m[i].size && !(m[i].flags & BB_MF_RW) && lowers < 2)
+        return refuse(detail, cap, "mounts[%u]: a read-only overlay needs two lower layers", i);
+    } else if (lowers) {
+      return refuse(detail, cap, "mounts[%u]: %u lower layers not followed by their overlay", i, lowers);
+    }
+    lowers = 0;
+    int is_root = dst[0] == '/' && dst[1] == 0;
+    if (!rooted) {
+      if (!is_root || (kind != BB_M_TMPFS && kind != BB_M_BIND && kind != BB_M_OVERLAY))
+        return refuse(detail, cap, "mounts[%u]: the first mount must be the root (a tmpfs, bind or overlay on /)", i);
+      rooted = 1;
+    } else if (is_root) {
+      return refuse(detail, cap, "mounts[%u].dst: / is the root's, mounted first", i);
+    }
   }
+  if (lowers) return refuse(detail, cap, "mounts: %u lower layers at the end, without their overlay", lowers);
 
   if (!array_ok(len, rq->rlimits_off, rq->nrlimits, sizeof(struct bb_rlimit), 8))
     return refuse(detail, cap, "rlimits_off: %u limits at %u", rq->nrlimits, rq->rlimits_off);
@@ -142,6 +186,5 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
   if (rq->bpf_len == 0 && !(rq->flags & BB_F_NO_SECCOMP))
     return refuse(detail, cap, "bpf_len: 0, and a filter is to be installed at exec");
   if (rq->setup_timeout_ms == 0) return refuse(detail, cap, "setup_timeout_ms: 0");
-  if (rq->root_mode > 07777) return refuse(detail, cap, "root_mode: 0%o", rq->root_mode);
   return 0;
 }

@@ -5,7 +5,8 @@
  *   build/abi.c         bb_abi_layout() from csrc/plan.h (scripts/gen-abi.ts),
  *                       after checking that src/native/abi.ts is current
  *   build/child.o       the code between clone and execve (csrc/child_a.c,
- *                       child_b.c, mounts.c, clone.S), linked on its own and
+ *                       child_b.c, mounts.c, resolve.c, newfs.c, root.c,
+ *                       points.c, clone.S), linked on its own and
  *                       refused if it calls anything outside itself
  *                       (scripts/check-child.ts)
  *   build/libbunbox.so  the rest, child.o, abi.c, and init embedded by .incbin
@@ -27,10 +28,13 @@ const CFLAGS = [
   "-O2", "-g0", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-std=gnu11",
   "-fno-tree-loop-distribute-patterns",
 ];
-const CHILD_SOURCES = ["child_a.c", "child_b.c", "mounts.c", "clone.S"];
+export const CHILD_SOURCES = ["child_a.c", "child_b.c", "mounts.c", "resolve.c", "newfs.c", "root.c", "points.c", "clone.S"];
 /** The functions the host side starts the children with. */
 const CHILD_ENTRIES = ["bb_child_a"];
-const HOST_SOURCES = ["spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "relay.c", "net_socket.c", "net_relay.c"];
+const HOST_SOURCES = [
+  "spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "relay.c", "net_socket.c", "net_relay.c",
+  "probe.c",
+];
 
 export interface ShimOptions {
   /** Rebuild even when up to date. */

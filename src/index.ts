@@ -19,7 +19,14 @@ export { FUTEX } from "./policy/families.ts";
 export { evaluate, type SeccompData } from "./policy/interpreter.ts";
 export { Executor, Ipc, type ExecutorOptions } from "./sandbox/executor.ts";
 export { Limits, DEFAULT_LIMITS, type LimitsInit } from "./sandbox/limits.ts";
-export { MountPlan, type MountOp } from "./sandbox/mounts.ts";
+export { MountPlan, type MountOp, type RootOp } from "./sandbox/mounts.ts";
+export type { HostMount } from "./sandbox/exposure.ts";
+export {
+  runSandbox, degrade, MAXIMUM_ISOLATION, type SandboxlibConfig, type SandboxlibResult, type ExtraMount, type Output, type Degraded,
+} from "./sandbox/sandboxlib.ts";
+export { capabilities, type Capabilities } from "./sandbox/capabilities.ts";
+export { loadBundle, BundleError, type Bundle, type BundleOptions } from "./oci/bundle.ts";
+export { applySeccompProfile, SeccompProfileError, type SeccompProfile } from "./oci/seccomp.ts";
 export { Result, type Status, type Violation, type Rusage } from "./sandbox/result.ts";
 export { Sandbox, type SandboxHooks } from "./sandbox/sandbox.ts";
 export { Runtime, type RuntimeOptions } from "./sandbox/runtime.ts";

@@ -33,12 +33,12 @@ const ALWAYS = "always so in bunbox: drop it";
 
 const SPELLINGS: Spelling[] = [
   // bubblewrap
-  { tool: "bwrap", names: ["--ro-bind", "--ro-bind-try"], takes: 2, needs: "ro", advice: (v) => `--ro ${pair(v)}` },
-  { tool: "bwrap", names: ["--bind", "--bind-try", "--dev-bind", "--dev-bind-try"], takes: 2, needs: "rw", advice: (v) => `--rw ${pair(v)}` },
+  { tool: "bwrap", names: ["--ro-bind"], takes: 2, needs: "ro", advice: (v) => `--ro ${pair(v)}` },
+  { tool: "bwrap", names: ["--ro-bind-try"], takes: 2, needs: "ro-try", advice: (v) => `--ro-try ${pair(v)}` },
+  { tool: "bwrap", names: ["--bind", "--dev-bind"], takes: 2, needs: "rw", advice: (v) => `--rw ${pair(v)}` },
+  { tool: "bwrap", names: ["--dev-bind-try"], takes: 2, needs: "rw-try", advice: (v) => `--rw-try ${pair(v)}` },
   { tool: "bwrap", names: ["--setenv"], takes: 2, needs: "env", advice: (v) => `--env ${v0(v, "NAME")}=${v[1] ?? "VALUE"}` },
   { tool: "bwrap", names: ["--clearenv"], takes: 0, advice: () => "the environment starts empty but for PATH, HOME and (with a terminal) TERM; --unsetenv NAME removes one" },
-  { tool: "bwrap", names: ["--proc", "--dev"], takes: 1, advice: () => "every sandbox gets a fresh /proc and a minimal /dev with a devpts of its own: drop it" },
-  { tool: "bwrap", names: ["--remount-ro"], takes: 1, needs: "ro", advice: (v) => `bind it read-only: --ro ${v0(v, "DST")} (the root is read-only always)` },
   { tool: "bwrap", names: ["--cap-add", "--cap-drop"], takes: 1, advice: () => "every capability is dropped in bunbox, and none can be added" },
   { tool: "bwrap", names: ["--seccomp", "--add-seccomp-fd"], takes: 1, needs: "policy", advice: () => "--policy FILE (JSON or .ts; `bunbox policy explain FILE` shows its filter)" },
   { tool: "bwrap", names: ["--as-pid-1"], takes: 0, advice: () => "the sandboxee is pid 2 under bunbox's init, which forwards signals to it" },

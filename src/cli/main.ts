@@ -34,6 +34,7 @@ export const main = defineCommand({
     }),
     policy: { description: "Check or explain a policy", load: () => import("./policy.ts").then((m) => m.policyCommand) },
     syscalls: { description: "List the syscall table (number, name, arguments)", load: () => import("./syscalls.ts").then((m) => m.syscallsCommand) },
+    oci: { description: "Run an OCI runtime bundle (oci run BUNDLE), or write a starter one (oci spec)", load: () => import("./oci.ts").then((m) => m.ociCommand) },
     completion: { description: "Print a shell completion script: bash, zsh or fish", load: () => import("./complete.ts").then((m) => m.completionCommand) },
     man: { description: "Print the man page (roff): bunbox man | man -l -", load: () => import("./complete.ts").then((m) => m.manCommand) },
   },

@@ -2,8 +2,9 @@
  * `bunbox run [OPTIONS] -- COMMAND [ARG...]`
  *
  * Precedence: the policy comes from --policy FILE, else --profile NAME, else
- * the `default` profile; --ro/--rw/--tmpfs add to its filesystem (a later
- * mount on the same destination replaces an earlier one), and --net,
+ * the `default` profile; the filesystem options (src/cli/mounts.ts) add to
+ * its filesystem (a later mount on the same destination replaces an earlier
+ * one), and --net,
  * --hostname, --uid and --gid override it. Limits come from the options,
  * else Sandbox2's defaults (src/sandbox/limits.ts), but for the wall time:
  * none when stdin is a terminal (someone is typing there), unless given.
@@ -23,13 +24,14 @@ import type { NetMode } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
 import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
-import { checkDestination, checkSource } from "../sandbox/mounts.ts";
+import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
 import { type PolicySource, resultHints } from "./result-hints.ts";
+import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
 import { buildEnv } from "./env.ts";
 import { planTerminal, type TerminalPlan, TerminalRelay, terminalOptions } from "./tty.ts";
@@ -37,6 +39,11 @@ import { isTerminal as isatty } from "../native/tty.ts";
 import type { Result } from "../sandbox/result.ts";
 
 type RunOptions = Parsed<typeof RUN_ARGS>;
+/** What -v and the reporting read of the options (`bunbox oci run` has these too). */
+export type RunReporting = {
+  flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty">;
+  strings: Pick<RunOptions["strings"], "result-file" | "time-limit">;
+};
 
 /**
  * The smallest --max-files that can work: stdin, stdout, stderr, and the
@@ -53,16 +60,6 @@ const MIN_OPEN_FILES = 4;
  * without libc starts in 1 MiB; a static C program needs about 3 MiB.
  */
 const MIN_ADDRESS_SPACE = 1024 ** 2;
-
-/** SRC[:DST] (DST defaults to SRC). */
-function splitMount(spec: string, option: string): [string, string] {
-  const i = spec.indexOf(":");
-  const src = i < 0 ? spec : spec.slice(0, i);
-  const dst = i < 0 ? spec : spec.slice(i + 1);
-  if (!src) throw new UsageError(option, `"${spec}" has no source path`);
-  if (!dst) throw new UsageError(option, `"${spec}" has no destination path after ":"`);
-  return [checkSource(src, `${option} ${spec}`), checkDestination(dst, `${option} ${spec}`)];
-}
 
 function idOption(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
@@ -81,20 +78,7 @@ export async function resolvePolicy(o: RunOptions): Promise<Policy> {
     : profilePolicy(profile ?? "default", process.cwd());
 
   const plan = base.mountPlan();
-  for (const spec of o.lists.ro) {
-    const [src, dst] = splitMount(spec, "--ro");
-    plan.add({ kind: "bind", src, dst, rw: false }, `--ro ${spec}`);
-  }
-  for (const spec of o.lists.rw) {
-    const [src, dst] = splitMount(spec, "--rw");
-    plan.add({ kind: "bind", src, dst, rw: true }, `--rw ${spec}`);
-  }
-  for (const spec of o.lists.tmpfs) {
-    const i = spec.indexOf(":");
-    const dst = checkDestination(i < 0 ? spec : spec.slice(0, i), `--tmpfs ${spec}`);
-    const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
-    plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
-  }
+  const hostMounts = applyMountOptions(plan, o);
   if (o.flags["share-net"] && o.strings.net !== undefined && o.strings.net !== "host") {
     throw new UsageError("--share-net", `is --net host; not with --net ${o.strings.net}`);
   }
@@ -105,6 +89,7 @@ export async function resolvePolicy(o: RunOptions): Promise<Policy> {
   }
   return base.derive({
     mounts: plan,
+    hostMounts: new Set([...base.hostMounts, ...hostMounts]),
     ...(net !== undefined ? { net: net as NetMode } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
@@ -164,8 +149,16 @@ export function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalP
   return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
 }
 
+/** Every relaxation of the run: the policy's, and the command line's own. */
+function relaxationsOf(o: RunReporting, policy: Policy): string[] {
+  return [
+    ...policy.relaxations,
+    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
+  ];
+}
+
 /** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
-function describe(o: RunOptions, policy: Policy, executor: Executor): void {
+function describe(o: RunReporting, policy: Policy, executor: Executor): void {
   const l = executor.limits;
   const t = executor.tty;
   const refusal = policy.onRefusal === "errno" ? "refusals fail with EPERM/ENOSYS and are listed (onRefusal errno)" : `default ${policy.defaultAction.kind}`;
@@ -181,10 +174,7 @@ function describe(o: RunOptions, policy: Policy, executor: Executor): void {
     `limits: cpu ${l.cpuSeconds || "none"}s, ` +
       `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
   );
-  const relaxations = [
-    ...policy.relaxations,
-    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
-  ];
+  const relaxations = relaxationsOf(o, policy);
   if (relaxations.length === 0) log.debug("relaxations: none");
   for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
@@ -220,9 +210,10 @@ export async function forwardingSignals<T>(sandbox: { signal(sig: number): void 
 }
 
 /** Where the run's policy came from, for the change a violation needs. */
-function policySource(o: RunOptions): PolicySource {
-  const file = o.strings.policy;
-  return file !== undefined ? { file } : { profile: o.strings.profile ?? "default" };
+function policySource(policy: Policy): PolicySource {
+  // "profile default" for a profile; a file's path, with " (profile NAME)" when it names one.
+  const profile = /^profile (\S+)$/.exec(policy.origin)?.[1];
+  return profile !== undefined ? { profile } : { file: policy.origin.replace(/ \(profile [^)]*\)$/, "") };
 }
 
 /** `-v /a:/b cmd` as docker means it: here -v is --verbose and "/a:/b" became the command. */
@@ -247,12 +238,12 @@ function checkNotAVolume(cmd: string): void {
  * SIGPIPE death, the shell's normal case; then the change a violation needs
  * and the calls refused without ending the run (src/cli/result-hints.ts).
  */
-function report(o: RunOptions, result: Result): void {
+function report(o: RunReporting, result: Result, policy: Policy): void {
   // A failure of bunbox itself is an error even with -q; how the command
   // ended is a plain line, which -q silences.
   const own = result.status === "INTERNAL_ERROR" ||
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
-  const hints = resultHints(result, policySource(o), !!o.flags.verbose);
+  const hints = resultHints(result, policySource(policy), !!o.flags.verbose);
   if (own) log.error(result.toString());
   else if (result.status === "SIGNALED" && result.signal === SIGNALS.SIGPIPE) log.debug(result.toString());
   else if (result.status !== "OK") log.log([result.toString(), ...hints].join("\n"));
@@ -266,6 +257,18 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const policy = await resolvePolicy(o);
   const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
   const executor = buildExecutor(o, policy, terminal);
+  return runPrepared(o, policy, executor, terminal, t0);
+}
+
+/** Runs a policy and executor made from the command line (`bunbox run`, `bunbox oci run`); returns the exit code. */
+export async function runPrepared(
+  o: RunReporting,
+  policy: Policy,
+  executor: Executor,
+  terminal: TerminalPlan | undefined,
+  t0 = performance.now(),
+): Promise<number> {
+  setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   const tPolicy = performance.now();
   if (o.flags.verbose) describe(o, policy, executor);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
@@ -296,11 +299,13 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
       log.debug(`set-up (ms since the clone, at the end of each phase): ${steps.join(", ")}`);
     }
   }
-  report(o, result);
-  if (o.flags.json) writeAll(2, `${jsonText(result)}\n`);
+  report(o, result, policy);
+  // The Result, and the relaxations it ran under (as -v lists them).
+  const json = { ...result.toJSON(), relaxations: relaxationsOf(o, policy) };
+  if (o.flags.json) writeAll(2, `${jsonText(json)}\n`);
   if (resultFile !== undefined) {
     try {
-      writeFileSync(resultFile, `${jsonText(result, 2)}\n`);
+      writeFileSync(resultFile, `${jsonText(json, 2)}\n`);
     } catch (e) {
       throw new BunboxError("result-file", `--result-file ${o.strings["result-file"]}: cannot write the Result (${(e as NodeJS.ErrnoException).code})`);
     } finally {

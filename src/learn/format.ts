@@ -30,7 +30,7 @@ export function policyModule(file: LearnedFile): string {
       else if ("tmpfs" in m) call(`addTmpfs(${js(m.tmpfs)}, { ${m.size !== undefined ? `size: ${m.size}, ` : ""}mode: 0o${(m.mode ?? 0o755).toString(8)} })`);
       else if ("symlink" in m) call(`addSymlink(${js(m.target)}, ${js(m.symlink)})`);
       else if ("proc" in m) call(`addProc(${js(m.proc)})`);
-      else call("addMinimalDev()");
+      else if ("dev" in m) call(`addDev(${js(m.dev)})`);
     }
   }
   if (file.network !== undefined) call(`setNetwork(${js(file.network)})`);

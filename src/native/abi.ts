@@ -11,7 +11,7 @@ export interface Field {
   readonly count: number;
 }
 
-export const BB_ABI_VERSION = 4;
+export const BB_ABI_VERSION = 5;
 export const BB_REQ_MAGIC = 0x78626e62;
 export const BB_F_NOTIFY = 0x1;
 export const BB_F_CALLER_ROOT = 0x2;
@@ -34,6 +34,8 @@ export const BB_MF_RW = 0x1;
 export const BB_MF_DEV = 0x2;
 export const BB_MF_NOEXEC = 0x4;
 export const BB_MF_OPTIONAL = 0x8;
+export const BB_LOWERS_MAX = 64;
+export const BB_FILE_MAX = 16777216;
 export const BB_MARKS = 9;
 export const BB_DETAIL_MAX = 512;
 export const BB_REPORT_MAGIC = 0x74727062;
@@ -44,6 +46,12 @@ export const BB_M_TMPFS = 2;
 export const BB_M_PROC = 3;
 export const BB_M_SYMLINK = 4;
 export const BB_M_DEVPTS = 5;
+export const BB_M_DIR = 6;
+export const BB_M_FILE = 7;
+export const BB_M_LOWER = 8;
+export const BB_M_OVERLAY = 9;
+export const BB_M_MASK = 10;
+export const BB_M_READONLY = 11;
 
 /* enum bb_stage */
 export const BB_ST_OK = 0;
@@ -73,8 +81,9 @@ export const BB_ST_INIT = 23;
 export const BB_ST_TIMEOUT = 24;
 export const BB_ST_NETWORK = 25;
 export const BB_ST_TERMINAL = 26;
+export const BB_ST_OVERLAY = 27;
 /** enum bb_stage by value, as the words of messages. */
-export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal"] as const;
+export const BB_STAGE_NAMES = ["ok", "request", "resources", "clone", "user-namespace", "mount-namespace", "root", "mount", "pivot-root", "hostname", "cwd", "credentials", "capabilities", "no-new-privs", "death-signal", "sandboxee", "session", "rlimits", "fds", "seccomp", "notify", "lookup", "exec", "init", "timeout", "network", "terminal", "overlay"] as const;
 
 /* enum bb_mark */
 export const BB_MK_CLONE = 0;
@@ -91,7 +100,7 @@ export const BB_MARK_NAMES = ["clone", "released", "ids", "mounts", "caps", "san
 
 /** struct bb_req: its size, and each field. */
 export const BB_REQ = {
-  sizeof: 120,
+  sizeof: 116,
   magic: { offset: 0, type: "u32", count: 1 },
   version: { offset: 4, type: "u32", count: 1 },
   size: { offset: 8, type: "u32", count: 1 },
@@ -120,8 +129,7 @@ export const BB_REQ = {
   exec_magic_lo: { offset: 100, type: "u32", count: 1 },
   exec_magic_hi: { offset: 104, type: "u32", count: 1 },
   setup_timeout_ms: { offset: 108, type: "u32", count: 1 },
-  root_mode: { offset: 112, type: "u32", count: 1 },
-  tty_size: { offset: 116, type: "u32", count: 1 },
+  tty_size: { offset: 112, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_mount: its size, and each field. */
@@ -132,7 +140,7 @@ export const BB_MOUNT = {
   src_off: { offset: 8, type: "u32", count: 1 },
   dst_off: { offset: 12, type: "u32", count: 1 },
   mode: { offset: 16, type: "u32", count: 1 },
-  pad: { offset: 20, type: "u32", count: 1 },
+  aux: { offset: 20, type: "u32", count: 1 },
   size: { offset: 24, type: "u64", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
@@ -192,7 +200,7 @@ export const BB_WAIT_OUT = {
 
 /** Every value above, BB_ABI_VERSION first: what the shim's bb_abi_layout() must report. */
 export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = [
-  ["BB_ABI_VERSION", 4],
+  ["BB_ABI_VERSION", 5],
   ["BB_REQ_MAGIC", 2019716706],
   ["BB_F_NOTIFY", 1],
   ["BB_F_CALLER_ROOT", 2],
@@ -215,6 +223,8 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MF_DEV", 2],
   ["BB_MF_NOEXEC", 4],
   ["BB_MF_OPTIONAL", 8],
+  ["BB_LOWERS_MAX", 64],
+  ["BB_FILE_MAX", 16777216],
   ["BB_MARKS", 9],
   ["BB_DETAIL_MAX", 512],
   ["BB_REPORT_MAGIC", 1953656930],
@@ -223,6 +233,12 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_M_PROC", 3],
   ["BB_M_SYMLINK", 4],
   ["BB_M_DEVPTS", 5],
+  ["BB_M_DIR", 6],
+  ["BB_M_FILE", 7],
+  ["BB_M_LOWER", 8],
+  ["BB_M_OVERLAY", 9],
+  ["BB_M_MASK", 10],
+  ["BB_M_READONLY", 11],
   ["BB_ST_OK", 0],
   ["BB_ST_REQUEST", 1],
   ["BB_ST_RESOURCES", 2],
@@ -250,6 +266,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_ST_TIMEOUT", 24],
   ["BB_ST_NETWORK", 25],
   ["BB_ST_TERMINAL", 26],
+  ["BB_ST_OVERLAY", 27],
   ["BB_MK_CLONE", 0],
   ["BB_MK_RELEASED", 1],
   ["BB_MK_IDS", 2],
@@ -259,7 +276,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MK_LOOKUP", 6],
   ["BB_MK_INIT", 7],
   ["BB_MK_EXEC", 8],
-  ["sizeof(struct bb_req)", 120],
+  ["sizeof(struct bb_req)", 116],
   ["offsetof(struct bb_req, magic)", 0],
   ["offsetof(struct bb_req, version)", 4],
   ["offsetof(struct bb_req, size)", 8],
@@ -288,15 +305,14 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_req, exec_magic_lo)", 100],
   ["offsetof(struct bb_req, exec_magic_hi)", 104],
   ["offsetof(struct bb_req, setup_timeout_ms)", 108],
-  ["offsetof(struct bb_req, root_mode)", 112],
-  ["offsetof(struct bb_req, tty_size)", 116],
+  ["offsetof(struct bb_req, tty_size)", 112],
   ["sizeof(struct bb_mount)", 32],
   ["offsetof(struct bb_mount, kind)", 0],
   ["offsetof(struct bb_mount, flags)", 4],
   ["offsetof(struct bb_mount, src_off)", 8],
   ["offsetof(struct bb_mount, dst_off)", 12],
   ["offsetof(struct bb_mount, mode)", 16],
-  ["offsetof(struct bb_mount, pad)", 20],
+  ["offsetof(struct bb_mount, aux)", 20],
   ["offsetof(struct bb_mount, size)", 24],
   ["sizeof(struct bb_rlimit)", 24],
   ["offsetof(struct bb_rlimit, resource)", 0],

@@ -79,6 +79,10 @@ const symbols = {
   bb_net_relay: { args: [i32, i32, i32, u32, u32], returns: i32 },
   bb_net_relay_open: { args: [u32], returns: i32 },
   bb_net_relay_abort: { args: [u32], returns: i32 },
+  bb_open_in_root: { args: [ptr, ptr], returns: i32 },
+  bb_landlock_abi: { args: [], returns: i32 },
+  bb_seccomp_action: { args: [u32], returns: i32 },
+  bb_probe_idmap: { args: [], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {

@@ -24,6 +24,9 @@ export function stageHint(stage: string, errno: string): string | undefined {
     return "that destination lies in a read-only tree of the sandbox (/usr, /etc, a --ro bind): " +
       "bind its parent with --rw (--rw SRC:PARENT), or put a --tmpfs on the parent to make it writable";
   }
+  if (stage === "overlay" && (errno === "EINVAL" || errno === "EPERM" || errno === "ENODEV")) {
+    return "overlayfs in a user namespace needs Linux 5.11+ (and an upper directory on a filesystem with user xattrs)";
+  }
   if (stage === "seccomp" && errno === "EINVAL") {
     return "the kernel lacks seccomp filtering (CONFIG_SECCOMP_FILTER) or user notification (Linux 5.0+)";
   }

@@ -13,17 +13,17 @@
  * A builder builds once. Rules for a syscall apply in the order added, the
  * first that decides wins; everything not allowed falls to the default
  * action (a violation unless changed). The safety rules (src/policy/safety.ts)
- * come before every policy's own.
+ * come before every policy's own. The filesystem methods (addFile, setRoot…)
+ * are its base class's, src/policy/mount-builder.ts.
  */
 import { BunboxError, EXIT_USAGE } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
-import { parseSize } from "../sandbox/units.ts";
-import { MountPlan } from "../sandbox/mounts.ts";
 import { ARCHES, type Arch, archByName, type ArchName, hostArch, MAX_SYSCALL_NR } from "./arch.ts";
 import { FilterTooLong } from "./assembler.ts";
 import { FAMILIES, type FamilyName, type FamilyRule, futexRule, isFamilyName } from "./families.ts";
-import { NET_MODES, type NetMode, Policy } from "./policy.ts";
 import { type Alternative, allowIfFragment, resolvePortable } from "./allowif.ts";
+import { MountBuilder } from "./mount-builder.ts";
+import { hostMountProblems, NET_MODES, type NetMode, Policy } from "./policy.ts";
 import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment, isAction, KILL, nodes, REFUSE, type Rule, sameAction } from "./rules.ts";
 import { type DangerName, isDangerName } from "./safety.ts";
 import { quote } from "../names.ts";
@@ -48,13 +48,11 @@ interface TaggedRule {
   fromFamily: boolean;
 }
 
-export class PolicyBuilder {
+export class PolicyBuilder extends MountBuilder {
   private readonly arch: Arch;
   private readonly rules = new Map<number, TaggedRule[]>();
-  private readonly problems: string[] = [];
   private defaultAct: Action = KILL;
   private readonly danger = new Set<string>();
-  private mounts: MountPlan | undefined;
   private hostname = "bunbox";
   private net: NetMode = "none";
   private uid: number | undefined;
@@ -70,6 +68,7 @@ export class PolicyBuilder {
   private base = false;
 
   constructor(options: BuilderOptions = {}) {
+    super();
     const name = options.arch;
     const arch = name === undefined ? hostArch() : archByName(name);
     if (!arch) this.problems.push(`arch: unknown architecture ${quote(name)} (x86_64 or aarch64)`);
@@ -372,77 +371,6 @@ export class PolicyBuilder {
     return this;
   }
 
-  // ---- filesystem ----
-
-  private plan(): MountPlan {
-    this.mounts ??= MountPlan.defaultView();
-    return this.mounts;
-  }
-
-  private mount(fn: (plan: MountPlan) => void): this {
-    try {
-      fn(this.plan());
-    } catch (e) {
-      this.problems.push((e as Error).message);
-    }
-    return this;
-  }
-
-  /** Starts from an empty root instead of the default view (MountPlan.defaultView). */
-  emptyFilesystem(): this {
-    this.mounts = new MountPlan();
-    return this;
-  }
-
-  /** The host file at the same path, read-only unless `writable`. */
-  addFile(path: string, opts: { writable?: boolean } = {}): this {
-    return this.addFileAt(path, path, opts);
-  }
-
-  addFileAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("addFileAt", "file", outside, inside, opts);
-  }
-
-  addDirectory(path: string, opts: { writable?: boolean } = {}): this {
-    return this.addDirectoryAt(path, path, opts);
-  }
-
-  addDirectoryAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("addDirectoryAt", "directory", outside, inside, opts);
-  }
-
-  /** A bind of a host file or directory, whichever it is (policy files' "bind"). */
-  addPathAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("bind", undefined, outside, inside, opts);
-  }
-
-  private bindAt(method: string, expect: "file" | "directory" | undefined, outside: string, inside: string, opts: { writable?: boolean }): this {
-    const op = { kind: "bind", src: outside, dst: inside, rw: !!opts.writable, ...(expect ? { expect } : {}) } as const;
-    return this.mount((p) => p.add(op, `${method}(${inside})`));
-  }
-
-  /** A fresh tmpfs; size like "16M" or bytes. */
-  addTmpfs(inside: string, opts: { size?: string | number; mode?: number } = {}): this {
-    return this.mount((p) => {
-      const size = opts.size === undefined ? undefined : parseSize(opts.size, `addTmpfs(${inside}) size`);
-      p.add({ kind: "tmpfs", dst: inside, ...(size !== undefined ? { size } : {}), mode: opts.mode ?? 0o755 }, `addTmpfs(${inside})`);
-    });
-  }
-
-  /** A fresh /proc of the sandbox's pid namespace at `inside` (the default view has one at /proc). */
-  addProc(inside = "/proc"): this {
-    return this.mount((p) => p.add({ kind: "proc", dst: inside }, `addProc(${inside})`));
-  }
-
-  /** The default view's /dev: null, zero, full, random, urandom, tty, the fd links and a /dev/shm tmpfs. */
-  addMinimalDev(): this {
-    return this.mount((p) => p.addMinimalDev());
-  }
-
-  addSymlink(target: string, inside: string): this {
-    return this.mount((p) => p.add({ kind: "symlink", target, dst: inside }, `addSymlink(${inside})`));
-  }
-
   // ---- namespaces ----
 
   setHostname(name: string): this {
@@ -524,6 +452,8 @@ export class PolicyBuilder {
     }
     const rules = new Map<number, Rule[]>();
     for (const [nr, list] of this.rules) rules.set(nr, list.map((t) => t.rule));
+    const exposed = hostMountProblems(this.mounts, this.hostMounts);
+    if (exposed.length) return { problems: exposed };
     const policy = new Policy({
       arch: this.arch,
       rules,
@@ -531,6 +461,7 @@ export class PolicyBuilder {
       dangerAllowed: new Set(this.danger),
       audit: this.auditMode,
       mounts: this.mounts,
+      hostMounts: new Set(this.hostMounts),
       hostname: this.hostname,
       net: this.net,
       uid: this.uid,

@@ -11,6 +11,7 @@
  *     "block": { "open": "ENOENT" },
  *     "rules": [{ "syscalls": ["write"], "program": [{ "arg": 0 }, { "jeq": 1, "then": "allow" }, "kill"] }],
  *     "filesystem": { "base": "default", "mounts": [{ "bind": "/data", "writable": true }, { "tmpfs": "/scratch", "size": "16M" }] },
+ *       (every key of "filesystem": src/policy/filesystem.ts)
  *     "network": "none", "hostname": "box", "uid": 1000
  *   }
  */
@@ -20,6 +21,7 @@ import * as v from "valibot";
 import { UsageError } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
 import { ARCHES, type ArchName, hostArch } from "./arch.ts";
+import { applyMount, FilesystemSchema, rootOp } from "./filesystem.ts";
 import { PolicyBuilder, PolicyError } from "./builder.ts";
 import { FAMILIES, type FamilyName } from "./families.ts";
 import { DANGEROUS_USES, isDangerName } from "./safety.ts";
@@ -98,13 +100,6 @@ const AlternativeSchema = v.pipe(
 );
 /** `allowIf`: { syscall: [alternative…] } (src/policy/allowif.ts). */
 const AllowIfSchema = entriesSchema(v.union([AlternativeSchema, v.array(AlternativeSchema)]), "an object of syscall name: conditions");
-const MountSchema = v.union([
-  v.strictObject({ bind: v.string(), at: v.optional(v.string()), writable: v.optional(v.boolean()) }),
-  v.strictObject({ tmpfs: v.string(), size: v.optional(v.union([v.string(), v.number()])), mode: v.optional(v.number()) }),
-  v.strictObject({ symlink: v.string(), target: v.string() }),
-  v.strictObject({ proc: v.string() }),
-  v.strictObject({ dev: v.literal("/dev") }),
-]);
 
 export const PolicyFileSchema = v.strictObject({
   $schema: v.optional(v.string()),
@@ -123,9 +118,7 @@ export const PolicyFileSchema = v.strictObject({
   notes: v.optional(v.unknown()),
   block: v.optional(BlockSchema),
   rules: v.optional(v.array(v.strictObject({ syscalls: v.array(SyscallRef), program: v.array(NodeSchema) }))),
-  filesystem: v.optional(
-    v.strictObject({ base: v.optional(v.picklist(["default", "empty"])), mounts: v.optional(v.array(MountSchema)) }),
-  ),
+  filesystem: v.optional(FilesystemSchema),
   hostname: v.optional(v.string()),
   network: v.optional(v.picklist(NET_MODES)),
   uid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
@@ -198,16 +191,12 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   if (f.profile) b.asBase((base) => applyProfile(base, f.profile!, { cwd }));
   if (f.onRefusal !== undefined) at("onRefusal", () => b.setOnRefusal(f.onRefusal!));
   if (f.audit !== undefined) at("audit", () => b.setAudit(f.audit!));
-  if (f.filesystem?.base === "empty") b.emptyFilesystem();
-  f.filesystem?.mounts?.forEach((m, i) =>
-    at(`filesystem.mounts.${i}`, () => {
-      if ("bind" in m) b.addPathAt(m.bind, m.at ?? m.bind, { writable: !!m.writable });
-      else if ("tmpfs" in m) b.addTmpfs(m.tmpfs, { ...(m.size !== undefined ? { size: m.size } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) });
-      else if ("proc" in m) b.addProc(m.proc);
-      else if ("dev" in m) b.addMinimalDev();
-      else b.addSymlink(m.target, m.symlink);
-    }),
-  );
+  const fs = f.filesystem;
+  if (fs?.base === "empty") b.emptyFilesystem();
+  // Subjects name the file and the key: a mount's own errors say which entry.
+  if (fs?.root !== undefined) b.editFilesystem((p) => p.setRoot(rootOp(fs.root!, `${source}: filesystem.root`), `${source}: filesystem.root`));
+  fs?.mounts?.forEach((m, i) => b.editFilesystem((p) => applyMount(p, m, `${source}: filesystem.mounts.${i}`)));
+  fs?.dangerAllowHostMounts?.forEach((k, i) => at(`filesystem.dangerAllowHostMounts.${i}`, () => b.dangerAllowHostMount(k)));
   if (f.hostname !== undefined) at("hostname", () => b.setHostname(f.hostname!));
   if (f.network !== undefined) at("network", () => b.setNetwork(f.network!));
   if (f.uid !== undefined) at("uid", () => b.setUid(f.uid!));

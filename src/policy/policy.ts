@@ -9,6 +9,8 @@ import { BPF, RET } from "./bpf.ts";
 import { compileFilter, type Filter } from "./compiler.ts";
 import type { Action, Rule } from "./rules.ts";
 import { REASON } from "./safety.ts";
+import { UsageError } from "../errors.ts";
+import { HOST_MOUNT_TEXT, type HostMount } from "../sandbox/exposure.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
 import type { Runtime } from "../sandbox/runtime.ts";
 
@@ -26,6 +28,8 @@ export interface PolicyInit {
   dangerAllowed: ReadonlySet<string>;
   /** The filesystem; undefined: the default view (MountPlan.defaultView). */
   mounts: MountPlan | undefined;
+  /** What of the host's kernel binds may show (dangerAllowHostMount); none by default. */
+  hostMounts?: ReadonlySet<HostMount>;
   hostname: string;
   net: NetMode;
   /** Inside ids; undefined: the caller's ids (65534 when the caller is root). */
@@ -51,14 +55,35 @@ const RELAXATION = {
   defaultAllowAll: "dangerDefaultAllowAll: every syscall not otherwise ruled is allowed",
   unsafe: (name: string) => `dangerAllowUnsafe("${name}"): a safety rule is off`,
   netHost: "network host: the sandboxee shares the host's network",
+  hostMount: (kind: HostMount, shown: readonly string[] | undefined) =>
+    `dangerAllowHostMount("${kind}"): ${HOST_MOUNT_TEXT[kind]} may be bound into the sandbox${shown ? ` (${shown.join(", ")})` : ""}`,
   audit: "audit: calls the policy refuses run anyway and are recorded; only the safety rules are enforced",
 } as const;
+
+/**
+ * The problems of a mount plan whose binds show more of the host's kernel
+ * than `allowed` (one per bind and kind), for PolicyBuilder and Policy.
+ */
+export function hostMountProblems(plan: MountPlan | undefined, allowed: ReadonlySet<HostMount>): string[] {
+  const problems: string[] = [];
+  for (const [kind, binds] of plan?.hostExposure() ?? []) {
+    if (allowed.has(kind)) continue;
+    for (const b of binds) {
+      problems.push(
+        `bind ${b}: shows ${HOST_MOUNT_TEXT[kind]}; allow it with dangerAllowHostMount("${kind}") ` +
+          `(--danger-allow-host-mount ${kind}; in a policy file "filesystem": { "dangerAllowHostMounts": ["${kind}"] })`,
+      );
+    }
+  }
+  return problems;
+}
 
 export class Policy {
   readonly arch: Arch;
   readonly defaultAction: Action;
   readonly dangerAllowed: ReadonlySet<string>;
   readonly mounts: MountPlan | undefined;
+  readonly hostMounts: ReadonlySet<HostMount>;
   readonly hostname: string;
   readonly net: NetMode;
   readonly uid: number | undefined;
@@ -77,6 +102,10 @@ export class Policy {
     this.defaultAction = init.defaultAction;
     this.dangerAllowed = init.dangerAllowed;
     this.mounts = init.mounts;
+    this.hostMounts = init.hostMounts ?? new Set();
+    // A copy changed by derive (the command line's mounts) is checked here too.
+    const problems = hostMountProblems(this.mounts, this.hostMounts);
+    if (problems.length) throw new UsageError("filesystem", problems.join("\n  "));
     this.hostname = init.hostname;
     this.net = init.net;
     this.uid = init.uid;
@@ -95,6 +124,7 @@ export class Policy {
       ...(this.defaultAction.kind === "allow" ? [RELAXATION.defaultAllowAll] : []),
       ...[...this.dangerAllowed].map(RELAXATION.unsafe),
       ...(this.net === "host" ? [RELAXATION.netHost] : []),
+      ...[...this.hostMounts].map((k) => RELAXATION.hostMount(k, this.mounts?.hostExposure().get(k))),
       ...(this.audit ? [RELAXATION.audit] : []),
     ]);
   }
@@ -147,6 +177,7 @@ export class Policy {
       defaultAction: this.defaultAction,
       dangerAllowed: this.dangerAllowed,
       mounts: this.mounts,
+      hostMounts: this.hostMounts,
       hostname: this.hostname,
       net: this.net,
       uid: this.uid,

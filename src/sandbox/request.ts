@@ -7,17 +7,21 @@
 import {
   BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
   BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_F_TTY_STDIN, BB_FDMAP,
-  BB_M_BIND, BB_M_DEVPTS, BB_M_PROC, BB_M_SYMLINK, BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT,
-  BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
+  BB_M_BIND, BB_M_DEVPTS, BB_M_DIR, BB_M_FILE, BB_M_LOWER, BB_M_MASK, BB_M_OVERLAY, BB_M_PROC, BB_M_READONLY, BB_M_SYMLINK,
+  BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT, BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
 } from "../native/abi.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
-import { type MountOp, MountPlan } from "./mounts.ts";
+import { generatedEtc } from "./etc.ts";
+import type { MountOp, MountPlan, RootOp } from "./mounts.ts";
 import { UsageError } from "../errors.ts";
 
-const MOUNT_KIND: Record<MountOp["kind"], number> = { bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK, devpts: BB_M_DEVPTS };
+const MOUNT_KIND: Record<MountOp["kind"], number> = {
+  bind: BB_M_BIND, tmpfs: BB_M_TMPFS, proc: BB_M_PROC, symlink: BB_M_SYMLINK, devpts: BB_M_DEVPTS, dir: BB_M_DIR,
+  file: BB_M_FILE, overlay: BB_M_OVERLAY, mask: BB_M_MASK, readonly: BB_M_READONLY,
+};
 
 type ReqField = Exclude<keyof typeof BB_REQ, "sizeof">;
 /** An element of a u32 array (argv and envp offsets). */
@@ -94,18 +98,69 @@ class Writer {
   }
 }
 
-function mountFlags(op: MountOp): number {
+function mountFlags(op: MountOp | RootOp, root: boolean): number {
+  // The root's tmpfs is written while the tree is built and read-only after (csrc/root.c).
+  if (root) return "rw" in op && op.rw ? BB_MF_RW : 0;
   let f = 0;
   if (op.kind === "bind") {
     if (op.rw) f |= BB_MF_RW;
-    if (op.dev) f |= BB_MF_DEV;
+    if ("dev" in op && op.dev) f |= BB_MF_DEV;
+    if ("noexec" in op && op.noexec) f |= BB_MF_NOEXEC;
+    if ("optional" in op && op.optional) f |= BB_MF_OPTIONAL;
+  } else if (op.kind === "tmpfs") {
+    if (!("ro" in op && op.ro)) f |= BB_MF_RW;
+    if ("noexec" in op && op.noexec) f |= BB_MF_NOEXEC;
+  } else if (op.kind === "overlay") {
+    if (op.rw) f |= BB_MF_RW;
+  } else if (op.kind === "file") {
     if (op.noexec) f |= BB_MF_NOEXEC;
     if (op.optional) f |= BB_MF_OPTIONAL;
-  } else if (op.kind === "tmpfs") {
-    if (!op.ro) f |= BB_MF_RW;
-    if (op.noexec) f |= BB_MF_NOEXEC;
   }
   return f;
+}
+
+/**
+ * The plan as struct bb_mount entries (csrc/plan.h): the root first (dst
+ * "/"), then the operations in order and the generated /etc files
+ * (src/sandbox/etc.ts); an overlay's layers each go in a BB_M_LOWER entry
+ * just before it, the bottom one first.
+ */
+function writeMounts(w: Writer, plan: MountPlan, extra: readonly MountOp[]): { at: number; count: number } {
+  const entries: { op: MountOp | RootOp; dst: string; src?: string; lower?: boolean; aux?: number; root?: boolean }[] = [];
+  const push = (op: MountOp | RootOp, dst: string) => {
+    if (op.kind === "overlay") {
+      for (const l of op.lowers) entries.push({ op, dst, src: l, lower: true });
+      entries.push({ op, dst, ...(op.upper !== undefined ? { src: op.upper } : {}), aux: op.lowers.length, root: dst === "/" });
+    } else {
+      const src = op.kind === "bind" ? op.src : op.kind === "symlink" ? op.target : undefined;
+      entries.push({ op, dst, ...(src !== undefined ? { src } : {}), root: dst === "/" });
+    }
+  };
+  push(plan.root, "/");
+  for (const op of [...plan.ordered(), ...extra]) push(op, op.dst);
+  const at = w.reserve(entries.length * BB_MOUNT.sizeof);
+  entries.forEach((e, i) => {
+    const base = at + i * BB_MOUNT.sizeof;
+    const { op } = e;
+    let srcOff = e.src === undefined ? 0 : w.str(e.src);
+    let size = 0;
+    if (op.kind === "file" && op.content.length > 0) {
+      srcOff = w.bytes(op.content, 1);
+      size = op.content.length;
+    } else if ((op.kind === "tmpfs" || op.kind === "overlay") && !e.lower) {
+      size = op.size ?? 0;
+    }
+    w.put(base, BB_MOUNT.kind, e.lower ? BB_M_LOWER : MOUNT_KIND[op.kind]);
+    w.put(base, BB_MOUNT.flags, e.lower ? 0 : mountFlags(op, !!e.root));
+    w.put(base, BB_MOUNT.src_off, srcOff);
+    w.put(base, BB_MOUNT.dst_off, w.str(e.dst));
+    // A tmpfs or directory without a mode is 0755 (never 0: a root-only directory to the sandboxee).
+    const mode = e.lower ? 0 : op.kind === "tmpfs" || op.kind === "dir" ? (op.mode ?? 0o755) : op.kind === "file" ? (op.mode ?? 0o444) : 0;
+    w.put(base, BB_MOUNT.mode, mode);
+    w.put(base, BB_MOUNT.aux, e.aux ?? 0);
+    w.put(base, BB_MOUNT.size, size);
+  });
+  return { at, count: entries.length };
 }
 
 /**
@@ -189,22 +244,11 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const mounts = (tty ? withDevpts(settings.mounts) : settings.mounts).ordered();
-  const mountAt = w.reserve(mounts.length * BB_MOUNT.sizeof);
-  mounts.forEach((op, i) => {
-    const at = mountAt + i * BB_MOUNT.sizeof;
-    const src = op.kind === "bind" ? op.src : op.kind === "symlink" ? op.target : undefined;
-    const srcOff = src === undefined ? 0 : w.str(src);
-    const dstOff = w.str(op.dst);
-    w.put(at, BB_MOUNT.kind, MOUNT_KIND[op.kind]);
-    w.put(at, BB_MOUNT.flags, mountFlags(op));
-    w.put(at, BB_MOUNT.src_off, srcOff);
-    w.put(at, BB_MOUNT.dst_off, dstOff);
-    w.put(at, BB_MOUNT.mode, op.kind === "tmpfs" ? (op.mode ?? 0o755) : 0);
-    w.put(at, BB_MOUNT.size, op.kind === "tmpfs" ? (op.size ?? 0) : 0);
-  });
-  set("mounts_off", mounts.length ? mountAt : 0);
-  set("nmounts", mounts.length);
+  const plan = tty ? withDevpts(settings.mounts) : settings.mounts;
+  const etc = generatedEtc(plan, { uid: uidInside, gid: gidInside, net: policy.net, hostname: policy.hostname });
+  const mounts = writeMounts(w, plan, etc);
+  set("mounts_off", mounts.at);
+  set("nmounts", mounts.count);
 
   const limits = packRlimits(executor.limits);
   set("rlimits_off", w.bytes(limits));
@@ -233,7 +277,6 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("exec_magic_lo", Number(magic & 0xffffffffn));
   set("exec_magic_hi", Number(magic >> 32n));
   set("setup_timeout_ms", settings.setupTimeoutMs);
-  set("root_mode", 0o755);
   if (tty) set("tty_size", ((tty.rows ?? 0) << 16) | (tty.cols ?? 0));
 
   const bytes = w.done();

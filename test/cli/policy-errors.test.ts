@@ -45,7 +45,7 @@ describe("policy file errors", () => {
 
   test("an object of none of the forms: the forms, and the nearest key", async () => {
     const e = await check("g.json", '{"filesystem": {"mounts": [{"bnd": "/x"}, {"tmpfs": "/t", "sise": "1M"}]}, "rules": [{"syscalls": ["write"], "program": [{"ar": 0}]}]}');
-    expect(e).toContain("filesystem.mounts.0: expected an object with one of the keys bind, tmpfs, symlink, proc, dev (this one has bnd; did you mean bind?)");
+    expect(e).toContain("filesystem.mounts.0: expected an object with one of the keys bind, tmpfs, symlink, proc, dev, devpts, dir, file, overlay, mask, readonly (this one has bnd; did you mean bind?)");
     expect(e).toContain("filesystem.mounts.1.sise: unknown key (did you mean size?)");
     expect(e).toContain("rules.0.program.0: expected");
     expect(e).toContain("(this one has ar; did you mean arg?)");

@@ -10,7 +10,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import {
-  BB_CLONE_NEWPID, BB_CLONE_NEWUSER, BB_FDMAP, BB_MOUNT, BB_MOUNTS_MAX, BB_FDS_MAX, BB_REQ, BB_RLIMIT, type Field,
+  BB_CLONE_NEWPID, BB_CLONE_NEWUSER, BB_FDMAP, BB_FILE_MAX, BB_M_FILE, BB_M_LOWER, BB_M_OVERLAY, BB_M_PROC, BB_M_READONLY,
+  BB_MOUNT, BB_MOUNTS_MAX, BB_FDS_MAX, BB_REQ, BB_RLIMIT, type Field,
 } from "../../src/native/abi.ts";
 import { discard, isFailure, type SetupFailure, spawnAsync } from "../../src/native/spawn.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
@@ -50,6 +51,7 @@ const set = (r: ReturnType<typeof request>, f: Field, v: number, base = 0) =>
   f.type === "i32" ? r.view.setInt32(base + f.offset, v, true) : r.view.setUint32(base + f.offset, v >>> 0, true);
 const fd0 = (r: ReturnType<typeof request>) => r.u32(BB_REQ.fds_off);
 const mount0 = (r: ReturnType<typeof request>) => r.u32(BB_REQ.mounts_off);
+const mount1 = (r: ReturnType<typeof request>) => mount0(r) + BB_MOUNT.sizeof;
 const rlimit0 = (r: ReturnType<typeof request>) => r.u32(BB_REQ.rlimits_off);
 
 const CASES: [what: string, detail: RegExp, edit: (r: ReturnType<typeof request>) => void][] = [
@@ -66,7 +68,34 @@ const CASES: [what: string, detail: RegExp, edit: (r: ReturnType<typeof request>
   ["fds past the end of the buffer", /^fds_off: 1 fds at /, (r) => set(r, BB_REQ.fds_off, r.bytes.length - 4)],
   [`more mounts than A's fd array (${BB_MOUNTS_MAX})`, /^nmounts: 1025, at most 1024/, (r) => set(r, BB_REQ.nmounts, BB_MOUNTS_MAX + 1)],
   ["mounts past the end of the buffer", /^mounts_off: /, (r) => set(r, BB_REQ.mounts_off, r.bytes.length - 8)],
-  ["an unknown mount kind", /^mounts\[0\]\.kind: 6/, (r) => set(r, BB_MOUNT.kind, 6, mount0(r))],
+  ["an unknown mount kind", /^mounts\[0\]\.kind: 12/, (r) => set(r, BB_MOUNT.kind, BB_M_READONLY + 1, mount0(r))],
+  ["a first mount that is not the root", /^mounts\[0\]: the first mount must be the root/, (r) => set(r, BB_MOUNT.kind, BB_M_PROC, mount0(r))],
+  ["a second root", /^mounts\[1\]\.dst: \/ is the root's/, (r) => set(r, BB_MOUNT.dst_off, r.u32(BB_MOUNT.dst_off, mount0(r)), mount1(r))],
+  ["a lower layer with no overlay after it", /^mounts\[1\]: 1 lower layers not followed by their overlay/, (r) => {
+    set(r, BB_MOUNT.kind, BB_M_LOWER, mount0(r));
+    set(r, BB_MOUNT.src_off, r.u32(BB_MOUNT.dst_off, mount0(r)), mount0(r));
+  }],
+  ["an overlay counting more lower layers than precede it", /^mounts\[0\]\.aux: 2 lower layers, 0 before it/, (r) => {
+    set(r, BB_MOUNT.kind, BB_M_OVERLAY, mount0(r));
+    set(r, BB_MOUNT.aux, 2, mount0(r));
+  }],
+  ["file content past the end of the buffer", /^mounts\[1\]\.src_off\/size: 100 bytes at /, (r) => {
+    set(r, BB_MOUNT.kind, BB_M_FILE, mount1(r));
+    set(r, BB_MOUNT.src_off, r.bytes.length - 50, mount1(r));
+    set(r, BB_MOUNT.size, 100, mount1(r));
+  }],
+  [`file content over ${BB_FILE_MAX} bytes`, /^mounts\[1\]\.src_off\/size: 16777217 bytes/, (r) => {
+    set(r, BB_MOUNT.kind, BB_M_FILE, mount1(r));
+    r.view.setBigUint64(mount1(r) + BB_MOUNT.size.offset, BigInt(BB_FILE_MAX + 1), true);
+  }],
+  ["a mount destination that is not absolute", /^mounts\[1\]\.dst: not absolute/, (r) => {
+    r.bytes[r.u32(BB_MOUNT.dst_off, mount1(r))] = "x".charCodeAt(0);
+  }],
+  // The second op's destination ("/usr", the default view's first) rewritten in place, as long as it was.
+  ...["//sr", "/./r", "/../", "/us/"].map((text): (typeof CASES)[number] => [`a mount destination "${text}", not normalised`, /^mounts\[1\]\.dst: not a normalised path/, (r) => {
+    const at = r.u32(BB_MOUNT.dst_off, mount1(r));
+    for (let k = 0; k < text.length; k++) r.bytes[at + k] = text.charCodeAt(k);
+  }]),
   ["a mount destination outside the buffer", /^mounts\[0\]\.dst_off: no string at /, (r) => set(r, BB_MOUNT.dst_off, r.bytes.length, mount0(r))],
   ["an argv string outside the buffer", /^argv\[0\]: no string at /, (r) => r.view.setUint32(r.u32(BB_REQ.argv_off), r.bytes.length + 10, true)],
   ["no argv", /^argv_off\/argc: 0 strings/, (r) => set(r, BB_REQ.argc, 0)],
