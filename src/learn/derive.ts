@@ -19,7 +19,8 @@ import type { Alternative, Condition } from "../policy/allowif.ts";
 import { knownAnywhere } from "../policy/allowif.ts";
 import { argSpecs, nameValue, parseValue } from "../policy/argspec.ts";
 import type { Policy } from "../policy/policy.ts";
-import { learnedMounts, type MountEntry, type View } from "./filesystem.ts";
+import type { MountEntry } from "../policy/filesystem.ts";
+import { learnedMounts, type View } from "./filesystem.ts";
 import { type Observations, sortedObservations, type Variant } from "./observations.ts";
 
 /**

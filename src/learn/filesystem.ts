@@ -22,6 +22,7 @@
  */
 import { lstatSync, readlinkSync, statSync } from "node:fs";
 import { posix } from "node:path";
+import type { MountEntry } from "../policy/filesystem.ts";
 import type { MountOp, MountPlan } from "../sandbox/mounts.ts";
 import { interpreterOf } from "./elf.ts";
 import type { PathNote, PathOp } from "./observations.ts";
@@ -30,13 +31,6 @@ import type { PathNote, PathOp } from "./observations.ts";
 export const DIRECTORY_FILES = 8;
 const MAX_LINKS = 40;
 
-/** A policy file's mount entries (src/policy/file.ts MountSchema). */
-export type MountEntry =
-  | { bind: string; at?: string; writable?: boolean }
-  | { tmpfs: string; size?: number; mode?: number }
-  | { symlink: string; target: string }
-  | { proc: string }
-  | { dev: "/dev" };
 
 type Area =
   | { kind: "bind"; op: Extract<MountOp, { kind: "bind" }>; host: string }

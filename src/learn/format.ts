@@ -6,7 +6,7 @@
  */
 import { visible } from "../sandbox/visible.ts";
 import type { LearnedFile } from "./derive.ts";
-import type { MountEntry } from "./filesystem.ts";
+import type { MountEntry } from "../policy/filesystem.ts";
 import type { Observations } from "./observations.ts";
 
 const js = (v: unknown) => JSON.stringify(v);
@@ -27,10 +27,11 @@ export function policyModule(file: LearnedFile): string {
     call("emptyFilesystem()");
     for (const m of fs.mounts) {
       if ("bind" in m) call(`addPathAt(${js(m.bind)}, ${js(m.at ?? m.bind)}${m.writable ? ", { writable: true }" : ""})`);
-      else if ("tmpfs" in m) call(`addTmpfs(${js(m.tmpfs)}, { ${m.size !== undefined ? `size: ${m.size}, ` : ""}mode: 0o${(m.mode ?? 0o755).toString(8)} })`);
+      else if ("tmpfs" in m) call(`addTmpfs(${js(m.tmpfs)}, { ${m.size !== undefined ? `size: ${js(m.size)}, ` : ""}mode: 0o${(m.mode ?? 0o755).toString(8)} })`);
       else if ("symlink" in m) call(`addSymlink(${js(m.target)}, ${js(m.symlink)})`);
       else if ("proc" in m) call(`addProc(${js(m.proc)})`);
       else if ("dev" in m) call(`addDev(${js(m.dev)})`);
+      else throw new Error(`a learned filesystem has no ${Object.keys(m)[0]} mounts`);
     }
   }
   if (file.network !== undefined) call(`setNetwork(${js(file.network)})`);
