@@ -45,9 +45,13 @@ const under = (path: string, dir: string) => dir === "/" || path === dir || path
 export class View {
   private readonly ops: readonly MountOp[];
   private readonly hasDev: boolean;
+  /** A host directory as the root (--root): what no mount covers is its. */
+  private readonly rootBind: Extract<MountOp, { kind: "bind" }> | undefined;
 
   constructor(plan: MountPlan) {
     this.ops = plan.ordered();
+    const r = plan.root;
+    this.rootBind = r.kind === "bind" ? { kind: "bind", src: r.src, dst: "/", rw: r.rw } : undefined;
     this.hasDev = this.ops.some((o) => o.kind === "tmpfs" && o.dst === "/dev") && this.ops.some((o) => o.kind === "bind" && o.dev);
   }
 
@@ -59,7 +63,7 @@ export class View {
       if (o.kind === "symlink" || !under(path, o.dst)) continue;
       if (!best || o.dst.length >= best.dst.length) best = o;
     }
-    if (!best) return { kind: "root" };
+    if (!best) return this.rootBind ? { kind: "bind", op: this.rootBind, host: this.rootBind.src + path } : { kind: "root" };
     if (best.kind === "bind") return { kind: "bind", op: best, host: best.src + path.slice(best.dst.length) };
     if (best.kind === "tmpfs") return { kind: "tmpfs", op: best };
     if (best.kind === "proc") return { kind: "proc", dst: best.dst };

@@ -99,6 +99,16 @@ describe("learned mounts", () => {
   });
 });
 
+test("learned under --root: what no mount covers is the root directory's, bound from it on an empty root", () => {
+  const plan = new MountPlan();
+  plan.setRoot({ kind: "bind", src: HOST, dst: "/", rw: false });
+  expect(learnedMounts(new View(plan), notes({ "/file": ["read"], "/link": ["read"] }))).toEqual([
+    { bind: `${HOST}/file`, at: "/file" },
+    { symlink: "/link", target: "target" },
+    { bind: `${HOST}/target`, at: "/target" },
+  ]);
+});
+
 test("a learned file's bind, then its directory bound by --ro: the file's bind goes (it would be made inside a read-only bind and fail)", () => {
   const plan = new MountPlan();
   plan.add({ kind: "bind", src: `${HOST}/file`, dst: "/t/file", rw: false });
