@@ -182,6 +182,51 @@ static int open_terminal(struct bb_shared *sh) {
   return relocate(sh, &sh->pty_slave);
 }
 
+/*
+ * A socket of `type` bound to 127.0.0.1:port, listening if a stream; -1 on
+ * failure, reported with the detail "listen 127.0.0.1:PORT" ("bind … udp").
+ */
+static int bind_loopback(struct bb_shared *sh, int type, unsigned port) {
+  char what[48];
+  size_t n = bb_strlcpy(what, type == SOCK_STREAM ? "listen 127.0.0.1:" : "bind udp 127.0.0.1:", sizeof what);
+  bb_utoa(port, what + n);
+  long fd = bb_sys3(SYS_socket, AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return bb_fail(sh, BB_ST_NETWORK, fd, what), -1;
+  struct sockaddr_in sa;
+  bb_memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = (unsigned short)(((port & 0xff) << 8) | (port >> 8)); /* htons */
+  sa.sin_addr.s_addr = 0x0100007f;                                    /* 127.0.0.1 in network order */
+  long r = bb_sys3(SYS_bind, fd, &sa, sizeof sa);
+  if (r == 0 && type == SOCK_STREAM) r = bb_sys2(SYS_listen, fd, 1024);
+  if (r < 0) {
+    bb_sys1(SYS_close, fd);
+    return bb_fail(sh, BB_ST_NETWORK, r, what), -1;
+  }
+  return (int)fd;
+}
+
+/*
+ * --net proxy: the sockets through which the sandbox reaches bunbox (the
+ * proxy, the DNS stub over UDP and TCP), bound here because only a socket
+ * made inside the namespace is reachable on its loopback (and port 53 needs
+ * the CAP_NET_BIND_SERVICE we still hold). T takes them at 'B'; our copies
+ * and B's are close-on-exec, and B closes its own before it runs anything
+ * (remap_fds): only bunbox holds them, so nothing inside accepts on them,
+ * and nothing inside can bind their ports while the sandbox lives.
+ */
+static int net_listen(struct bb_shared *sh) {
+  const int types[3] = {SOCK_STREAM, SOCK_DGRAM, SOCK_STREAM};
+  const unsigned ports[3] = {sh->req->proxy_port, 53, 53};
+  for (int i = 0; i < 3; i++) {
+    int fd = bind_loopback(sh, types[i], ports[i]);
+    if (fd < 0) return -1;
+    sh->net_fds[i] = fd;
+    if (relocate(sh, &sh->net_fds[i]) < 0) return -1; /* out of exec_init's way */
+  }
+  return 0;
+}
+
 int bb_child_a(void *arg) {
   struct bb_shared *sh = arg;
   const struct bb_req *rq = sh->req;
@@ -237,6 +282,7 @@ int bb_child_a(void *arg) {
   if ((rq->flags & BB_F_TTY) && open_terminal(sh) < 0) return 1;
 
   if ((rq->flags & BB_F_LOOPBACK) && loopback_up(sh) < 0) return 1;
+  if ((rq->flags & BB_F_NET_PROXY) && net_listen(sh) < 0) return 1;
   const char *hostname = bb_str(sh, rq->hostname_off);
   if (hostname) {
     long r = bb_sys2(SYS_sethostname, hostname, bb_strlen(hostname));

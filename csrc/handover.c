@@ -1,7 +1,8 @@
 /*
  * T takes hold of B (csrc/spawn.c calls these as B reports on the status
- * pipe): B's pidfd, out of A's fd table, once B exists; then B's seccomp
- * listener, out of B's own, with the answer to B's first execveat.
+ * pipe): B's pidfd, out of A's fd table, once B exists (and, with --net
+ * proxy, the sockets A bound in the sandbox's network namespace); then B's
+ * seccomp listener, out of B's own, with the answer to B's first execveat.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,6 +67,28 @@ int bb_take_terminal(struct bb_shared *sh, int pidfd_a) {
   int fd = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->pty_master, 0);
   if (fd < 0) bb_host_fail(sh, BB_ST_TERMINAL, errno, "pidfd_getfd(pty master)");
   return fd;
+}
+
+/*
+ * --net proxy: the proxy listener and the DNS stub's sockets A bound
+ * (csrc/child_a.c net_listen), out of A's fd table, at the same point as B's
+ * pidfd: A waits for our ack, so its table is stable. On failure the ones
+ * taken are closed and fds[] is all -1.
+ */
+int bb_take_net(struct bb_shared *sh, int pidfd_a, int fds[3]) {
+  for (int i = 0; i < 3; i++) {
+    fds[i] = (int)syscall(SYS_pidfd_getfd, pidfd_a, sh->net_fds[i], 0);
+    if (fds[i] < 0) {
+      bb_host_fail(sh, BB_ST_NETWORK, errno, "pidfd_getfd(the proxy's sockets)");
+      for (int j = 0; j <= i; j++) {
+        if (fds[j] >= 0) close(fds[j]);
+        fds[j] = -1;
+      }
+      for (int j = i + 1; j < 3; j++) fds[j] = -1;
+      return -1;
+    }
+  }
+  return 0;
 }
 
 /*

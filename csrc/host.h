@@ -35,5 +35,7 @@ int bb_take_sandboxee(struct bb_shared *sh, int pidfd_a, int *sandboxee_pid);
 int bb_take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *listener_out);
 /* The master of the sandboxee's terminal, from A's fd table at the same point. */
 int bb_take_terminal(struct bb_shared *sh, int pidfd_a);
+/* csrc/handover.c: with BB_F_NET_PROXY, the sockets A bound (net_listen), at 'B'. */
+int bb_take_net(struct bb_shared *sh, int pidfd_a, int fds[3]);
 
 #endif

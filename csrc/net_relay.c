@@ -19,9 +19,14 @@
  * still hold a dup of the client socket), and the thread reports through a
  * threadsafe JSCallback: handle, why it ended, bytes each way.
  *
- * A tunnel added "gated" does not read from the client until opened: the
- * server's first bytes flow (server-first protocols work), while TypeScript
- * peeks at the client's first bytes on its own dup (a TLS ClientHello's SNI).
+ * A direction added "gated" does not read until opened, while the other
+ * flows. A tunnel's client side is gated while TypeScript peeks at the
+ * client's first bytes on its own dup (a TLS ClientHello's SNI; server-first
+ * protocols still work); a forwarded HTTP request's server side is gated
+ * while TypeScript reads the response head on its dup and sends the client
+ * its own version of it (with Connection: close), the request body flowing
+ * meanwhile. A gated direction moves no byte, so nothing the relay does
+ * interleaves with TypeScript's reads and writes on those dups.
  *
  * Timeouts: a tunnel with no byte moving for idle_ms ends, and once one
  * direction has finished, for halfopen_ms; a sweep every SWEEP_MS checks.
@@ -64,9 +69,12 @@ struct dir {
   uint64_t bytes;       /* delivered to dst */
 };
 
+/* Bits of tunnel.gated: the directions that wait for bb_net_relay_open. */
+enum { GATE_UP = 1, GATE_DOWN = 2 };
+
 struct tunnel {
   uint32_t handle;
-  int gated;
+  int gated; /* GATE_UP: d[0] (client -> upstream) waits; GATE_DOWN: d[1] */
   uint8_t watched[2]; /* each socket is in the epoll set */
   struct dir d[2]; /* d[0] client -> upstream, d[1] upstream -> client */
   uint32_t interest[2];
@@ -81,6 +89,7 @@ struct cmd {
   struct cmd *next;
   int op;
   uint32_t handle;
+  int gates; /* CMD_OPEN: the GATE_* bits to open */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -142,7 +151,7 @@ static int update_interest(struct tunnel *t) {
   for (int s = 0; s < 2; s++) {
     struct dir *in = &t->d[s], *out = &t->d[1 - s]; /* s reads for `in`, writes for `out` */
     uint32_t want = 0;
-    if (!in->eof && in->inpipe < in->cap && !(s == 0 && t->gated)) want |= EPOLLIN;
+    if (!in->eof && in->inpipe < in->cap && !(t->gated & (1 << s))) want |= EPOLLIN;
     if (out->inpipe > 0) want |= EPOLLOUT;
     if (want == t->interest[s] && t->watched[s]) continue;
     struct epoll_event ev = {.events = want, .data.u64 = ((uint64_t)t->handle << 1) | (uint64_t)s};
@@ -177,7 +186,7 @@ static int pump(struct tunnel *t, int di, int readable) {
   int moved = 0;
   for (;;) {
     int progress = 0;
-    if (readable && !d->eof && d->inpipe < d->cap && !(di == 0 && t->gated)) {
+    if (readable && !d->eof && d->inpipe < d->cap && !(t->gated & (1 << di))) {
       ssize_t n = splice(d->src, NULL, d->pw, NULL, d->cap - d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         d->inpipe += (uint32_t)n;
@@ -257,8 +266,8 @@ static void run_commands(void) {
     if (t && c->op == CMD_ADD) {
       t->last_ms = now_ms();
       service(t, -1, 0);
-    } else if (t && c->op == CMD_OPEN && t->gated) {
-      t->gated = 0;
+    } else if (t && c->op == CMD_OPEN && (t->gated & c->gates)) {
+      t->gated &= ~c->gates;
       service(t, -1, 0);
     } else if (t && c->op == CMD_ABORT) {
       end_tunnel(t, END_ABORTED);
@@ -347,12 +356,13 @@ static void push(struct cmd *c) {
   }
 }
 
-static int queue(int op, uint32_t handle) {
+static int queue(int op, uint32_t handle, int gates) {
   struct cmd *c = malloc(sizeof *c);
   if (!c) return -ENOMEM;
   c->next = NULL;
   c->op = op;
   c->handle = handle;
+  c->gates = gates;
   push(c);
   return 0;
 }
@@ -369,8 +379,9 @@ static int make_pipe(struct dir *d) {
 
 /*
  * Hands `client` and `upstream` (connected, non-blocking) to the relay
- * thread, which owns them from here on (also when this fails). Returns the
- * tunnel's handle (> 0) or -errno.
+ * thread, which owns them from here on (also when this fails); `gated`: the
+ * GATE_* directions that wait for bb_net_relay_open. Returns the tunnel's
+ * handle (> 0) or -errno.
  */
 BB_API int bb_net_relay(int client, int upstream, int gated, uint32_t idle_ms, uint32_t halfopen_ms) {
   struct tunnel *t = calloc(1, sizeof *t);
@@ -379,7 +390,7 @@ BB_API int bb_net_relay(int client, int upstream, int gated, uint32_t idle_ms, u
   if (!t || !add) goto fail;
   t->d[0] = (struct dir){.src = client, .dst = upstream, .pr = -1, .pw = -1};
   t->d[1] = (struct dir){.src = upstream, .dst = client, .pr = -1, .pw = -1};
-  t->gated = gated;
+  t->gated = gated & (GATE_UP | GATE_DOWN);
   t->idle_ms = idle_ms;
   t->halfopen_ms = halfopen_ms;
   if ((r = make_pipe(&t->d[0])) < 0 || (r = make_pipe(&t->d[1])) < 0) goto fail;
@@ -417,8 +428,8 @@ fail:
   return r;
 }
 
-/* Lets a gated tunnel read from its client. */
-BB_API int bb_net_relay_open(uint32_t handle) { return queue(CMD_OPEN, handle); }
+/* Lets the gated directions in `gates` (GATE_*) move. */
+BB_API int bb_net_relay_open(uint32_t handle, int gates) { return queue(CMD_OPEN, handle, gates); }
 
 /* Ends a tunnel now (reported as aborted). */
-BB_API int bb_net_relay_abort(uint32_t handle) { return queue(CMD_ABORT, handle); }
+BB_API int bb_net_relay_abort(uint32_t handle) { return queue(CMD_ABORT, handle, 0); }

@@ -138,3 +138,34 @@ BB_API long bb_net_fd_limit(void) {
   if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return -errno;
   return rl.rlim_cur == RLIM_INFINITY ? 1L << 30 : (long)rl.rlim_cur;
 }
+
+/*
+ * The DNS stub's UDP socket (src/net/dns-stub.ts): one datagram without
+ * blocking, and its sender's address as the kernel gave it (at most 28
+ * bytes, *addrlen set), to send the answer back to; bytes or -errno.
+ */
+BB_API int bb_net_recvfrom(int fd, void *buf, uint32_t len, void *addr, uint32_t *addrlen) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (len > INT32_MAX) len = INT32_MAX;
+  ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
+  if (n < 0) return -errno;
+  if (sl > 28) sl = 28;
+  memcpy(addr, &ss, sl);
+  *addrlen = sl;
+  return n > (ssize_t)len ? -EMSGSIZE : (int)n;
+}
+
+/* One datagram to the address bb_net_recvfrom gave, without blocking: bytes or -errno. */
+BB_API int bb_net_sendto(int fd, const void *buf, uint32_t len, const void *addr, uint32_t addrlen) {
+  if (addrlen > 28) return -EINVAL;
+  ssize_t n = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)addr, addrlen);
+  return n < 0 ? -errno : (int)n;
+}
+
+/* Makes fd non-blocking (the DNS stub's UDP socket, which bb_net_adopt does not take): 0 or -errno. */
+BB_API int bb_net_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+  return 0;
+}

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 5
+#define BB_ABI_VERSION 6
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */
@@ -45,6 +45,11 @@
 #define BB_F_TTY_STDIN 0x10
 #define BB_F_TTY_STDOUT 0x20
 #define BB_F_TTY_STDERR 0x40
+/* --net proxy (docs/network.md): A, in the new network namespace with lo up,
+ * binds the proxy's listener on 127.0.0.1:proxy_port and the DNS stub's UDP
+ * and TCP sockets on 127.0.0.1:53; T takes all three (bb_spawn_out.net_*).
+ * Needs BB_F_LOOPBACK and BB_CLONE_NEWNET. */
+#define BB_F_NET_PROXY 0x100
 
 /* bb_req.clone_flags: the kernel's CLONE_NEW* (csrc/request.c checks they
  * agree). NEWUSER and NEWPID are required: see bb_check_request. */
@@ -82,6 +87,7 @@ struct bb_req {
   uint32_t exec_magic_lo, exec_magic_hi; /* 6th argument of the first execveat */
   uint32_t setup_timeout_ms;             /* the whole of setup, clone to execve; never 0 */
   uint32_t tty_size;                     /* with BB_F_TTY_*: the pty's rows << 16 | columns; 0: unset */
+  uint32_t proxy_port;                   /* with BB_F_NET_PROXY: the proxy's port inside (1..65535, not 53); else 0 */
 };
 
 /*
@@ -204,6 +210,11 @@ struct bb_spawn_out {
   char detail[BB_DETAIL_MAX]; /* the path or value the failed stage was working on */
   uint32_t phase_us[BB_MARKS]; /* µs from BB_MK_CLONE to each mark; 0 where not reached */
   int32_t pty_master;          /* with BB_F_TTY_*: the master of the sandboxee's terminal; else -1 */
+  /* With BB_F_NET_PROXY: the sockets A bound in the sandbox's network
+   * namespace, now bunbox's only (close-on-exec in A and B); else -1. */
+  int32_t net_proxy;   /* TCP, listening on 127.0.0.1:proxy_port */
+  int32_t net_dns_udp; /* UDP, bound to 127.0.0.1:53 */
+  int32_t net_dns_tcp; /* TCP, listening on 127.0.0.1:53 */
 };
 
 /* What init (csrc/init.c) writes on fd 3 when the sandboxee ends. */

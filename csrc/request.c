@@ -22,7 +22,7 @@ _Static_assert(BB_CLONE_NEWNS == CLONE_NEWNS && BB_CLONE_NEWCGROUP == CLONE_NEWC
                    BB_CLONE_NEWNET == CLONE_NEWNET,
                "csrc/plan.h's BB_CLONE_* differ from the kernel's CLONE_NEW*");
 
-#define KNOWN_FLAGS (BB_F_NOTIFY | BB_F_CALLER_ROOT | BB_F_NO_SECCOMP | BB_F_LOOPBACK | BB_F_TTY)
+#define KNOWN_FLAGS (BB_F_NOTIFY | BB_F_CALLER_ROOT | BB_F_NO_SECCOMP | BB_F_LOOPBACK | BB_F_TTY | BB_F_NET_PROXY)
 #define KNOWN_CLONE                                                                            \
   (BB_CLONE_NEWNS | BB_CLONE_NEWCGROUP | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWUSER | \
    BB_CLONE_NEWPID | BB_CLONE_NEWNET)
@@ -186,5 +186,16 @@ int bb_check_request(const uint8_t *buf, uint32_t len, char *detail, size_t cap)
   if (rq->bpf_len == 0 && !(rq->flags & BB_F_NO_SECCOMP))
     return refuse(detail, cap, "bpf_len: 0, and a filter is to be installed at exec");
   if (rq->setup_timeout_ms == 0) return refuse(detail, cap, "setup_timeout_ms: 0");
+  /* The proxy's sockets are bound inside the sandbox's own network namespace,
+   * on its lo, once up: never in the host's (there they would be the host's
+   * ports, reachable by anything on it). */
+  if (rq->flags & BB_F_NET_PROXY) {
+    if (!(rq->clone_flags & BB_CLONE_NEWNET) || !(rq->flags & BB_F_LOOPBACK))
+      return refuse(detail, cap, "flags: BB_F_NET_PROXY needs BB_CLONE_NEWNET and BB_F_LOOPBACK");
+    if (rq->proxy_port == 0 || rq->proxy_port > 65535 || rq->proxy_port == 53)
+      return refuse(detail, cap, "proxy_port: %u, not a port other than 53", rq->proxy_port);
+  } else if (rq->proxy_port != 0) {
+    return refuse(detail, cap, "proxy_port: %u without BB_F_NET_PROXY", rq->proxy_port);
+  }
   return 0;
 }

@@ -68,6 +68,10 @@ struct bb_shared {
   /* With BB_F_TTY_*: the pty A opened (csrc/child_a.c open_terminal), in A's
    * fd table and B's; T takes a copy of the master with pidfd_getfd. */
   int32_t pty_master, pty_slave;
+  /* With BB_F_NET_PROXY: the proxy listener and the DNS stub's UDP and TCP
+   * sockets A bound (csrc/child_a.c net_listen), in A's fd table; T takes
+   * copies with pidfd_getfd. -1 where absent. */
+  int32_t net_fds[3];
 
   /* Monotonic nanoseconds at each enum bb_mark (csrc/plan.h), 0 if not reached. */
   uint64_t marks[BB_MARKS];

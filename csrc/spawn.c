@@ -126,12 +126,14 @@ static struct bb_shared *arena_new(const uint8_t *buf, struct bb_spawn_out *out,
   sh->listener = -1;
   sh->pty_master = sh->pty_slave = -1;
   sh->pidfd_b = -1;
+  for (int i = 0; i < 3; i++) sh->net_fds[i] = -1;
   return sh;
 }
 
 int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   memset(out, 0, sizeof *out);
   out->pidfd = out->listener = out->report = out->sandboxee_pidfd = out->pty_master = -1;
+  out->net_proxy = out->net_dns_udp = out->net_dns_tcp = -1;
   char bad[BB_DETAIL_MAX];
   if (bb_check_request(buf, len, bad, sizeof bad) < 0) {
     out_fail(out, BB_ST_REQUEST, EINVAL, bad);
@@ -184,6 +186,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
   close(status[1]);
   close(report[1]);
   int result = -1, listener = -1, sandboxee_pid = -1, pidfd_b = -1, pty_master = -1;
+  int net[3] = {-1, -1, -1};
   if (pid < 0) {
     const char *hint = pid == -EPERM || pid == -ENOSPC || pid == -EINVAL
                            ? "creating namespaces"
@@ -231,6 +234,7 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
       pidfd_b = bb_take_sandboxee(sh, pidfd, &sandboxee_pid);
       int failed = pidfd_b < 0;
       if (!failed && (rq->flags & BB_F_TTY)) failed = (pty_master = bb_take_terminal(sh, pidfd)) < 0;
+      if (!failed && (rq->flags & BB_F_NET_PROXY)) failed = bb_take_net(sh, pidfd, net) < 0;
       if (!failed && write(gate[1], "a", 1) != 1) {
         bb_host_fail(sh, BB_ST_RESOURCES, errno, "gate pipe (ack)");
         failed = 1;
@@ -274,7 +278,10 @@ int bb_spawn_here(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out) {
     pidfd_b = -1;
   }
   out->pty_master = pty_master;
-  pidfd = listener = report[0] = pty_master = -1;
+  out->net_proxy = net[0];
+  out->net_dns_udp = net[1];
+  out->net_dns_tcp = net[2];
+  pidfd = listener = report[0] = pty_master = net[0] = net[1] = net[2] = -1;
   result = 0;
 
 done:
@@ -283,6 +290,8 @@ done:
   if (pty_master >= 0) close(pty_master);
   if (listener >= 0) close(listener);
   if (report[0] >= 0) close(report[0]);
+  for (int i = 0; i < 3; i++)
+    if (net[i] >= 0) close(net[i]);
   close(gate[1]);
   close(status[0]);
   /* Safe on every path: the clone failed, or both children have exec'd (EOF

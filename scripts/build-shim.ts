@@ -33,7 +33,7 @@ export const CHILD_SOURCES = ["child_a.c", "child_b.c", "mounts.c", "resolve.c",
 const CHILD_ENTRIES = ["bb_child_a"];
 const HOST_SOURCES = [
   "spawn.c", "handover.c", "request.c", "init_fd.c", "monitor.c", "comms.c", "spawner.c", "relay.c", "net_socket.c", "net_relay.c",
-  "probe.c",
+  "probe.c", "net_intercept.c",
 ];
 
 export interface ShimOptions {

@@ -28,6 +28,7 @@ export { capabilities, type Capabilities } from "./sandbox/capabilities.ts";
 export { loadBundle, BundleError, type Bundle, type BundleOptions } from "./oci/bundle.ts";
 export { applySeccompProfile, SeccompProfileError, type SeccompProfile } from "./oci/seccomp.ts";
 export { Result, type Status, type Violation, type Rusage } from "./sandbox/result.ts";
+export type { NetLimits, ConnectionRecord, NetEvent, SandboxNetworkReport, DnsEvent, DnsReport } from "./net/index.ts";
 export { Sandbox, type SandboxHooks } from "./sandbox/sandbox.ts";
 export { Runtime, type RuntimeOptions } from "./sandbox/runtime.ts";
 export type { SyscallEvent, SyscallDecision } from "./monitor/monitor.ts";

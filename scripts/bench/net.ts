@@ -2,36 +2,40 @@
  * Benchmark 7: what `--net proxy` costs a program that downloads through it.
  *
  * The origin server (net-server.ts) runs in a process of its own on the
- * host's loopback. The proxy runs in this process, exactly as the tests
- * feed it (test/net/harness.ts): the client runs in a fresh network
- * namespace whose 127.0.0.1:3128 is a listening socket made inside and
- * accepted on here, and the proxy's outgoing connections are in the host's
- * namespace. Direct, the same client runs on the host and talks to the
- * server itself.
+ * host's loopback. Direct, the client runs on the host and talks to it.
+ * Through `bunbox run --net proxy` (dist/bunbox, named through --add-host),
+ * the client runs in a sandbox and reaches it through the variables bunbox
+ * sets; with --net proxy-transparent it ignores them and its connect() is
+ * taken over. The proxy alone also runs in this process, as the tests feed
+ * it (test/net/harness.ts: the client in a bare network namespace whose
+ * 127.0.0.1:3128 is accepted on here), which isolates the proxy from the
+ * sandbox and lets this process time its relay thread.
  *
  *   download   curl fetching 256 MiB, `-o /dev/null`; curl's own
- *              speed_download, so its start and the namespace's set-up are
- *              not counted. Direct, through the proxy (HTTP forwarding: the
- *              bulk path is the relay's splice either way), and, when socat
- *              is installed, through `socat TCP-LISTEN … TCP:…` (the extra
- *              hop of sandbox-runtime's bwrap + socat design, without its
+ *              speed_download, so its start and the sandbox's set-up are
+ *              not counted. Direct, through bunbox run (HTTP forwarding:
+ *              the bulk path is the relay's splice either way; and
+ *              transparent), through the proxy alone, and, when socat is
+ *              installed, through `socat TCP-LISTEN … TCP:…` (the extra hop
+ *              of sandbox-runtime's bwrap + socat design, without its
  *              proxy: a floor for that design).
  *   latency    net-client.ts: sequential small GETs, each on a new
  *              connection, timed from connect to the server's close: direct,
- *              forwarded by the proxy, and CONNECT then GET in the tunnel
- *              (one more round trip, inherent to CONNECT).
+ *              forwarded by bunbox run's proxy and by the proxy alone,
+ *              CONNECT then GET in the tunnel (one more round trip, inherent
+ *              to CONNECT), and a transparent connect() by name.
  *
  * Rounds run every variant once, in a rotated order. Throughput goal: the
- * median of per-round ratios proxy / direct ≥ 0.8; latency goal: median
- * forwarded minus median direct < 0.5 ms.
+ * median of per-round ratios bunbox run / direct ≥ 0.8; latency goal:
+ * median forwarded (bunbox run) minus median direct < 0.5 ms.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { NetPolicy } from "../../src/net/policy.ts";
 import { NetProxy } from "../../src/net/proxy.ts";
 import { PROXY_PORT, runInNamespace } from "../../test/net/harness.ts";
 import { type Benchmark, goal, type Measurement } from "./report.ts";
-import { BenchError } from "./setup.ts";
+import { BenchError, BUNBOX } from "./setup.ts";
 import { median, summarize } from "./stats.ts";
 
 export interface NetOptions {
@@ -112,11 +116,21 @@ export async function benchNet(opts: NetOptions): Promise<Benchmark[]> {
   const relay = socat ? startSocat(socat, server.port) : undefined;
   const proxy = new NetProxy({ policy: new NetPolicy({ allow: [NAME], addHosts: { [NAME]: "127.0.0.1" } }) });
   const client = join(import.meta.dir, "net-client.ts");
+  // bunbox run with the server's name allowed; the client script and this Bun bound in for the latency runs.
+  const sandboxed = (mode: "proxy" | "proxy-transparent", argv: string[]) =>
+    spawnOut([
+      BUNBOX, "run", "--net", mode, "--allow-host", NAME, "--add-host", `${NAME}:127.0.0.1`,
+      "--ro", `${import.meta.dir}:/bench`, "--ro", `${realpathSync(process.execPath)}:/bench-bun`, "--", ...argv,
+    ]);
+  const inside = (mode: string, ...args: string[]) => ["/bench-bun", "/bench/net-client.ts", mode, ...args];
   try {
     if (relay) await waitForPort(relay.port);
     const fmt = "%{size_download} %{speed_download}";
     const download: Record<string, () => Promise<number>> = {
       direct: async () => speed(await spawnOut([curl, "-s", "-o", "/dev/null", "-w", fmt, `http://127.0.0.1:${server.port}/big`]), "direct", bytes),
+      bunbox: async () => speed(await sandboxed("proxy", [curl, "-s", "-o", "/dev/null", "-w", fmt, `http://${NAME}:${server.port}/big`]), "bunbox run --net proxy", bytes),
+      transparent: async () =>
+        speed(await sandboxed("proxy-transparent", [curl, "-s", "--noproxy", "*", "-o", "/dev/null", "-w", fmt, `http://${NAME}:${server.port}/big`]), "bunbox run --net proxy-transparent", bytes),
       proxy: async () => {
         const cpu = relayCpuMs();
         const s = speed(await runInNamespace(proxy, [curl, "-s", "-o", "/dev/null", "-w", fmt, "-x", `http://127.0.0.1:${PROXY_PORT}`, `http://${NAME}:${server.port}/big`]), "proxy", bytes);
@@ -128,6 +142,8 @@ export async function benchNet(opts: NetOptions): Promise<Benchmark[]> {
     const n = String(opts.requests);
     const latency: Record<string, () => Promise<number[]>> = {
       direct: async () => times(await spawnOut([process.execPath, client, "direct", NAME, String(server.port), n]), "direct"),
+      bunbox: async () => times(await sandboxed("proxy", inside("forward", String(PROXY_PORT), `http://${NAME}:${server.port}/small`, n)), "bunbox run --net proxy"),
+      transparent: async () => times(await sandboxed("proxy-transparent", inside("name", NAME, String(server.port), n)), "bunbox run --net proxy-transparent"),
       forward: async () => times(await runInNamespace(proxy, [process.execPath, client, "forward", String(PROXY_PORT), `http://${NAME}:${server.port}/small`, n]), "forward"),
       connect: async () => times(await runInNamespace(proxy, [process.execPath, client, "connect", String(PROXY_PORT), `${NAME}:${server.port}`, n]), "connect"),
     };
@@ -135,6 +151,7 @@ export async function benchNet(opts: NetOptions): Promise<Benchmark[]> {
     const got: Record<string, number[]> = {};
     const lat: Record<string, number[]> = {};
     const ratios: number[] = [];
+    const proxyRatios: number[] = [];
     for (let round = -1; round < opts.rounds; round++) {
       opts.log(`net: round ${round + 1}/${opts.rounds}${round < 0 ? " (warm-up)" : ""}`);
       const keys = Object.keys(download);
@@ -148,47 +165,56 @@ export async function benchNet(opts: NetOptions): Promise<Benchmark[]> {
       if (round < 0) continue;
       for (const [k, v] of Object.entries(sample)) (got[k] ??= []).push(v);
       for (const [k, v] of Object.entries(lsample)) (lat[k] ??= []).push(...v);
-      ratios.push(sample.proxy! / sample.direct!);
+      ratios.push(sample.bunbox! / sample.direct!);
+      proxyRatios.push(sample.proxy! / sample.direct!);
     }
     const failed = proxy.report().failed + proxy.report().denied;
     if (failed > 0) throw new BenchError(`the proxy refused or failed ${failed} connections of the benchmark`);
 
     const dl: Measurement[] = [
       { label: "direct (curl → server)", unit: "MB/s", stat: summarize(got.direct!) },
-      { label: "through the proxy (curl in a namespace → proxy → server)", unit: "MB/s", stat: summarize(got.proxy!) },
+      { label: "bunbox run --net proxy (curl in the sandbox, http_proxy)", unit: "MB/s", stat: summarize(got.bunbox!) },
+      { label: "bunbox run --net proxy-transparent (curl --noproxy, connect() taken over)", unit: "MB/s", stat: summarize(got.transparent!) },
+      { label: "the proxy alone (curl in a bare namespace → proxy in this process)", unit: "MB/s", stat: summarize(got.proxy!) },
       ...(got.socat ? [{ label: "through socat (one TCP hop, no proxy: sandbox-runtime's extra hop)", unit: "MB/s", stat: summarize(got.socat) }] : []),
     ];
     const ratio = median(ratios);
     const downloadBench: Benchmark = {
       id: "net-download",
-      title: `${opts.downloadMiB} MiB download over loopback: direct vs through bunbox's proxy`,
+      title: `${opts.downloadMiB} MiB download over loopback: direct vs through bunbox run --net proxy`,
       measurements: dl,
       derived: [
-        { label: "proxy / direct, median of per-round ratios", value: ratio },
+        { label: "bunbox run / direct, median of per-round ratios", value: ratio },
+        { label: "the proxy alone / direct, median of per-round ratios", value: median(proxyRatios) },
+        { label: "transparent / direct, medians", value: median(got.transparent!) / median(got.direct!) },
         // Load-independent: what moving the bytes costs bunbox (the relay thread's CPU time; the warm-up round included).
         { label: "relay thread CPU per GiB moved", value: (median(relayMs) * 1024) / opts.downloadMiB, unit: "ms" },
         ...(got.socat ? [{ label: "socat / direct, medians", value: median(got.socat) / median(got.direct!) }] : []),
       ],
-      goal: goal("the proxy ≥ 0.8 of direct", "proxy / direct", ratio, ">=", 0.8),
+      goal: goal("bunbox run --net proxy ≥ 0.8 of direct", "bunbox run / direct", ratio, ">=", 0.8),
       notes: [
         "on loopback every byte crosses the kernel's TCP stack twice through any relay (client ↔ proxy, proxy ↔ server): with curl and the server already keeping the CPUs busy, the relay's share is what the ratio loses",
         ...(socat ? [] : ["socat is not installed (apt-get install socat): its comparison is skipped"]),
       ],
     };
-    const overhead = median(lat.forward!) - median(lat.direct!);
+    const overhead = median(lat.bunbox!) - median(lat.direct!);
     const latencyBench: Benchmark = {
       id: "net-latency",
-      title: "small GET on a new connection: direct vs through the proxy",
+      title: "small GET on a new connection: direct vs through bunbox run --net proxy",
       measurements: [
         { label: "direct", unit: "µs", stat: summarize(lat.direct!) },
-        { label: "forwarded by the proxy (GET http://…)", unit: "µs", stat: summarize(lat.forward!) },
-        { label: "CONNECT, then GET in the tunnel", unit: "µs", stat: summarize(lat.connect!), note: "one more round trip: the client waits for 200" },
+        { label: "bunbox run --net proxy, forwarded (GET http://…)", unit: "µs", stat: summarize(lat.bunbox!) },
+        { label: "bunbox run --net proxy-transparent (connect() by name)", unit: "µs", stat: summarize(lat.transparent!), note: "the connect() waits while bunbox connects upstream" },
+        { label: "the proxy alone, forwarded", unit: "µs", stat: summarize(lat.forward!) },
+        { label: "the proxy alone, CONNECT then GET in the tunnel", unit: "µs", stat: summarize(lat.connect!), note: "one more round trip: the client waits for 200" },
       ],
       derived: [
-        { label: "forwarded − direct, medians", value: overhead, unit: "µs" },
+        { label: "bunbox run forwarded − direct, medians", value: overhead, unit: "µs" },
+        { label: "transparent − direct, medians", value: median(lat.transparent!) - median(lat.direct!), unit: "µs" },
+        { label: "proxy alone forwarded − direct, medians", value: median(lat.forward!) - median(lat.direct!), unit: "µs" },
         { label: "CONNECT − direct, medians", value: median(lat.connect!) - median(lat.direct!), unit: "µs" },
       ],
-      goal: goal("under 0.5 ms added per request", "forwarded − direct (ms)", overhead / 1000, "<=", 0.5),
+      goal: goal("under 0.5 ms added per request", "bunbox run forwarded − direct (ms)", overhead / 1000, "<=", 0.5),
       notes: [],
     };
     return [downloadBench, latencyBench];

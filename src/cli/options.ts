@@ -42,7 +42,19 @@ export const RUN_ARGS = {
   "overlay-size": { type: "string", section: FILES, description: "The --overlay root's tmpfs upper layer (default 256M)", valueHint: "SIZE" },
   "danger-allow-host-mount": { type: "string", section: FILES, repeatable: true, options: ["proc", "sys", "dev"], description: "Let binds show the host's /proc, /sys or device nodes (a relaxation; repeatable)", valueHint: "KIND" },
   cwd: { type: "string", section: FILES, aliases: ["chdir"], description: "Working directory inside the sandbox (default /)", valueHint: "DIR" },
-  net: { type: "enum", section: NET, options: ["none", "loopback", "host"], description: "none (default): a network of its own, only lo (up); loopback: the same; host: the host's network (a relaxation)", valueHint: "MODE" },
+  net: {
+    type: "enum",
+    section: NET,
+    options: ["none", "loopback", "host", "proxy", "proxy-transparent"],
+    description:
+      "none (default): a network of its own, only lo (up); loopback: the same; host: the host's network (a relaxation); " +
+      "proxy: only the --allow-host hosts, through bunbox's proxy; proxy-transparent: the same, and connect() is taken through it too",
+    valueHint: "MODE",
+  },
+  "allow-host": { type: "string", section: NET, repeatable: true, description: "Let the sandboxee reach HOST through the proxy: a name, *.suffix, an IP or CIDR, optional :PORT (repeatable; implies --net proxy)", valueHint: "PATTERN" },
+  "deny-host": { type: "string", section: NET, repeatable: true, description: "Refuse HOST whatever --allow-host says (repeatable; implies --net proxy)", valueHint: "PATTERN" },
+  "add-host": { type: "string", section: NET, repeatable: true, description: "Resolve NAME to IP for the proxy, like curl --resolve (repeatable; implies --net proxy)", valueHint: "NAME:IP" },
+  "max-connections": { type: "string", section: NET, description: "Proxy connections open at once (default 256)", valueHint: "N" },
   "share-net": { type: "boolean", section: NET, description: "The host's network: --net host (a relaxation)" },
   hostname: { type: "string", section: NET, description: "Hostname inside (default bunbox)", valueHint: "NAME" },
   uid: { type: "string", section: NET, description: "uid inside the sandbox (the kernel's stays unprivileged)", valueHint: "N" },

@@ -20,7 +20,6 @@ import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
 import type { Policy } from "../policy/policy.ts";
-import type { NetMode } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
 import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
@@ -31,6 +30,8 @@ import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
 import { type PolicySource, resultHints } from "./result-hints.ts";
+import { formatNetworkEvent } from "../net/network.ts";
+import { networkChanges } from "./network.ts";
 import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
 import { buildEnv } from "./env.ts";
@@ -82,7 +83,10 @@ export async function resolvePolicy(o: RunOptions): Promise<Policy> {
   if (o.flags["share-net"] && o.strings.net !== undefined && o.strings.net !== "host") {
     throw new UsageError("--share-net", `is --net host; not with --net ${o.strings.net}`);
   }
-  const net = o.flags["share-net"] ? "host" : o.strings.net;
+  const net = networkChanges(
+    { net: o.flags["share-net"] ? "host" : o.strings.net, allow: o.lists["allow-host"], deny: o.lists["deny-host"], addHosts: o.lists["add-host"] },
+    base,
+  );
   const hostname = o.strings.hostname;
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
@@ -90,7 +94,7 @@ export async function resolvePolicy(o: RunOptions): Promise<Policy> {
   return base.derive({
     mounts: plan,
     hostMounts: new Set([...base.hostMounts, ...hostMounts]),
-    ...(net !== undefined ? { net: net as NetMode } : {}),
+    ...net,
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
@@ -115,6 +119,12 @@ function openFiles(text: string): number {
   if (n < MIN_OPEN_FILES) {
     throw new UsageError("--max-files", `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
   }
+  return n;
+}
+
+function maxConnections(text: string): number {
+  const n = parseCount(text, "--max-connections");
+  if (n < 1 || n > 65536) throw new UsageError("--max-connections", `${n} is not in 1..65536`);
   return n;
 }
 
@@ -145,6 +155,7 @@ export function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalP
     ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
+    ...(s["max-connections"] !== undefined ? { net: { maxConcurrent: maxConnections(s["max-connections"]) } } : {}),
   });
   return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
 }
@@ -164,6 +175,7 @@ function describe(o: RunReporting, policy: Policy, executor: Executor): void {
   const refusal = policy.onRefusal === "errno" ? "refusals fail with EPERM/ENOSYS and are listed (onRefusal errno)" : `default ${policy.defaultAction.kind}`;
   log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, ${refusal})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
+  if (policy.network) log.debug(`network rules:\n${policy.network.describe().map((l) => `  ${visible(l)}`).join("\n")}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
     `terminal: ${t ? `its own (std fds ${t.stdio.join(", ")}${t.cols ? `, ${t.cols}x${t.rows}` : ""})` : o.flags["no-tty"] ? "bunbox's (--no-tty)" : "none (no std fd is a terminal)"}`,
@@ -257,6 +269,9 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const policy = await resolvePolicy(o);
   const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
   const executor = buildExecutor(o, policy, terminal);
+  if (o.strings["max-connections"] !== undefined && !policy.network) {
+    throw new UsageError("--max-connections", "limits the proxy's connections: it goes with --net proxy (or --allow-host)");
+  }
   return runPrepared(o, policy, executor, terminal, t0);
 }
 
@@ -279,6 +294,7 @@ export async function runPrepared(
     onStart: () => {
       if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
     },
+    ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(formatNetworkEvent(e))) } : {}),
   });
   let result;
   try {

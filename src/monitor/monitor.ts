@@ -24,10 +24,12 @@ import { type RefusedCall, Result, type Rusage, type Status, type Violation } fr
 import { TaskMemory } from "./memory.ts";
 import { errnoName, Refusals, refusalErrno } from "./refusals.ts";
 import { classify, describeViolation } from "./violation.ts";
+import type { ConnectAnswer } from "../net/transparent.ts";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGXCPU = 24;
+const ECONNREFUSED = 111;
 
 export type { Report } from "../native/sys.ts";
 export type SyscallDecision = "allow" | "deny" | { errno: number };
@@ -73,6 +75,11 @@ export interface MonitorOptions {
   audit?: boolean;
   startedAt: number;
   hooks: MonitorHooks;
+  /**
+   * --net proxy-transparent: the TRACE of syscall `nr` (connect) is answered
+   * by `handle` (src/net/transparent.ts), not by the onSyscall hook.
+   */
+  intercept?: { nr: number; handle(n: Notification, listener: number): Promise<ConnectAnswer> };
 }
 
 type Ending =
@@ -260,6 +267,8 @@ export class Monitor {
    * on memory read through them.
    */
   private trace(n: Notification): void {
+    const icpt = this.opts.intercept;
+    if (icpt && n.nr === icpt.nr) return this.intercepted(n, icpt.handle(n, this.spawned.listener));
     const record = this.opts.hooks.onRecord;
     if (record) {
       try {
@@ -288,6 +297,20 @@ export class Monitor {
     } catch {
       answer("deny");
     }
+  }
+
+  /** The answer to an intercepted syscall, once it comes (the thread waits in its notification until then). */
+  private intercepted(n: Notification, answer: Promise<ConnectAnswer>): void {
+    const listener = this.spawned.listener;
+    answer.then(
+      (a) => {
+        if (this.done) return;
+        if ("continue" in a) notifSend(listener, n.id, 0, NOTIF_CONTINUE);
+        else if ("errno" in a) notifSend(listener, n.id, -a.errno);
+        else notifSend(listener, n.id, 0, 0, BigInt(a.returns));
+      },
+      () => this.done || notifSend(listener, n.id, -ECONNREFUSED),
+    );
   }
 
   private onExit(): void {

@@ -11,7 +11,7 @@ export interface Field {
   readonly count: number;
 }
 
-export const BB_ABI_VERSION = 5;
+export const BB_ABI_VERSION = 6;
 export const BB_REQ_MAGIC = 0x78626e62;
 export const BB_F_NOTIFY = 0x1;
 export const BB_F_CALLER_ROOT = 0x2;
@@ -20,6 +20,7 @@ export const BB_F_LOOPBACK = 0x8;
 export const BB_F_TTY_STDIN = 0x10;
 export const BB_F_TTY_STDOUT = 0x20;
 export const BB_F_TTY_STDERR = 0x40;
+export const BB_F_NET_PROXY = 0x100;
 export const BB_CLONE_NEWNS = 0x00020000;
 export const BB_CLONE_NEWCGROUP = 0x02000000;
 export const BB_CLONE_NEWUTS = 0x04000000;
@@ -100,7 +101,7 @@ export const BB_MARK_NAMES = ["clone", "released", "ids", "mounts", "caps", "san
 
 /** struct bb_req: its size, and each field. */
 export const BB_REQ = {
-  sizeof: 116,
+  sizeof: 120,
   magic: { offset: 0, type: "u32", count: 1 },
   version: { offset: 4, type: "u32", count: 1 },
   size: { offset: 8, type: "u32", count: 1 },
@@ -130,6 +131,7 @@ export const BB_REQ = {
   exec_magic_hi: { offset: 104, type: "u32", count: 1 },
   setup_timeout_ms: { offset: 108, type: "u32", count: 1 },
   tty_size: { offset: 112, type: "u32", count: 1 },
+  proxy_port: { offset: 116, type: "u32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_mount: its size, and each field. */
@@ -162,7 +164,7 @@ export const BB_FDMAP = {
 
 /** struct bb_spawn_out: its size, and each field. */
 export const BB_SPAWN_OUT = {
-  sizeof: 584,
+  sizeof: 596,
   pidfd: { offset: 0, type: "i32", count: 1 },
   pid: { offset: 4, type: "i32", count: 1 },
   listener: { offset: 8, type: "i32", count: 1 },
@@ -174,6 +176,9 @@ export const BB_SPAWN_OUT = {
   detail: { offset: 32, type: "char", count: 512 },
   phase_us: { offset: 544, type: "u32", count: 9 },
   pty_master: { offset: 580, type: "i32", count: 1 },
+  net_proxy: { offset: 584, type: "i32", count: 1 },
+  net_dns_udp: { offset: 588, type: "i32", count: 1 },
+  net_dns_tcp: { offset: 592, type: "i32", count: 1 },
 } as const satisfies { sizeof: number } & Record<string, Field | number>;
 
 /** struct bb_report: its size, and each field. */
@@ -200,7 +205,7 @@ export const BB_WAIT_OUT = {
 
 /** Every value above, BB_ABI_VERSION first: what the shim's bb_abi_layout() must report. */
 export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = [
-  ["BB_ABI_VERSION", 5],
+  ["BB_ABI_VERSION", 6],
   ["BB_REQ_MAGIC", 2019716706],
   ["BB_F_NOTIFY", 1],
   ["BB_F_CALLER_ROOT", 2],
@@ -209,6 +214,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_F_TTY_STDIN", 16],
   ["BB_F_TTY_STDOUT", 32],
   ["BB_F_TTY_STDERR", 64],
+  ["BB_F_NET_PROXY", 256],
   ["BB_CLONE_NEWNS", 131072],
   ["BB_CLONE_NEWCGROUP", 33554432],
   ["BB_CLONE_NEWUTS", 67108864],
@@ -276,7 +282,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["BB_MK_LOOKUP", 6],
   ["BB_MK_INIT", 7],
   ["BB_MK_EXEC", 8],
-  ["sizeof(struct bb_req)", 116],
+  ["sizeof(struct bb_req)", 120],
   ["offsetof(struct bb_req, magic)", 0],
   ["offsetof(struct bb_req, version)", 4],
   ["offsetof(struct bb_req, size)", 8],
@@ -306,6 +312,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_req, exec_magic_hi)", 104],
   ["offsetof(struct bb_req, setup_timeout_ms)", 108],
   ["offsetof(struct bb_req, tty_size)", 112],
+  ["offsetof(struct bb_req, proxy_port)", 116],
   ["sizeof(struct bb_mount)", 32],
   ["offsetof(struct bb_mount, kind)", 0],
   ["offsetof(struct bb_mount, flags)", 4],
@@ -322,7 +329,7 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["sizeof(struct bb_fdmap)", 8],
   ["offsetof(struct bb_fdmap, src)", 0],
   ["offsetof(struct bb_fdmap, dst)", 4],
-  ["sizeof(struct bb_spawn_out)", 584],
+  ["sizeof(struct bb_spawn_out)", 596],
   ["offsetof(struct bb_spawn_out, pidfd)", 0],
   ["offsetof(struct bb_spawn_out, pid)", 4],
   ["offsetof(struct bb_spawn_out, listener)", 8],
@@ -334,6 +341,9 @@ export const ABI_LAYOUT: readonly (readonly [label: string, value: number])[] = 
   ["offsetof(struct bb_spawn_out, detail)", 32],
   ["offsetof(struct bb_spawn_out, phase_us)", 544],
   ["offsetof(struct bb_spawn_out, pty_master)", 580],
+  ["offsetof(struct bb_spawn_out, net_proxy)", 584],
+  ["offsetof(struct bb_spawn_out, net_dns_udp)", 588],
+  ["offsetof(struct bb_spawn_out, net_dns_tcp)", 592],
   ["sizeof(struct bb_report)", 32],
   ["offsetof(struct bb_report, magic)", 0],
   ["offsetof(struct bb_report, wstatus)", 4],

@@ -77,12 +77,20 @@ const symbols = {
   bb_net_fd_limit: { args: [], returns: i64 },
   bb_net_relay_start: { args: [fn], returns: i32 },
   bb_net_relay: { args: [i32, i32, i32, u32, u32], returns: i32 },
-  bb_net_relay_open: { args: [u32], returns: i32 },
+  bb_net_relay_open: { args: [u32, i32], returns: i32 },
   bb_net_relay_abort: { args: [u32], returns: i32 },
   bb_open_in_root: { args: [ptr, ptr], returns: i32 },
   bb_landlock_abi: { args: [], returns: i32 },
   bb_seccomp_action: { args: [u32], returns: i32 },
   bb_probe_idmap: { args: [], returns: i32 },
+  bb_net_recvfrom: { args: [i32, ptr, u32, ptr, ptr], returns: i32 },
+  bb_net_sendto: { args: [i32, ptr, u32, ptr, u32], returns: i32 },
+  bb_net_nonblock: { args: [i32], returns: i32 },
+  // Transparent mode (csrc/net_intercept.c; src/native/net.ts).
+  bb_net_intercept_addr: { args: [i32, u64, i32, u64, u32, ptr], returns: i32 },
+  bb_net_intercept_take: { args: [i32, u64, i32, i32, i32], returns: i32 },
+  bb_net_intercept_join: { args: [i32, u32], returns: i32 },
+  bb_net_peer_port: { args: [i32], returns: i32 },
 } as const;
 
 function rebuildHint(what: string): string {

@@ -66,6 +66,63 @@ export function socketError(fd: number): number {
   return shim().bb_net_sockerr(fd);
 }
 
+/** A datagram's sender, as the kernel gave it (for the answer). */
+export interface Sender {
+  readonly addr: Uint8Array;
+  readonly len: number;
+}
+
+/**
+ * One datagram from a non-blocking UDP socket into `into`: its length and
+ * sender, or -errno (-EAGAIN: none; -EMSGSIZE: larger than `into`, dropped).
+ */
+export function recvDatagram(fd: number, into: Uint8Array): { length: number; from: Sender } | number {
+  const addr = new Uint8Array(28);
+  const len = new Uint32Array(1);
+  const n = shim().bb_net_recvfrom(fd, ptr(into), into.length, ptr(addr), ptr(len));
+  return n < 0 ? n : { length: n, from: { addr, len: len[0]! } };
+}
+
+/** One datagram to `to`, without blocking: bytes or -errno. */
+export function sendDatagram(fd: number, bytes: Uint8Array, to: Sender): number {
+  return shim().bb_net_sendto(fd, ptr(bytes), bytes.length, ptr(to.addr), to.len);
+}
+
+/** O_NONBLOCK on fd: 0 or -errno. */
+export function setNonBlocking(fd: number): number {
+  return shim().bb_net_nonblock(fd);
+}
+
+/**
+ * Transparent mode: the sockaddr a connect() waiting in notification `id`
+ * of `listener` passed, read from task `pid`'s memory (at most 28 bytes), or
+ * -errno (-ENOENT: the notification is gone).
+ */
+export function interceptAddress(listener: number, id: bigint, pid: number, addr: bigint, len: number): Uint8Array | number {
+  const out = new Uint8Array(28);
+  const n = shim().bb_net_intercept_addr(listener, id, pid, addr, Math.min(len, 28), ptr(out));
+  return n < 0 ? n : out.subarray(0, n);
+}
+
+/**
+ * A dup of that task's socket `fd`, when it is a TCP socket of the same
+ * network namespace as `ref`; else -errno (-EPROTOTYPE: not TCP, -EXDEV:
+ * another namespace, -ENOENT: the notification is gone).
+ */
+export function interceptTake(listener: number, id: bigint, pid: number, fd: number, ref: number): number {
+  return shim().bb_net_intercept_take(listener, id, pid, fd, ref);
+}
+
+/** Connects the taken socket to the proxy on its namespace's 127.0.0.1:`port`: its local port, or -errno. */
+export function interceptJoin(sock: number, port: number): number {
+  return shim().bb_net_intercept_join(sock, port);
+}
+
+/** A connected socket's remote port, or -errno. */
+export function peerPort(sock: number): number {
+  return shim().bb_net_peer_port(sock);
+}
+
 /** The soft RLIMIT_NOFILE. */
 export function fdLimit(): number {
   return Number(shim().bb_net_fd_limit());
@@ -113,9 +170,13 @@ function updateKeepAlive(): void {
   }
 }
 
+/** The directions of a tunnel that can wait for open() (csrc/net_relay.c GATE_*). */
+export const GATE_UP = 1;
+export const GATE_DOWN = 2;
+
 export interface Tunnel {
-  /** Lets a gated tunnel read from its client. */
-  open(): void;
+  /** Lets the gated directions in `gates` (GATE_UP: from the client, GATE_DOWN: from the server) move. */
+  open(gates: number): void;
   /** Ends it now; `onEnd` still runs (RELAY_ABORTED). */
   abort(): void;
 }
@@ -127,16 +188,16 @@ export interface Tunnel {
 export function relay(
   client: number,
   upstream: number,
-  opts: { gated: boolean; idleMs: number; halfOpenMs: number },
+  opts: { gates: number; idleMs: number; halfOpenMs: number },
   onEnd: (end: RelayEnd) => void,
 ): Tunnel | number {
   start();
-  const handle = shim().bb_net_relay(client, upstream, opts.gated ? 1 : 0, opts.idleMs, opts.halfOpenMs);
+  const handle = shim().bb_net_relay(client, upstream, opts.gates, opts.idleMs, opts.halfOpenMs);
   if (handle < 0) return handle;
   ends.set(handle, onEnd);
   updateKeepAlive();
   return {
-    open: () => void shim().bb_net_relay_open(handle),
+    open: (gates) => void shim().bb_net_relay_open(handle, gates),
     abort: () => void shim().bb_net_relay_abort(handle),
   };
 }

@@ -29,6 +29,16 @@ export interface Spawned {
   ptyMaster: number;
   /** ms from the clone to the end of each phase of the set-up (0: not reached), for `bunbox run -v`. */
   phasesMs?: Record<SpawnPhase, number>;
+  /** --net proxy: the sockets bound in the sandbox's network namespace (docs/network.md), bunbox's to serve and close. */
+  net?: NetSockets;
+}
+
+export interface NetSockets {
+  /** TCP, listening on the proxy's port on the sandbox's 127.0.0.1. */
+  proxy: number;
+  /** UDP and TCP (listening) on the sandbox's 127.0.0.1:53. */
+  dnsUdp: number;
+  dnsTcp: number;
 }
 
 /** The points of a spawn, in order (csrc/plan.h enum bb_mark). */
@@ -81,7 +91,7 @@ function collect(): void {
  */
 export function discard(s: Spawned): void {
   pidfdSignal(s.pidfd, 9);
-  for (const fd of [s.listener, s.report, s.sandboxeePidfd, s.ptyMaster]) if (fd >= 0) closeFd(fd);
+  for (const fd of [s.listener, s.report, s.sandboxeePidfd, s.ptyMaster, ...(s.net ? Object.values(s.net) : [])]) if (fd >= 0) closeFd(fd);
   const reap = () => {
     const w = waitPidfd(s.pidfd);
     if (typeof w !== "number" && !w.reaped) setTimeout(reap, 5);
@@ -120,7 +130,9 @@ function decode(r: number, out: Uint8Array): Spawned | SetupFailure {
     const phasesMs = Object.fromEntries(
       SPAWN_PHASES.map((name, i) => [name, view.getUint32(O.phase_us.offset + i * 4, true) / 1000]),
     ) as Record<SpawnPhase, number>;
+    const proxy = i32(O.net_proxy);
     return {
+      ...(proxy >= 0 ? { net: { proxy, dnsUdp: i32(O.net_dns_udp), dnsTcp: i32(O.net_dns_tcp) } } : {}),
       pidfd: i32(O.pidfd),
       pid: i32(O.pid),
       listener: i32(O.listener),

@@ -108,6 +108,38 @@ export function forwardHead(head: HttpHead, url: AbsoluteUrl): Checked<Uint8Arra
   return { ok: true, value: latin1(`${lines.join("\r\n")}\r\n\r\n`) };
 }
 
+export interface ResponseHead {
+  readonly status: number;
+  /** Bytes of the server's head, final CRLFCRLF included. */
+  readonly length: number;
+  /** The head to send the client: a final response's with Connection: close, a 1xx one as it came. */
+  readonly forClient: Uint8Array;
+}
+
+/** A server's complete response head (up to and including its CRLFCRLF), as the client gets it. */
+export function clientHead(bytes: Uint8Array): Checked<ResponseHead> {
+  const text = fromLatin1(bytes);
+  const lines = text.slice(0, -4).split("\r\n");
+  if (lines.some((l) => l.includes("\n") || l.includes("\r"))) return fail("a bare CR or LF in the response head");
+  const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]!);
+  if (!status) return fail("not an HTTP/1.x status line");
+  const code = Number(status[1]);
+  if (code < 200) return { ok: true, value: { status: code, length: bytes.length, forClient: bytes.slice() } };
+  const headers: [string, string][] = [];
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon <= 0 || line.startsWith(" ") || line.startsWith("\t") || !TOKEN.test(line.slice(0, colon))) return fail(`malformed header line "${line.slice(0, 40)}"`);
+    headers.push([line.slice(0, colon), line.slice(colon + 1).trim()]);
+  }
+  const named = new Set(headers.filter(([n]) => n.toLowerCase() === "connection").flatMap(([, v]) => v.split(",").map((t) => t.trim().toLowerCase())));
+  const kept = headers.filter(([n]) => {
+    const l = n.toLowerCase();
+    return l !== "connection" && l !== "keep-alive" && l !== "proxy-connection" && !named.has(l);
+  });
+  const out = [lines[0]!, ...kept.map(([n, v]) => `${n}: ${v}`), "Connection: close"];
+  return { ok: true, value: { status: code, length: bytes.length, forClient: latin1(`${out.join("\r\n")}\r\n\r\n`) } };
+}
+
 /** Bytes as ISO-8859-1 (byte n is U+00nn; TextDecoder's "latin1" is windows-1252). */
 function fromLatin1(bytes: Uint8Array): string {
   let s = "";

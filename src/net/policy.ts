@@ -130,6 +130,20 @@ export class NetPolicy {
     return allow(`${addr} is a public address`);
   }
 
+  /**
+   * Whether the DNS stub may answer for `name` (normalised): an allow entry
+   * matches it on some port, and no deny entry refuses it on every port.
+   * The answer is never a real address (dns.ts): a connection to it still
+   * goes through decide().
+   */
+  mayResolve(name: string): Decision {
+    const denied = this.deny.find((p) => p.port === undefined && matchesName(p, name, 0));
+    if (denied) return deny(`${name} matches the deny entry ${denied.text}`, denied.text);
+    const allowed = this.allow.find((p) => matchesName({ ...p, port: undefined } as HostPattern, name, 0));
+    if (allowed) return allow(`${name} matches ${allowed.text}`, allowed.text);
+    return deny(this.whyNotAllowed(name, 0));
+  }
+
   /** The denial of a name no allow entry matches, with a hint when one nearly did. */
   private whyNotAllowed(name: string, port: number): string {
     const bare = this.allow.find((p) => p.kind === "suffix" && p.suffix === name);
@@ -137,6 +151,15 @@ export class NetPolicy {
     const otherPort = this.allow.find((p) => matchesName({ ...p, port: undefined } as HostPattern, name, port));
     if (otherPort) return `${name}:${port} is not in the allow list (${otherPort.text} allows another port)`;
     return `${name} is not in the allow list`;
+  }
+
+  /** The entries as written (addHosts canonical): what a policy with more entries is built from. */
+  rules(): Required<NetworkRules> {
+    return {
+      allow: this.allow.map((p) => p.text),
+      deny: this.deny.map((p) => p.text),
+      addHosts: Object.fromEntries([...this.addHosts].map(([n, ip]) => [n, formatIp(ip)])),
+    };
   }
 
   /** One line per entry, for `bunbox run -v`. */

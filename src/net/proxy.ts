@@ -18,14 +18,17 @@
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
 import { EAGAIN } from "../native/comms.ts";
-import { acceptOne, adoptSocket, fdLimit } from "../native/net.ts";
+import { acceptOne, adoptSocket, fdLimit, peerPort } from "../native/net.ts";
 import { EPOLLIN, watch, type Watch } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
 import { FDS_PER_CONNECTION, type NetLimits, netLimits } from "./limits.ts";
+import type { Ip } from "./address.ts";
 import type { NetPolicy } from "./policy.ts";
 import { type ConnectionRecord, type NetEvent, type NetworkReport, ReportBook } from "./report.ts";
 import { type Lookup, systemLookup } from "./resolve.ts";
-import { Session, type SessionContext } from "./session.ts";
+import type { Connection, SessionContext } from "./connection.ts";
+import { Session } from "./session.ts";
+import { TransparentSession } from "./transparent.ts";
 
 export interface ProxyOptions {
   readonly policy: NetPolicy;
@@ -36,6 +39,8 @@ export interface ProxyOptions {
   readonly lookup?: Lookup;
   /** Each connection opening and ending, for `-v`. */
   readonly onEvent?: (event: NetEvent) => void;
+  /** The sandbox's DNS stub's names: a target that is one of its addresses is decided as its name. */
+  readonly names?: (ip: Ip) => string | undefined;
 }
 
 /** Connections in flight in all proxies of this process, against the fd budget. */
@@ -49,13 +54,18 @@ function budget(): number {
 }
 
 const ACCEPT_BATCH = 64;
+/** How long a trapped connect()'s socket may take to reach the proxy once connected (on loopback: at once). */
+const JOIN_WAIT_MS = 5000;
+const ECONNREFUSED = 111;
 const ACCEPT_BACKOFF_MS = 100;
 const ECONNABORTED = 103;
 
 export class NetProxy {
   readonly limits: NetLimits;
   private readonly book: ReportBook;
-  private readonly sessions = new Set<Session>();
+  private readonly sessions = new Set<Connection>();
+  /** Transparent sessions whose sandboxee socket is on its way, by that socket's local port. */
+  private readonly joining = new Map<number, { session: TransparentSession; timer: ReturnType<typeof setTimeout> }>();
   private readonly listeners = new Map<number, Watch>();
   private readonly idle: (() => void)[] = [];
   private readonly context: Omit<SessionContext, "finished">;
@@ -71,6 +81,7 @@ export class NetProxy {
       limits: this.limits,
       tlsPorts: new Set(opts.tlsPorts ?? [443]),
       lookup: opts.lookup ?? systemLookup,
+      ...(opts.names ? { names: opts.names } : {}),
       opened: (record) => opts.onEvent?.({ type: "open", record }),
     };
   }
@@ -119,6 +130,42 @@ export class NetProxy {
     this.serve(fd);
   }
 
+  /**
+   * Transparent mode (transparent.ts): a connect() to host:port the
+   * sandboxee made. Decides, resolves and connects like any request; then
+   * `join` connects the sandboxee's socket to the proxy's listener and
+   * returns its local port (or -errno), by which the accepted connection is
+   * known and relayed. Resolves with 0, or the errno the connect() fails with.
+   */
+  async intercept(host: string, port: number, join: () => number): Promise<number> {
+    if (this.closed) return ECONNREFUSED;
+    const over = this.overLimit();
+    if (over) {
+      this.record({ ...this.refusedRecord(`connection limit reached: ${over}`, "denied"), protocol: "transparent", host, port });
+      return ECONNREFUSED;
+    }
+    const session = new TransparentSession(this.sessionContext(() => session), this.nextId++);
+    this.admit(session);
+    const errno = await session.prepare(host, port);
+    if (errno) return errno;
+    if (this.closed) {
+      session.abandon("the proxy closed");
+      return ECONNREFUSED;
+    }
+    const local = join();
+    if (local < 0) {
+      session.abandon(`cannot connect the sandboxee's socket to the proxy: ${describeErrno(-local)}`);
+      return -local;
+    }
+    const timer = setTimeout(() => {
+      if (this.joining.get(local)?.session !== session) return;
+      this.joining.delete(local);
+      session.abandon("the sandboxee's socket never reached the proxy");
+    }, JOIN_WAIT_MS);
+    this.joining.set(local, { session, timer });
+    return 0;
+  }
+
   /** Every connection so far. */
   report(): NetworkReport {
     return this.book.report();
@@ -131,9 +178,11 @@ export class NetProxy {
 
   /**
    * Stops accepting, ends every connection (tunnels are aborted), and
-   * resolves once all are reported.
+   * resolves once all are reported. With `graceMs`, connections first get
+   * that long to end by themselves (a sandbox that has ended: its sockets
+   * are closed, and the relay is seeing it).
    */
-  async close(): Promise<void> {
+  async close(opts: { graceMs?: number } = {}): Promise<void> {
     if (!this.closed) {
       this.closed = true;
       for (const [fd, w] of this.listeners) {
@@ -141,6 +190,16 @@ export class NetProxy {
         closeFd(fd);
       }
       this.listeners.clear();
+      for (const { timer } of this.joining.values()) clearTimeout(timer);
+      this.joining.clear(); // abort() below abandons them
+      if (opts.graceMs && this.sessions.size > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          this.idle.push(resolve);
+          timer = setTimeout(resolve, opts.graceMs);
+        });
+        clearTimeout(timer);
+      }
       for (const s of this.sessions) s.abort();
     }
     if (this.sessions.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
@@ -153,37 +212,51 @@ export class NetProxy {
     }
   }
 
+  /** Why one more connection is over a limit, or undefined. */
+  private overLimit(): string | undefined {
+    if (this.sessions.size >= this.limits.maxConcurrent) return `${this.limits.maxConcurrent} connections at once (the sandbox's limit)`;
+    if (this.limits.maxTotal > 0 && this.served >= this.limits.maxTotal) return `${this.limits.maxTotal} connections in all (the sandbox's limit)`;
+    if (processConnections >= budget()) return `bunbox's file descriptor budget (${budget()} connections across sandboxes)`;
+    return undefined;
+  }
+
   private serve(fd: number): void {
-    const limit =
-      this.sessions.size >= this.limits.maxConcurrent
-        ? `${this.limits.maxConcurrent} connections at once (the sandbox's limit)`
-        : this.limits.maxTotal > 0 && this.served >= this.limits.maxTotal
-          ? `${this.limits.maxTotal} connections in all (the sandbox's limit)`
-          : processConnections >= budget()
-            ? `bunbox's file descriptor budget (${budget()} connections across sandboxes)`
-            : undefined;
-    if (limit) {
+    // A trapped connect()'s socket arriving: already decided and counted.
+    const port = this.joining.size > 0 ? peerPort(fd) : -1;
+    const joined = this.joining.get(port);
+    if (joined) {
+      this.joining.delete(port);
+      clearTimeout(joined.timer);
+      return joined.session.attach(fd);
+    }
+    const over = this.overLimit();
+    if (over) {
       closeFd(fd);
-      this.record(this.refusedRecord(`connection limit reached: ${limit}`, "denied"));
+      this.record(this.refusedRecord(`connection limit reached: ${over}`, "denied"));
       return;
     }
+    const session = new Session(this.sessionContext(() => session), fd, this.nextId++);
+    this.admit(session);
+    void session.run();
+  }
+
+  /** Counts a session in (until its record comes). */
+  private admit(session: Connection): void {
     this.served++;
     processConnections++;
-    const session = new Session(
-      {
-        ...this.context,
-        finished: (record) => {
-          this.sessions.delete(session);
-          processConnections--;
-          this.record(record);
-          if (this.sessions.size === 0) this.idle.splice(0).forEach((f) => f());
-        },
-      },
-      fd,
-      this.nextId++,
-    );
     this.sessions.add(session);
-    void session.run();
+  }
+
+  private sessionContext(self: () => Connection): SessionContext {
+    return {
+      ...this.context,
+      finished: (record) => {
+        this.sessions.delete(self());
+        processConnections--;
+        this.record(record);
+        if (this.sessions.size === 0) this.idle.splice(0).forEach((f) => f());
+      },
+    };
   }
 
   private refusedRecord(reason: string, outcome: "denied" | "failed"): ConnectionRecord {

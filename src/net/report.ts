@@ -4,7 +4,8 @@
  * lines), and totals.
  */
 
-export type Protocol = "http" | "connect" | "socks5" | "unknown";
+/** transparent: a connect() trapped in --net proxy-transparent (src/net/transparent.ts). */
+export type Protocol = "http" | "connect" | "socks5" | "transparent" | "unknown";
 
 /**
  * allowed: the policy let it through (it may still have ended in an error,
@@ -18,8 +19,10 @@ export interface ConnectionRecord {
   /** In the order connections arrived, from 1. */
   readonly id: number;
   readonly protocol: Protocol;
-  /** As the client asked for it ("" when it never said). */
+  /** As the client asked for it ("" when it never said); the name, when it asked for an address of the DNS stub's. */
   readonly host: string;
+  /** The address of bunbox's DNS stub the client asked for, standing for `host` (names.ts). */
+  readonly stubAddress?: string;
   readonly port: number;
   readonly outcome: Outcome;
   /** Why, in words; for a denial, the rule or the check that refused it. */
@@ -54,7 +57,7 @@ export interface NetworkReport {
 
 export type NetEvent = { readonly type: "open" | "end"; readonly record: ConnectionRecord };
 
-const PROTOCOL_NAME: Record<Protocol, string> = { http: "HTTP", connect: "CONNECT", socks5: "SOCKS5", unknown: "?" };
+const PROTOCOL_NAME: Record<Protocol, string> = { http: "HTTP", connect: "CONNECT", socks5: "SOCKS5", transparent: "connect()", unknown: "?" };
 
 function size(n: number): string {
   if (n < 1024) return `${n} B`;

@@ -1,9 +1,9 @@
 /**
  * The "network" key of a policy file (src/policy/file.ts uses it):
  *
- *   "network": "none" | "loopback" | "host"
+ *   "network": "none" | "loopback" | "host" | "proxy" | "proxy-transparent"
  *   "network": {
- *     "mode": "proxy",
+ *     "mode": "proxy",                 (or "proxy-transparent")
  *     "allow": ["registry.npmjs.org", "*.pythonhosted.org:443", "10.1.2.0/24"],
  *     "deny": ["evil.pythonhosted.org"],
  *     "addHosts": { "mirror.internal": "10.1.2.3" }
@@ -49,7 +49,7 @@ const AddHostAddressSchema = v.pipe(
 );
 
 export const NetworkProxySchema = v.strictObject({
-  mode: v.picklist(["proxy"], "mode: \"proxy\" (the other modes are written as a string: \"none\", \"loopback\", \"host\")"),
+  mode: v.picklist(["proxy", "proxy-transparent"], "mode: \"proxy\" or \"proxy-transparent\" (the other modes are written as a string: \"none\", \"loopback\", \"host\")"),
   allow: v.optional(v.array(PatternSchema)),
   deny: v.optional(v.array(PatternSchema)),
   addHosts: v.optional(v.record(AddHostNameSchema, AddHostAddressSchema)),

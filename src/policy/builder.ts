@@ -23,7 +23,11 @@ import { FilterTooLong } from "./assembler.ts";
 import { FAMILIES, type FamilyName, type FamilyRule, futexRule, isFamilyName } from "./families.ts";
 import { type Alternative, allowIfFragment, resolvePortable } from "./allowif.ts";
 import { MountBuilder } from "./mount-builder.ts";
-import { hostMountProblems, NET_MODES, type NetMode, Policy } from "./policy.ts";
+import { hostMountProblems, isProxyMode, NET_MODES, type NetMode, Policy } from "./policy.ts";
+import { NetPolicy, type RuleSubjects } from "../net/policy.ts";
+import { parsePattern } from "../net/pattern.ts";
+import { normalizeName } from "../net/host.ts";
+import { parseIp } from "../net/address.ts";
 import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment, isAction, KILL, nodes, REFUSE, type Rule, sameAction } from "./rules.ts";
 import { type DangerName, isDangerName } from "./safety.ts";
 import { quote } from "../names.ts";
@@ -55,6 +59,9 @@ export class PolicyBuilder extends MountBuilder {
   private readonly danger = new Set<string>();
   private hostname = "bunbox";
   private net: NetMode = "none";
+  /** setNetwork was called: a host list then does not switch the mode to proxy. */
+  private netSet = false;
+  private readonly hosts = { allow: [] as string[], deny: [] as string[], addHosts: {} as Record<string, string> };
   private uid: number | undefined;
   private gid: number | undefined;
   private workdir: string | undefined;
@@ -379,14 +386,75 @@ export class PolicyBuilder extends MountBuilder {
     return this;
   }
 
-  /** none (and loopback, the same): a network namespace of its own with only lo, up; host: the host's network (a relaxation). */
+  /**
+   * none (and loopback, the same): a network namespace of its own with only
+   * lo, up; host: the host's network (a relaxation); proxy: the same as none,
+   * and bunbox's proxy, through which the hosts of allowHosts are reachable;
+   * proxy-transparent: the same, with connect() to outside addresses proxied
+   * too (docs/network.md).
+   */
   setNetwork(mode: NetMode): this {
     if (!NET_MODES.includes(mode)) {
       this.problems.push(`setNetwork: "${mode}" is not one of ${NET_MODES.join(", ")}`);
       return this;
     }
     this.net = mode;
+    this.netSet = true;
     return this;
+  }
+
+  /**
+   * Hosts the sandboxee may reach through bunbox's proxy: names
+   * ("registry.npmjs.org"), wildcards for subdomains ("*.pythonhosted.org"),
+   * IP addresses and CIDR ranges, each with an optional ":port". Implies
+   * setNetwork("proxy") unless a proxy mode is set.
+   */
+  allowHosts(...patterns: string[]): this {
+    return this.hostPatterns("allowHosts", this.hosts.allow, patterns);
+  }
+
+  /** Hosts refused whatever allowHosts says (the same patterns). */
+  denyHosts(...patterns: string[]): this {
+    return this.hostPatterns("denyHosts", this.hosts.deny, patterns);
+  }
+
+  /** `name` resolves to `ip` for the run (like curl --resolve), trusted: its address is not checked. */
+  addHost(name: string, ip: string): this {
+    const n = typeof name === "string" ? normalizeName(name) : { ok: false as const, error: "not a string" };
+    if (!n.ok) this.problems.push(`addHost: ${quote(name)} is not a host name: ${n.error}`);
+    else if (typeof ip !== "string" || !parseIp(ip.replace(/^\[(.*)\]$/, "$1"))) this.problems.push(`addHost(${name}): ${quote(ip)} is not an IP address`);
+    else this.hosts.addHosts[name] = ip;
+    return this;
+  }
+
+  private hostPatterns(where: string, into: string[], patterns: string[]): this {
+    for (const text of patterns) {
+      const p = typeof text === "string" ? parsePattern(text) : { ok: false as const, error: "a host pattern is a string" };
+      if (p.ok) into.push(text);
+      else this.problems.push(`${where}: ${quote(text)}: ${p.error}`);
+    }
+    return this;
+  }
+
+  /** The proxy's rules, when the mode is a proxy one (a host list without setNetwork makes it "proxy"). */
+  private networkRules(): NetPolicy | undefined {
+    const h = this.hosts;
+    const given = h.allow.length + h.deny.length + Object.keys(h.addHosts).length > 0;
+    if (given && !isProxyMode(this.net)) {
+      if (this.netSet) {
+        this.problems.push(`allowHosts/denyHosts/addHost: the network is "${this.net}"; host lists need "proxy" or "proxy-transparent"`);
+        return undefined;
+      }
+      this.net = "proxy";
+    }
+    if (!isProxyMode(this.net)) return undefined;
+    const subjects: RuleSubjects = { allow: () => "allowHosts", deny: () => "denyHosts", addHost: (n) => `addHost(${n})` };
+    try {
+      return new NetPolicy(h, subjects);
+    } catch (e) {
+      this.problems.push((e as Error).message);
+      return undefined;
+    }
   }
 
   /** The uid inside the sandbox (the kernel uid stays unprivileged). */
@@ -444,6 +512,7 @@ export class PolicyBuilder extends MountBuilder {
   tryBuild(): { policy: Policy; problems?: undefined } | { policy?: undefined; problems: string[] } {
     if (this.built) return { problems: ["this PolicyBuilder has already built its policy"] };
     this.built = true;
+    const network = this.networkRules();
     if (this.problems.length) return { problems: [...this.problems] };
     let defaultAction = this.defaultAct;
     if (this.onRefusalMode === "errno" && !(this.onRefusalFromBase && defaultAction.kind !== "kill")) {
@@ -464,6 +533,7 @@ export class PolicyBuilder extends MountBuilder {
       hostMounts: new Set(this.hostMounts),
       hostname: this.hostname,
       net: this.net,
+      network,
       uid: this.uid,
       gid: this.gid,
       workdir: this.workdir,

@@ -17,6 +17,8 @@ interface Node {
   item?: Node;
   options?: readonly (Node | string)[];
   pipe?: readonly Node[];
+  /** v.lazy: the schema for an input. */
+  getter?: (input: unknown) => Node;
 }
 
 /** Through optional() to the schema that decides (a pipe's schema is its own first step). */
@@ -38,8 +40,9 @@ function schemasAt(root: Node, path: readonly (string | number)[]): Node[] {
   return here.flatMap(expand);
 }
 
-/** A union's options, recursively (objects and picklists alike). */
+/** A union's options, recursively (objects and picklists alike); a lazy's forms for a string and for an object ("network"). */
 function expand(s: Node): Node[] {
+  if (s.type === "lazy" && s.getter) return [...new Set([s.getter(""), s.getter({})])].flatMap((o) => expand(unwrap(o)));
   return s.type === "union" ? (s.options as Node[]).flatMap((o) => expand(unwrap(o))) : [s];
 }
 

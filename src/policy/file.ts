@@ -14,6 +14,9 @@
  *       (every key of "filesystem": src/policy/filesystem.ts)
  *     "network": "none", "hostname": "box", "uid": 1000
  *   }
+ *
+ * "network" may also be { "mode": "proxy", "allow": [...], "deny": [...],
+ * "addHosts": {...} } (src/net/schema.ts).
  */
 import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
@@ -25,7 +28,7 @@ import { applyMount, FilesystemSchema, rootOp } from "./filesystem.ts";
 import { PolicyBuilder, PolicyError } from "./builder.ts";
 import { FAMILIES, type FamilyName } from "./families.ts";
 import { DANGEROUS_USES, isDangerName } from "./safety.ts";
-import { NET_MODES } from "./policy.ts";
+import { NetworkSchema } from "../net/schema.ts";
 import { Policy } from "./policy.ts";
 import type { Alternative } from "./allowif.ts";
 import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
@@ -120,7 +123,7 @@ export const PolicyFileSchema = v.strictObject({
   rules: v.optional(v.array(v.strictObject({ syscalls: v.array(SyscallRef), program: v.array(NodeSchema) }))),
   filesystem: v.optional(FilesystemSchema),
   hostname: v.optional(v.string()),
-  network: v.optional(v.picklist(NET_MODES)),
+  network: v.optional(NetworkSchema),
   uid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   gid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
 });
@@ -198,7 +201,14 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   fs?.mounts?.forEach((m, i) => b.editFilesystem((p) => applyMount(p, m, `${source}: filesystem.mounts.${i}`)));
   fs?.dangerAllowHostMounts?.forEach((k, i) => at(`filesystem.dangerAllowHostMounts.${i}`, () => b.dangerAllowHostMount(k)));
   if (f.hostname !== undefined) at("hostname", () => b.setHostname(f.hostname!));
-  if (f.network !== undefined) at("network", () => b.setNetwork(f.network!));
+  const net = f.network;
+  if (typeof net === "string") at("network", () => b.setNetwork(net));
+  else if (net !== undefined) {
+    at("network", () => {
+      b.setNetwork(net.mode).allowHosts(...(net.allow ?? [])).denyHosts(...(net.deny ?? []));
+      for (const [name, ip] of Object.entries(net.addHosts ?? {})) b.addHost(name, ip);
+    });
+  }
   if (f.uid !== undefined) at("uid", () => b.setUid(f.uid!));
   if (f.gid !== undefined) at("gid", () => b.setGid(f.gid!));
   return b.build();

@@ -13,9 +13,23 @@ import { UsageError } from "../errors.ts";
 import { HOST_MOUNT_TEXT, type HostMount } from "../sandbox/exposure.ts";
 import { MountPlan } from "../sandbox/mounts.ts";
 import type { Runtime } from "../sandbox/runtime.ts";
+import { NetPolicy } from "../net/policy.ts";
+import { traceConnect } from "../net/trace-connect.ts";
 
-export type NetMode = "none" | "loopback" | "host";
-export const NET_MODES: readonly NetMode[] = ["none", "loopback", "host"];
+/**
+ * none (and loopback, the same): a network namespace of its own with only
+ * lo, up; host: the host's network (a relaxation); proxy: the same as none,
+ * and bunbox's proxy, which lets through only what `network` allows
+ * (docs/network.md); proxy-transparent: the same, and connect() to an
+ * outside address goes through the proxy too.
+ */
+export type NetMode = "none" | "loopback" | "host" | "proxy" | "proxy-transparent";
+export const NET_MODES: readonly NetMode[] = ["none", "loopback", "host", "proxy", "proxy-transparent"];
+
+/** Whether `mode` runs bunbox's proxy. */
+export function isProxyMode(mode: NetMode): mode is "proxy" | "proxy-transparent" {
+  return mode === "proxy" || mode === "proxy-transparent";
+}
 
 type Rules = ReadonlyMap<number, readonly Rule[]>;
 
@@ -32,6 +46,8 @@ export interface PolicyInit {
   hostMounts?: ReadonlySet<HostMount>;
   hostname: string;
   net: NetMode;
+  /** With a proxy mode: the hosts it lets through (none given: nothing is allowed). Ignored otherwise. */
+  network?: NetPolicy | undefined;
   /** Inside ids; undefined: the caller's ids (65534 when the caller is root). */
   uid: number | undefined;
   gid: number | undefined;
@@ -58,6 +74,12 @@ const RELAXATION = {
   hostMount: (kind: HostMount, shown: readonly string[] | undefined) =>
     `dangerAllowHostMount("${kind}"): ${HOST_MOUNT_TEXT[kind]} may be bound into the sandbox${shown ? ` (${shown.join(", ")})` : ""}`,
   audit: "audit: calls the policy refuses run anyway and are recorded; only the safety rules are enforced",
+  netProxy: (mode: string, hosts: NetPolicy) => {
+    const allowed = hosts.allow.map((p) => p.text);
+    const shown = allowed.length > 8 ? `${allowed.slice(0, 8).join(", ")}, …` : allowed.join(", ");
+    const how = mode === "proxy-transparent" ? "bunbox's proxy, and connect() to outside addresses through it too" : "bunbox's proxy";
+    return `network ${mode}: the sandboxee may reach ${allowed.length} host pattern${allowed.length === 1 ? "" : "s"} through ${how}${allowed.length ? ` (${shown})` : ""}`;
+  },
 } as const;
 
 /**
@@ -86,6 +108,8 @@ export class Policy {
   readonly hostMounts: ReadonlySet<HostMount>;
   readonly hostname: string;
   readonly net: NetMode;
+  /** The hosts bunbox's proxy lets through: set exactly when `net` is a proxy mode. */
+  readonly network: NetPolicy | undefined;
   readonly uid: number | undefined;
   readonly gid: number | undefined;
   readonly workdir: string | undefined;
@@ -108,6 +132,7 @@ export class Policy {
     if (problems.length) throw new UsageError("filesystem", problems.join("\n  "));
     this.hostname = init.hostname;
     this.net = init.net;
+    this.network = isProxyMode(init.net) ? (init.network ?? new NetPolicy({})) : undefined;
     this.uid = init.uid;
     this.gid = init.gid;
     this.workdir = init.workdir;
@@ -126,6 +151,7 @@ export class Policy {
       ...(this.net === "host" ? [RELAXATION.netHost] : []),
       ...[...this.hostMounts].map((k) => RELAXATION.hostMount(k, this.mounts?.hostExposure().get(k))),
       ...(this.audit ? [RELAXATION.audit] : []),
+      ...(this.network ? [RELAXATION.netProxy(this.net, this.network)] : []),
     ]);
   }
 
@@ -151,7 +177,8 @@ export class Policy {
     if (!f) {
       f = compileFilter({
         arch: this.arch,
-        rules: this.rules,
+        // proxy-transparent: connect() goes to the monitor where it is allowed (src/net/trace-connect.ts).
+        rules: this.net === "proxy-transparent" ? traceConnect(this.rules, this.arch, this.defaultAction) : this.rules,
         defaultAction: this.defaultAction,
         dangerAllowed: this.dangerAllowed,
         notify,
@@ -169,7 +196,10 @@ export class Policy {
 
   /** A copy with some fields changed (the compiled filter carries over unless the rules change). */
   derive(changes: Partial<PolicyInit>): Policy {
-    const sameFilter = !(["rules", "defaultAction", "dangerAllowed", "arch"] as const).some((k) => Object.hasOwn(changes, k));
+    const transparent = (net: NetMode) => net === "proxy-transparent";
+    const sameFilter =
+      !(["rules", "defaultAction", "dangerAllowed", "arch"] as const).some((k) => Object.hasOwn(changes, k)) &&
+      (changes.net === undefined || transparent(changes.net) === transparent(this.net));
     const compiled = sameFilter ? this.filters.notify.tree : undefined;
     return new Policy({
       arch: this.arch,
@@ -180,6 +210,7 @@ export class Policy {
       hostMounts: this.hostMounts,
       hostname: this.hostname,
       net: this.net,
+      network: this.network,
       uid: this.uid,
       gid: this.gid,
       workdir: this.workdir,

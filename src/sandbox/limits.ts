@@ -9,6 +9,7 @@
  * hard limit is lowered to it: the sandboxee has no capability to raise one.
  */
 import { UsageError } from "../errors.ts";
+import { type NetLimits, netLimits } from "../net/limits.ts";
 
 /**
  * How long a run's set-up may take: clone to exec (the shim), the
@@ -36,6 +37,8 @@ export interface LimitsInit {
   wallTimeMs: number;
   /** On the wall-time limit, SIGTERM first and SIGKILL this many ms later; 0: SIGKILL at once. */
   graceMs: number;
+  /** --net proxy: the proxy's limits for the run (src/net/limits.ts; defaults for those not given). */
+  net?: Partial<NetLimits>;
 }
 
 export const DEFAULT_LIMITS: Readonly<LimitsInit> = Object.freeze({
@@ -58,9 +61,10 @@ export class Limits implements LimitsInit {
   core: number;
   wallTimeMs: number;
   graceMs: number;
+  net: NetLimits;
 
   constructor(init: Partial<LimitsInit> = {}) {
-    const all = { ...DEFAULT_LIMITS, ...init };
+    const { net, ...all } = { ...DEFAULT_LIMITS, ...init };
     for (const [key, value] of Object.entries(all)) {
       if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
         throw new UsageError(`limits.${key}`, `must be a non-negative number, not ${value}`);
@@ -77,6 +81,7 @@ export class Limits implements LimitsInit {
     this.core = all.core;
     this.wallTimeMs = all.wallTimeMs;
     this.graceMs = all.graceMs;
+    this.net = netLimits(net);
   }
 
   /** [resource, soft, hard] for the spawn request; Infinity is RLIM_INFINITY. */

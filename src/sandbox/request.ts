@@ -6,10 +6,12 @@
  */
 import {
   BB_ABI_VERSION, BB_CLONE_NEWCGROUP, BB_CLONE_NEWIPC, BB_CLONE_NEWNET, BB_CLONE_NEWNS, BB_CLONE_NEWPID,
-  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_F_TTY_STDIN, BB_FDMAP,
+  BB_CLONE_NEWUSER, BB_CLONE_NEWUTS, BB_F_CALLER_ROOT, BB_F_LOOPBACK, BB_F_NET_PROXY, BB_F_NO_SECCOMP, BB_F_NOTIFY, BB_F_TTY_STDIN, BB_FDMAP,
   BB_M_BIND, BB_M_DEVPTS, BB_M_DIR, BB_M_FILE, BB_M_LOWER, BB_M_MASK, BB_M_OVERLAY, BB_M_PROC, BB_M_READONLY, BB_M_SYMLINK,
   BB_M_TMPFS, BB_MF_DEV, BB_MF_NOEXEC, BB_MF_OPTIONAL, BB_MF_RW, BB_MOUNT, BB_REQ, BB_REQ_MAGIC, BB_RLIMIT, type Field,
 } from "../native/abi.ts";
+import { PROXY_PORT, proxyEnv } from "../net/env.ts";
+import { withResolvConf } from "../net/resolv.ts";
 import { encode, type Insn } from "../policy/bpf.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Executor } from "./executor.ts";
@@ -214,6 +216,8 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   // and docker do: programs that talk to themselves over localhost work, and
   // nothing outside is reachable ("loopback" is the same as "none").
   if (policy.net !== "host") flags |= BB_F_LOOPBACK;
+  // --net proxy: the proxy's and DNS stub's sockets bound on that lo (docs/network.md).
+  if (policy.network) flags |= BB_F_NET_PROXY;
   const tty = executor.tty;
   for (const fd of tty?.stdio ?? []) flags |= BB_F_TTY_STDIN << fd;
   let clone = BB_CLONE_NEWUSER | BB_CLONE_NEWNS | BB_CLONE_NEWPID | BB_CLONE_NEWUTS | BB_CLONE_NEWIPC | BB_CLONE_NEWCGROUP;
@@ -237,14 +241,16 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   };
   strings(executor.argv, "argv_off", "argc");
   const names = executor.ipc.namesEnv();
-  const env = Object.entries({ ...executor.env, ...(names ? { BUNBOX_FDS: names } : {}) }).map(([k, v]) => `${k}=${v}`);
+  const proxy = policy.network ? proxyEnv(executor.env) : {};
+  const env = Object.entries({ ...proxy, ...executor.env, ...(names ? { BUNBOX_FDS: names } : {}) }).map(([k, v]) => `${k}=${v}`);
   strings(env, "envp_off", "envc");
   set("file_off", w.str(executor.path));
   set("search_path_off", w.str(executor.env.PATH ?? ""));
   set("cwd_off", w.str(executor.cwd));
   set("hostname_off", w.str(policy.hostname));
 
-  const plan = tty ? withDevpts(settings.mounts) : settings.mounts;
+  let plan = tty ? withDevpts(settings.mounts) : settings.mounts;
+  if (policy.network) plan = withResolvConf(plan);
   const etc = generatedEtc(plan, { uid: uidInside, gid: gidInside, net: policy.net, hostname: policy.hostname });
   const mounts = writeMounts(w, plan, etc);
   set("mounts_off", mounts.at);
@@ -278,6 +284,7 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
   set("exec_magic_hi", Number(magic >> 32n));
   set("setup_timeout_ms", settings.setupTimeoutMs);
   if (tty) set("tty_size", ((tty.rows ?? 0) << 16) | (tty.cols ?? 0));
+  set("proxy_port", policy.network ? PROXY_PORT : 0);
 
   const bytes = w.done();
   new DataView(bytes.buffer).setUint32(hdr + BB_REQ.size.offset, bytes.length, true);

@@ -6,6 +6,7 @@
  */
 import { callText } from "../monitor/decode.ts";
 import type { Suggestion } from "../monitor/suggest.ts";
+import type { SandboxNetworkReport } from "../net/network.ts";
 import { signalName } from "../native/signals.ts";
 import { visible } from "./visible.ts";
 
@@ -101,6 +102,8 @@ export interface ResultInit {
   refused?: readonly RefusedCall[];
   /** Refused calls beyond the ones listed (the list is bounded). */
   refusedOmitted?: number;
+  /** --net proxy: every connection and DNS answer (docs/network.md). */
+  network?: SandboxNetworkReport;
 }
 
 /** Exit codes (README.md "Exit codes"). */
@@ -121,8 +124,9 @@ export class Result {
   /** Calls refused without ending the run (onRefusal "errno", audit), alike ones counted together. */
   readonly refused: readonly RefusedCall[];
   readonly refusedOmitted: number;
+  readonly network: SandboxNetworkReport | undefined;
 
-  constructor(init: ResultInit) {
+  constructor(private readonly init: ResultInit) {
     this.status = init.status;
     this.reason = init.reason;
     this.exitCode = init.exitCode;
@@ -134,7 +138,13 @@ export class Result {
     this.pid = init.pid;
     this.refused = Object.freeze([...(init.refused ?? [])]);
     this.refusedOmitted = init.refusedOmitted ?? 0;
+    this.network = init.network;
     Object.freeze(this);
+  }
+
+  /** A copy with some fields added or changed (the network report, once the proxy has closed). */
+  with(changes: Partial<ResultInit>): Result {
+    return new Result({ ...this.init, ...changes });
   }
 
   get ok(): boolean {
@@ -215,6 +225,7 @@ export class Result {
       rusage: { ...this.rusage },
       wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
+      ...(this.network ? { network: this.network } : {}),
     };
   }
 

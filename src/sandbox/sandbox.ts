@@ -19,8 +19,11 @@ import type { Comms } from "../comms/comms.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { after } from "../timer.ts";
 import { discard, type Spawned } from "../native/spawn.ts";
-import type { Policy } from "../policy/policy.ts";
+import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { Monitor, type MonitorHooks } from "../monitor/monitor.ts";
+import type { DnsEvent } from "../net/dns-stub.ts";
+import { SandboxNetwork } from "../net/network.ts";
+import type { NetEvent } from "../net/report.ts";
 import type { Executor } from "./executor.ts";
 import { ExecLauncher } from "./launch/exec.ts";
 import { ForkExecutor, ForkLauncher } from "./launch/fork.ts";
@@ -33,6 +36,8 @@ export interface SandboxHooks extends MonitorHooks {
   /** Called once the sandboxee runs; returning false kills it (SETUP_ERROR). */
   onStart?(pid: number): boolean | void;
   onExit?(result: Result): void;
+  /** --net proxy: a connection opened or ended, a DNS query answered (`bunbox run -v` prints each). */
+  onNetwork?(event: NetEvent | DnsEvent): void;
 }
 
 export interface RunOptions {
@@ -204,6 +209,9 @@ export class Sandbox {
   /** Starts the monitor; not live if the run is already ending (killed during set-up, refused by onStart). */
   private watch(spawned: Spawned, options: WatchOptions): { monitor: Monitor; live: boolean } {
     const limits = this.executor.limits;
+    const network = this.network(spawned);
+    const intercept = network?.intercept;
+    const connect = this.policy.arch.syscalls.connect;
     let monitor;
     try {
       monitor = new Monitor(spawned, {
@@ -214,6 +222,7 @@ export class Sandbox {
         hooks: this.hooks,
         execveatNr: this.policy.arch.syscalls.execveat,
         audit: this.policy.audit,
+        ...(intercept && connect !== undefined ? { intercept: { nr: connect, handle: intercept } } : {}),
         ...options,
       });
     } catch (e) {
@@ -221,7 +230,17 @@ export class Sandbox {
       throw e;
     }
     this.monitor = monitor;
-    monitor.result.then(this.settle);
+    if (network) {
+      try {
+        network.serve();
+      } catch (e) {
+        monitor.abort("network", `cannot serve the sandbox's proxy: ${(e as Error).message}`);
+      }
+    }
+    monitor.result.then(async (r) => {
+      if (network) r = await network.close().then((report) => r.with({ network: report }), () => r);
+      this.settle(r);
+    });
     // A kill() that came while the sandbox was being set up wins over the hook.
     if (this.killedBeforeStart) {
       monitor.kill();
@@ -241,6 +260,26 @@ export class Sandbox {
     }
     for (const sig of this.pendingSignals.splice(0)) monitor.signal(sig);
     return { monitor, live: true };
+  }
+
+  /**
+   * --net proxy: the sandbox's proxy and DNS stub, for the sockets its
+   * spawn bound (docs/network.md); served once the monitor watches, closed
+   * once the run ends, with their report in the Result.
+   */
+  private network(spawned: Spawned): SandboxNetwork | undefined {
+    const { net: sockets } = spawned;
+    const { network: rules, net: mode } = this.policy;
+    // The spawn bound them because the policy is a proxy one (src/sandbox/request.ts).
+    if (!sockets || !rules || !isProxyMode(mode)) return undefined;
+    const hook = this.hooks.onNetwork;
+    return new SandboxNetwork({
+      mode,
+      sockets,
+      policy: rules,
+      limits: this.executor.limits.net,
+      ...(hook ? { onEvent: (e) => { try { hook(e); } catch { /* a hook's error must not end the network */ } } } : {}),
+    });
   }
 
   /** start() threw: kill whatever started and end with INTERNAL_ERROR. */

@@ -63,7 +63,7 @@ describe("shell completions", () => {
     expect(complete(["bunbox", ""])).toEqual(expect.arrayContaining(["run", "policy", "syscalls", "completion", "man"]));
     const runOptions = complete(["bunbox", "run", "--"]);
     for (const name of LONG_NAMES) expect(runOptions).toContain(`--${name}`);
-    expect(complete(["bunbox", "run", "--net", ""])).toEqual(["none", "loopback", "host"]);
+    expect(complete(["bunbox", "run", "--net", ""])).toEqual(["none", "loopback", "host", "proxy", "proxy-transparent"]);
     expect(complete(["bunbox", "policy", "explain", "--a"]).sort()).toEqual(["--all", "--arch"]);
     expect(complete(["bunbox", "completion", "--he"])).toEqual(["--help"]);
   });

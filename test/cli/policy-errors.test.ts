@@ -39,7 +39,7 @@ describe("policy file errors", () => {
 
   test("a value not among the choices, with the nearest", async () => {
     const e = await check("f.json", '{"network": "hots", "filesystem": {"base": "emtpy"}}');
-    expect(e).toContain('network: "hots" is not one of none, loopback, host (did you mean host?)');
+    expect(e).toContain('network: "hots" is not one of none, loopback, host, proxy, proxy-transparent (did you mean host?)');
     expect(e).toContain('filesystem.base: "emtpy" is not one of default, empty (did you mean empty?)');
   });
 

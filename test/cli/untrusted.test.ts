@@ -83,7 +83,7 @@ describe("untrusted strings on bunbox's stderr", () => {
     const r = await bunbox(["run", "--net", HOSTILE, "--", "/bin/true"], { bare: true });
     expect(r.code).toBe(2);
     expectInert(r);
-    expect(r.stderr).toBe('bunbox: error: --net: "x\\x1b[2K\\x1b[1Gbunbox: OK: exit code 0\\x1b]0;title\\x07\\u009b2J\\u202e\\nz" is not one of none, loopback, host\n');
+    expect(r.stderr).toBe('bunbox: error: --net: "x\\x1b[2K\\x1b[1Gbunbox: OK: exit code 0\\x1b]0;title\\x07\\u009b2J\\u202e\\nz" is not one of none, loopback, host, proxy, proxy-transparent\n');
   });
 
   test("policy check: the file's name and an invalid policy's problems", async () => {

@@ -200,8 +200,17 @@ export function openFds(): number {
 export type WorldRun = Run & { records: import("../../src/net/report.ts").ConnectionRecord[] };
 
 /** Runs a scenario in a world of its own (world.ts): the results of each client run. */
-export async function runWorld(scenario: import("./world.ts").Scenario): Promise<Record<string, WorldRun>> {
-  const proc = Bun.spawn([netns(), "world", "--", process.execPath, join(import.meta.dir, "world.ts")], {
+export function runWorld(scenario: import("./world.ts").Scenario): Promise<Record<string, WorldRun>> {
+  return inWorld("world.ts", scenario);
+}
+
+/** Runs `bunbox run`s in a world of their own (sandbox-world.ts). */
+export function runSandboxWorld(scenario: import("./sandbox-world.ts").SandboxScenario): Promise<Record<string, import("./sandbox-world.ts").SandboxRun>> {
+  return inWorld("sandbox-world.ts", scenario);
+}
+
+async function inWorld<T>(script: string, scenario: unknown): Promise<T> {
+  const proc = Bun.spawn([netns(), "world", "--", process.execPath, join(import.meta.dir, script)], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work(), BUNBOX_NETNS_FIXTURE: netns() },
     stdin: new Blob([JSON.stringify(scenario)]),
     stdout: "pipe",

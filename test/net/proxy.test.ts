@@ -112,6 +112,55 @@ print(urllib.request.urlopen("http://allowed.test:${servers.http}/hello").read()
     await proxy.close();
   });
 
+  test("a forwarded response comes back with Connection: close (1xx heads as they came); a keep-alive client does not reuse the connection", async () => {
+    // A raw server: 100 Continue, then a keep-alive answer the client must not take at its word.
+    const server = Bun.listen<string | undefined>({
+      hostname: "127.0.0.1",
+      port: 0,
+      data: undefined,
+      socket: {
+        // Once the whole request is in (its 2-byte body last): a close before would reset the relay's write of it.
+        data(sock, d) {
+          const seen = ((sock.data as string | undefined) ?? "") + d.toString("latin1");
+          sock.data = seen;
+          if (!seen.endsWith("\r\n\r\nhi")) return;
+          sock.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok");
+          sock.end();
+        },
+      },
+    });
+    try {
+      const { proxy } = makeProxy();
+      const raw = [
+        PYTHON,
+        "-c",
+        `import socket
+s = socket.create_connection(("127.0.0.1", ${PROXY_PORT}))
+s.sendall(b"POST http://allowed.test:${server.port}/ HTTP/1.1\\r\\nHost: allowed.test\\r\\nConnection: keep-alive\\r\\nExpect: 100-continue\\r\\nContent-Length: 2\\r\\n\\r\\nhi")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b: break
+    data += b
+print(repr(data.decode()), len(data))`,
+      ];
+      const r = await runInNamespace(proxy, raw);
+      const head = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-Kept: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+      expect(r.stdout).toBe(`${JSON.stringify(head).replaceAll('"', "'")} ${head.length}\n`);
+      const [rec] = await settled(proxy);
+      expect(rec).toMatchObject({ protocol: "http", outcome: "allowed", bytesDown: head.length, end: "closed" });
+      // node 20's default agent keeps connections alive: its second request must not go down the first's.
+      const script = `const http = require("http");
+const get = () => new Promise((ok, no) => http.get({ host: "127.0.0.1", port: ${PROXY_PORT}, path: "http://allowed.test:${servers.http}/hello" }, (r) => { let d = ""; r.on("data", (c) => (d += c)); r.on("end", () => ok(d)); }).on("error", no));
+get().then(async (a) => console.log(a, await get())).catch((e) => console.log("error", e.code));`;
+      const n = await runInNamespace(proxy, ["node", "-e", script]);
+      expect(n.stdout).toBe("hello hello\n");
+      await proxy.close();
+    } finally {
+      server.stop(true);
+    }
+  });
+
   test("64 connections at once through one proxy all complete, each in the report", async () => {
     const { proxy } = makeProxy();
     const script = `

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { readdirSync, readFileSync } from "node:fs";
-import { acceptOne, adoptSocket, openTunnels, RELAY_ABORTED, RELAY_CLOSED, RELAY_HALFOPEN, RELAY_IDLE, type RelayEnd, relay, startConnect } from "../../src/native/net.ts";
+import { acceptOne, adoptSocket, GATE_DOWN, GATE_UP, openTunnels, RELAY_ABORTED, RELAY_CLOSED, RELAY_HALFOPEN, RELAY_IDLE, type RelayEnd, relay, startConnect } from "../../src/native/net.ts";
 import { noDelay, openFds, tcpListener, until } from "./harness.ts";
 
 /** One end of a TCP connection, driven by the test through a Bun socket. */
@@ -105,9 +105,9 @@ async function tunnelEnds(): Promise<{ client: App; server: App; clientFd: numbe
   return { client: c.app, server: serverApps[known]!, clientFd: c.fd, upstreamFd };
 }
 
-function run(clientFd: number, upstreamFd: number, opts: Partial<{ gated: boolean; idleMs: number; halfOpenMs: number }> = {}) {
+function run(clientFd: number, upstreamFd: number, opts: Partial<{ gates: number; idleMs: number; halfOpenMs: number }> = {}) {
   let end: RelayEnd | undefined;
-  const t = relay(clientFd, upstreamFd, { gated: false, idleMs: 0, halfOpenMs: 0, ...opts }, (e) => (end = e));
+  const t = relay(clientFd, upstreamFd, { gates: 0, idleMs: 0, halfOpenMs: 0, ...opts }, (e) => (end = e));
   if (typeof t === "number") throw new Error(`relay: ${t}`);
   return { tunnel: t, ended: () => end };
 }
@@ -187,19 +187,22 @@ describe("relay", () => {
 
   test("a gated tunnel lets the server speak first and holds the client's bytes until opened", async () => {
     const { client, server, clientFd, upstreamFd } = await tunnelEnds();
-    const r = run(clientFd, upstreamFd, { gated: true });
+    const r = run(clientFd, upstreamFd, { gates: GATE_UP });
     server.write(new TextEncoder().encode("220 banner\r\n"));
     await until(() => client.text === "220 banner\r\n", 5000, "the banner");
     client.write(new TextEncoder().encode("EHLO"));
     await Bun.sleep(100);
     expect(server.received).toBe(0);
-    r.tunnel.open();
+    r.tunnel.open(GATE_DOWN); // the other direction: changes nothing
+    await Bun.sleep(50);
+    expect(server.received).toBe(0);
+    r.tunnel.open(GATE_UP);
     await until(() => server.text === "EHLO", 5000, "the client's bytes after open");
     r.tunnel.abort();
     await until(() => r.ended() !== undefined);
     expect(r.ended()).toMatchObject({ reason: RELAY_ABORTED, up: 4, down: 12 });
     await until(() => client.eof && server.eof, 5000, "both sides closed");
-    r.tunnel.open(); // a handle that has ended: nothing happens
+    r.tunnel.open(GATE_UP); // a handle that has ended: nothing happens
     r.tunnel.abort();
     client.socket.terminate();
     server.socket.terminate();
@@ -207,16 +210,33 @@ describe("relay", () => {
 
   test("a gated tunnel with the client's bytes waiting costs the relay thread no CPU (no busy epoll)", async () => {
     const { client, server, clientFd, upstreamFd } = await tunnelEnds();
-    const r = run(clientFd, upstreamFd, { gated: true });
+    const r = run(clientFd, upstreamFd, { gates: GATE_UP });
     client.write(new TextEncoder().encode("held back"));
     await Bun.sleep(50);
     const before = relayCpuMs();
     await Bun.sleep(500);
     expect(relayCpuMs() - before).toBeLessThan(100); // spinning would take the whole 500 ms
-    r.tunnel.open();
+    r.tunnel.open(GATE_UP);
     await until(() => server.text === "held back", 5000, "the bytes after open");
     r.tunnel.abort();
     await until(() => r.ended() !== undefined);
+    client.socket.terminate();
+    server.socket.terminate();
+  });
+
+  test("a tunnel gated downstream carries the client's bytes and holds the server's until opened", async () => {
+    const { client, server, clientFd, upstreamFd } = await tunnelEnds();
+    const r = run(clientFd, upstreamFd, { gates: GATE_DOWN });
+    client.write(new TextEncoder().encode("POST body"));
+    await until(() => server.text === "POST body", 5000, "the client's bytes");
+    server.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\n\r\n"));
+    await Bun.sleep(100);
+    expect(client.received).toBe(0);
+    r.tunnel.open(GATE_DOWN);
+    await until(() => client.text === "HTTP/1.1 200 OK\r\n\r\n", 5000, "the server's bytes after open");
+    r.tunnel.abort();
+    await until(() => r.ended() !== undefined);
+    expect(r.ended()).toMatchObject({ reason: RELAY_ABORTED, up: 9, down: 19 });
     client.socket.terminate();
     server.socket.terminate();
   });

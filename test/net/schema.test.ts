@@ -37,7 +37,7 @@ describe("network in a policy file", () => {
   test("typos are errors (strict object), and a wrong mode says what is expected", () => {
     expect(problems({ mode: "proxy", allwo: ["a.test"] })).toEqual(['network.allwo: Invalid key: Expected never but received "allwo"']);
     expect(problems({ mode: "transparent" })[0]).toMatch(/^network\.mode: mode: "proxy"/);
-    expect(problems("proxi")).toEqual(['network: a network mode (none, loopback, host), or { "mode": "proxy", "allow": [...] }']);
+    expect(problems("proxi")).toEqual(['network: a network mode (none, loopback, host, proxy, proxy-transparent), or { "mode": "proxy", "allow": [...] }']);
     expect(problems({ allow: [] })[0]).toMatch(/^network\.mode: /);
   });
 });

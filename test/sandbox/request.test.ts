@@ -10,8 +10,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import {
-  BB_CLONE_NEWPID, BB_CLONE_NEWUSER, BB_FDMAP, BB_FILE_MAX, BB_M_FILE, BB_M_LOWER, BB_M_OVERLAY, BB_M_PROC, BB_M_READONLY,
-  BB_MOUNT, BB_MOUNTS_MAX, BB_FDS_MAX, BB_REQ, BB_RLIMIT, type Field,
+  BB_CLONE_NEWNET, BB_CLONE_NEWPID, BB_CLONE_NEWUSER, BB_F_NET_PROXY, BB_FDMAP, BB_FILE_MAX, BB_M_FILE, BB_M_LOWER, BB_M_OVERLAY, BB_M_PROC,
+  BB_M_READONLY, BB_MOUNT, BB_MOUNTS_MAX, BB_FDS_MAX, BB_REQ, BB_RLIMIT, type Field,
 } from "../../src/native/abi.ts";
 import { discard, isFailure, type SetupFailure, spawnAsync } from "../../src/native/spawn.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
@@ -104,6 +104,17 @@ const CASES: [what: string, detail: RegExp, edit: (r: ReturnType<typeof request>
   ["a filter longer than the kernel takes", /^bpf_(len|off): /, (r) => set(r, BB_REQ.bpf_len, 4097)],
   ["a setup timeout of 0", /^setup_timeout_ms: 0/, (r) => set(r, BB_REQ.setup_timeout_ms, 0)],
   ["a size field that is not the buffer's", /^size: /, (r) => set(r, BB_REQ.size, r.bytes.length + 8)],
+  // --net proxy's sockets are bound on the sandbox's own lo, never the host's (docs/network.md).
+  ["the proxy's sockets without a network namespace", /^flags: BB_F_NET_PROXY needs BB_CLONE_NEWNET/, (r) => {
+    set(r, BB_REQ.flags, r.u32(BB_REQ.flags) | BB_F_NET_PROXY);
+    set(r, BB_REQ.proxy_port, 3128);
+    set(r, BB_REQ.clone_flags, r.u32(BB_REQ.clone_flags) & ~BB_CLONE_NEWNET);
+  }],
+  ["the proxy on port 53 (the DNS stub's)", /^proxy_port: 53, not a port other than 53/, (r) => {
+    set(r, BB_REQ.flags, r.u32(BB_REQ.flags) | BB_F_NET_PROXY);
+    set(r, BB_REQ.proxy_port, 53);
+  }],
+  ["a proxy port without the proxy", /^proxy_port: 3128 without BB_F_NET_PROXY/, (r) => set(r, BB_REQ.proxy_port, 3128)],
 ];
 
 describe("the shim refuses a request", () => {
