@@ -117,6 +117,7 @@ describe("the learned policy", () => {
     expect(r.result.status).toBe("VIOLATION");
     expect(l.observations.safety).toEqual([{ run: 1, call: "ptrace(0, 0, 0, 0)", rule: "safety rule", relax: "ptrace" }]);
     expect(l.policyFile().allow).not.toContain("ptrace");
+    expect(l.policyFile().dangerAllowUnsafe).toBeUndefined();
   });
 
   test("unless the learning sandbox relaxes that rule: then the learned policy relaxes it too", async () => {

@@ -39,6 +39,14 @@ describe('"onRefusal": "errno" (the default profile)', () => {
     expect(r.stderr).toContain("bunbox: refused 1 call outside the policy (EPERM or ENOSYS), the run went on: chroot; -v or --json lists them");
   });
 
+  test("the refused call does not run: a socket() the kernel would give is EPERM instead", async () => {
+    const file = `${DIR}/work/refuse-socket-${process.pid}.json`;
+    writeFileSync(file, JSON.stringify({ profile: "dynamic", onRefusal: "errno" }));
+    const r = await bunbox(["run", "--policy", file, "--", LEARNEE, "socket", "2", "1"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("socket: -1 EPERM\n");
+  });
+
   test("a number the arch does not name gets ENOSYS, so that libc falls back", async () => {
     const r = await runProbe(["syscall", "1000"]);
     expect(r.status).toBe("OK");
