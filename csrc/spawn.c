@@ -300,3 +300,29 @@ done:
   munmap(sh->stack_a - GUARD_SIZE, size);
   return result;
 }
+
+/*
+ * bb_spawn_here on the calling thread, for a process that runs one sandbox
+ * (`bunbox run`: src/native/spawn.ts spawnOnCallingThread): no spawner
+ * thread to start and no hand-over between threads. The calling thread must
+ * outlive the sandbox (A's parent-death signal follows the thread that
+ * cloned it): the JavaScript thread does. Then, for at most wait_ms, it
+ * waits for the sandbox to end or to ask its monitor (pidfd or listener
+ * readable), so that a command that ends that soon needs no reactor thread
+ * either; a signal cuts the wait short (EINTR), for its handler to run.
+ * Returns as bb_spawn_here.
+ */
+BB_API int bb_spawn(const uint8_t *buf, uint32_t len, struct bb_spawn_out *out, int32_t wait_ms) {
+  int r = bb_spawn_here(buf, len, out);
+  if (r != 0 || wait_ms <= 0) return r;
+  struct pollfd p[2] = {{out->pidfd, POLLIN, 0}, {out->listener, POLLIN, 0}}; /* poll skips an fd of -1 */
+  long deadline = bb_now_ms() + wait_ms;
+  for (long left = wait_ms; left > 0; left = deadline - bb_now_ms()) {
+    if (poll(p, 2, (int)left) <= 0) break; /* the time is up, or a signal came */
+    if (p[0].revents || (p[1].revents & POLLIN)) break;
+    /* The listener hung up alone: no task uses the filter any more (the
+     * sandboxee has ended), and init is about to. */
+    p[1].fd = -1;
+  }
+  return r;
+}

@@ -1,9 +1,11 @@
 /**
- * --help, rendered from the option table (src/cli/args.ts Option). Colours
- * only on a terminal, and never with NO_COLOR (no-color.org: set and not
- * empty) or TERM=dumb.
+ * --help: citty renders it from the option table (src/cli/args.ts Option),
+ * whose spellings, sections and usage line the man page and the completions
+ * share (src/cli/complete.ts). Colours only on a terminal, and never with
+ * NO_COLOR (no-color.org: set and not empty) or TERM=dumb.
  */
 import { isatty } from "node:tty";
+import type { ArgsDef, CommandDef } from "citty";
 import type { Command, Option, Options } from "./args.ts";
 
 export function useColour(fd: number): boolean {
@@ -45,46 +47,65 @@ export function sections(args: Options): [string, [string, Option][]][] {
   return [...out];
 }
 
-export function renderHelp(
+/** citty's heading style (underline, bold), its text replaced: "\x1b[4m\x1b[1mOPTIONS\x1b[22m\x1b[24m" → the same around POLICY. */
+const restyle = (heading: string, text: string) => heading.replace("OPTIONS", text);
+const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+/**
+ * citty's view of a command: its positionals (and the tail, as citty shows
+ * a positional), its subcommands by description (none is loaded), and its
+ * options spelled as bwrap and the man page spell them (`--cwd DIR`: citty
+ * would write `--cwd=<DIR>`), so the spelling goes in the name.
+ */
+function cittyCommand(cmd: Command, version: string, subDescriptions: Record<string, string>): CommandDef {
+  const args: ArgsDef = {};
+  for (const [name, def] of Object.entries((cmd.args ?? {}) as Options)) {
+    if (def.type === "positional") {
+      args[name] = { type: "positional", description: def.description, required: def.required !== false };
+      continue;
+    }
+    // A long list of aliases (--unshare-*) is the description's to sum up.
+    const more = def.aliases?.length && def.aliases.length <= 2 ? ` (also --${def.aliases.join(", --")})` : "";
+    const value = def.type === "boolean" ? "" : ` ${def.valueHint ?? "VALUE"}`;
+    args[`${name}${value}`] = { type: "boolean", description: `${def.description}${more}`, ...(def.alias ? { alias: def.alias } : {}) };
+  }
+  if (cmd.tail) args.command = { type: "positional", description: cmd.tail, required: true };
+  const subCommands = Object.fromEntries(
+    Object.keys(cmd.subCommands ?? {}).map((k) => [k, { meta: { description: subDescriptions[k] ?? "", hidden: hiddenNames.has(k) } }]),
+  );
+  return { meta: { name: cmd.meta.name, description: cmd.meta.description, version }, args, ...(cmd.subCommands ? { subCommands } : {}) };
+}
+
+/**
+ * --help, rendered by citty, loaded only now (a run never loads it:
+ * test/cli/startup.test.ts). citty lists every option under one OPTIONS
+ * heading, in table order, one line each; they are split here into the
+ * table's sections, under headings styled as citty's.
+ */
+export async function renderHelp(
   cmd: Command,
   path: readonly string[],
   version: string,
   subDescriptions: Record<string, string>,
   colour: boolean,
-): string {
-  const bold = (s: string) => (colour ? `\x1b[1m${s}\x1b[22m` : s);
-  const cyan = (s: string) => (colour ? `\x1b[36m${s}\x1b[39m` : s);
-  const lines = [`${cmd.meta.description} (bunbox ${version})`, "", `${bold("USAGE")} ${cyan(`${path.join(" ")} ${usageTail(cmd)}`)}`];
-  const args = (cmd.args ?? {}) as Options;
-  const table = (rows: [string, string][]) => {
-    const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
-    for (const [left, right] of rows) {
-      lines.push(left.length + 2 > width ? `  ${cyan(left)}\n  ${" ".repeat(width)}${right}` : `  ${cyan(left.padEnd(width))}${right}`);
+): Promise<string> {
+  const { renderUsage } = await import("citty");
+  const parent = path.length > 1 ? { meta: { name: path.slice(0, -1).join(" "), version } } : undefined;
+  const lines = (await renderUsage(cittyCommand(cmd, version, subDescriptions), parent)).split("\n");
+  const at = lines.findIndex((l) => plain(l) === "OPTIONS");
+  if (at >= 0) {
+    // The heading, a blank line, then one line per option in table order.
+    const heading = lines[at]!;
+    let next = at + 2;
+    const blocks: string[] = [];
+    for (const [section, opts] of sections((cmd.args ?? {}) as Options)) {
+      blocks.push(restyle(heading, section.toUpperCase()), "", ...lines.slice(next, next + opts.length), "");
+      next += opts.length;
     }
-  };
-  const positionals = Object.entries(args).filter(([, d]) => d.type === "positional");
-  if (positionals.length || cmd.tail) {
-    lines.push("", bold("ARGUMENTS"));
-    table([
-      ...positionals.map(([k, d]): [string, string] => [k.toUpperCase(), d.description]),
-      ...(cmd.tail ? [["COMMAND [ARG...]", cmd.tail] as [string, string]] : []),
-    ]);
+    lines.splice(at, next - at + 1, ...blocks);
   }
-  for (const [section, opts] of sections(args)) {
-    lines.push("", bold(section.toUpperCase()));
-    table(
-      opts.map(([name, def]) => {
-        // A long list of aliases (--unshare-*) is the description's to sum up.
-        const more = def.aliases?.length && def.aliases.length <= 2 ? ` (also --${def.aliases.join(", --")})` : "";
-        return [spelling(name, def), `${def.description}${more}`];
-      }),
-    );
-  }
-  const subs = visibleCommands(cmd);
-  if (subs.length) {
-    lines.push("", bold("COMMANDS"));
-    table(subs.map((s) => [s, subDescriptions[s] ?? ""]));
-    lines.push("", `Use ${cyan(`${path.join(" ")} COMMAND --help`)} for more information about a command.`);
-  }
-  return `${lines.join("\n")}\n`;
+  // citty colours unless NO_COLOR=1 or TERM=dumb; off a terminal, or with any NO_COLOR, none.
+  const text = colour ? lines : lines.map(plain);
+  // citty pads every column, the last one too.
+  return `${text.map((l) => l.trimEnd()).join("\n").trimEnd()}\n`;
 }

@@ -43,7 +43,7 @@ export const main = defineCommand({
 async function help(cmd: Command, path: readonly string[]): Promise<void> {
   const { renderHelp, useColour } = await import("./help.ts");
   const subs = Object.fromEntries(Object.entries(cmd.subCommands ?? {}).map(([k, c]) => [k, describeCommand(c)]));
-  writeAll(1, renderHelp(cmd, path, pkg.version, subs, useColour(1)));
+  writeAll(1, await renderHelp(cmd, path, pkg.version, subs, useColour(1)));
 }
 
 /** Walks the tree to the command named, then parses its arguments. */
@@ -123,6 +123,5 @@ if (import.meta.main) {
   const fatal = (e: unknown) => void fail(e).then((code) => process.exit(code));
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
-  // No top-level await: the executable is built as bytecode, which needs CommonJS.
   void cli(process.argv.slice(2)).then((code) => process.exit(code));
 }

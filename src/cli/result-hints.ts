@@ -5,9 +5,12 @@
  * (`--audit`). Every string the sandboxee chose (a path in a decoded call,
  * a mapping's name) is made visible.
  */
-import { suggestionText, type Suggestion } from "../monitor/suggest.ts";
+import type { Suggestion } from "../monitor/suggest.ts";
 import type { RefusedCall, Result } from "../sandbox/result.ts";
 import { visible } from "../sandbox/visible.ts";
+
+/** The suggestions' text, and the tables behind it, read only when there is one to print (README.md, "Start-up"). */
+const suggestionText = (s: Suggestion): string => (require("../monitor/suggest.ts") as typeof import("../monitor/suggest.ts")).suggestionText(s);
 
 /** Where the policy came from, to say where a change goes. */
 export type PolicySource = { file: string } | { profile: string };

@@ -19,7 +19,8 @@
 import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
-import type { Policy } from "../policy/policy.ts";
+import { spawnOnCallingThread } from "../native/spawn.ts";
+import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
 import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
@@ -30,7 +31,6 @@ import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
 import { type PolicySource, resultHints } from "./result-hints.ts";
-import { formatNetworkEvent } from "../net/network.ts";
 import { networkChanges } from "./network.ts";
 import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
@@ -61,6 +61,18 @@ const MIN_OPEN_FILES = 4;
  * without libc starts in 1 MiB; a static C program needs about 3 MiB.
  */
 const MIN_ADDRESS_SPACE = 1024 ** 2;
+
+/**
+ * How long the JavaScript thread may block right after the spawn, waiting
+ * for the sandbox to end (src/native/spawn.ts spawnOnCallingThread): a
+ * command that ends sooner is over without a reactor thread. The signals
+ * bunbox forwards wait as long at most, and the wall-time limit: the wait
+ * is never longer than the limit. None when a terminal is relayed or a
+ * proxy serves the sandbox: they start once the monitor does.
+ */
+const FIRST_WAIT_MS = 50;
+
+const netModule = () => require("../net/network.ts") as typeof import("../net/network.ts");
 
 function idOption(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
@@ -289,12 +301,22 @@ export async function runPrepared(
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
   const relay = terminal ? new TerminalRelay(terminal) : undefined;
+  // One sandbox in this process: set up on this thread (no spawner threads).
+  // No first wait where the sandboxee needs bunbox at once: a terminal to
+  // relay, a proxy to serve (both start with the monitor).
+  const needsUs = terminal !== undefined || isProxyMode(policy.net);
+  spawnOnCallingThread(needsUs ? 0 : Math.min(FIRST_WAIT_MS, executor.limits.wallTimeMs || FIRST_WAIT_MS));
   const sandbox = new Sandbox(executor, policy, {
     // Before the sandboxee's first output can fill its pty: as soon as it runs.
     onStart: () => {
       if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
+      // The set-up, code that runs once, is over: the JIT as usual for what
+      // watches a long run (the executable starts with it held back:
+      // scripts/build.ts). A Bun before 1.4 (from source) has no such call.
+      Bun.unsafe.setJITPolicy?.(1);
     },
-    ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(formatNetworkEvent(e))) } : {}),
+    // The proxy's code is read only by a run that has one (README.md, "Start-up").
+    ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(netModule().formatNetworkEvent(e))) } : {}),
   });
   let result;
   try {
@@ -306,7 +328,8 @@ export async function runPrepared(
     const ms = (x: number) => `${x.toFixed(1)} ms`;
     log.debug(
       `timing: bunbox started ${ms(t0)} after exec; policy and executor ${ms(tPolicy - t0)}; ` +
-        `spawn ${ms(sandbox.spawnMs ?? 0)}; run ${ms(result.wallTimeMs)}; total ${ms(performance.now())}`,
+        `spawn ${ms(sandbox.spawnMs ?? 0)} (with the first wait for its end, at most ${FIRST_WAIT_MS} ms); run ${ms(result.wallTimeMs)}; ` +
+        `total ${ms(performance.now())}`,
     );
     const phases = sandbox.spawnPhasesMs;
     if (phases) {

@@ -108,6 +108,15 @@ export class Monitor {
   ) {
     this.result = new Promise((r) => (this.resolve = r));
     this.pendingStage = opts.pendingStage;
+    if (!opts.exitReport) {
+      // Over already (a command that ended during the first wait of a
+      // one-shot run: src/native/spawn.ts spawnOnCallingThread): nothing to watch.
+      const w = waitPidfd(spawned.pidfd);
+      if (typeof w !== "number" && w.reaped) {
+        this.finish(w);
+        return;
+      }
+    }
     this.exitWatch = watch(spawned.pidfd, EPOLLIN, () => this.onExit());
     try {
       if (spawned.listener >= 0) this.notifyWatch = watchListener(spawned.listener, (ev) => this.onNotify(ev));

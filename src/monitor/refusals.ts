@@ -12,7 +12,6 @@ import { ERRNO } from "../native/errno.ts";
 import type { Notification } from "../native/sys.ts";
 import type { RefusedCall } from "../sandbox/result.ts";
 import { describeViolation } from "./violation.ts";
-import { exactConditions } from "./suggest.ts";
 import { archOfAudit, NO_SYSCALL, syscallName } from "../policy/arch.ts";
 
 /** Distinct refused calls a Result lists. */
@@ -53,6 +52,7 @@ export class Refusals {
   private key(n: Notification, answer: string): string {
     const arch = archOfAudit(n.arch);
     const name = syscallName(n.arch, n.nr);
+    const { exactConditions } = require("./suggest.ts") as typeof import("./suggest.ts");
     const conditions = arch && name ? exactConditions(arch, name, n.args) : undefined;
     return `${n.arch}:${n.nr}:${answer}:${conditions ? JSON.stringify(conditions) : ""}`;
   }

@@ -16,9 +16,7 @@ import { REASON } from "../policy/safety.ts";
 import { innerPid, type Notification } from "../native/sys.ts";
 import type { Violation } from "../sandbox/result.ts";
 import { fromBytes } from "../sandbox/visible.ts";
-import { callText, decodeCall } from "./decode.ts";
 import { TaskMemory } from "./memory.ts";
-import { suggest } from "./suggest.ts";
 
 export type Verdict =
   | { kind: "violation"; violationKind: "SYSCALL" | "ARCH"; rule: string }
@@ -101,6 +99,9 @@ export function describeViolation(
   // Decoded only on the architectures bunbox compiles for: a foreign arch's numbers mean other calls.
   const archName = verdict.violationKind === "SYSCALL" ? archOfAudit(n.arch) : undefined;
   const memory = listener === undefined ? undefined : new TaskMemory(listener, n);
+  // The decoder, the value tables and the suggestions: read when a call is first described, not by every run.
+  const { callText, decodeCall } = require("./decode.ts") as typeof import("./decode.ts");
+  const { suggest } = require("./suggest.ts") as typeof import("./suggest.ts");
   const decoded = archName && name ? decodeCall(archName, name, n.args, memory) : callText(syscall, n.args);
   const suggestion = suggest(archName, syscall, n.nr, n.args, verdict.rule);
   return {

@@ -33,6 +33,7 @@ const { i32, u32, u64, i64, ptr, function: fn } = FFIType;
 
 const symbols = {
   bb_abi_layout: { args: [ptr, u32], returns: u32 },
+  bb_spawn: { args: [ptr, u32, ptr, i32], returns: i32 },
   bb_spawn_events: { args: [], returns: i32 },
   bb_spawn_submit: { args: [ptr, u32], returns: u32 },
   bb_spawn_next: { args: [ptr, ptr], returns: u32 },
@@ -124,7 +125,12 @@ function abiMismatch(layout: readonly bigint[], what: string): string | undefine
 function checkLayout(layout: (values: BigUint64Array, n: number) => number, what: string): string | undefined {
   const values = new BigUint64Array(ABI_LAYOUT.length + 1);
   const count = layout(values, values.length);
-  return abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
+  // The usual answer, checked at every start without a BigInt per value:
+  // each u64 as its two 32-bit halves (every value here is below 2^53).
+  const half = new Uint32Array(values.buffer);
+  const same = count === ABI_LAYOUT.length &&
+    ABI_LAYOUT.every(([, v], i) => half[2 * i] === v % 0x100000000 && half[2 * i + 1] === Math.floor(v / 0x100000000));
+  return same ? undefined : abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
 }
 
 /**

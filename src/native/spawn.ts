@@ -2,7 +2,9 @@
  * Spawning through bun:ffi: hands the request buffer to one of the shim's
  * spawner threads (csrc/spawner.c) and decodes its struct bb_spawn_out
  * (csrc/plan.h) on the JavaScript thread when done, so the event loop runs
- * while the sandbox is being set up.
+ * while the sandbox is being set up. A process that runs one sandbox
+ * (`bunbox run`) spawns on the JavaScript thread instead
+ * (spawnOnCallingThread).
  */
 import { ptr } from "bun:ffi";
 import { BunboxError } from "../errors.ts";
@@ -100,12 +102,37 @@ export function discard(s: Spawned): void {
   reap();
 }
 
+/** Set by spawnOnCallingThread: how long the first wait for the sandbox's end may block (ms). */
+let callingThread: { firstWaitMs: number } | undefined;
+
 /**
- * Spawns the request (csrc/plan.h) on a spawner thread; the request may be
+ * From now on, this process spawns on the JavaScript thread (csrc/spawn.c
+ * bb_spawn), blocking it for the set-up (~3 ms), then for at most
+ * `firstWaitMs` while the sandbox neither ends nor asks its monitor: for
+ * `bunbox run`, which has nothing else to do meanwhile. No spawner thread
+ * starts, no spawn is handed between threads, and a command that ends within
+ * the first wait is over before its monitor starts, which then watches
+ * nothing (src/monitor/monitor.ts): no reactor thread either. The signals
+ * bunbox forwards are handled once the wait ends (a signal that lands on the
+ * JavaScript thread ends it at once), its timers too: the wait is kept short,
+ * and none where a terminal is relayed (src/cli/run.ts).
+ */
+export function spawnOnCallingThread(firstWaitMs: number | false): void {
+  // false: on the spawner threads again (the library's way; for tests).
+  callingThread = firstWaitMs === false ? undefined : { firstWaitMs: Math.max(0, Math.floor(firstWaitMs)) };
+}
+
+/**
+ * Spawns the request (csrc/plan.h) on a spawner thread, or on this one
+ * (spawnOnCallingThread: settled before it returns); the request may be
  * reused at once (the shim copies it).
  */
 export function spawnAsync(request: Uint8Array): Promise<Spawned | SetupFailure> {
   const lib = shim();
+  if (callingThread) {
+    const out = new Uint8Array(BB_SPAWN_OUT.sizeof);
+    return Promise.resolve(decode(lib.bb_spawn(ptr(request), request.length, ptr(out), callingThread.firstWaitMs), out));
+  }
   // Watched before anything is queued: a spawn nobody collects would leave a
   // sandbox running without its monitor.
   if (!events) {

@@ -4,9 +4,6 @@
  * x86_64, for one) is a violation before the syscall number is even read.
  */
 import { type NameTable, nameTable } from "../names.ts";
-import { AARCH64 } from "./syscalls/aarch64.ts";
-import { I386 } from "./syscalls/i386.ts";
-import { X86_64 } from "./syscalls/x86_64.ts";
 
 export type ArchName = "x86_64" | "aarch64";
 
@@ -33,9 +30,29 @@ export const NO_SYSCALL = "no syscall";
 /** -1 as seccomp_data.nr holds it, read as unsigned (as BPF compares it). */
 export const NO_SYSCALL_NR = 0xffffffff;
 
+/**
+ * A syscall table, read on first use: each is an object literal of ~400
+ * names, and a `bunbox run` of a precompiled profile needs none of them
+ * (README.md, "Start-up"). require(), not a static import: the bundler
+ * gives a require()'d module a chunk of its own, read at that call.
+ */
+function lazyTable(load: () => NameTable<number>): () => NameTable<number> {
+  let table: NameTable<number> | undefined;
+  return () => (table ??= load());
+}
+
+const X86_64 = lazyTable(() => (require("./syscalls/x86_64.ts") as typeof import("./syscalls/x86_64.ts")).X86_64);
+const AARCH64 = lazyTable(() => (require("./syscalls/aarch64.ts") as typeof import("./syscalls/aarch64.ts")).AARCH64);
+const I386 = lazyTable(() => (require("./syscalls/i386.ts") as typeof import("./syscalls/i386.ts")).I386);
+
+/** A frozen Arch whose `syscalls` is its table, read on first use. */
+function arch(fields: Omit<Arch, "syscalls">, table: () => NameTable<number>): Arch {
+  return Object.freeze(Object.defineProperty({ ...fields }, "syscalls", { get: table, enumerable: true })) as Arch;
+}
+
 export const ARCHES = nameTable<Record<ArchName, Arch>>({
-  x86_64: Object.freeze({ name: "x86_64", audit: 0xc000003e, syscalls: X86_64, x32Bit: 0x40000000 }),
-  aarch64: Object.freeze({ name: "aarch64", audit: 0xc00000b7, syscalls: AARCH64 }),
+  x86_64: arch({ name: "x86_64", audit: 0xc000003e, x32Bit: 0x40000000 }, X86_64),
+  aarch64: arch({ name: "aarch64", audit: 0xc00000b7 }, AARCH64),
 });
 
 /** The arch of this name, or undefined (any other string, "constructor" included). */
@@ -44,7 +61,7 @@ export function archByName(name: string): Arch | undefined {
 }
 
 /** Names of audit arches for reports, including ones no filter admits. */
-const AUDIT_NAMES = new Map<number, { name: string; syscalls?: NameTable<number> }>([
+const AUDIT_NAMES = new Map<number, { name: string; syscalls?: () => NameTable<number> }>([
   [0xc000003e, { name: "x86_64", syscalls: X86_64 }],
   [0xc00000b7, { name: "aarch64", syscalls: AARCH64 }],
   [0x40000003, { name: "i386", syscalls: I386 }],
@@ -65,7 +82,7 @@ const reverse = new WeakMap<object, Map<number, string>>();
  */
 export function syscallName(audit: number, nr: number): string | undefined {
   if (nr === -1 || nr === NO_SYSCALL_NR) return NO_SYSCALL;
-  const table = AUDIT_NAMES.get(audit)?.syscalls;
+  const table = AUDIT_NAMES.get(audit)?.syscalls?.();
   if (!table) return undefined;
   let rev = reverse.get(table);
   if (!rev) {

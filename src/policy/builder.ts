@@ -21,7 +21,7 @@ import { errnoNumber } from "../native/errno.ts";
 import { ARCHES, type Arch, archByName, type ArchName, hostArch, MAX_SYSCALL_NR } from "./arch.ts";
 import { FilterTooLong } from "./assembler.ts";
 import { FAMILIES, type FamilyName, type FamilyRule, futexRule, isFamilyName } from "./families.ts";
-import { type Alternative, allowIfFragment, resolvePortable } from "./allowif.ts";
+import type { Alternative } from "./allowif.ts";
 import { MountBuilder } from "./mount-builder.ts";
 import { hostMountProblems, isProxyMode, NET_MODES, type NetMode, Policy } from "./policy.ts";
 import { NetPolicy, type RuleSubjects } from "../net/policy.ts";
@@ -51,6 +51,9 @@ interface TaggedRule {
   rule: Rule;
   fromFamily: boolean;
 }
+
+/** Argument conditions and their value tables, read only by a policy that has some (README.md, "Start-up"). */
+const allowIf = () => require("./allowif.ts") as typeof import("./allowif.ts");
 
 export class PolicyBuilder extends MountBuilder {
   private readonly arch: Arch;
@@ -200,7 +203,7 @@ export class PolicyBuilder extends MountBuilder {
     const nr = this.resolve(name, "allowIf");
     if (nr === undefined) return this;
     const alts = Array.isArray(alternatives) ? alternatives : [alternatives as Alternative];
-    const r = allowIfFragment(this.arch, name, alts, where);
+    const r = allowIf().allowIfFragment(this.arch, name, alts, where);
     if ("problems" in r) this.problems.push(...r.problems);
     else this.add(nr, name, { kind: "fragment", nodes: nodes(r.fragment) }, false, "allowIf");
     return this;
@@ -215,6 +218,7 @@ export class PolicyBuilder extends MountBuilder {
    */
   allowPortable(names: readonly string[], conditions: Readonly<Record<string, Alternative | readonly Alternative[]>> = {}, where = ""): this {
     const lists = Object.fromEntries(Object.entries(conditions).map(([k, v]) => [k, Array.isArray(v) ? v : [v as Alternative]]));
+    const { allowIfFragment, resolvePortable } = allowIf();
     const r = resolvePortable(this.arch, names, lists, where);
     this.problems.push(...r.problems);
     this.allowSyscalls([...r.outright]);

@@ -179,9 +179,11 @@ export function compileFilter(spec: FilterSpec): Filter {
 
 /** Copies `insns` with the exec magic written into its two compares. */
 export function withMagic(filter: Filter, magic: bigint): Insn[] {
-  const out = filter.insns.map((i) => ({ ...i }));
-  out[filter.magic[0]]!.k = Number(magic & 0xffffffffn);
-  out[filter.magic[1]]!.k = Number((magic >> 32n) & 0xffffffffn);
+  // A new array sharing the instructions but the two it changes (the
+  // filter's own stay as they are): a copy of each costs every run's start.
+  const out = filter.insns.slice();
+  out[filter.magic[0]] = { ...out[filter.magic[0]]!, k: Number(magic & 0xffffffffn) };
+  out[filter.magic[1]] = { ...out[filter.magic[1]]!, k: Number((magic >> 32n) & 0xffffffffn) };
   return out;
 }
 

@@ -1,8 +1,9 @@
 /**
  * The filesystem section of a policy, one schema for policy files and the
  * command line: a policy file's `filesystem` is validated by
- * FilesystemSchema, and `bunbox run`'s mount options (src/cli/mounts.ts)
- * are turned into the same entries, so both are applied by the same code.
+ * FilesystemSchema (src/policy/filesystem-schema.ts), and `bunbox run`'s
+ * mount options (src/cli/mounts.ts) are turned into the same entries, so
+ * both are applied by the same code.
  *
  *   "filesystem": {
  *     "base": "default",                       // or "empty": nothing but what follows
@@ -20,58 +21,14 @@
  *   }
  */
 import { readFileSync } from "node:fs";
-import * as v from "valibot";
 import { UsageError } from "../errors.ts";
-import { HOST_MOUNTS } from "../sandbox/exposure.ts";
 import { checkSource, MAX_FILE_CONTENT, type MountOp, type MountPlan, type RootOp } from "../sandbox/mounts.ts";
 import { parseSize } from "../sandbox/units.ts";
+import type { MountEntry, RootEntry } from "./filesystem-schema.ts";
 
-const Size = v.union([v.string(), v.number()]);
-const Mode = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0o7777));
-
-export const MountSchema = v.union([
-  v.strictObject({ bind: v.string(), at: v.optional(v.string()), writable: v.optional(v.boolean()), try: v.optional(v.boolean()) }),
-  v.strictObject({ tmpfs: v.string(), size: v.optional(Size), mode: v.optional(Mode) }),
-  v.strictObject({ symlink: v.string(), target: v.string() }),
-  v.strictObject({ proc: v.string() }),
-  v.strictObject({ dev: v.string() }),
-  v.strictObject({ devpts: v.string() }),
-  v.strictObject({ dir: v.string(), mode: v.optional(Mode) }),
-  v.pipe(
-    v.strictObject({ file: v.string(), content: v.optional(v.string()), source: v.optional(v.string()), mode: v.optional(Mode) }),
-    v.check((f) => (f.content === undefined) !== (f.source === undefined), "a file takes its content from \"content\" or from \"source\" (a host file), one of them"),
-  ),
-  v.strictObject({
-    overlay: v.string(),
-    lowers: v.array(v.string()),
-    upper: v.optional(v.string()),
-    size: v.optional(Size),
-    writable: v.optional(v.boolean()),
-  }),
-  v.strictObject({ mask: v.string() }),
-  v.strictObject({ readonly: v.string() }),
-]);
-export type MountEntry = v.InferOutput<typeof MountSchema>;
+export type { FilesystemEntry, MountEntry, RootEntry } from "./filesystem-schema.ts";
 /** A file whose content the command line read (from an fd: bytes, not text). */
 export type FileBytes = { file: string; bytes: Uint8Array; mode?: number };
-
-const OverlaySchema = v.union([
-  v.boolean(),
-  v.strictObject({ upper: v.optional(v.string()), size: v.optional(Size), lowers: v.optional(v.array(v.string())) }),
-]);
-export const RootSchema = v.union([
-  v.string(),
-  v.strictObject({ path: v.string(), writable: v.optional(v.boolean()), overlay: v.optional(OverlaySchema) }),
-]);
-export type RootEntry = v.InferOutput<typeof RootSchema>;
-
-export const FilesystemSchema = v.strictObject({
-  base: v.optional(v.picklist(["default", "empty"])),
-  root: v.optional(RootSchema),
-  mounts: v.optional(v.array(MountSchema)),
-  dangerAllowHostMounts: v.optional(v.array(v.picklist(HOST_MOUNTS))),
-});
-export type FilesystemEntry = v.InferOutput<typeof FilesystemSchema>;
 
 /** The host file `path`'s content, for a `file` entry's source (read now: a copy, not a bind). */
 function readSource(path: string, subject: string): Uint8Array {

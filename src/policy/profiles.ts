@@ -33,22 +33,29 @@ import { UsageError } from "../errors.ts";
 import { PolicyBuilder, type BuilderOptions, type OnRefusal } from "./builder.ts";
 import { ALLOW, arg32, errno, jeq } from "./rules.ts";
 import type { Alternative } from "./allowif.ts";
-import learnedBun from "./learned/bun.json" with { type: "json" };
-import learnedCc from "./learned/cc.json" with { type: "json" };
-import learnedNode from "./learned/node.json" with { type: "json" };
-import learnedPython3 from "./learned/python3.json" with { type: "json" };
-import learnedSh from "./learned/sh.json" with { type: "json" };
 
 export const PROFILE_NAMES = ["minimal", "static", "dynamic", "shell", "build", "default", "python3", "node", "bun", "sh", "cc"] as const;
 
-/** The learned profiles' rules (notes aside): what `bunbox learn` wrote for each. */
-const LEARNED: Readonly<Record<string, { allow: readonly string[]; allowIf?: Readonly<Record<string, readonly Alternative[]>> }>> = {
-  python3: learnedPython3,
-  node: learnedNode,
-  bun: learnedBun,
-  sh: learnedSh,
-  cc: learnedCc,
-};
+type Learned = { allow: readonly string[]; allowIf?: Readonly<Record<string, readonly Alternative[]>> };
+
+/**
+ * A learned profile's file (what `bunbox learn` wrote), read when its rules
+ * are built: a run on a precompiled profile reads none (README.md, "Start-up").
+ */
+function learned(name: "python3" | "node" | "bun" | "sh" | "cc"): Learned {
+  switch (name) {
+    case "python3":
+      return require("./learned/python3.json") as Learned;
+    case "node":
+      return require("./learned/node.json") as Learned;
+    case "bun":
+      return require("./learned/bun.json") as Learned;
+    case "sh":
+      return require("./learned/sh.json") as Learned;
+    case "cc":
+      return require("./learned/cc.json") as Learned;
+  }
+}
 export type ProfileName = (typeof PROFILE_NAMES)[number];
 
 const EPERM = 1;
@@ -185,8 +192,8 @@ export function applyProfileRules(b: PolicyBuilder, name: string): PolicyBuilder
     case "bun":
     case "sh":
     case "cc": {
-      const learned = LEARNED[name]!;
-      return b.allowPortable(learned.allow, learned.allowIf ?? {});
+      const l = learned(name);
+      return b.allowPortable(l.allow, l.allowIf ?? {});
     }
     default:
       throw new UsageError("--profile", `unknown profile "${name}" (one of ${PROFILE_NAMES.join(", ")})`);

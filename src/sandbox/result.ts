@@ -4,7 +4,6 @@
  * visible (src/sandbox/visible.ts); `toJSON()` keeps those strings exact and
  * is stable (fields are only ever added).
  */
-import { callText } from "../monitor/decode.ts";
 import type { Suggestion } from "../monitor/suggest.ts";
 import type { SandboxNetworkReport } from "../net/network.ts";
 import { signalName } from "../native/signals.ts";
@@ -189,6 +188,8 @@ export class Result {
       case "VIOLATION": {
         if (!v) return `VIOLATION: ${visible(this.reason)}`;
         if (v.detailMissing) return `VIOLATION: ${visible(v.syscall)} [${visible(v.arch)}] (${visible(v.detailMissing)})`;
+        // The decoder and its tables, read only now (README.md, "Start-up").
+        const { callText } = require("../monitor/decode.ts") as typeof import("../monitor/decode.ts");
         const call = visible(v.decoded ?? callText(v.syscall, v.args));
         const at = v.ipMapping ? ` at ${visible(v.ipMapping)}` : "";
         const why = v.kind === "ARCH" || v.rule !== "policy" ? ` (${visible(v.rule)})` : "";

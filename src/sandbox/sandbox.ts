@@ -22,7 +22,7 @@ import { discard, type Spawned } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { Monitor, type MonitorHooks } from "../monitor/monitor.ts";
 import type { DnsEvent } from "../net/dns-stub.ts";
-import { SandboxNetwork } from "../net/network.ts";
+import type { SandboxNetwork } from "../net/network.ts";
 import type { NetEvent } from "../net/report.ts";
 import type { Executor } from "./executor.ts";
 import { ExecLauncher } from "./launch/exec.ts";
@@ -209,9 +209,11 @@ export class Sandbox {
   /** Starts the monitor; not live if the run is already ending (killed during set-up, refused by onStart). */
   private watch(spawned: Spawned, options: WatchOptions): { monitor: Monitor; live: boolean } {
     const limits = this.executor.limits;
+    const arch = this.policy.arch;
     const network = this.network(spawned);
     const intercept = network?.intercept;
-    const connect = this.policy.arch.syscalls.connect;
+    // The syscall table is read only where connect() is intercepted (src/policy/arch.ts).
+    const connect = intercept ? arch.syscalls.connect : undefined;
     let monitor;
     try {
       monitor = new Monitor(spawned, {
@@ -220,7 +222,11 @@ export class Sandbox {
         cpuSeconds: limits.cpuSeconds,
         startedAt: this.queuedAt,
         hooks: this.hooks,
-        execveatNr: this.policy.arch.syscalls.execveat,
+        // A getter: read only where a confirmation is awaited (sandbox me here),
+        // so that a run which needs no syscall table reads none (src/policy/arch.ts).
+        get execveatNr() {
+          return arch.syscalls.execveat;
+        },
         audit: this.policy.audit,
         ...(intercept && connect !== undefined ? { intercept: { nr: connect, handle: intercept } } : {}),
         ...options,
@@ -273,6 +279,8 @@ export class Sandbox {
     // The spawn bound them because the policy is a proxy one (src/sandbox/request.ts).
     if (!sockets || !rules || !isProxyMode(mode)) return undefined;
     const hook = this.hooks.onNetwork;
+    // The proxy's code (src/net/), read only by a run that has one (README.md, "Start-up").
+    const { SandboxNetwork } = require("../net/network.ts") as typeof import("../net/network.ts");
     return new SandboxNetwork({
       mode,
       sockets,
