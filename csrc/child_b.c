@@ -149,12 +149,21 @@ static long lookup(struct bb_shared *sh, char *out, size_t cap) {
   return bb_fail(sh, BB_ST_LOOKUP, -ENOENT, file), -ENOENT;
 }
 
+#define BB_WAIT_KILLABLE_RECV (1UL << 5) /* SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, not in older headers */
+
 static int install_filter(struct bb_shared *sh) {
   const struct bb_req *rq = sh->req;
   struct sock_fprog prog = {(unsigned short)rq->bpf_len,
                             (struct sock_filter *)(sh->base + rq->bpf_off)};
-  unsigned long flags = (rq->flags & BB_F_NOTIFY) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+  /* WAIT_KILLABLE_RECV (Linux 5.19): once the monitor has a notification, a
+   * signal no longer cuts the call short with EINTR (csrc/monitor.c says why
+   * that matters); before 5.19 the flag is EINVAL and is left out. */
+  unsigned long flags = (rq->flags & BB_F_NOTIFY) ? SECCOMP_FILTER_FLAG_NEW_LISTENER | BB_WAIT_KILLABLE_RECV : 0;
   long r = bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+  if (r == -EINVAL && (flags & BB_WAIT_KILLABLE_RECV)) {
+    flags &= ~BB_WAIT_KILLABLE_RECV;
+    r = bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+  }
   /* From here on every system call goes through the policy. */
   if (r < 0) {
     bb_fail(sh, BB_ST_SECCOMP, r, (rq->flags & BB_F_NOTIFY) ? "with user notification" : 0);

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #ifndef BB_ABI_VERSION /* a test builds a shim of another version (-D) */
-#define BB_ABI_VERSION 6
+#define BB_ABI_VERSION 7
 #endif
 
 #define BB_REQ_MAGIC 0x78626e62 /* "bnbx" */

@@ -11,14 +11,15 @@ import { type ArchName, hostArch } from "../src/policy/arch.ts";
 import { encode } from "../src/policy/bpf.ts";
 import { PolicyBuilder } from "../src/policy/builder.ts";
 import type { PrecompiledTable } from "../src/policy/precompiled.ts";
-import { applyProfileRules, PROFILE_NAMES } from "../src/policy/profiles.ts";
+import { applyProfileRules, PROFILE_NAMES, profileOnRefusal } from "../src/policy/profiles.ts";
 
 export function precompile(arches: readonly ArchName[] = [hostArch().name]): PrecompiledTable {
   const table: PrecompiledTable = {};
   for (const name of PROFILE_NAMES) {
     table[name] = {};
     for (const arch of arches) {
-      const f = applyProfileRules(new PolicyBuilder({ arch }), name).build().filter(true);
+      // The rules and what a refusal does: the two parts of a profile its filter holds.
+      const f = applyProfileRules(new PolicyBuilder({ arch }), name).setOnRefusal(profileOnRefusal(name)).build().filter(true);
       table[name]![arch] = [Buffer.from(encode(f.insns)).toString("base64"), f.magic[0], f.magic[1]];
     }
   }

@@ -6,12 +6,13 @@
  *   const result = await new Sandbox(new Executor("/bin/cat", ["cat"]), policy).run();
  */
 export { BunboxError, UsageError } from "./errors.ts";
-export { PolicyBuilder, PolicyError } from "./policy/builder.ts";
+export { PolicyBuilder, PolicyError, type OnRefusal } from "./policy/builder.ts";
+export { type Alternative, type Condition } from "./policy/allowif.ts";
 export { Policy, type NetMode } from "./policy/policy.ts";
 export { profileBuilder, PROFILE_NAMES, type ProfileName } from "./policy/profiles.ts";
 export { loadPolicyFile, policyFromJson } from "./policy/file.ts";
 export {
-  ALLOW, KILL, TRACE, USER_NOTIF, errno, arg, arg32, jeq, jne, jset, jge, jgt, jle, jlt, label, goto,
+  ALLOW, KILL, TRACE, USER_NOTIF, REFUSE, errno, arg, arg32, jeq, jne, jset, jge, jgt, jle, jlt, label, goto,
   type Action, type Fragment,
 } from "./policy/rules.ts";
 export { FUTEX } from "./policy/families.ts";
@@ -34,4 +35,8 @@ export { Runtime, type RuntimeOptions } from "./sandbox/runtime.ts";
 export type { SyscallEvent, SyscallDecision } from "./monitor/monitor.ts";
 export { Comms, SharedBuffer, CommsError, type CommsOptions } from "./comms/index.ts";
 export { ForkServer } from "./sandbox/fork-server.ts";
+export { Learner, learn, type LearnerOptions, type LearnRun } from "./learn/learner.ts";
+export { type Observations } from "./learn/observations.ts";
+export { type Suggestion, applySuggestion } from "./monitor/suggest.ts";
+export { type RefusedCall } from "./sandbox/result.ts";
 export { COMMS_FD } from "./sandbox/executor.ts";

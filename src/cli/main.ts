@@ -12,7 +12,7 @@ import { BunboxError, EXIT_SETUP, UsageError } from "../errors.ts";
 import { visible } from "../sandbox/visible.ts";
 import { type Command, defineCommand, describeCommand, loadCommand, parseArgs, UnknownOption } from "./args.ts";
 import { log, writeAll } from "./log.ts";
-import { RUN_ARGS } from "./options.ts";
+import { LEARN_ARGS, RUN_ARGS } from "./options.ts";
 
 export const main = defineCommand({
   meta: { name: "bunbox", version: pkg.version, description: pkg.description },
@@ -24,6 +24,13 @@ export const main = defineCommand({
       tail: "The command and its arguments (after --, or from the first argument that is not an option)",
       hints: true,
       run: async (args) => (await import("./run.ts")).runCommandLine(args),
+    }),
+    learn: defineCommand({
+      meta: { name: "learn", description: "Learn the tightest policy for a command: -o POLICY.json -- COMMAND [ARG...]" },
+      args: LEARN_ARGS,
+      tail: "The command to learn from and its arguments (after --, or from the first argument that is not an option)",
+      hints: true,
+      run: async (args) => (await import("./learn.ts")).learnCommandLine(args),
     }),
     policy: { description: "Check or explain a policy", load: () => import("./policy.ts").then((m) => m.policyCommand) },
     syscalls: { description: "List the syscall table (number, name, arguments)", load: () => import("./syscalls.ts").then((m) => m.syscallsCommand) },

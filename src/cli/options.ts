@@ -20,7 +20,8 @@ const COMPAT = "Accepted for bwrap command lines (always so in bunbox)";
 
 export const RUN_ARGS = {
   policy: { type: "string", section: POLICY, complete: "file", description: "Policy file: JSON, or a .ts/.js module exporting a policy", valueHint: "FILE" },
-  profile: { type: "string", section: POLICY, options: ["minimal", "static", "dynamic", "shell", "build", "default"], description: "Built-in profile (default: default)", valueHint: "NAME" },
+  profile: { type: "string", section: POLICY, options: ["minimal", "static", "dynamic", "shell", "build", "default", "python3", "node", "bun", "sh", "cc"], description: "Built-in profile (default: default; python3, node, bun, sh, cc are learned)", valueHint: "NAME" },
+  audit: { type: "boolean", section: POLICY, description: "Audit mode: calls the policy refuses run anyway and are listed (a relaxation; the safety rules still refuse)" },
   ro: { type: "string", section: FILES, repeatable: true, complete: "file", description: "Bind a host path read-only (repeatable)", valueHint: "SRC[:DST]" },
   rw: { type: "string", section: FILES, repeatable: true, complete: "file", description: "Bind a host path writable (repeatable)", valueHint: "SRC[:DST]" },
   tmpfs: { type: "string", section: FILES, repeatable: true, description: "A fresh tmpfs (repeatable); SIZE like 64M (default 64M)", valueHint: "DST[:SIZE]" },
@@ -85,4 +86,23 @@ export const RUN_ARGS = {
   },
   "die-with-parent": { type: "boolean", section: COMPAT, description: "The sandbox dies with bunbox (a parent-death signal on its init)" },
   "new-session": { type: "boolean", section: COMPAT, description: "The sandboxee leads a session of its own (setsid)" },
+} as const satisfies Options;
+
+// Not learn's: audit (every call is let through already) and the terminal (a learning run keeps bunbox's std fds).
+const { audit: _audit, tty: _tty, "no-tty": _noTty, ...RUN_SANDBOX_ARGS } = RUN_ARGS;
+const LEARN = "Learning";
+
+/**
+ * `bunbox learn`'s: the sandbox of the learning run is described as for
+ * `bunbox run` (but for the two above), then what to write
+ * (src/cli/learn.ts).
+ */
+export const LEARN_ARGS = {
+  ...RUN_SANDBOX_ARGS,
+  output: { type: "string", section: LEARN, alias: "o", complete: "file", description: "Write the learned policy to FILE (default: the --merge file)", valueHint: "FILE" },
+  merge: { type: "string", section: LEARN, repeatable: true, complete: "file", description: "Add to a policy bunbox learn wrote: its runs and this one (repeatable)", valueHint: "FILE" },
+  verify: { type: "boolean", section: LEARN, description: "Run the command again under the learned policy; fail (exit 3) if it does not run as it did" },
+  format: { type: "enum", section: LEARN, options: ["json", "ts"], description: "json (default; a .ts FILE: ts) or ts: a PolicyBuilder module", valueHint: "FORMAT" },
+  "on-refusal": { type: "enum", section: LEARN, options: ["kill", "errno"], description: "What a call outside the learned policy gets: kill (default: a violation) or errno (EPERM, listed)", valueHint: "MODE" },
+  filesystem: { type: "enum", section: LEARN, options: ["learned", "default"], description: "learned (default): an empty root with what the run used; default: the default view", valueHint: "MODE" },
 } as const satisfies Options;

@@ -7,7 +7,10 @@
 import { UsageError } from "../errors.ts";
 import type { ArchName } from "../policy/arch.ts";
 import { retValue } from "../policy/compiler.ts";
-import { describeReturn, disassemble, summarize } from "../policy/explain.ts";
+import { readFileSync } from "node:fs";
+import { coverageReport } from "../learn/format.ts";
+import { type Observations, readObservations } from "../learn/observations.ts";
+import { allowedCount, describeReturn, disassemble, summarize } from "../policy/explain.ts";
 import { evaluate } from "../policy/interpreter.ts";
 import type { Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
@@ -24,6 +27,18 @@ async function load(file: string | undefined, profile: string | undefined, arch:
   if (arch !== undefined) throw new UsageError("--arch", "goes with --profile; a policy file names its own arch (\"arch\")");
   const { loadPolicyFile } = await import("../policy/file.ts");
   return loadPolicyFile(file);
+}
+
+/** The notes of a policy `bunbox learn` wrote (what its runs did), if FILE is one. */
+async function learnedNotes(file: string): Promise<Observations | undefined> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    return undefined; // a module, or read already by load() with its own error
+  }
+  const notes = (json as { notes?: { learnedBy?: unknown } } | null)?.notes;
+  return notes?.learnedBy === "bunbox learn" ? readObservations(json, file) : undefined;
 }
 
 /** Instructions executed per syscall of the arch: max and mean (interpreter). */
@@ -78,16 +93,20 @@ const explain = defineCommand({
     const prog = policy.filter(true).insns;
     const rows = summarize(prog, policy.arch);
     const c = cost(policy);
+    const allowed = allowedCount(prog, policy.arch);
+    const notes = positionals.file !== undefined ? await learnedNotes(positionals.file) : undefined;
     if (flags.json) {
-      writeAll(1, `${jsonText({ origin: policy.origin, arch: policy.arch.name, instructions: prog.length, maxPerSyscall: c.max, meanPerSyscall: c.mean, syscalls: rows }, 2)}\n`);
+      const out = { origin: policy.origin, arch: policy.arch.name, instructions: prog.length, maxPerSyscall: c.max, meanPerSyscall: c.mean, allowed, syscalls: rows, ...(notes ? { notes } : {}) };
+      writeAll(1, `${jsonText(out, 2)}\n`);
       return;
     }
     // Listed: every syscall whose fate is not simply the default action's.
     const common = describeReturn(retValue(policy.defaultAction, true));
     const others = rows.filter((r) => r.results.join(" | ") === common).length;
     const out: string[] = [
-      `policy: ${visible(policy.origin)} (${policy.arch.name}); default action ${policy.defaultAction.kind}`,
+      `policy: ${visible(policy.origin)} (${policy.arch.name}); default action ${policy.defaultAction.kind}${policy.onRefusal === "errno" ? " (onRefusal errno: a call outside the policy fails with EPERM, ENOSYS for an unnamed number, and is listed in the Result)" : ""}`,
       `filter: ${prog.length} instructions; per syscall ${c.max} at most (${c.worst}), ${c.mean.toFixed(1)} on average`,
+      `allows ${allowed} of the ${Object.keys(policy.arch.syscalls).length} syscalls (some by arguments)`,
       ...(policy.relaxations.length ? policy.relaxations.map((r) => `relaxation: ${visible(r)}`) : ["relaxations: none"]),
       "",
       "syscalls:",
@@ -98,6 +117,7 @@ const explain = defineCommand({
       out.push(`  ${`${r.syscall} (${r.nr})`.padEnd(28)} ${res}${r.results.length > 1 ? "   (by arguments)" : ""}`);
     }
     if (!flags.all) out.push(`  ${`${others} others`.padEnd(28)} ${common} (the default action)`);
+    if (notes) out.push("", ...coverageReport(notes));
     out.push("", "program:", ...disassemble(prog, policy.arch));
     writeAll(1, `${out.join("\n")}\n`);
   },

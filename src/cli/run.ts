@@ -31,6 +31,7 @@ import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/uni
 import { jsonText, visible } from "../sandbox/visible.ts";
 import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
+import { type PolicySource, resultHints } from "./result-hints.ts";
 import { networkChanges } from "./network.ts";
 import { applyMountOptions } from "./mounts.ts";
 import type { RUN_ARGS } from "./options.ts";
@@ -88,7 +89,7 @@ function idOption(text: string | undefined, option: string): number | undefined 
   return n;
 }
 
-async function resolvePolicy(o: RunOptions): Promise<Policy> {
+export async function resolvePolicy(o: RunOptions): Promise<Policy> {
   const { policy: file, profile } = o.strings;
   if (file !== undefined && profile !== undefined) {
     throw new UsageError("--policy", "give --policy or --profile, not both (a policy file can name a profile)");
@@ -117,6 +118,7 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
+    ...(o.flags.audit ? { audit: true } : {}),
   });
 }
 
@@ -169,7 +171,7 @@ function interactive(): boolean {
   return isatty(0);
 }
 
-function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | undefined): Executor {
+export function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | undefined): Executor {
   const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
   checkNotAVolume(cmd);
@@ -211,7 +213,8 @@ function relaxationsOf(o: RunReporting, policy: Policy, contained: ContainmentPl
 function describe(o: RunReporting, policy: Policy, executor: Executor, contained: ContainmentPlan | undefined): void {
   const l = executor.limits;
   const t = executor.tty;
-  log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
+  const refusal = policy.onRefusal === "errno" ? "refusals fail with EPERM/ENOSYS and are listed (onRefusal errno)" : `default ${policy.defaultAction.kind}`;
+  log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, ${refusal})`);
   log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
   if (policy.network) log.debug(`network rules:\n${policy.network.describe().map((l) => `  ${visible(l)}`).join("\n")}`);
   log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
@@ -254,6 +257,24 @@ function openResultFile(path: string): number {
  */
 export const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT"] as const;
 
+/** `fn`, with the FORWARDED signals to bunbox passed on to the sandboxee meanwhile. */
+export async function forwardingSignals<T>(sandbox: { signal(sig: number): void }, fn: () => Promise<T>): Promise<T> {
+  const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
+  for (const [n, h] of handlers) process.on(n, h);
+  try {
+    return await fn();
+  } finally {
+    for (const [n, h] of handlers) process.off(n, h);
+  }
+}
+
+/** Where the run's policy came from, for the change a violation needs. */
+function policySource(policy: Policy): PolicySource {
+  // "profile default" for a profile; a file's path, with " (profile NAME)" when it names one.
+  const profile = /^profile (\S+)$/.exec(policy.origin)?.[1];
+  return profile !== undefined ? { profile } : { file: policy.origin.replace(/ \(profile [^)]*\)$/, "") };
+}
+
 /** `-v /a:/b cmd` as docker means it: here -v is --verbose and "/a:/b" became the command. */
 const VOLUME_LIKE = /^[^:\s]*\/[^:\s]*:\/[^:\s]*(:[a-zA-Z,]+)?$/;
 
@@ -271,15 +292,21 @@ function checkNotAVolume(cmd: string): void {
   );
 }
 
-/** How the run ended, on stderr: nothing for OK, nor (but with -v) for a SIGPIPE death, the shell's normal case. */
-function report(o: RunReporting, result: Result): void {
+/**
+ * How the run ended, on stderr: nothing for OK, nor (but with -v) for a
+ * SIGPIPE death, the shell's normal case; then the change a violation needs
+ * and the calls refused without ending the run (src/cli/result-hints.ts).
+ */
+function report(o: RunReporting, result: Result, policy: Policy): void {
   // A failure of bunbox itself is an error even with -q; how the command
   // ended is a plain line, which -q silences.
   const own = result.status === "INTERNAL_ERROR" ||
     (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
+  const hints = resultHints(result, policySource(policy), !!o.flags.verbose);
   if (own) log.error(result.toString());
   else if (result.status === "SIGNALED" && result.signal === SIGNALS.SIGPIPE) log.debug(result.toString());
-  else if (result.status !== "OK" || result.limitHit) log.log(result.toString());
+  else if (result.status !== "OK" || result.limitHit) log.log([result.toString(), ...hints].join("\n"));
+  if (!own && result.status === "OK" && !result.limitHit && hints.length) log.log(hints.join("\n"));
 }
 
 export async function runCommandLine(o: RunOptions): Promise<number> {
@@ -333,13 +360,10 @@ export async function runPrepared(
   if (o.flags.verbose) describe(o, policy, executor, contained);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 
-  const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
-  for (const [n, h] of handlers) process.on(n, h);
   let result;
   try {
-    result = await sandbox.run();
+    result = await forwardingSignals(sandbox, () => sandbox.run());
   } finally {
-    for (const [n, h] of handlers) process.off(n, h);
     await relay?.finish();
   }
   if (o.flags.verbose) {
@@ -356,7 +380,7 @@ export async function runPrepared(
       log.debug(`set-up (ms since the clone, at the end of each phase): ${steps.join(", ")}`);
     }
   }
-  report(o, result);
+  report(o, result, policy);
   // The Result, and the relaxations it ran under (as -v lists them).
   const json = { ...result.toJSON(), relaxations: relaxationsOf(o, policy, contained) };
   if (o.flags.json) writeAll(2, `${jsonText(json)}\n`);

@@ -19,29 +19,37 @@ import { type ContainmentInfo, memoryLimitReason } from "../containment/containm
 import { after } from "../timer.ts";
 import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
-import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
-import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
+import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
+import { EPOLLIN, type ListenerWatch, type Watch, watch, watchListener } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
-import { Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import { type RefusedCall, Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import { TaskMemory } from "./memory.ts";
+import { errnoName, Refusals, refusalErrno } from "./refusals.ts";
 import { classify, describeViolation } from "./violation.ts";
 import type { ConnectAnswer } from "../net/transparent.ts";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGXCPU = 24;
-const ENOENT = 2;
 const ECONNREFUSED = 111;
 
 export type { Report } from "../native/sys.ts";
 export type SyscallDecision = "allow" | "deny" | { errno: number };
 
 /** A TRACE rule's syscall, for the onSyscall hook: a violation's details, minus the verdict. */
-export type SyscallEvent = Pick<Violation, "syscall" | "nr" | "arch" | "args" | "pid" | "hostPid" | "ip" | "ipMapping">;
+export type SyscallEvent = Pick<Violation, "syscall" | "nr" | "arch" | "args" | "pid" | "hostPid" | "ip" | "ipMapping" | "decoded">;
 
 export interface MonitorHooks {
   onViolation?(v: Violation): void;
   onSyscall?(event: SyscallEvent): SyscallDecision | Promise<SyscallDecision>;
+  /**
+   * Learning (src/learn/): each TRACE notification as it comes, with the
+   * waiting task's memory, before the call is let through. Takes the place
+   * of onSyscall, without describing every call: a learning run makes
+   * hundreds of thousands of them.
+   */
+  onRecord?(n: Notification, memory: TaskMemory): void;
 }
 
 export interface MonitorOptions {
@@ -63,6 +71,11 @@ export interface MonitorOptions {
   /** The filter as loaded (with this run's exec magic), for classification. */
   filter: readonly Insn[] | undefined;
   notify: boolean;
+  /**
+   * Audit mode (a policy's `"audit": true`): a call the policy refuses runs
+   * anyway and is recorded; a safety rule's refusal is still a violation.
+   */
+  audit?: boolean;
   startedAt: number;
   hooks: MonitorHooks;
   /**
@@ -83,12 +96,14 @@ export class Monitor {
   private resolve!: (r: Result) => void;
   private ending: Ending | undefined;
   private exitWatch: Watch | undefined;
-  private notifyWatch: Watch | undefined;
+  private notifyWatch: ListenerWatch | undefined;
   /** Cancel functions of the pending deadline and grace timers. */
   private timers: (() => void)[] = [];
   private done = false;
   private pendingStage: string | undefined;
   private confirm: { magic: bigint; theirFd: number; done: () => void } | undefined;
+  /** Calls refused without ending the run (onRefusal "errno", audit mode). */
+  private readonly refusals = new Refusals();
 
   constructor(
     readonly spawned: Spawned,
@@ -107,7 +122,7 @@ export class Monitor {
     }
     this.exitWatch = watch(spawned.pidfd, EPOLLIN, () => this.onExit());
     try {
-      if (spawned.listener >= 0) this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
+      if (spawned.listener >= 0) this.notifyWatch = watchListener(spawned.listener, (ev) => this.onNotify(ev));
     } catch (e) {
       this.exitWatch.close(); // the caller discards the sandbox
       throw e;
@@ -149,7 +164,7 @@ export class Monitor {
     }
     (this.spawned as { listener: number }).listener = fd;
     this.confirm = { magic: confirmMagic, theirFd, done: onConfirmed };
-    this.notifyWatch = watch(fd, EPOLLIN, (ev) => this.onNotify(ev));
+    this.notifyWatch = watchListener(fd, (ev) => this.onNotify(ev));
   }
 
   /** Kills the sandbox as a failed setup (an onStart hook said no). */
@@ -178,13 +193,8 @@ export class Monitor {
       this.notifyWatch = undefined;
       return;
     }
-    const n = notifRecv(this.spawned.listener);
-    if (typeof n === "number") {
-      if (-n !== ENOENT) this.kill(`seccomp listener failed (errno ${-n})`);
-    } else {
-      this.handle(n);
-    }
-    this.notifyWatch?.rearm();
+    // The reactor thread received them already (and watches on): handle each in order.
+    for (let n = this.notifyWatch?.take(); n && !this.done; n = this.notifyWatch?.take()) this.handle(n);
   }
 
   private handle(n: Notification): void {
@@ -215,10 +225,34 @@ export class Monitor {
       case "trace":
         this.trace(n);
         return;
+      case "refused":
+        this.refuse(n);
+        return;
       case "violation":
-        this.violate(describeViolation(n, verdict));
+        // Audit mode lets the policy's refusals through; never a safety rule's.
+        if (this.opts.audit && verdict.rule === "policy") this.refuse(n);
+        else this.violate(describeViolation(n, verdict, listener));
         return;
     }
+  }
+
+  /**
+   * A call the policy refuses without ending the run: recorded (described
+   * while the task waits), then answered with EPERM, or ENOSYS for a number
+   * the arch does not name (libc falls back on ENOSYS only); in audit mode
+   * let through instead. CONTINUE is safe here for the reason the kernel's
+   * warning gives: no decision was taken on the task's memory.
+   */
+  private refuse(n: Notification): void {
+    const listener = this.spawned.listener;
+    if (this.opts.audit) {
+      this.refusals.add(n, "allowed (audit)", listener);
+      notifSend(listener, n.id, 0, NOTIF_CONTINUE);
+      return;
+    }
+    const e = refusalErrno(n);
+    this.refusals.add(n, errnoName(e), listener);
+    notifSend(listener, n.id, -e);
   }
 
   private violate(v: Violation): void {
@@ -247,7 +281,18 @@ export class Monitor {
   private trace(n: Notification): void {
     const icpt = this.opts.intercept;
     if (icpt && n.nr === icpt.nr) return this.intercepted(n, icpt.handle(n, this.spawned.listener));
-    const v = describeViolation(n, { kind: "violation", violationKind: "SYSCALL", rule: "trace hook" });
+    const record = this.opts.hooks.onRecord;
+    if (record) {
+      try {
+        record(n, new TaskMemory(this.spawned.listener, n));
+      } catch {
+        // the recorder's own problem (it keeps its errors): never the run's
+      }
+      // The call runs whatever the recorder made of it: learning must not change what the program does.
+      notifSend(this.spawned.listener, n.id, 0, NOTIF_CONTINUE);
+      return;
+    }
+    const v = describeViolation(n, { violationKind: "SYSCALL", rule: "trace hook" }, this.spawned.listener);
     const hook = this.opts.hooks.onSyscall;
     const answer = (d: SyscallDecision) => {
       if (this.done) return;
@@ -331,6 +376,8 @@ export class Monitor {
       wallTimeMs,
       pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid,
       ...(counted ? { containment: counted.info } : {}),
+      refused: this.refusals.list,
+      refusedOmitted: this.refusals.omittedCount,
     };
     try {
       const result = this.decide(report, init, common);
@@ -345,7 +392,7 @@ export class Monitor {
   private decide(
     report: Report | undefined,
     init: Waited | undefined,
-    common: { rusage: Rusage; wallTimeMs: number; pid: number; containment?: ContainmentInfo },
+    common: { rusage: Rusage; wallTimeMs: number; pid: number; containment?: ContainmentInfo; refused: RefusedCall[]; refusedOmitted: number },
   ): Result {
     const memoryLimit = memoryLimitReason(common.containment);
     const e = this.ending;

@@ -11,6 +11,7 @@ import { JSCallback } from "bun:ffi";
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "./errno.ts";
 import { shim } from "./library.ts";
+import { type Notification, notifPop } from "./sys.ts";
 
 export const EPOLLIN = 0x001;
 export const EPOLLERR = 0x008;
@@ -88,6 +89,42 @@ export function watch(fd: number, events: number, handler: (events: number) => v
     rearm() {
       return open ? shim().bb_reactor_watch(fd, token, events, 1) : 0;
     },
+    close() {
+      if (!open) return;
+      open = false;
+      shim().bb_reactor_watch(fd, token, 0, 2);
+      handlers.delete(token);
+      updateKeepAlive();
+    },
+  };
+}
+
+/** A seccomp listener's watch: the reactor thread receives its notifications; take them in order. */
+export interface ListenerWatch {
+  /** The next notification received, if any (the handler runs after each arrives). */
+  take(): Notification | undefined;
+  close(): void;
+}
+
+/**
+ * Watches seccomp listener `fd`: the reactor thread takes each notification
+ * as soon as it is there (csrc/monitor.c says why) and re-arms the watch
+ * itself; `handler` runs after, on the JavaScript thread, and takes what
+ * arrived. HUP comes as for any watch.
+ */
+export function watchListener(fd: number, handler: (events: number) => void): ListenerWatch {
+  start();
+  const token = freeToken();
+  handlers.set(token, handler);
+  const r = shim().bb_reactor_watch(fd, token, EPOLLIN, 3);
+  if (r < 0) {
+    handlers.delete(token);
+    throw new BunboxError("monitor", `cannot watch the seccomp listener ${fd}: ${describeErrno(-r)}`);
+  }
+  updateKeepAlive();
+  let open = true;
+  return {
+    take: () => (open ? notifPop(token) : undefined),
     close() {
       if (!open) return;
       open = false;

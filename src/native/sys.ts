@@ -126,11 +126,14 @@ export interface Notification {
   args: bigint[];
 }
 
-/** SECCOMP_IOCTL_NOTIF_RECV; only after the reactor reported EPOLLIN. */
-export function notifRecv(listener: number): Notification | number {
+/** The oldest notification the reactor thread received for watch `token` (src/native/reactor.ts watchListener), if any. */
+export function notifPop(token: number): Notification | undefined {
   const buf = new ArrayBuffer(80);
-  const r = shim().bb_notif_recv(listener, ptr(buf));
-  if (r < 0) return r;
+  return shim().bb_notif_pop(token, ptr(buf)) === 1 ? notification(buf) : undefined;
+}
+
+/** struct seccomp_notif. */
+function notification(buf: ArrayBuffer): Notification {
   const v = new DataView(buf);
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(v.getBigUint64(32 + i * 8, true));
@@ -154,6 +157,21 @@ export function notifSend(listener: number, id: bigint, error: number, flags = 0
 /** Replaces fd `newfd` of the notifying task with a copy of our `srcfd` (-errno on failure). */
 export function notifAddFd(listener: number, id: bigint, srcfd: number, newfd: number): number {
   return shim().bb_notif_addfd(listener, id, srcfd, newfd);
+}
+
+/** Whether notification `id` is still pending (its task alive and blocked in it). */
+export function notifIdValid(listener: number, id: bigint): boolean {
+  return shim().bb_notif_id_valid(listener, id) === 0;
+}
+
+/**
+ * Up to `len` bytes at `addr` in process `pid` (process_vm_readv), fewer
+ * where the mapping ends; -errno when nothing could be read.
+ */
+export function readMemory(pid: number, addr: bigint, len: number): Uint8Array | number {
+  const buf = new Uint8Array(len);
+  const n = Number(shim().bb_mem_read(pid, addr, ptr(buf), len));
+  return n < 0 ? n : buf.subarray(0, n);
 }
 
 let devNull = -1;

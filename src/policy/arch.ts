@@ -92,6 +92,12 @@ export function syscallName(audit: number, nr: number): string | undefined {
   return rev.get(nr);
 }
 
+/** The arch bunbox compiles for whose audit value this is (x86_64, aarch64), or undefined (i386, arm…). */
+export function archOfAudit(audit: number): ArchName | undefined {
+  const name = AUDIT_NAMES.get(audit)?.name;
+  return name === "x86_64" || name === "aarch64" ? name : undefined;
+}
+
 export function auditArchName(audit: number): string {
   return AUDIT_NAMES.get(audit)?.name ?? `arch 0x${(audit >>> 0).toString(16)}`;
 }

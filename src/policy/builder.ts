@@ -21,13 +21,14 @@ import { errnoNumber } from "../native/errno.ts";
 import { ARCHES, type Arch, archByName, type ArchName, hostArch, MAX_SYSCALL_NR } from "./arch.ts";
 import { FilterTooLong } from "./assembler.ts";
 import { FAMILIES, type FamilyName, type FamilyRule, futexRule, isFamilyName } from "./families.ts";
+import type { Alternative } from "./allowif.ts";
 import { MountBuilder } from "./mount-builder.ts";
 import { hostMountProblems, isProxyMode, NET_MODES, type NetMode, Policy } from "./policy.ts";
 import { NetPolicy, type RuleSubjects } from "../net/policy.ts";
 import { parsePattern } from "../net/pattern.ts";
 import { normalizeName } from "../net/host.ts";
 import { parseIp } from "../net/address.ts";
-import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment, isAction, KILL, nodes, type Rule, sameAction } from "./rules.ts";
+import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment, isAction, KILL, nodes, REFUSE, type Rule, sameAction } from "./rules.ts";
 import { type DangerName, isDangerName } from "./safety.ts";
 import { quote } from "../names.ts";
 
@@ -39,6 +40,7 @@ export class PolicyError extends BunboxError {
 }
 
 export type SyscallRef = string | number;
+export type OnRefusal = "errno" | "kill";
 
 export interface BuilderOptions {
   /** Target architecture (default: this machine's). */
@@ -49,6 +51,9 @@ interface TaggedRule {
   rule: Rule;
   fromFamily: boolean;
 }
+
+/** Argument conditions and their value tables, read only by a policy that has some (README.md, "Start-up"). */
+const allowIf = () => require("./allowif.ts") as typeof import("./allowif.ts");
 
 export class PolicyBuilder extends MountBuilder {
   private readonly arch: Arch;
@@ -63,6 +68,10 @@ export class PolicyBuilder extends MountBuilder {
   private uid: number | undefined;
   private gid: number | undefined;
   private workdir: string | undefined;
+  private onRefusalMode: OnRefusal | undefined;
+  /** Set inside asBase() (a policy file's profile): gives way to the file's own default action. */
+  private onRefusalFromBase = false;
+  private auditMode = false;
   private origin = "PolicyBuilder";
   private built = false;
   /** Inside asBase(): rules for syscalls already decided are dropped, not errors. */
@@ -181,6 +190,70 @@ export class PolicyBuilder extends MountBuilder {
           : { kind: "fragment", nodes: nodes(fragment) };
       this.add(nr, String(ref), rule, false, "addPolicyOnSyscall");
     }
+    return this;
+  }
+
+  /**
+   * `name` allowed when its arguments match one of `alternatives`, written by
+   * name (src/policy/allowif.ts): `allowIf("socket", { family: "AF_UNIX" })`,
+   * `allowIf("openat", { flags: { subsetOf: "O_RDONLY|O_CLOEXEC" } })`. A
+   * call that matches none falls through to the syscall's next rule.
+   */
+  allowIf(name: string, alternatives: Alternative | readonly Alternative[], where = `allowIf(${quote(name)})`): this {
+    const nr = this.resolve(name, "allowIf");
+    if (nr === undefined) return this;
+    const alts = Array.isArray(alternatives) ? alternatives : [alternatives as Alternative];
+    const r = allowIf().allowIfFragment(this.arch, name, alts, where);
+    if ("problems" in r) this.problems.push(...r.problems);
+    else this.add(nr, name, { kind: "fragment", nodes: nodes(r.fragment) }, false, "allowIf");
+    return this;
+  }
+
+  /**
+   * Syscalls by name, and conditions on them, for any arch (what `bunbox
+   * learn` writes): a name this arch lacks is read as the call it makes
+   * instead (open as openat on aarch64, conditions included), or left out
+   * when it has none; a name no arch has is a problem. `where` prefixes
+   * problems (a policy file's field).
+   */
+  allowPortable(names: readonly string[], conditions: Readonly<Record<string, Alternative | readonly Alternative[]>> = {}, where = ""): this {
+    const lists = Object.fromEntries(Object.entries(conditions).map(([k, v]) => [k, Array.isArray(v) ? v : [v as Alternative]]));
+    const { allowIfFragment, resolvePortable } = allowIf();
+    const r = resolvePortable(this.arch, names, lists, where);
+    this.problems.push(...r.problems);
+    this.allowSyscalls([...r.outright]);
+    for (const [name, alts] of r.conditional) {
+      const w = where ? `${where}: allowIf.${name}` : `allowPortable(${quote(name)})`;
+      const f = allowIfFragment(this.arch, name, alts, w);
+      if ("problems" in f) this.problems.push(...f.problems);
+      else this.add(this.arch.syscalls[name]!, name, { kind: "fragment", nodes: nodes(f.fragment) }, false, "allowPortable");
+    }
+    return this;
+  }
+
+  /**
+   * What a call outside the policy gets: "kill" (the default: a violation
+   * ends the run, Sandbox2's model) or "errno": it fails with EPERM (ENOSYS
+   * for a number the arch does not name, so libc falls back), the Result
+   * lists it, and the run goes on. Safety rules stay violations either way.
+   */
+  setOnRefusal(mode: OnRefusal): this {
+    if (mode !== "errno" && mode !== "kill") this.problems.push(`setOnRefusal: ${quote(mode)} is not "errno" or "kill"`);
+    else {
+      this.onRefusalMode = mode;
+      this.onRefusalFromBase = this.base;
+    }
+    return this;
+  }
+
+  /**
+   * Audit mode, for a production soak: calls the policy refuses run anyway
+   * and the Result lists each (decoded, counted, with the change that would
+   * allow it). Only the safety rules are enforced: a relaxation, listed by
+   * `bunbox run -v`. Needs seccomp user notification.
+   */
+  setAudit(on = true): this {
+    this.auditMode = on;
     return this;
   }
 
@@ -445,6 +518,11 @@ export class PolicyBuilder extends MountBuilder {
     this.built = true;
     const network = this.networkRules();
     if (this.problems.length) return { problems: [...this.problems] };
+    let defaultAction = this.defaultAct;
+    if (this.onRefusalMode === "errno" && !(this.onRefusalFromBase && defaultAction.kind !== "kill")) {
+      if (defaultAction.kind !== "kill") return { problems: [`onRefusal "errno" needs a policy whose default is a violation, not ${describeAction(defaultAction)}`] };
+      defaultAction = REFUSE;
+    }
     const rules = new Map<number, Rule[]>();
     for (const [nr, list] of this.rules) rules.set(nr, list.map((t) => t.rule));
     const exposed = hostMountProblems(this.mounts, this.hostMounts);
@@ -452,8 +530,9 @@ export class PolicyBuilder extends MountBuilder {
     const policy = new Policy({
       arch: this.arch,
       rules,
-      defaultAction: this.defaultAct,
+      defaultAction,
       dangerAllowed: new Set(this.danger),
+      audit: this.auditMode,
       mounts: this.mounts,
       hostMounts: new Set(this.hostMounts),
       hostname: this.hostname,

@@ -46,6 +46,8 @@ export interface Filter {
   readonly magic: readonly [number, number];
 }
 
+const EPERM = 1;
+
 /** The filter's return value for an action. */
 export function retValue(action: Action, notify: boolean): number {
   switch (action.kind) {
@@ -55,6 +57,11 @@ export function retValue(action: Action, notify: boolean): number {
       return (RET.ERRNO | (action.errno & RET.DATA)) >>> 0;
     case "kill":
       return notify ? (RET.USER_NOTIF | (action.reason ?? REASON.POLICY)) >>> 0 : RET.KILL_PROCESS;
+    case "refuse":
+      // Without the monitor nothing records it: the errno alone (EPERM: the
+      // filter cannot tell a number the arch lacks, which the monitor
+      // answers with ENOSYS).
+      return notify ? (RET.USER_NOTIF | REASON.REFUSED) >>> 0 : (RET.ERRNO | EPERM) >>> 0;
     case "trace":
       if (!notify) {
         throw new CompileError(

@@ -17,6 +17,7 @@ const REASON_TEXT = new Map<number, string>([
   [REASON.POLICY, "violation: policy"],
   [REASON.TRACE, "TRACE: ask the monitor's onSyscall hook"],
   [REASON.EXEC, "the first execveat (exec magic)"],
+  [REASON.REFUSED, "REFUSED: EPERM (ENOSYS for an unnamed number), recorded"],
 ]);
 
 /** "ALLOW", "ERRNO(ENOENT)", "violation: policy"… for a return value. */
@@ -150,4 +151,9 @@ export function summarize(prog: readonly Insn[], arch: Arch): { syscall: string;
     nr,
     results: [...reachableReturns(prog, arch, nr >>> 0)].map(describeReturn).sort(),
   }));
+}
+
+/** How many of the arch's syscalls the program can allow (for some arguments): a policy's size. */
+export function allowedCount(prog: readonly Insn[], arch: Arch): number {
+  return Object.values(arch.syscalls).filter((nr) => reachableReturns(prog, arch, nr).has(RET.ALLOW)).length;
 }

@@ -31,6 +31,7 @@ import { FAMILIES, type FamilyName } from "./families.ts";
 import { DANGEROUS_USES, isDangerName } from "./safety.ts";
 import { NetworkSchema } from "../net/schema.ts";
 import { Policy } from "./policy.ts";
+import type { Alternative } from "./allowif.ts";
 import { applyProfile, PROFILE_NAMES } from "./profiles.ts";
 import { type Action, ALLOW, errno as errnoAction, KILL, type Node, TRACE } from "./rules.ts";
 import { quote } from "../names.ts";
@@ -64,26 +65,45 @@ const NodeSchema = v.union([
 const NOT_A_SAFETY_RULE = `not a safety rule (a dangerous syscall like "ptrace", or one of ${Object.keys(DANGEROUS_USES).join(", ")})`;
 const SyscallRef = v.union([v.string(), v.pipe(v.number(), v.integer(), v.minValue(0))]);
 /**
- * `block`: { syscall: errno }. Not v.record(), which drops the keys
- * "__proto__", "constructor" and "prototype" without a word: a syscall the
- * file blocks must never vanish. Every own key is kept (JSON.parse makes
- * "__proto__" an own key too) and its name checked like any other.
+ * An object of name: value as its [name, value] entries. Not v.record(),
+ * which drops the keys "__proto__", "constructor" and "prototype" without a
+ * word: a syscall the file blocks, or an argument condition, must never
+ * vanish. Every own key is kept (JSON.parse makes "__proto__" an own key
+ * too) and its name checked like any other, where it is used.
  */
-const BlockSchema = v.pipe(
-  v.custom<Record<string, unknown>>(
-    (x) => typeof x === "object" && x !== null && !Array.isArray(x),
-    "Invalid type: Expected an object of syscall name: errno",
-  ),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    const entries: [string, number | string][] = [];
-    for (const [name, err] of Object.entries(dataset.value)) {
-      const r = v.safeParse(ErrnoSchema, err);
-      if (r.success) entries.push([name, r.output]);
-      else addIssue({ message: r.issues[0].message, path: [{ type: "object", origin: "value", input: dataset.value, key: name, value: err }] });
-    }
-    return entries.length === Object.keys(dataset.value).length ? entries : NEVER;
-  }),
+function entriesSchema<S extends v.GenericSchema>(value: S, expected: string) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>((x) => typeof x === "object" && x !== null && !Array.isArray(x), `Invalid type: Expected ${expected}`),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const entries: [string, v.InferOutput<S>][] = [];
+      for (const [name, item] of Object.entries(dataset.value)) {
+        const r = v.safeParse(value, item);
+        if (r.success) entries.push([name, r.output]);
+        else {
+          for (const issue of r.issues) {
+            const inner = (issue.path ?? []).map((p) => ({ ...p }));
+            addIssue({ message: issue.message, path: [{ type: "object", origin: "value", input: dataset.value, key: name, value: item }, ...inner] as never });
+          }
+        }
+      }
+      return entries.length === Object.keys(dataset.value).length ? entries : NEVER;
+    }),
+  );
+}
+/** `block`: { syscall: errno }. */
+const BlockSchema = entriesSchema(ErrnoSchema, "an object of syscall name: errno");
+const ValueText = v.union([
+  v.pipe(v.number(), v.integer(), v.check((x: number) => Number.isSafeInteger(x), "beyond ±2^53 a number is not exact: write it as a string")),
+  v.string(),
+]);
+const ConditionSchema = v.union([ValueText, v.array(ValueText), v.strictObject({ subsetOf: ValueText })]);
+/** One alternative of `allowIf`: { argument: condition }, as an object again (own keys only, "__proto__" included). */
+const AlternativeSchema = v.pipe(
+  entriesSchema(ConditionSchema, "an object of argument name: condition"),
+  v.transform((entries) => Object.fromEntries(entries) as Alternative),
 );
+/** `allowIf`: { syscall: [alternative…] } (src/policy/allowif.ts). */
+const AllowIfSchema = entriesSchema(v.union([AlternativeSchema, v.array(AlternativeSchema)]), "an object of syscall name: conditions");
 
 export const PolicyFileSchema = v.strictObject({
   $schema: v.optional(v.string()),
@@ -95,6 +115,11 @@ export const PolicyFileSchema = v.strictObject({
   dangerAllowUnsafe: v.optional(v.array(v.pipe(v.string(), v.check((s: string) => isDangerName(s), NOT_A_SAFETY_RULE)))),
   families: v.optional(v.array(v.picklist(Object.keys(FAMILIES) as FamilyName[]))),
   allow: v.optional(v.array(SyscallRef)),
+  allowIf: v.optional(AllowIfSchema),
+  onRefusal: v.optional(v.picklist(["errno", "kill"])),
+  audit: v.optional(v.boolean()),
+  /** Free-form: what `bunbox learn` observed (src/learn/), or the author's own. Never read to build the policy. */
+  notes: v.optional(v.unknown()),
   block: v.optional(BlockSchema),
   rules: v.optional(v.array(v.strictObject({ syscalls: v.array(SyscallRef), program: v.array(NodeSchema) }))),
   filesystem: v.optional(FilesystemSchema),
@@ -148,7 +173,17 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   if (f.defaultAction !== undefined) at("defaultAction", () => b.defaultAction(toAction(f.defaultAction!)));
   f.dangerAllowUnsafe?.forEach((name, i) => at(`dangerAllowUnsafe.${i}`, () => b.dangerAllowUnsafe(name)));
   f.families?.forEach((fam, i) => at(`families.${i}`, () => b.allowFamily(fam)));
-  f.allow?.forEach((s, i) => known(s, `allow.${i}`) && at(`allow.${i}`, () => b.allowSyscall(s)));
+  if (f.arch) {
+    f.allow?.forEach((s, i) => known(s, `allow.${i}`) && at(`allow.${i}`, () => b.allowSyscall(s)));
+    for (const [name, alts] of f.allowIf ?? []) if (known(name, `allowIf.${name}`)) b.allowIf(name, alts, `${source}: allowIf.${name}`);
+  } else {
+    // A file without "arch" serves any (README.md "Writing a policy"): x86_64's
+    // open is openat on aarch64, and arch_prctl is not there at all.
+    const numbers = (f.allow ?? []).filter((s): s is number => typeof s === "number");
+    at("allow", () => b.allowSyscalls(numbers));
+    const names = (f.allow ?? []).filter((s): s is string => typeof s === "string");
+    b.allowPortable(names, Object.fromEntries(f.allowIf ?? []), source);
+  }
   for (const [name, err] of f.block ?? []) {
     if (known(name, `block.${name}`)) at(`block.${name}`, () => b.blockSyscallWithErrno(name, err));
   }
@@ -158,6 +193,8 @@ export function policyFromJson(json: unknown, source: string, cwd = process.cwd(
   });
   // The file's own rules come first; its profile is the base beneath them.
   if (f.profile) b.asBase((base) => applyProfile(base, f.profile!, { cwd }));
+  if (f.onRefusal !== undefined) at("onRefusal", () => b.setOnRefusal(f.onRefusal!));
+  if (f.audit !== undefined) at("audit", () => b.setAudit(f.audit!));
   const fs = f.filesystem;
   if (fs?.base === "empty") b.emptyFilesystem();
   // Subjects name the file and the key: a mount's own errors say which entry.
@@ -190,7 +227,8 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
       throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
     }
     let p = mod.default ?? mod.policy;
-    if (typeof p === "function" && !(p instanceof Policy)) p = await (p as () => unknown)();
+    // A function gets a fresh builder (a `bunbox learn --format ts` module needs nothing else from bunbox).
+    if (typeof p === "function" && !(p instanceof Policy)) p = await (p as (b: PolicyBuilder) => unknown)(new PolicyBuilder().setOrigin(path));
     if (p instanceof PolicyBuilder) p = p.build();
     if (!(p instanceof Policy)) {
       throw new UsageError("--policy", `${path}: export a Policy, a PolicyBuilder or a function returning one (as default or as "policy")`);

@@ -56,6 +56,8 @@ export interface PolicyInit {
    * "/". The build profile sets the directory it mounts writable.
    */
   workdir?: string | undefined;
+  /** Audit mode: refused calls run and are recorded (PolicyBuilder.setAudit). */
+  audit?: boolean;
   /** Where this policy came from ("profile default", a file path…), for messages only. */
   origin: string;
   /** The notify filter, already compiled for these rules (src/policy/precompiled.ts). */
@@ -71,6 +73,7 @@ const RELAXATION = {
   netHost: "network host: the sandboxee shares the host's network",
   hostMount: (kind: HostMount, shown: readonly string[] | undefined) =>
     `dangerAllowHostMount("${kind}"): ${HOST_MOUNT_TEXT[kind]} may be bound into the sandbox${shown ? ` (${shown.join(", ")})` : ""}`,
+  audit: "audit: calls the policy refuses run anyway and are recorded; only the safety rules are enforced",
   netProxy: (mode: string, hosts: NetPolicy) => {
     const allowed = hosts.allow.map((p) => p.text);
     const shown = allowed.length > 8 ? `${allowed.slice(0, 8).join(", ")}, …` : allowed.join(", ");
@@ -110,6 +113,7 @@ export class Policy {
   readonly uid: number | undefined;
   readonly gid: number | undefined;
   readonly workdir: string | undefined;
+  readonly audit: boolean;
   readonly origin: string;
   /** Compiled filters: with user notification or without, by layout. */
   private readonly filters: Record<"notify" | "kill", Partial<Record<Layout, Filter>>> = { notify: {}, kill: {} };
@@ -132,6 +136,7 @@ export class Policy {
     this.uid = init.uid;
     this.gid = init.gid;
     this.workdir = init.workdir;
+    this.audit = init.audit ?? false;
     this.origin = init.origin;
   }
 
@@ -145,8 +150,18 @@ export class Policy {
       ...[...this.dangerAllowed].map(RELAXATION.unsafe),
       ...(this.net === "host" ? [RELAXATION.netHost] : []),
       ...[...this.hostMounts].map((k) => RELAXATION.hostMount(k, this.mounts?.hostExposure().get(k))),
+      ...(this.audit ? [RELAXATION.audit] : []),
       ...(this.network ? [RELAXATION.netProxy(this.net, this.network)] : []),
     ]);
+  }
+
+  /**
+   * What a call outside the policy gets: "errno" (EPERM or ENOSYS, listed in
+   * the Result) or "kill" (a violation); undefined when the default action
+   * is something else (an errno of the policy's choosing, TRACE, ALLOW).
+   */
+  get onRefusal(): "errno" | "kill" | undefined {
+    return this.defaultAction.kind === "refuse" ? "errno" : this.defaultAction.kind === "kill" ? "kill" : undefined;
   }
 
   /** Syscall rules by number (built on first use for a precompiled profile). */
@@ -199,6 +214,7 @@ export class Policy {
       uid: this.uid,
       gid: this.gid,
       workdir: this.workdir,
+      audit: this.audit,
       origin: this.origin,
       ...(compiled ? { notifyFilter: compiled } : {}),
       ...changes,
@@ -210,6 +226,11 @@ export class Policy {
    * notify filter, where TRACE is the only source of this return value, so
    * that a precompiled profile need not build its rules (~5 ms) to answer.
    */
+  /** Whether a run needs the monitor's answers (TRACE rules, audit mode), so never the fallback without user notification. */
+  needsMonitor(): boolean {
+    return this.audit || this.usesTrace();
+  }
+
   usesTrace(): boolean {
     const trace = (RET.USER_NOTIF | REASON.TRACE) >>> 0;
     return this.filter(true).insns.some((i) => i.code === (BPF.RET | BPF.K) && i.k === trace);

@@ -14,7 +14,6 @@ import { PolicyBuilder } from "./builder.ts";
 import type { Filter } from "./compiler.ts";
 import type { Policy } from "./policy.ts";
 import { applyProfileSettings, profileBuilder } from "./profiles.ts";
-import { KILL } from "./rules.ts";
 
 /** profile → arch → [base64 sock_filter[], magic lo index, magic hi index] */
 export type PrecompiledTable = Record<string, Partial<Record<ArchName, [string, number, number]>>>;
@@ -39,9 +38,10 @@ export function profilePolicy(name: string, cwd: string, arch: ArchName = hostAr
   const filter = precompiledFilter(name, arch);
   if (!filter) return profileBuilder(name, { cwd, arch }).build();
   const settings = applyProfileSettings(new PolicyBuilder({ arch }).setOrigin(`profile ${name}`), name, { cwd }).build();
+  // The default action (a violation, or EPERM with "onRefusal": "errno") is a setting: settings has it.
   return settings.derive({
     rules: () => profileBuilder(name, { cwd, arch }).build().rules,
-    defaultAction: KILL,
+    defaultAction: settings.defaultAction,
     notifyFilter: filter,
   });
 }

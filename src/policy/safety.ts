@@ -16,6 +16,8 @@ export const REASON = {
   POLICY: 4,
   TRACE: 5,
   EXEC: 6,
+  /** The policy refuses the call without ending the run (REFUSE: EPERM or ENOSYS, recorded). */
+  REFUSED: 7,
 } as const;
 
 /** A violation raised by a safety rule rather than by the policy. */

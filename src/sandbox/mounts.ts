@@ -109,7 +109,15 @@ export class MountPlan {
         const dev = !!op.dev || exposes.includes("dev") || minimalNode(src);
         const bind = { ...op, src, dst, ...(exposes.length ? { exposes } : {}), ...(dev ? { dev } : {}) };
         // Compared as given: /etc/localtime is under the /etc bind even though it resolves elsewhere.
-        if (!this.covers(posix.normalize(op.src), dst, op.rw)) this.replace(bind);
+        if (!this.covers(posix.normalize(op.src), dst, op.rw)) {
+          // The other way round too: a child bind this one already shows (a learned policy's
+          // file under a directory --ro adds) would be made inside a read-only bind, and fail.
+          for (let i = this.ops.length - 1; i >= 0; i--) {
+            const o = this.ops[i]!;
+            if (o.kind === "bind" && o.dst.startsWith(`${dst}/`) && o.src === src + o.dst.slice(dst.length) && (op.rw || !o.rw) && !o.dev) this.ops.splice(i, 1);
+          }
+          this.replace(bind);
+        }
         break;
       }
       case "tmpfs":

@@ -5,6 +5,7 @@
  * is stable (fields are only ever added).
  */
 import type { ContainmentInfo } from "../containment/containment.ts";
+import type { Suggestion } from "../monitor/suggest.ts";
 import type { SandboxNetworkReport } from "../net/network.ts";
 import { signalName } from "../native/signals.ts";
 import { formatBytes } from "./units.ts";
@@ -61,8 +62,37 @@ export interface Violation {
    */
   ip: bigint;
   ipMapping?: string;
+  /**
+   * The call as a person reads it: values by name, paths read from the
+   * sandboxee's memory while it waited (`openat(AT_FDCWD, "/etc/shadow",
+   * O_RDONLY|O_CLOEXEC, 0)`). The paths are the sandboxee's to choose, kept
+   * exact as `ipMapping`; they describe the call, nothing was decided on them.
+   */
+  decoded?: string;
+  /** The smallest policy change that would allow the call (src/monitor/suggest.ts). */
+  suggestion?: Suggestion;
   /** Set when the kernel could not tell us the details (no user notification). */
   detailMissing?: string;
+}
+
+/**
+ * A call the policy refused without ending the run: answered with an errno
+ * (a policy with `"onRefusal": "errno"`) or let through (`"audit": true`).
+ * Calls alike (the same suggestion) are counted in one entry, which keeps the
+ * first one's details.
+ */
+export interface RefusedCall {
+  syscall: string;
+  nr: number;
+  arch: string;
+  args: readonly bigint[];
+  decoded: string;
+  pid: number;
+  ipMapping?: string;
+  count: number;
+  /** What the sandboxee got: "EPERM", "ENOSYS", or "allowed (audit)". */
+  answer: string;
+  suggestion?: Suggestion;
 }
 
 export interface ResultInit {
@@ -78,6 +108,9 @@ export interface ResultInit {
   pid?: number;
   /** How it was contained and what its cgroup counted (README.md "Containment"). */
   containment?: ContainmentInfo;
+  refused?: readonly RefusedCall[];
+  /** Refused calls beyond the ones listed (the list is bounded). */
+  refusedOmitted?: number;
   /** --net proxy: every connection and DNS answer (docs/network.md). */
   network?: SandboxNetworkReport;
 }
@@ -86,13 +119,6 @@ export interface ResultInit {
 export const EXIT = { TIMEOUT: 124, SETUP: 125, NOT_EXECUTABLE: 126, NOT_FOUND: 127, VIOLATION: 159 } as const;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-/** Small numbers in decimal, addresses in hex, and -errno-like ints (AT_FDCWD) negative. */
-const argText = (v: bigint) => {
-  if (v < 0x1000n) return v.toString();
-  if (v >= 0xfffff000n && v <= 0xffffffffn) return (v - 0x100000000n).toString();
-  if (v >= 0xfffffffffffff000n) return (v - 0x10000000000000000n).toString();
-  return hex(v);
-};
 
 export class Result {
   readonly status: Status;
@@ -105,6 +131,9 @@ export class Result {
   readonly wallTimeMs: number;
   readonly pid: number | undefined;
   readonly containment: ContainmentInfo | undefined;
+  /** Calls refused without ending the run (onRefusal "errno", audit), alike ones counted together. */
+  readonly refused: readonly RefusedCall[];
+  readonly refusedOmitted: number;
   readonly network: SandboxNetworkReport | undefined;
 
   constructor(private readonly init: ResultInit) {
@@ -118,6 +147,8 @@ export class Result {
     this.wallTimeMs = init.wallTimeMs;
     this.pid = init.pid;
     this.containment = init.containment;
+    this.refused = Object.freeze([...(init.refused ?? [])]);
+    this.refusedOmitted = init.refusedOmitted ?? 0;
     this.network = init.network;
     Object.freeze(this);
   }
@@ -188,14 +219,12 @@ export class Result {
       case "VIOLATION": {
         if (!v) return `VIOLATION: ${visible(this.reason)}`;
         if (v.detailMissing) return `VIOLATION: ${visible(v.syscall)} [${visible(v.arch)}] (${visible(v.detailMissing)})`;
-        // The argument names, read only now (a large table: README.md, "Start-up").
-        const { SYSCALL_ARGS } = require("../policy/syscalls/args.ts") as typeof import("../policy/syscalls/args.ts");
-        const arity = SYSCALL_ARGS[v.syscall]?.length;
-        const shown = arity !== undefined ? v.args.slice(0, arity) : trimArgs(v.args);
-        const args = shown.map(argText).join(", ");
+        // The decoder and its tables, read only now (README.md, "Start-up").
+        const { callText } = require("../monitor/decode.ts") as typeof import("../monitor/decode.ts");
+        const call = visible(v.decoded ?? callText(v.syscall, v.args));
         const at = v.ipMapping ? ` at ${visible(v.ipMapping)}` : "";
         const why = v.kind === "ARCH" || v.rule !== "policy" ? ` (${visible(v.rule)})` : "";
-        return `VIOLATION: ${visible(v.syscall)}(${args}) [${visible(v.arch)}] pid ${v.pid}${at}${why}`;
+        return `VIOLATION: ${call} [${visible(v.arch)}] pid ${v.pid}${at}${why}`;
       }
       case "SETUP_ERROR":
         return `SETUP_ERROR: ${this.setup ? setupText(this.setup) : visible(this.reason)}`;
@@ -222,6 +251,9 @@ export class Result {
             },
           }
         : {}),
+      ...(this.refused.length
+        ? { refused: this.refused.map((r) => ({ ...r, args: r.args.map(hex) })), ...(this.refusedOmitted ? { refusedOmitted: this.refusedOmitted } : {}) }
+        : {}),
       rusage: { ...this.rusage },
       wallTimeMs: Math.round(this.wallTimeMs * 1000) / 1000,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
@@ -244,11 +276,4 @@ export class Result {
 function setupText(s: SetupErrorInfo): string {
   const own = (text: string) => text.split("\n").map(visible).join("\n");
   return s.detail ? s.message.split(s.detail).map(own).join(visible(s.detail)) : own(s.message);
-}
-
-/** Without a known arity, trailing zero arguments are noise in one line. */
-function trimArgs(args: readonly bigint[]): readonly bigint[] {
-  let n = args.length;
-  while (n > 4 && args[n - 1] === 0n) n--;
-  return args.slice(0, n);
 }

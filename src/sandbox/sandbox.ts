@@ -17,7 +17,7 @@
  */
 import type { Comms } from "../comms/comms.ts";
 import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
-import { BunboxError } from "../errors.ts";
+import { BunboxError, UsageError } from "../errors.ts";
 import { after } from "../timer.ts";
 import { discard, type Spawned } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
@@ -109,6 +109,10 @@ export class Sandbox {
     if (this.resultPromise) throw new BunboxError("sandbox", "this Sandbox has already been started");
     this.launcher.check(this.options.notify);
     const containment = this.containmentPlan();
+    if (this.policy.audit && this.options.notify === false) {
+      // Without the monitor a refused call would kill: audit mode would silently be enforcement.
+      throw new UsageError("notify", "audit mode needs seccomp user notification (notify: false turns it off)");
+    }
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -243,6 +247,7 @@ export class Sandbox {
         get execveatNr() {
           return arch.syscalls.execveat;
         },
+        audit: this.policy.audit,
         ...(intercept && connect !== undefined ? { intercept: { nr: connect, handle: intercept } } : {}),
         ...options,
       });

@@ -30,7 +30,7 @@ const T = ["--", "/bin/true"];
 /** [what, arguments, what stderr must say (the option first)]; each exits 2. */
 const USAGE: [string, string[], ...string[]][] = [
   // the top level
-  ["no command", [], "COMMAND: missing", "one of run, policy, syscalls"],
+  ["no command", [], "COMMAND: missing", "one of run, learn, policy, syscalls"],
   ["unknown command", ["frobnicate"], "frobnicate: unknown command"],
   ["an option before the command", ["--bogus"], "--bogus: unknown option"],
   ["a short option before the command", ["-x", "run"], "-x: unknown option"],
@@ -153,9 +153,9 @@ describe("the smallest values the checks accept do work", () => {
 
 /** [arguments, what stdout must hold]: exit 0, nothing on stderr. */
 const HELP: [string[], string][] = [
-  [["--help"], "USAGE bunbox run|policy|syscalls"],
-  [["-h"], "USAGE bunbox run|policy|syscalls"],
-  [["help"], "USAGE bunbox run|policy|syscalls"],
+  [["--help"], "USAGE bunbox run|learn|policy|syscalls"],
+  [["-h"], "USAGE bunbox run|learn|policy|syscalls"],
+  [["help"], "USAGE bunbox run|learn|policy|syscalls"],
   [["help", "run"], "USAGE bunbox run [OPTIONS]"],
   [["help", "policy", "check"], "USAGE bunbox policy check [OPTIONS] <FILE>"],
   [["run", "--help"], "USAGE bunbox run [OPTIONS]"],

@@ -54,7 +54,7 @@ describeModes("violations", (mode) => {
     if (expectViolation(mode, r, "kill")) {
       expect(r.violation!.args.slice(0, 2)).toEqual([1n, 9n]);
       expect(r.violation!.rule).toBe("policy");
-      expect(r.toString()).toMatch(/^VIOLATION: kill\(1, 9\) \[\w+\] pid 2 at libc\.so\.6\+0x[0-9a-f]+$/);
+      expect(r.toString()).toMatch(/^VIOLATION: kill\(1, SIGKILL\) \[\w+\] pid 2 at libc\.so\.6\+0x[0-9a-f]+$/);
     }
   });
 

@@ -133,13 +133,20 @@ describeModes("foreign architectures", (mode) => {
 describe("syscall(-1) is no syscall (glibc's syscall(-1), a ptracer's skip), on every arch", () => {
   // It used to be caught by x86_64's x32 check (0xffffffff has the x32 bit)
   // and reported as "x32 ABI". It names no syscall: the default action decides.
-  test("under a profile it is a policy violation named for what it is", async () => {
-    const r = await probe(["syscall", "-1"], ["--json"]);
+  test("under a profile that kills on refusal it is a policy violation named for what it is", async () => {
+    const r = await probe(["syscall", "-1"], ["--json", "--profile", "shell"]);
     expect(r.code).toBe(159);
     const v = json(r.stderr).violation;
     expect(v).toMatchObject({ kind: "SYSCALL", rule: "policy", syscall: "no syscall", nr: -1 });
     expect(r.stderr).toContain("VIOLATION: no syscall(");
     expect(r.stderr).not.toContain("x32");
+  });
+
+  test("under default (onRefusal errno) it fails with ENOSYS, as on a kernel without a filter, and is listed as refused", async () => {
+    const r = await probe(["syscall", "-1"], ["--json"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("syscall: -1 ENOSYS");
+    expect(json(r.stderr).refused).toMatchObject([{ syscall: "no syscall", nr: -1, answer: "ENOSYS", count: 1 }]);
   });
 
   test("a policy whose default is an errno gives it that errno", async () => {
@@ -151,8 +158,10 @@ describe("syscall(-1) is no syscall (glibc's syscall(-1), a ptracer's skip), on 
   });
 
   test("bunbox policy explain lists it", async () => {
-    const r = await bunbox(["policy", "explain", "--profile", "default", "--all"], { bare: true });
+    const r = await bunbox(["policy", "explain", "--profile", "shell", "--all"], { bare: true });
     expect(r.stdout).toMatch(/\n {2}no syscall \(-1\) +violation: policy\n/);
+    const d = await bunbox(["policy", "explain", "--profile", "default", "--all"], { bare: true });
+    expect(d.stdout).toMatch(/\n {2}no syscall \(-1\) +REFUSED: EPERM \(ENOSYS for an unnamed number\), recorded\n/);
   });
 });
 

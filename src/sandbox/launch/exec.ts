@@ -32,9 +32,9 @@ export class ExecLauncher implements Launcher {
   check(): void {}
 
   async launch(run: LaunchContext): Promise<void> {
-    // TRACE rules need the monitor's answer: such a policy keeps
-    // notification (and fails at setup where the kernel has none).
-    const canFallBack = run.notify === undefined && !run.policy.usesTrace();
+    // TRACE rules and audit mode need the monitor's answer: such a policy
+    // keeps notification (and fails at setup where the kernel has none).
+    const canFallBack = run.notify === undefined && !run.policy.needsMonitor();
     let notify = run.notify ?? !(canFallBack && run.runtime.notifyUnavailable !== undefined);
     const t0 = performance.now();
     for (;;) {
