@@ -1,77 +1,44 @@
 /*
- * clone3 on a private stack, calling fn(arg) in the child.
+ * clone3, or clone where clone3 is missing, on a private stack, calling
+ * fn(arg) in the child; raw system calls only, since A calls this too
+ * (csrc/child_a.c): no glibc wrapper, no errno.
  *
- * glibc has no public clone3 wrapper, and a raw clone3 with a new stack returns
- * in the child with nothing on that stack to return to; so this trampoline
- * makes the call and, in the child, calls fn and exits with its result.
- * The kernel sets the child's stack pointer to stack + stack_size (clone3
- * takes the lowest address and the size, unlike clone, and aligns nothing):
- * callers pass a 16-byte aligned top.
+ * fn must be defined in a child-side unit (csrc/child.h lists them):
+ * the build checks that nothing reachable there calls into libc
+ * (scripts/check-child.ts).
  */
 #ifndef BUNBOX_CLONE_H
 #define BUNBOX_CLONE_H
 
-#include <errno.h>
+#include <linux/errno.h>
 #include <linux/sched.h>
-#include <sched.h>
 #include <stdint.h>
 
 #include "sys.h"
 
 typedef int (*bb_child_fn)(void *);
 
-#if defined(__x86_64__)
-__attribute__((naked, noinline, used)) static long bb_clone3_raw(
-    __attribute__((unused)) struct clone_args *args, __attribute__((unused)) size_t size,
-    __attribute__((unused)) bb_child_fn fn, __attribute__((unused)) void *arg) {
-  __asm__ volatile(
-      "mov %rdx, %r9\n\t" /* fn: r9 survives the syscall */
-      "mov %rcx, %r8\n\t" /* arg: rcx does not */
-      "mov $435, %eax\n\t"
-      "syscall\n\t"
-      "test %rax, %rax\n\t"
-      "jz 1f\n\t"
-      "ret\n"
-      "1:\n\t"
-      "xor %ebp, %ebp\n\t"
-      "mov %r8, %rdi\n\t"
-      "call *%r9\n\t"
-      "mov %eax, %edi\n\t"
-      "mov $231, %eax\n\t" /* exit_group */
-      "syscall\n\t"
-      "hlt\n");
-}
-#elif defined(__aarch64__)
-__attribute__((naked, noinline, used)) static long bb_clone3_raw(
-    __attribute__((unused)) struct clone_args *args, __attribute__((unused)) size_t size,
-    __attribute__((unused)) bb_child_fn fn, __attribute__((unused)) void *arg) {
-  __asm__ volatile(
-      "mov x9, x2\n\t"  /* fn */
-      "mov x10, x3\n\t" /* arg */
-      "mov x8, #435\n\t"
-      "svc #0\n\t"
-      "cbz x0, 1f\n\t"
-      "ret\n"
-      "1:\n\t"
-      "mov x29, xzr\n\t"
-      "mov x30, xzr\n\t"
-      "mov x0, x10\n\t"
-      "blr x9\n\t"
-      "mov x8, #94\n\t" /* exit_group */
-      "svc #0\n\t"
-      "brk #0\n");
-}
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
+/* The trampolines (csrc/clone.S says how they work). */
+BB_HIDDEN long bb_clone3_raw(struct clone_args *args, size_t size, bb_child_fn fn, void *arg);
+BB_HIDDEN long bb_clone_raw(unsigned long flags, void *stack_top, int *pidfd, bb_child_fn fn,
+                            void *arg);
+
 /*
- * Starts fn(arg) in a child on [stack, stack + size). Returns the child's pid
- * or -errno. With CLONE_PIDFD the pidfd is stored at *pidfd.
- * clone3 needs Linux 5.3; where it is missing (ENOSYS, which container
- * runtimes' seccomp profiles also return for clone3) this falls back to
- * clone(2), which has taken CLONE_PIDFD since 5.2.
+ * Starts fn(arg) in a child on [stack, stack + size), size a multiple of 16,
+ * in the cgroup v2 directory cgroup_fd unless it is -1 (CLONE_INTO_CGROUP,
+ * Linux 5.7; older kernels refuse it, and without clone3 there is no
+ * fallback: the caller then clones without it and places the child itself).
+ * Returns the child's pid or -errno. With CLONE_PIDFD the pidfd is stored at
+ * *pidfd. clone3 needs Linux 5.3; where it is missing (ENOSYS, which
+ * container runtimes' seccomp profiles also return for clone3) this falls
+ * back to clone(2), which has taken CLONE_PIDFD since 5.2.
  */
-static inline long bb_clone(uint64_t flags, int exit_signal, int *pidfd, void *stack, size_t size,
-                            bb_child_fn fn, void *arg) {
+static inline long bb_clone_into(uint64_t flags, int exit_signal, int *pidfd, void *stack, size_t size,
+                                 int cgroup_fd, bb_child_fn fn, void *arg) {
   struct clone_args args;
   bb_memset(&args, 0, sizeof args);
   args.flags = flags;
@@ -79,14 +46,20 @@ static inline long bb_clone(uint64_t flags, int exit_signal, int *pidfd, void *s
   args.exit_signal = (uint64_t)exit_signal;
   args.stack = (uint64_t)(uintptr_t)stack;
   args.stack_size = size;
+  if (cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = (uint64_t)cgroup_fd;
+  }
   long pid = bb_clone3_raw(&args, sizeof args, fn, arg);
-  if (pid != -ENOSYS) return pid;
-  int err_before = errno;
-  long r = clone(fn, (char *)stack + size, (int)(flags | (uint64_t)exit_signal), arg, pidfd, NULL,
-                 NULL);
-  long result = r < 0 ? -errno : r;
-  errno = err_before;
-  return result;
+  if (pid != -ENOSYS || cgroup_fd >= 0) return pid;
+  return bb_clone_raw((unsigned long)flags | (unsigned long)exit_signal, (char *)stack + size, pidfd,
+                      fn, arg);
+}
+
+/* bb_clone_into without a cgroup. */
+static inline long bb_clone(uint64_t flags, int exit_signal, int *pidfd, void *stack, size_t size,
+                            bb_child_fn fn, void *arg) {
+  return bb_clone_into(flags, exit_signal, pidfd, stack, size, -1, fn, arg);
 }
 
 #endif

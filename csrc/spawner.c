@@ -1,11 +1,11 @@
 /*
- * Spawner threads: bb_spawn off the JavaScript thread.
+ * Spawner threads: every spawn runs here, off the JavaScript thread.
  *
- * Most of a bb_spawn is waiting: for A to build the mount tree, for B to
+ * Most of a spawn is waiting: for A to build the mount tree, for B to
  * install its filter, for both to exec. On the JavaScript thread that wait
  * blocks the event loop, and with many runs in flight it caps throughput at
- * one spawn at a time. Here a few persistent threads run bb_spawn (unchanged:
- * it is reentrant, each call has its own arena and pipes), put each finished
+ * one spawn at a time. Here a few persistent threads run bb_spawn_here (it
+ * is reentrant: each call has its own arena and pipes), put each finished
  * job on a done list and signal one eventfd; TypeScript watches that eventfd
  * through the reactor (csrc/monitor.c) and collects the results on its own
  * thread.
@@ -28,8 +28,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "plan.h"
-#include "sys.h"
+#include "shared.h"
 
 /* One spawner per CPU, at most four. More set-ups at once raise throughput
  * a little but leave the event loop less CPU: with 200 runs at once on 2
@@ -132,7 +131,6 @@ BB_API uint32_t bb_spawn_submit(const uint8_t *buf, uint32_t len) {
   memset(j, 0, sizeof *j);
   memcpy(j->buf, buf, len);
   j->len = len;
-  bb_spawn_env();
   pthread_mutex_lock(&lock);
   if (++last_id == 0) last_id = 1;
   uint32_t id = j->id = last_id;
@@ -143,7 +141,7 @@ BB_API uint32_t bb_spawn_submit(const uint8_t *buf, uint32_t len) {
 }
 
 /*
- * A finished job: copies its outcome into *out and bb_spawn's return value
+ * A finished job: copies its outcome into *out and bb_spawn_here's return value
  * into *rc, frees it and returns its id; 0 when none is done. Call until 0,
  * then re-arm the watch: a job finishing meanwhile leaves the eventfd
  * readable.

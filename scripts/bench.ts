@@ -10,8 +10,12 @@
  *   4. sandboxes per second from one process, 1/8/64 in flight, vs bwrap
  *   5. exec mode vs fork-server mode, one run at a time and 8 in flight
  *   6. comms round trip and throughput (1 KiB, 1 MiB) vs plain sockets
+ *   7. --net proxy: a 256 MiB download and small GETs, direct vs through the proxy
+ *   8. what a cgroup per sandbox costs: latency and runs/s with cgroups on vs off
+ *   9. learning mode: runs to a working policy for python3, node and make, the
+ *      learned policy's size against default's, a learning run's slowdown
  *
- * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms]
+ * Usage: bun scripts/bench.ts [--quick] [--only cli,heap,seccomp,throughput,forkserver,comms,net,containment,learn]
  *   --quick  fewer repetitions (a smoke test; figures are noisy)
  *   --only   just these benchmarks
  * Either option prints the table but leaves bench/results.json alone, so the
@@ -25,15 +29,18 @@ import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { benchCliStartup } from "./bench/cli-startup.ts";
 import { benchComms } from "./bench/comms.ts";
+import { benchContainment } from "./bench/containment.ts";
 import { benchForkServer } from "./bench/forkserver.ts";
 import { benchHeap } from "./bench/heap.ts";
+import { benchLearn } from "./bench/learn.ts";
+import { benchNet } from "./bench/net.ts";
 import { BUSY, machineFacts } from "./bench/machine.ts";
 import { type Benchmark, formatTable, type Results, toJson } from "./bench/report.ts";
 import { benchSeccomp } from "./bench/seccomp.ts";
 import { BenchError, ensureBunbox, makeWorkdir, requireTool, ROOT, versionOf } from "./bench/setup.ts";
 import { benchThroughput } from "./bench/throughput.ts";
 
-const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms"] as const;
+const SECTIONS = ["cli", "heap", "seccomp", "throughput", "forkserver", "comms", "net", "containment", "learn"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -75,6 +82,13 @@ function settingsFor(quick: boolean) {
     commsRounds: quick ? 2 : 10,
     commsRoundTrips: [quick ? 50 : 200, quick ? 5 : 20],
     commsStreamed: [quick ? 1024 : 4096, quick ? 16 : 64],
+    netRounds: quick ? 2 : 10,
+    netDownloadMiB: 256,
+    netRequests: quick ? 50 : 200,
+    containmentRounds: quick ? 2 : 6,
+    containmentRunsPerRound: quick ? 20 : 50,
+    containmentInflight: 8,
+    learnRounds: quick ? 2 : 7,
   };
 }
 
@@ -123,6 +137,16 @@ async function main(): Promise<void> {
           log,
         })),
       );
+    }
+    if (only.has("net")) {
+      benchmarks.push(...(await benchNet({ rounds: settings.netRounds, downloadMiB: settings.netDownloadMiB, requests: settings.netRequests, log })));
+    }
+    if (only.has("containment")) {
+      const { containmentRounds: rounds, containmentRunsPerRound: runsPerRound, containmentInflight: inflight } = settings;
+      benchmarks.push(...(await benchContainment({ rounds, runsPerRound, inflight, log })));
+    }
+    if (only.has("learn")) {
+      benchmarks.push(...(await benchLearn({ rounds: settings.learnRounds, log })));
     }
     const results: Results = { machine, settings, durationS: (performance.now() - started) / 1000, benchmarks };
     process.stdout.write(`${formatTable(results)}\n`);

@@ -1,41 +1,48 @@
 #!/usr/bin/env bun
 /**
  * `bun run build`: the shim, then dist/bunbox, one self-contained executable
- * (the shim and init are embedded). A compiled bunbox must not read a .env or
+ * (the shim and init are embedded), and its man page dist/bunbox.1. A compiled bunbox must not read a .env or
  * bunfig.toml from whatever directory it is started in: a sandbox's own
  * configuration cannot come from the directory of the code it sandboxes.
+ *
+ * Built for start-up (README.md, "Start-up"): bytecode; ES modules split
+ * into chunks, so that a start reads only the chunks its command needs
+ * (--help's citty, the messages' consola, policy files' valibot, the
+ * completions are each read when used, and checked to be: scripts/chunks.ts,
+ * from the bundler's metafile, build/bunbox.meta.json); and JavaScriptCore's
+ * JIT held back (JIT_POLICY) while the run is set up, code that runs once,
+ * until the sandboxee runs (src/cli/run.ts).
  * Usage: bun scripts/build.ts [--target=bun-linux-arm64]
- * (--target cross-compiles; build/libbunbox.so must then be of that target's
- * arch: scripts/vm/build.ts stages such a tree for the VM test rig)
+ * (--target cross-compiles, without the man page, which the built executable
+ * writes; build/libbunbox.so must then be of that target's arch:
+ * scripts/vm/build.ts stages such a tree for the VM test rig)
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildShim } from "./build-shim.ts";
-import { ARCHES, type ArchName } from "../src/policy/arch.ts";
-import { encode } from "../src/policy/bpf.ts";
-import type { PrecompiledTable } from "../src/policy/precompiled.ts";
-import { applyProfileRules, PROFILE_NAMES } from "../src/policy/profiles.ts";
-import { PolicyBuilder } from "../src/policy/builder.ts";
+import { lazyOnlyProblems } from "./chunks.ts";
+import { precompile } from "./precompile.ts";
 
-/** Every built-in profile's notify filter, for src/policy/precompiled.ts. */
-function precompile(): PrecompiledTable {
-  const table: PrecompiledTable = {};
-  for (const name of PROFILE_NAMES) {
-    table[name] = {};
-    for (const arch of Object.keys(ARCHES) as ArchName[]) {
-      const f = applyProfileRules(new PolicyBuilder({ arch }), name).build().filter(true);
-      table[name]![arch] = [Buffer.from(encode(f.insns)).toString("base64"), f.magic[0], f.magic[1]];
-    }
-  }
-  return table;
-}
+/**
+ * JavaScriptCore's tier-up thresholds, multiplied (--compile-jit-policy):
+ * the set-up of a run is code that runs once, and compiling it on the JIT
+ * threads cost ~4 ms of CPU per `bunbox run -- /bin/true` here.
+ */
+const JIT_POLICY = 100;
+/** Loaded only when used: a build in which a start of START_ENTRIES reads them fails. */
+const LAZY_PACKAGES = ["citty", "consola", "valibot"];
+/** The executable's entry point, and the module `bunbox run` imports. */
+const START_ENTRIES = ["src/cli/main.ts", "src/cli/run.ts"];
 
 const root = resolve(import.meta.dir, "..");
 const out = join(root, "dist", "bunbox");
+const metafile = join(root, "build", "bunbox.meta.json");
 
 buildShim();
 mkdirSync(join(root, "dist"), { recursive: true });
 const target = process.argv.find((a) => a.startsWith("--target="));
+/** The arch the executable runs on: its precompiled filters are for that arch only. */
+const targetArch = target?.includes("arm64") ? "aarch64" : target?.includes("x64") ? "x86_64" : undefined;
 const args = [
   "build",
   "--compile",
@@ -47,7 +54,11 @@ const args = [
   "--no-compile-autoload-tsconfig",
   "--no-compile-autoload-package-json",
   "--bytecode",
-  `--define=BUNBOX_PRECOMPILED=${JSON.stringify(precompile())}`,
+  "--format=esm",
+  "--splitting",
+  `--compile-jit-policy=${JIT_POLICY}`,
+  `--metafile=${metafile}`,
+  `--define=BUNBOX_PRECOMPILED=${JSON.stringify(precompile(targetArch && [targetArch]))}`,
   join(root, "src/cli/main.ts"),
   "--outfile",
   out,
@@ -58,4 +69,20 @@ if (proc.exitCode !== 0) {
   console.error("bunbox: bun build --compile failed");
   process.exit(1);
 }
-console.log(`built ${out.replace(root + "/", "")}`);
+const eager = lazyOnlyProblems(JSON.parse(readFileSync(metafile, "utf8")), START_ENTRIES, LAZY_PACKAGES);
+if (eager.length > 0) {
+  console.error(`bunbox: every start would load what only some need:\n  ${eager.join("\n  ")}`);
+  process.exit(1);
+}
+if (target) {
+  console.log(`built ${out.replace(root + "/", "")} (${target.slice("--target=".length)})`);
+  process.exit(0);
+}
+// The man page, from the same option table as --help (src/cli/complete.ts).
+const man = Bun.spawnSync([out, "man"], { stdout: "pipe", stderr: "inherit" });
+if (man.exitCode !== 0) {
+  console.error("bunbox: dist/bunbox man failed");
+  process.exit(1);
+}
+writeFileSync(join(root, "dist", "bunbox.1"), man.stdout);
+console.log(`built ${out.replace(root + "/", "")} and dist/bunbox.1`);

@@ -1,6 +1,6 @@
 /**
  * bunbox's own errors. Each names what went wrong (the option, field, path or
- * setup stage) and carries the exit code the CLI uses for it (DESIGN.md):
+ * setup stage) and carries the exit code the CLI uses for it (README.md "Exit codes"):
  * 2 for bad usage or an invalid policy, 125 for a failure of bunbox itself.
  */
 export const EXIT_USAGE = 2;

@@ -3,13 +3,14 @@
  * in a child process, checking what they print and how they exit, the
  * violation demonstrations included. Each main.ts builds its C program
  * itself (cached per user under $TMPDIR), so the first test of each pays
- * for gcc. As root, each example also runs once as user nobody, which needs
- * unprivileged user namespaces and a checkout nobody can read.
+ * for gcc. As root, each example also runs once as user nobody, from the
+ * world-readable copy test/setup.ts makes (the checkout may sit under a 0700
+ * home), which needs unprivileged user namespaces.
  */
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { DIR, IS_ROOT } from "./helpers.ts";
+import { describeUnless, DIR, NEEDS_ROOT, type SkipReason, TREE } from "./helpers.ts";
 
 const root = resolve(import.meta.dir, "..");
 const EXAMPLES = join(root, "examples");
@@ -50,12 +51,12 @@ function scratch(): string {
   return dir;
 }
 
-/** As root: can user nobody run bun and read the examples and the sources? */
-function nobodyCanRun(): boolean {
-  if (!IS_ROOT) return false;
-  const paths = [process.execPath, join(EXAMPLES, "broker", "main.ts"), join(root, "src", "index.ts")];
-  const p = Bun.spawnSync([...NOBODY, "test", "-r", paths[0]!, "-a", "-r", paths[1]!, "-a", "-r", paths[2]!]);
-  return p.exitCode === 0;
+/** Why the examples cannot run as user nobody here, if they cannot. */
+function nobodyCannotRun(): SkipReason {
+  if (NEEDS_ROOT) return NEEDS_ROOT;
+  const paths = [process.execPath, join(TREE, "examples", "broker", "main.ts"), join(TREE, "src", "index.ts")];
+  const unreadable = paths.filter((p) => Bun.spawnSync([...NOBODY, "test", "-r", p]).exitCode !== 0);
+  return unreadable.length ? `user nobody cannot read ${unreadable.join(", ")}` : undefined;
 }
 
 const BROKER = join(EXAMPLES, "broker", "main.ts");
@@ -152,25 +153,31 @@ describe("fork-server", () => {
   }, SLOW);
 });
 
-describe.if(nobodyCanRun())("as user nobody", () => {
+describeUnless(nobodyCannotRun())("as user nobody", () => {
+  /** The example's path in the copy nobody can read. */
+  const copy = (path: string) => join(TREE, path.slice(root.length));
+
   test("broker", async () => {
     const dir = scratch();
-    const r = await example([BROKER, join(EXAMPLES, "broker", "samples", "app.conf"), join(dir, "out")], { nobody: true });
+    const r = await example([copy(BROKER), copy(join(EXAMPLES, "broker", "samples", "app.conf")), join(dir, "out")], { nobody: true });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("broker accepted 5 records, rejected 4\n");
-    const v = await example([BROKER, join(EXAMPLES, "broker", "samples", "include.conf"), join(dir, "x")], { nobody: true });
+    const v = await example([copy(BROKER), copy(join(EXAMPLES, "broker", "samples", "include.conf")), join(dir, "x")], { nobody: true });
     expect(v.code).toBe(159);
+    expect(v.stdout).toMatch(/^parser: VIOLATION: openat\(/);
   }, SLOW);
 
   test("sandbox-me-here", async () => {
-    const r = await example([ME_HERE], { nobody: true });
+    const r = await example([copy(ME_HERE)], { nobody: true });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(REDACTED);
-    expect((await example([ME_HERE, "--reopen"], { nobody: true })).code).toBe(159);
+    const v = await example([copy(ME_HERE), "--reopen"], { nobody: true });
+    expect(v.code).toBe(159);
+    expect(v.stderr).toMatch(/^redact: VIOLATION: openat\(/);
   }, SLOW);
 
   test("fork-server", async () => {
-    const r = await example([FORK_SERVER, "4"], { nobody: true });
+    const r = await example([copy(FORK_SERVER), "4"], { nobody: true });
     expect(r.code).toBe(0);
     expect(r.stdout).toEndWith("all 4 answers right, each from a fresh child\n");
   }, SLOW);

@@ -2,9 +2,10 @@
  * Preloaded once by `bun test` (bunfig.toml): builds the shim, the executable
  * and the C fixtures, and puts the executable and fixtures in a fresh
  * world-readable directory, so that runs as user nobody can reach them
- * (a checkout under /root is not).
+ * (a checkout under /root is not). As root it also copies there what the
+ * examples need to run as nobody (test/helpers.ts TREE).
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll } from "bun:test";
@@ -50,6 +51,26 @@ for (const f of readdirSync(fixtures).filter((f) => f.endsWith(".c"))) {
   }
   run(["gcc", "-O1", "-o", join(dir, name), src, "-lpthread"], `gcc ${f}`);
   run(["gcc", "-O1", "-static", "-o", join(dir, `${name}-static`), src, "-lpthread"], `gcc -static ${f}`);
+}
+/** Makes a copied tree readable by everyone (a checkout made under umask 077 is not). */
+function openUp(path: string): void {
+  const st = statSync(path);
+  chmodSync(path, st.mode | (st.isDirectory() || st.mode & 0o100 ? 0o555 : 0o444));
+  if (st.isDirectory()) for (const e of readdirSync(path)) openUp(join(path, e));
+}
+
+// The examples import ../../src and build csrc/client; src needs the shim
+// and its runtime dependencies.
+if (process.geteuid?.() === 0) {
+  const tree = join(dir, "tree");
+  for (const part of ["examples", "src", "csrc/client", "build/libbunbox.so", "package.json"]) {
+    cpSync(join(root, part), join(tree, part), { recursive: true });
+  }
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(pkg.dependencies)) {
+    cpSync(join(root, "node_modules", dep), join(tree, "node_modules", dep), { recursive: true, dereference: true });
+  }
+  openUp(tree);
 }
 mkdirSync(join(dir, "work"), { mode: 0o777 });
 chmodSync(join(dir, "work"), 0o777);

@@ -77,7 +77,7 @@ export class LinearPolicy extends Policy {
       net: of.net,
       uid: of.uid,
       gid: of.gid,
-      relaxations: of.relaxations,
+      workdir: of.workdir,
       origin: `${of.origin}, linear`,
     });
   }

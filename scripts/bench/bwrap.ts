@@ -31,9 +31,6 @@ export function bwrapArgv(bwrap: string, command: readonly string[]): string[] {
       case "tmpfs":
         args.push(op.dst === "/dev" ? "--dev" : "--tmpfs", op.dst);
         break;
-      case "dir":
-        args.push("--dir", op.dst);
-        break;
     }
   }
   return [...args, ...command];

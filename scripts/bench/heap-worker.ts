@@ -15,15 +15,17 @@
  * The three figures of a sample:
  *   run    Sandbox.run() of /bin/true, start to Result (the library's whole path)
  *   build  buildRequest(): serialising executor + policy into the spawn request
- *   spawn  the shim's bb_spawn alone: clone → namespaces, mounts, filter →
- *          both execs done (init and the sandboxee); the exit is then awaited
- *          by polling waitPidfd, outside the timing
+ *   spawn  the shim's spawn alone, as its spawner thread times it: clone →
+ *          namespaces, mounts, filter → both execs done (init and the
+ *          sandboxee); the exit is then awaited by polling waitPidfd
  */
 import { readdirSync } from "node:fs";
-import { isFailure, spawn } from "../../src/native/spawn.ts";
+import { isFailure, spawnAsync } from "../../src/native/spawn.ts";
 import { closeFd, waitPidfd } from "../../src/native/sys.ts";
 import { profileBuilder } from "../../src/policy/profiles.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
+import { armFilter } from "../../src/sandbox/launch/launcher.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/sandbox/limits.ts";
 import { buildRequest } from "../../src/sandbox/request.ts";
 import { Sandbox } from "../../src/sandbox/sandbox.ts";
 
@@ -86,14 +88,16 @@ async function sample(): Promise<Sample> {
   if (result.status !== "OK") throw new Error(`Sandbox.run(): ${result.toString()}`);
 
   const t2 = performance.now();
-  const request = buildRequest(new Executor("/bin/true", ["true"]), policy, { notify: true });
+  const armed = armFilter(policy.filter(true));
+  const request = buildRequest(new Executor("/bin/true", ["true"]), policy, {
+    notify: true, ...armed, mounts: policy.mountPlan(), setupTimeoutMs: SETUP_TIMEOUT_MS,
+  });
   const t3 = performance.now();
-  const spawned = spawn(request.bytes);
-  const t4 = performance.now();
+  const spawned = await spawnAsync(request.bytes);
   if (isFailure(spawned)) throw new Error(`spawn: ${spawned.message}`);
   await waitExit(spawned.pidfd);
   for (const fd of [spawned.pidfd, spawned.listener, spawned.report, spawned.sandboxeePidfd]) closeFd(fd);
-  return { run: t1 - t0, build: t3 - t2, spawn: t4 - t3 };
+  return { run: t1 - t0, build: t3 - t2, spawn: spawned.phasesMs!.exec };
 }
 
 function openFds(): number {

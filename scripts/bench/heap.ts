@@ -1,8 +1,9 @@
 /**
  * Benchmark 2: in-process Sandbox.run() of /bin/true with the host process
- * at ~0 and at ~1 GiB of live memory. DESIGN.md requires that spawning not
- * copy the host's address space (a plain fork of a 2 GiB Bun costs ~30 ms),
- * so the latency should not grow with the host's size.
+ * at ~0 and at ~1 GiB of live memory. Spawning must not copy the host's
+ * address space (docs/architecture.md, "Why CLONE_VM, and why not
+ * CLONE_VFORK": a plain fork of a 2 GiB Bun costs ~30 ms), so the latency
+ * should not grow with the host's size.
  *
  * Three worker processes (heap-worker.ts) hold no ballast, 1 GiB of
  * ArrayBuffers and 1 GiB of JS objects; they stay alive together and the
@@ -119,20 +120,20 @@ export async function benchHeap(o: HeapOptions): Promise<Benchmark[]> {
       { label: `Sandbox.run(), host ${size}`, unit: "ms", stat: of(kind, "run") },
       { label: "  buildRequest(), host ~0", unit: "ms", stat: of("none", "build") },
       { label: `  buildRequest(), host ${size}`, unit: "ms", stat: of(kind, "build") },
-      { label: "  spawn() (bb_spawn), host ~0", unit: "ms", stat: of("none", "spawn") },
-      { label: `  spawn() (bb_spawn), host ${size}`, unit: "ms", stat: of(kind, "spawn") },
+      { label: "  spawn (clone to exec), host ~0", unit: "ms", stat: of("none", "spawn") },
+      { label: `  spawn (clone to exec), host ${size}`, unit: "ms", stat: of(kind, "spawn") },
     ];
     return {
       id: `heap.${kind}`,
       title: `In-process Sandbox.run() of /bin/true, host at ~0 vs ~${o.mib} MiB of ${what}`,
       measurements,
-      derived: [{ label: "ratio spawn() 1 GiB / 0", value: of(kind, "spawn").median / of("none", "spawn").median }],
+      derived: [{ label: "ratio spawn 1 GiB / 0", value: of(kind, "spawn").median / of("none", "spawn").median }],
       goal: goal("latency at 1 GiB ≤ 1.25 × at 0", "Sandbox.run() 1 GiB / 0 (medians)", of(kind, "run").median / of("none", "run").median, "<=", 1.25),
       notes: [
         `reached ${Math.round(st.rssMiB)} MiB RSS, ${Math.round(st.heapUsedMiB)} MiB heapUsed after a full collection ` +
           `(baseline ${baseRss} MiB RSS, ${Math.round(stats.get("none")!.heapUsedMiB)} MiB heapUsed)`,
-        "Sandbox.run(): queue → buildRequest → bb_spawn → /bin/true runs and exits → pidfd event via the reactor thread → Result; " +
-          "spawn(): bb_spawn alone, from clone until both init and the sandboxee have exec'd",
+        "Sandbox.run(): queue → buildRequest → spawner thread → /bin/true runs and exits → pidfd event via the reactor thread → Result; " +
+          "spawn: the spawner thread's own timing, from clone until both init and the sandboxee have exec'd",
       ],
     };
   };

@@ -12,7 +12,9 @@
  * cores are busy, more in flight cannot help, and the CPU a tool burns per
  * sandbox bounds its throughput; wall time well above CPU time means the
  * tool waits. (Kernel work done later in worker threads, such as tearing
- * down a network namespace, is in neither figure.)
+ * down a network namespace, is in neither figure.) And how long the event
+ * loop stalls meanwhile: the worst lateness of a 10 ms timer during a batch
+ * (the test suite only checks that timers fire; the figure is here).
  */
 import { profileBuilder } from "../../src/policy/profiles.ts";
 import { Executor } from "../../src/sandbox/executor.ts";
@@ -36,7 +38,11 @@ interface Batch {
   latencies: number[];
   /** CPU per run: this process's own (spawning, monitoring) plus what each run reports for its children. */
   cpuMsPerRun: number;
+  /** The worst lateness of a 10 ms interval timer during the batch. */
+  lagMs: number;
 }
+
+const TICK_MS = 10;
 
 /** `total` calls of `one` (each returning the CPU ms its children used), `inflight` at a time. */
 async function batch(total: number, inflight: number, one: () => Promise<number>): Promise<Batch> {
@@ -56,13 +62,25 @@ async function batch(total: number, inflight: number, one: () => Promise<number>
   };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: Math.min(inflight, total) }, lane));
+  let lastTick = t0;
+  let lagMs = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    lagMs = Math.max(lagMs, now - lastTick - TICK_MS);
+    lastTick = now;
+  }, TICK_MS);
+  try {
+    await Promise.all(Array.from({ length: Math.min(inflight, total) }, lane));
+  } finally {
+    clearInterval(timer);
+  }
   const wall = performance.now() - t0;
   const own = process.cpuUsage(cpu0);
   return {
     perSecond: (total * 1000) / wall,
     latencies,
     cpuMsPerRun: ((own.user + own.system) / 1000 + childCpuMs) / total,
+    lagMs: Math.max(lagMs, performance.now() - lastTick - TICK_MS),
   };
 }
 
@@ -81,6 +99,7 @@ export async function benchThroughput(o: ThroughputOptions): Promise<Benchmark[]
   const rates = new Map<string, number[]>();
   const latencies = new Map<string, number[]>();
   const cpu = new Map<string, number[]>();
+  const lag = new Map<string, number[]>();
   const push = (m: Map<string, number[]>, key: string, v: number[]) => m.set(key, [...(m.get(key) ?? []), ...v]);
 
   for (const tool of names) await batch(20, 4, tools[tool]); // warm-up
@@ -93,6 +112,7 @@ export async function benchThroughput(o: ThroughputOptions): Promise<Benchmark[]
         push(rates, `${tool}:${k}`, [b.perSecond]);
         push(latencies, `${tool}:${k}`, b.latencies);
         push(cpu, `${tool}:${k}`, [b.cpuMsPerRun]);
+        push(lag, `${tool}:${k}`, [b.lagMs]);
       }
     }
   }
@@ -124,6 +144,13 @@ export async function benchThroughput(o: ThroughputOptions): Promise<Benchmark[]
           stat: summarize(cpu.get(`bwrap:${k}`)!),
           note: "this process (Bun.spawn, exit) + bwrap and its children (wait4 rusage)",
         },
+        {
+          label: "bunbox, event-loop lag",
+          unit: "ms",
+          stat: summarize(lag.get(`bunbox:${k}`)!),
+          note: `worst lateness of a ${TICK_MS} ms timer in each round's batch`,
+        },
+        { label: "bwrap, event-loop lag", unit: "ms", stat: summarize(lag.get(`bwrap:${k}`)!) },
       ],
       derived: [{ label: "ratio bunbox / bwrap runs/s, of the medians", value: rate("bunbox").median / rate("bwrap").median }],
       goal: goal("bunbox ≥ 2 × bwrap", "bunbox / bwrap runs/s (median of per-round ratios)", paired, ">=", 2),

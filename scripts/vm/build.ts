@@ -31,7 +31,10 @@ export interface Artifacts {
 }
 
 /** Inputs copied into the staged tree, relative to the checkout. */
-const TREE = ["src", "csrc", "scripts/build.ts", "scripts/build-shim.ts", "scripts/vm/guest", "package.json", "tsconfig.json"];
+const TREE = [
+  "src", "csrc", "package.json", "tsconfig.json", "scripts/vm/guest",
+  ...["build.ts", "build-shim.ts", "check-child.ts", "gen-abi.ts", "chunks.ts", "precompile.ts"].map((f) => `scripts/${f}`),
+];
 /** Inputs that decide the stamp beyond TREE. */
 const EXTRA_INPUTS = ["bun.lock", "test/fixtures", "scripts/vm/fixtures", "scripts/vm/build.ts"];
 

@@ -4,23 +4,41 @@
  * what each syscall gets, the compiled program disassembled, and the cost in
  * BPF instructions per syscall.
  */
-import { defineCommand } from "citty";
 import { UsageError } from "../errors.ts";
-import { ARCHES, type ArchName } from "../policy/arch.ts";
+import type { ArchName } from "../policy/arch.ts";
 import { retValue } from "../policy/compiler.ts";
-import { describeReturn, disassemble, summarize } from "../policy/explain.ts";
+import { readFileSync } from "node:fs";
+import { coverageReport } from "../learn/format.ts";
+import { type Observations, readObservations } from "../learn/observations.ts";
+import { allowedCount, describeReturn, disassemble, summarize } from "../policy/explain.ts";
 import { evaluate } from "../policy/interpreter.ts";
 import type { Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
+import { jsonText, visible } from "../sandbox/visible.ts";
+import { defineCommand } from "./args.ts";
 import { writeAll } from "./log.ts";
+import { ARCH_ARG } from "./syscalls.ts";
 
+/** FILE, or --profile NAME [--arch A] (a policy file names its own arch). */
 async function load(file: string | undefined, profile: string | undefined, arch: string | undefined): Promise<Policy> {
-  if (arch !== undefined && !(arch in ARCHES)) throw new UsageError("--arch", `"${arch}" is not x86_64 or aarch64`);
-  if (file && profile) throw new UsageError("--profile", "give a policy file or --profile, not both");
-  if (profile) return profilePolicy(profile, process.cwd(), arch as ArchName | undefined);
-  if (!file) throw new UsageError("policy", "name a policy file (or --profile NAME)");
+  if (file !== undefined && profile !== undefined) throw new UsageError("--profile", "give a policy FILE or --profile, not both");
+  if (profile !== undefined) return profilePolicy(profile, process.cwd(), arch as ArchName | undefined);
+  if (file === undefined) throw new UsageError("bunbox policy explain", "name a policy FILE or --profile NAME (see bunbox policy explain --help)");
+  if (arch !== undefined) throw new UsageError("--arch", "goes with --profile; a policy file names its own arch (\"arch\")");
   const { loadPolicyFile } = await import("../policy/file.ts");
   return loadPolicyFile(file);
+}
+
+/** The notes of a policy `bunbox learn` wrote (what its runs did), if FILE is one. */
+async function learnedNotes(file: string): Promise<Observations | undefined> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    return undefined; // a module, or read already by load() with its own error
+  }
+  const notes = (json as { notes?: { learnedBy?: unknown } } | null)?.notes;
+  return notes?.learnedBy === "bunbox learn" ? readObservations(json, file) : undefined;
 }
 
 /** Instructions executed per syscall of the arch: max and mean (interpreter). */
@@ -46,16 +64,17 @@ const check = defineCommand({
   args: {
     file: { type: "positional", description: "Policy file (JSON or .ts)", required: true },
   },
-  async run({ args }) {
-    const policy = await load(args.file, undefined, undefined);
+  async run({ positionals }) {
+    const policy = await load(positionals.file, undefined, undefined);
     const f = policy.filter(true);
     const c = cost(policy);
+    // The file's name, and texts from it, are the caller's: made visible.
     writeAll(
       1,
-      `${args.file}: valid (${policy.origin}; ${policy.arch.name}; ${policy.rules.size} syscalls with rules, ` +
+      `${visible(positionals.file)}: valid (${visible(policy.origin)}; ${policy.arch.name}; ${policy.rules.size} syscalls with rules, ` +
         `default ${policy.defaultAction.kind}; ${f.insns.length} BPF instructions, ` +
         `${c.max} at most per syscall)\n` +
-        (policy.relaxations.length ? policy.relaxations.map((r) => `relaxation: ${r}\n`).join("") : ""),
+        policy.relaxations.map((r) => `relaxation: ${visible(r)}\n`).join(""),
     );
   },
 });
@@ -65,35 +84,40 @@ const explain = defineCommand({
   args: {
     file: { type: "positional", description: "Policy file (JSON or .ts)", required: false },
     profile: { type: "string", description: "A built-in profile instead of a file", valueHint: "NAME" },
-    arch: { type: "string", description: "x86_64 or aarch64 (default: this machine's)", valueHint: "ARCH" },
+    arch: { ...ARCH_ARG, description: "Target architecture of --profile (default: this machine's)" },
     all: { type: "boolean", description: "List every syscall, not only those the default does not decide" },
     json: { type: "boolean", description: "Machine-readable output" },
   },
-  async run({ args }) {
-    const policy = await load(args.file, args.profile, args.arch);
+  async run({ positionals, strings, flags }) {
+    const policy = await load(positionals.file, strings.profile, strings.arch);
     const prog = policy.filter(true).insns;
     const rows = summarize(prog, policy.arch);
     const c = cost(policy);
-    if (args.json) {
-      writeAll(1, `${JSON.stringify({ origin: policy.origin, arch: policy.arch.name, instructions: prog.length, maxPerSyscall: c.max, meanPerSyscall: c.mean, syscalls: rows }, null, 2)}\n`);
+    const allowed = allowedCount(prog, policy.arch);
+    const notes = positionals.file !== undefined ? await learnedNotes(positionals.file) : undefined;
+    if (flags.json) {
+      const out = { origin: policy.origin, arch: policy.arch.name, instructions: prog.length, maxPerSyscall: c.max, meanPerSyscall: c.mean, allowed, syscalls: rows, ...(notes ? { notes } : {}) };
+      writeAll(1, `${jsonText(out, 2)}\n`);
       return;
     }
     // Listed: every syscall whose fate is not simply the default action's.
     const common = describeReturn(retValue(policy.defaultAction, true));
     const others = rows.filter((r) => r.results.join(" | ") === common).length;
     const out: string[] = [
-      `policy: ${policy.origin} (${policy.arch.name}); default action ${policy.defaultAction.kind}`,
+      `policy: ${visible(policy.origin)} (${policy.arch.name}); default action ${policy.defaultAction.kind}${policy.onRefusal === "errno" ? " (onRefusal errno: a call outside the policy fails with EPERM, ENOSYS for an unnamed number, and is listed in the Result)" : ""}`,
       `filter: ${prog.length} instructions; per syscall ${c.max} at most (${c.worst}), ${c.mean.toFixed(1)} on average`,
-      ...(policy.relaxations.length ? policy.relaxations.map((r) => `relaxation: ${r}`) : ["relaxations: none"]),
+      `allows ${allowed} of the ${Object.keys(policy.arch.syscalls).length} syscalls (some by arguments)`,
+      ...(policy.relaxations.length ? policy.relaxations.map((r) => `relaxation: ${visible(r)}`) : ["relaxations: none"]),
       "",
       "syscalls:",
     ];
     for (const r of rows) {
       const res = r.results.join(" | ");
-      if (!args.all && res === common) continue;
+      if (!flags.all && res === common) continue;
       out.push(`  ${`${r.syscall} (${r.nr})`.padEnd(28)} ${res}${r.results.length > 1 ? "   (by arguments)" : ""}`);
     }
-    if (!args.all) out.push(`  ${`${others} others`.padEnd(28)} ${common} (the default action)`);
+    if (!flags.all) out.push(`  ${`${others} others`.padEnd(28)} ${common} (the default action)`);
+    if (notes) out.push("", ...coverageReport(notes));
     out.push("", "program:", ...disassemble(prog, policy.arch));
     writeAll(1, `${out.join("\n")}\n`);
   },

@@ -2,38 +2,85 @@
  * `bunbox run [OPTIONS] -- COMMAND [ARG...]`
  *
  * Precedence: the policy comes from --policy FILE, else --profile NAME, else
- * the `default` profile; --ro/--rw/--tmpfs add to its filesystem (a later
- * mount on the same destination replaces an earlier one), and --net,
+ * the `default` profile; the filesystem options (src/cli/mounts.ts) add to
+ * its filesystem (a later mount on the same destination replaces an earlier
+ * one), and --net,
  * --hostname, --uid and --gid override it. Limits come from the options,
- * else Sandbox2's defaults (src/sandbox/limits.ts).
+ * else Sandbox2's defaults (src/sandbox/limits.ts), but for the wall time:
+ * none when stdin is a terminal (someone is typing there), unless given.
  *
- * stdout and stdin are the sandboxee's; bunbox writes only to stderr: one
- * line when the run did not end OK (nothing with -q), the Result as JSON with
- * --json. The exit code is the sandboxee's, or DESIGN.md's for the rest.
+ * stdin, stdout and stderr are the sandboxee's, or its own terminal's when
+ * one of them is a terminal (src/cli/tty.ts); bunbox writes only to stderr:
+ * one line when the run did not end OK (nothing with -q), the Result as
+ * JSON with --json. The exit code is the sandboxee's, or README.md's "Exit
+ * codes" for the rest. The signals a supervisor passes on (FORWARDED) go to
+ * the sandboxee's process group through its init.
  */
-import { writeFileSync } from "node:fs";
-import { UsageError } from "../errors.ts";
+import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
+import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
+import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
-import type { Policy } from "../policy/policy.ts";
-import { NET_MODES, type NetMode } from "../policy/policy.ts";
+import { spawnOnCallingThread } from "../native/spawn.ts";
+import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
-import { DEFAULT_PATH, Executor } from "../sandbox/executor.ts";
-import { Limits } from "../sandbox/limits.ts";
-import { checkDestination, checkSource } from "../sandbox/mounts.ts";
+import { Executor } from "../sandbox/executor.ts";
+import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
+import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
+import { jsonText, visible } from "../sandbox/visible.ts";
+import type { Parsed } from "./args.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
-import { parseRunArgs, type RunOptions } from "./options.ts";
+import { type PolicySource, resultHints } from "./result-hints.ts";
+import { networkChanges } from "./network.ts";
+import { applyMountOptions } from "./mounts.ts";
+import type { RUN_ARGS } from "./options.ts";
+import { buildEnv } from "./env.ts";
+import { planTerminal, type TerminalPlan, TerminalRelay, terminalOptions } from "./tty.ts";
+import { isTerminal as isatty } from "../native/tty.ts";
+import type { Result } from "../sandbox/result.ts";
 
-/** SRC[:DST] (DST defaults to SRC). */
-function splitMount(spec: string, option: string): [string, string] {
-  const i = spec.indexOf(":");
-  const src = i < 0 ? spec : spec.slice(0, i);
-  const dst = i < 0 ? spec : spec.slice(i + 1);
-  if (!src) throw new UsageError(option, `"${spec}" has no source path`);
-  if (!dst) throw new UsageError(option, `"${spec}" has no destination path after ":"`);
-  return [checkSource(src, `${option} ${spec}`), checkDestination(dst, `${option} ${spec}`)];
-}
+type RunOptions = Parsed<typeof RUN_ARGS>;
+/** What -v and the reporting read of the options (`bunbox oci run` has these too). */
+export type RunReporting = {
+  flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty"> & Partial<Pick<RunOptions["flags"], "allow-weaker-limits">>;
+  strings: Pick<RunOptions["strings"], "result-file" | "time-limit">;
+};
+
+/**
+ * The smallest --max-files that can work: stdin, stdout, stderr, and the
+ * seccomp listener the sandboxee itself creates, under its own limit, just
+ * before exec (csrc/child_b.c install_filter); with fewer, seccomp() fails
+ * with EMFILE.
+ */
+const MIN_OPEN_FILES = 4;
+/**
+ * The smallest --address-space-limit bunbox accepts (as nsjail, whose unit is the
+ * MiB): exec alone maps a 128 KiB stack, the vDSO and the program before its
+ * first instruction, and a limit it overruns kills the program with SIGSEGV
+ * in exec, which looks like the program's own fault. A program written
+ * without libc starts in 1 MiB; a static C program needs about 3 MiB.
+ */
+const MIN_ADDRESS_SPACE = 1024 ** 2;
+/**
+ * The smallest --memory-limit: the sandbox's cgroup also counts the kernel
+ * memory of its init and the sandboxee's first pages.
+ */
+const MIN_MEMORY = 4 * 1024 ** 2;
+/** The limits as this command line names them, in messages. */
+const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
+
+/**
+ * How long the JavaScript thread may block right after the spawn, waiting
+ * for the sandbox to end (src/native/spawn.ts spawnOnCallingThread): a
+ * command that ends sooner is over without a reactor thread. The signals
+ * bunbox forwards wait as long at most, and the wall-time limit: the wait
+ * is never longer than the limit. None when a terminal is relayed or a
+ * proxy serves the sandbox: they start once the monitor does.
+ */
+const FIRST_WAIT_MS = 50;
+
+const netModule = () => require("../net/network.ts") as typeof import("../net/network.ts");
 
 function idOption(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
@@ -42,7 +89,7 @@ function idOption(text: string | undefined, option: string): number | undefined 
   return n;
 }
 
-async function resolvePolicy(o: RunOptions): Promise<Policy> {
+export async function resolvePolicy(o: RunOptions): Promise<Policy> {
   const { policy: file, profile } = o.strings;
   if (file !== undefined && profile !== undefined) {
     throw new UsageError("--policy", "give --policy or --profile, not both (a policy file can name a profile)");
@@ -52,106 +99,279 @@ async function resolvePolicy(o: RunOptions): Promise<Policy> {
     : profilePolicy(profile ?? "default", process.cwd());
 
   const plan = base.mountPlan();
-  for (const spec of o.lists.ro) {
-    const [src, dst] = splitMount(spec, "--ro");
-    plan.add({ kind: "bind", src, dst, rw: false }, `--ro ${spec}`);
+  const hostMounts = applyMountOptions(plan, o);
+  if (o.flags["share-net"] && o.strings.net !== undefined && o.strings.net !== "host") {
+    throw new UsageError("--share-net", `is --net host; not with --net ${o.strings.net}`);
   }
-  for (const spec of o.lists.rw) {
-    const [src, dst] = splitMount(spec, "--rw");
-    plan.add({ kind: "bind", src, dst, rw: true }, `--rw ${spec}`);
-  }
-  for (const spec of o.lists.tmpfs) {
-    const i = spec.indexOf(":");
-    const dst = checkDestination(i < 0 ? spec : spec.slice(0, i), `--tmpfs ${spec}`);
-    const size = i < 0 ? undefined : parseSize(spec.slice(i + 1), `--tmpfs ${spec}`);
-    plan.add({ kind: "tmpfs", dst, mode: 0o1777, ...(size !== undefined ? { size } : {}) }, `--tmpfs ${spec}`);
-  }
-  const net = o.strings.net;
-  if (net !== undefined && !NET_MODES.includes(net as NetMode)) {
-    throw new UsageError("--net", `"${net}" is not one of ${NET_MODES.join(", ")}`);
-  }
+  const net = networkChanges(
+    { net: o.flags["share-net"] ? "host" : o.strings.net, allow: o.lists["allow-host"], deny: o.lists["deny-host"], addHosts: o.lists["add-host"] },
+    base,
+  );
   const hostname = o.strings.hostname;
   if (hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) {
     throw new UsageError("--hostname", `"${hostname}" is not a hostname (letters, digits, . and -, at most 63)`);
   }
-  const relaxations = [...base.relaxations];
-  if (net === "host") relaxations.push("--net host: the sandboxee shares the host's network");
   return base.derive({
     mounts: plan,
-    ...(net !== undefined ? { net: net as NetMode } : {}),
+    hostMounts: new Set([...base.hostMounts, ...hostMounts]),
+    ...net,
     ...(hostname !== undefined ? { hostname } : {}),
     ...(o.strings.uid !== undefined ? { uid: idOption(o.strings.uid, "--uid") } : {}),
     ...(o.strings.gid !== undefined ? { gid: idOption(o.strings.gid, "--gid") } : {}),
-    relaxations,
+    ...(o.flags.audit ? { audit: true } : {}),
   });
+}
+
+function addressSpaceLimit(text: string): number {
+  const size = parseSize(text, "--address-space-limit");
+  if (size < MIN_ADDRESS_SPACE) {
+    throw new UsageError(
+      "--address-space-limit",
+      `${text} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, ` +
+        "the vDSO and the program (a C program needs a few M)",
+    );
+  }
+  return size;
 }
 
 function memoryLimit(text: string): number {
   const size = parseSize(text, "--memory-limit");
-  if (size === 0) throw new UsageError("--memory-limit", "0 leaves no address space to run in (give a size, or unlimited)");
+  if (size < MIN_MEMORY) {
+    throw new UsageError(
+      "--memory-limit",
+      `${text} is below ${formatSize(MIN_MEMORY)}, the smallest limit bunbox accepts: the sandbox's cgroup also counts ` +
+        "the kernel memory of its init and the sandboxee's first pages",
+    );
+  }
   return size;
 }
 
-function buildExecutor(o: RunOptions, policy: Policy): Executor {
-  const [cmd, ...rest] = o.command;
+function cpus(text: string): number {
+  const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n > 0) || n > 4096) throw new UsageError("--cpus", `"${text}" is not a number of CPUs above 0 (examples: 1, 0.5, 2.5)`);
+  return n;
+}
+
+function openFiles(text: string): number {
+  const n = parseCount(text, "--max-files");
+  if (n < MIN_OPEN_FILES) {
+    throw new UsageError("--max-files", `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
+  }
+  return n;
+}
+
+function maxConnections(text: string): number {
+  const n = parseCount(text, "--max-connections");
+  if (n < 1 || n > 65536) throw new UsageError("--max-connections", `${n} is not in 1..65536`);
+  return n;
+}
+
+/** An interactive run (stdin is a terminal) has no wall-time limit unless one is given. */
+function interactive(): boolean {
+  return isatty(0);
+}
+
+export function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalPlan | undefined): Executor {
+  const [cmd, ...rest] = o.tail;
   if (cmd === undefined) throw new UsageError("run", "no command given: bunbox run [OPTIONS] -- COMMAND [ARG...]");
-  const env: Record<string, string> = { PATH: DEFAULT_PATH };
-  for (const name of o.lists["keep-env"]) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError("--keep-env", `"${name}" is not a variable name`);
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  for (const pair of o.lists.env) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError("--env", `"${pair}" is not NAME=VALUE`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
+  checkNotAVolume(cmd);
   const s = o.strings;
-  const limits = new Limits({
-    ...(s["time-limit"] !== undefined ? { wallTimeMs: parseDuration(s["time-limit"], "--time-limit") } : {}),
-    ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
-    ...(s["memory-limit"] !== undefined ? { addressSpace: memoryLimit(s["memory-limit"]) } : {}),
-    ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
-    ...(s["max-files"] !== undefined ? { openFiles: parseCount(s["max-files"], "--max-files") } : {}),
-    ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
+  if (s.cwd !== undefined) checkDestination(s.cwd, "--cwd");
+  const chosenCwd = s.cwd ?? policy.workdir;
+  const env = buildEnv({
+    keep: o.lists["keep-env"],
+    files: o.lists["env-file"],
+    set: o.lists.env,
+    unset: o.lists.unsetenv,
+    cwd: chosenCwd,
+    terminal: terminal !== undefined,
   });
-  const cwd = s.cwd ?? (policy.origin.startsWith("profile build") ? process.cwd() : "/");
-  return new Executor(cmd, [cmd, ...rest], { env, cwd, limits });
+  const limits = new Limits({
+    wallTimeMs: s["time-limit"] !== undefined ? parseDuration(s["time-limit"], "--time-limit") : interactive() ? 0 : DEFAULT_LIMITS.wallTimeMs,
+    ...(s["cpu-limit"] !== undefined ? { cpuSeconds: parseDuration(s["cpu-limit"], "--cpu-limit") / 1000 } : {}),
+    ...(s["memory-limit"] !== undefined ? { memory: memoryLimit(s["memory-limit"]) } : {}),
+    ...(s.cpus !== undefined ? { cpus: cpus(s.cpus) } : {}),
+    ...(s["address-space-limit"] !== undefined ? { addressSpace: addressSpaceLimit(s["address-space-limit"]) } : {}),
+    ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
+    ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
+    ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
+    ...(s["max-connections"] !== undefined ? { net: { maxConcurrent: maxConnections(s["max-connections"]) } } : {}),
+  });
+  return new Executor(cmd, [cmd, ...rest], { env, cwd: chosenCwd ?? "/", limits, ...(terminal ? { tty: terminalOptions(terminal) } : {}) });
 }
 
-function describe(policy: Policy, executor: Executor): void {
+/** Every relaxation of the run: the policy's, and the command line's own (weaker limits among them). */
+function relaxationsOf(o: RunReporting, policy: Policy, contained: ContainmentPlan | undefined): string[] {
+  return [
+    ...policy.relaxations,
+    ...(contained?.weakened ?? []),
+    ...(o.flags["no-tty"] ? ["--no-tty: the sandboxee gets bunbox's own std fds, a terminal among them (it can change its modes)"] : []),
+  ];
+}
+
+/** -v: what the run gets. Paths and names may be a hostile caller's: each is made visible. */
+function describe(o: RunReporting, policy: Policy, executor: Executor, contained: ContainmentPlan | undefined): void {
   const l = executor.limits;
-  log.debug(`policy: ${policy.origin} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, default ${policy.defaultAction.kind})`);
-  log.debug(`network: ${policy.net}; hostname: ${policy.hostname}; cwd: ${executor.cwd}`);
-  log.debug(`mounts:\n${policy.mountPlan().describe().join("\n")}`);
+  const t = executor.tty;
+  const refusal = policy.onRefusal === "errno" ? "refusals fail with EPERM/ENOSYS and are listed (onRefusal errno)" : `default ${policy.defaultAction.kind}`;
+  log.debug(`policy: ${visible(policy.origin)} (${policy.arch.name}, ${policy.rules.size} syscalls with rules, ${refusal})`);
+  log.debug(`network: ${policy.net}; hostname: ${visible(policy.hostname)}; cwd: ${visible(executor.cwd)}`);
+  if (policy.network) log.debug(`network rules:\n${policy.network.describe().map((l) => `  ${visible(l)}`).join("\n")}`);
+  log.debug(`mounts:\n${policy.mountPlan().describe().map(visible).join("\n")}`);
   log.debug(
-    `limits: time ${l.wallTimeMs ? `${l.wallTimeMs / 1000}s` : "none"}, cpu ${l.cpuSeconds || "none"}s, ` +
-      `memory ${formatSize(l.addressSpace)}, procs ${l.processes}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
+    `terminal: ${t ? `its own (std fds ${t.stdio.join(", ")}${t.cols ? `, ${t.cols}x${t.rows}` : ""})` : o.flags["no-tty"] ? "bunbox's (--no-tty)" : "none (no std fd is a terminal)"}`,
   );
-  if (policy.relaxations.length === 0) log.debug("relaxations: none");
-  for (const r of policy.relaxations) log.debug(`relaxation: ${r}`);
+  const why = o.strings["time-limit"] !== undefined ? "--time-limit" : interactive() ? "none by default: stdin is a terminal" : "the default for a run whose stdin is not a terminal";
+  log.debug(`wall-time limit: ${l.wallTimeMs ? `${l.wallTimeMs / 1000} s` : "none"} (${why})`);
+  log.debug(
+    `limits: cpu ${l.cpuSeconds || "none"}s per process, memory ${formatSize(l.memory)}, cpus ${l.cpus || "unlimited"}, ` +
+      `procs ${l.processes}, address space ${formatSize(l.addressSpace)}, files ${l.openFiles}, file size ${formatSize(l.fileSize)}`,
+  );
+  if (contained) {
+    log.debug(contained.cgroup ? `cgroup: v${contained.cgroup.version}, under ${visible(contained.cgroup.where)}` : `cgroup: none (${visible(contained.noCgroup ?? "")})`);
+    for (const [name, e] of Object.entries(contained.limits)) {
+      if (e) log.debug(`  ${name} ${name === "processes" || name === "cpus" ? e.value : formatSize(e.value)}: ${e.by}`);
+    }
+  }
+  const relaxations = relaxationsOf(o, policy, contained);
+  if (relaxations.length === 0) log.debug("relaxations: none");
+  for (const r of relaxations) log.debug(`relaxation: ${visible(r)}`);
 }
 
-export async function runCommandLine(raw: readonly string[]): Promise<number> {
-  const t0 = performance.now();
-  const o = parseRunArgs(raw);
-  setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
-  const policy = await resolvePolicy(o);
-  const executor = buildExecutor(o, policy);
-  const tPolicy = performance.now();
-  if (o.flags.verbose) describe(policy, executor);
+/**
+ * Opened before the run, so that a path that cannot be written is a usage
+ * error before anything starts, not after the command has run.
+ */
+function openResultFile(path: string): number {
+  try {
+    return openSync(path, "w", 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError("--result-file", `${path}: cannot be written (${code})`);
+  }
+}
 
-  const sandbox = new Sandbox(executor, policy);
-  const forward = (name: "SIGINT" | "SIGTERM" | "SIGHUP") => () => sandbox.signal(SIGNALS[name]!);
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((n) => [n, forward(n)] as const);
+/**
+ * The signals bunbox passes on to the sandboxee, as a supervisor should
+ * (README.md, "Signals"); SIGWINCH reaches it through its terminal.
+ */
+export const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT"] as const;
+
+/** `fn`, with the FORWARDED signals to bunbox passed on to the sandboxee meanwhile. */
+export async function forwardingSignals<T>(sandbox: { signal(sig: number): void }, fn: () => Promise<T>): Promise<T> {
+  const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
   for (const [n, h] of handlers) process.on(n, h);
-  const result = await sandbox.run();
-  for (const [n, h] of handlers) process.off(n, h);
+  try {
+    return await fn();
+  } finally {
+    for (const [n, h] of handlers) process.off(n, h);
+  }
+}
+
+/** Where the run's policy came from, for the change a violation needs. */
+function policySource(policy: Policy): PolicySource {
+  // "profile default" for a profile; a file's path, with " (profile NAME)" when it names one.
+  const profile = /^profile (\S+)$/.exec(policy.origin)?.[1];
+  return profile !== undefined ? { profile } : { file: policy.origin.replace(/ \(profile [^)]*\)$/, "") };
+}
+
+/** `-v /a:/b cmd` as docker means it: here -v is --verbose and "/a:/b" became the command. */
+const VOLUME_LIKE = /^[^:\s]*\/[^:\s]*:\/[^:\s]*(:[a-zA-Z,]+)?$/;
+
+/**
+ * Refused before anything starts: a command that looks like SRC:DST and is
+ * no file on the host (one bound into the sandbox under such a name is a
+ * stretch; its absolute path in the sandbox still runs it).
+ */
+function checkNotAVolume(cmd: string): void {
+  if (!VOLUME_LIKE.test(cmd) || existsSync(cmd)) return;
+  const [src, dst, mode] = cmd.split(":");
+  throw new UsageError(
+    "run",
+    `"${cmd}" is not a command: -v is --verbose here, not docker's --volume; bind it with ${mode?.split(",").includes("ro") ? "--ro" : "--rw"} ${src}:${dst}`,
+  );
+}
+
+/**
+ * How the run ended, on stderr: nothing for OK, nor (but with -v) for a
+ * SIGPIPE death, the shell's normal case; then the change a violation needs
+ * and the calls refused without ending the run (src/cli/result-hints.ts).
+ */
+function report(o: RunReporting, result: Result, policy: Policy): void {
+  // A failure of bunbox itself is an error even with -q; how the command
+  // ended is a plain line, which -q silences.
+  const own = result.status === "INTERNAL_ERROR" ||
+    (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
+  const hints = resultHints(result, policySource(policy), !!o.flags.verbose);
+  if (own) log.error(result.toString());
+  else if (result.status === "SIGNALED" && result.signal === SIGNALS.SIGPIPE) log.debug(result.toString());
+  else if (result.status !== "OK" || result.limitHit) log.log([result.toString(), ...hints].join("\n"));
+  if (!own && result.status === "OK" && !result.limitHit && hints.length) log.log(hints.join("\n"));
+}
+
+export async function runCommandLine(o: RunOptions): Promise<number> {
+  const t0 = performance.now();
+  setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
+  if (o.flags.tty && o.flags["no-tty"]) throw new UsageError("--tty", "give --tty or --no-tty, not both");
+  const policy = await resolvePolicy(o);
+  const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
+  const executor = buildExecutor(o, policy, terminal);
+  if (o.strings["max-connections"] !== undefined && !policy.network) {
+    throw new UsageError("--max-connections", "limits the proxy's connections: it goes with --net proxy (or --allow-host)");
+  }
+  return runPrepared(o, policy, executor, terminal, t0);
+}
+
+/** Runs a policy and executor made from the command line (`bunbox run`, `bunbox oci run`); returns the exit code. */
+export async function runPrepared(
+  o: RunReporting,
+  policy: Policy,
+  executor: Executor,
+  terminal: TerminalPlan | undefined,
+  t0 = performance.now(),
+): Promise<number> {
+  setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
+  const tPolicy = performance.now();
+  const relay = terminal ? new TerminalRelay(terminal) : undefined;
+  // One sandbox in this process: set up on this thread (no spawner threads).
+  // No first wait where the sandboxee needs bunbox at once: a terminal to
+  // relay, a proxy to serve (both start with the monitor).
+  const needsUs = terminal !== undefined || isProxyMode(policy.net);
+  spawnOnCallingThread(needsUs ? 0 : Math.min(FIRST_WAIT_MS, executor.limits.wallTimeMs || FIRST_WAIT_MS));
+  const sandbox = new Sandbox(
+    executor,
+    policy,
+    {
+      // Before the sandboxee's first output can fill its pty: as soon as it runs.
+      onStart: () => {
+        if (relay && sandbox.terminal !== undefined) relay.start(sandbox.terminal);
+        // The set-up, code that runs once, is over: the JIT as usual for what
+        // watches a long run (the executable starts with it held back:
+        // scripts/build.ts). A Bun before 1.4 (from source) has no such call.
+        Bun.unsafe.setJITPolicy?.(1);
+      },
+      // The proxy's code is read only by a run that has one (README.md, "Start-up").
+      ...(o.flags.verbose ? { onNetwork: (e) => log.debug(visible(netModule().formatNetworkEvent(e))) } : {}),
+    },
+    { allowWeakerLimits: o.flags["allow-weaker-limits"] ?? false },
+  );
+  // A limit no cgroup can enforce is a usage error naming its option, before anything starts.
+  const contained = sandbox.containmentPlan(LIMIT_NAMES);
+  if (o.flags.verbose) describe(o, policy, executor, contained);
+  const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
+
+  let result;
+  try {
+    result = await forwardingSignals(sandbox, () => sandbox.run());
+  } finally {
+    await relay?.finish();
+  }
   if (o.flags.verbose) {
     const ms = (x: number) => `${x.toFixed(1)} ms`;
     log.debug(
       `timing: bunbox started ${ms(t0)} after exec; policy and executor ${ms(tPolicy - t0)}; ` +
-        `spawn ${ms(sandbox.spawnMs ?? 0)}; run ${ms(result.wallTimeMs)}; total ${ms(performance.now())}`,
+        `spawn ${ms(sandbox.spawnMs ?? 0)} (with the first wait for its end, at most ${FIRST_WAIT_MS} ms); run ${ms(result.wallTimeMs)}; ` +
+        `total ${ms(performance.now())}`,
     );
     const phases = sandbox.spawnPhasesMs;
     if (phases) {
@@ -160,19 +380,17 @@ export async function runCommandLine(raw: readonly string[]): Promise<number> {
       log.debug(`set-up (ms since the clone, at the end of each phase): ${steps.join(", ")}`);
     }
   }
-
-  // A failure of bunbox itself is an error even with -q; how the command
-  // ended is a plain line, which -q silences.
-  const own = result.status === "INTERNAL_ERROR" ||
-    (result.status === "SETUP_ERROR" && result.setup?.stage !== "lookup" && result.setup?.stage !== "exec");
-  if (own) log.error(result.toString());
-  else if (result.status !== "OK") log.log(result.toString());
-  if (o.flags.json) writeAll(2, `${JSON.stringify(result)}\n`);
-  if (o.strings["result-file"] !== undefined) {
+  report(o, result, policy);
+  // The Result, and the relaxations it ran under (as -v lists them).
+  const json = { ...result.toJSON(), relaxations: relaxationsOf(o, policy, contained) };
+  if (o.flags.json) writeAll(2, `${jsonText(json)}\n`);
+  if (resultFile !== undefined) {
     try {
-      writeFileSync(o.strings["result-file"], `${JSON.stringify(result, null, 2)}\n`);
+      writeFileSync(resultFile, `${jsonText(json, 2)}\n`);
     } catch (e) {
-      throw new UsageError("--result-file", `${o.strings["result-file"]}: ${(e as Error).message}`);
+      throw new BunboxError("result-file", `--result-file ${o.strings["result-file"]}: cannot write the Result (${(e as NodeJS.ErrnoException).code})`);
+    } finally {
+      closeSync(resultFile);
     }
   }
   return result.code;

@@ -1,22 +1,29 @@
 /** `bunbox syscalls [--arch A] [--json]`: the syscall table bunbox knows. */
-import { defineCommand } from "citty";
-import { UsageError } from "../errors.ts";
 import { ARCHES, type ArchName, hostArch } from "../policy/arch.ts";
 import { SYSCALL_ARGS } from "../policy/syscalls/args.ts";
+import { jsonText } from "../sandbox/visible.ts";
+import { defineCommand } from "./args.ts";
 import { writeAll } from "./log.ts";
+
+/** --arch of `syscalls` and `policy explain`: checked by the parser against this list. */
+export const ARCH_ARG = {
+  type: "enum",
+  options: Object.keys(ARCHES),
+  description: "Target architecture (default: this machine's)",
+  valueHint: "ARCH",
+} as const;
 
 export const syscallsCommand = defineCommand({
   meta: { name: "syscalls", description: "List the syscall table (number, name, arguments)" },
   args: {
-    arch: { type: "string", description: "x86_64 or aarch64 (default: this machine's)", valueHint: "ARCH" },
+    arch: ARCH_ARG,
     json: { type: "boolean", description: "Machine-readable output" },
   },
-  run({ args }) {
-    if (args.arch !== undefined && !(args.arch in ARCHES)) throw new UsageError("--arch", `"${args.arch}" is not x86_64 or aarch64`);
-    const arch = args.arch ? ARCHES[args.arch as ArchName] : hostArch();
+  run({ strings, flags }) {
+    const arch = strings.arch ? ARCHES[strings.arch as ArchName] : hostArch();
     const rows = Object.entries(arch.syscalls).sort((a, b) => a[1] - b[1]);
-    if (args.json) {
-      writeAll(1, `${JSON.stringify(rows.map(([name, nr]) => ({ nr, name, args: SYSCALL_ARGS[name] ?? null })))}\n`);
+    if (flags.json) {
+      writeAll(1, `${jsonText(rows.map(([name, nr]) => ({ nr, name, args: SYSCALL_ARGS[name] ?? null })))}\n`);
       return;
     }
     const lines = rows.map(([name, nr]) => `${String(nr).padStart(4)}  ${name}(${(SYSCALL_ARGS[name] ?? ["…"]).join(", ")})`);

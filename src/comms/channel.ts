@@ -29,7 +29,7 @@ import {
 import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
 import { CommsError } from "./error.ts";
 import { FrameReader, type Transport } from "./reader.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TIMEOUT_MS, LENGTH_LIMIT, type RawFrame, checkOutgoing, encodeHeader } from "./wire.ts";
+import { type RawFrame, channelLimits, checkOutgoing, checkTimeout, encodeHeader } from "./wire.ts";
 
 export interface CommsOptions {
   /** Largest payload accepted (and sent), checked before allocating. Default 64 MiB, at most 4 GiB - 1. */
@@ -60,13 +60,6 @@ interface SendOp {
   resolve: () => void;
   reject: (error: CommsError) => void;
   cancelTimer: () => void;
-}
-
-function checkTimeout(ms: number, what: string): number {
-  if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
-    throw new CommsError("argument", `${what}: timeoutMs must be a number >= 0 or Infinity, not ${ms}`);
-  }
-  return ms;
 }
 
 function asCommsError(e: unknown): CommsError {
@@ -110,14 +103,11 @@ export class Channel {
   /** Takes ownership of `fd`, a connected AF_UNIX SOCK_STREAM socket: close() closes it. */
   constructor(fd: number, options: CommsOptions = {}) {
     if (!Number.isInteger(fd) || fd < 0) throw new CommsError("argument", `Comms: bad fd ${fd}`);
-    const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    if (!Number.isInteger(max) || max < 0 || max > LENGTH_LIMIT) {
-      throw new CommsError("argument", `Comms: maxMessageSize must be an integer in 0..${LENGTH_LIMIT}, not ${max}`);
-    }
+    const limits = channelLimits(options, "Comms");
     this.fd = fd;
-    this.maxMessageSize = max;
-    this.timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "Comms");
-    this.reader = new FrameReader(new SocketTransport(fd), max);
+    this.maxMessageSize = limits.maxMessageSize;
+    this.timeoutMs = limits.timeoutMs;
+    this.reader = new FrameReader(new SocketTransport(fd), limits.maxMessageSize);
   }
 
   get isBroken(): boolean {

@@ -23,8 +23,8 @@ import {
 } from "./libc.ts";
 import { FrameReader, type Transport } from "./reader.ts";
 import {
-  DEFAULT_COMMS_FD, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TIMEOUT_MS, LENGTH_LIMIT, type IntKind, type Kind, type Message,
-  type RawFrame, TAG, checkOutgoing, checkUserTag, decode, decodeAs, encodeFdCount, encodeHeader, encodeInt,
+  DEFAULT_COMMS_FD, type IntKind, type Kind, type Message,
+  type RawFrame, TAG, channelLimits, checkOutgoing, checkTimeout, checkUserTag, decode, decodeAs, encodeFdCount, encodeHeader, encodeInt,
   encodeJson, encodeString, tagOf,
 } from "./wire.ts";
 
@@ -159,15 +159,12 @@ export class ClientComms {
       throw new CommsError("io", `ClientComms: fd ${fd} is not a socket (errno ${errno()}); is the comms fd mapped?`);
     }
     if (type[0] !== SOCK_STREAM) throw new CommsError("argument", `ClientComms: fd ${fd} is not a SOCK_STREAM socket`);
-    const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    if (!Number.isInteger(max) || max < 0 || max > LENGTH_LIMIT) {
-      throw new CommsError("argument", `ClientComms: maxMessageSize must be an integer in 0..${LENGTH_LIMIT}, not ${max}`);
-    }
+    const limits = channelLimits(options, "ClientComms");
     this.fd = fd;
-    this.maxMessageSize = max;
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxMessageSize = limits.maxMessageSize;
+    this.timeoutMs = limits.timeoutMs;
     this.socket = new Socket(fd);
-    this.reader = new FrameReader(this.socket, max);
+    this.reader = new FrameReader(this.socket, limits.maxMessageSize);
   }
 
   get isBroken(): boolean {
@@ -265,8 +262,8 @@ export class ClientComms {
     throw err;
   }
 
-  private deadline(o: ClientCallOptions | undefined): number {
-    const ms = o?.timeoutMs ?? this.timeoutMs;
+  private deadline(o: ClientCallOptions | undefined, what: string): number {
+    const ms = o?.timeoutMs === undefined ? this.timeoutMs : checkTimeout(o.timeoutMs, what);
     return ms === Infinity ? Infinity : performance.now() + ms;
   }
 
@@ -290,7 +287,7 @@ export class ClientComms {
     checkOutgoing(body, this.maxMessageSize, what);
     const head = encodeHeader(tag, body.length);
     const total = head.length + body.length;
-    const deadline = this.deadline(o);
+    const deadline = this.deadline(o, what);
     let sent = 0;
     while (sent < total) {
       const r = this.socket.send(head, body.length > 0 ? body : EMPTY, sent, sent === 0 ? fds : null);
@@ -315,7 +312,7 @@ export class ClientComms {
 
   private recvWith(what: string, o: ClientCallOptions | undefined, decodeFrame: (f: RawFrame) => unknown): unknown {
     this.check(what);
-    const deadline = this.deadline(o);
+    const deadline = this.deadline(o, what);
     for (;;) {
       let frame: RawFrame | null;
       try {

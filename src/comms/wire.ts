@@ -45,6 +45,29 @@ export const DEFAULT_COMMS_FD = 1023;
 export const MAX_FDS = 16;
 export const USER_TAG_MIN = 0x8000_0000;
 
+/** A time limit in ms: a number >= 0, or Infinity. */
+export function checkTimeout(ms: number, what: string): number {
+  if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
+    throw new CommsError("argument", `${what}: timeoutMs must be a number >= 0 or Infinity, not ${ms}`);
+  }
+  return ms;
+}
+
+/**
+ * The limits of one end of a channel (host or client), checked: the largest
+ * payload and the time limit of each call.
+ */
+export function channelLimits(
+  options: { maxMessageSize?: number; timeoutMs?: number },
+  who: string,
+): { maxMessageSize: number; timeoutMs: number } {
+  const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+  if (!Number.isInteger(max) || max < 0 || max > LENGTH_LIMIT) {
+    throw new CommsError("argument", `${who}: maxMessageSize must be an integer in 0..${LENGTH_LIMIT}, not ${max}`);
+  }
+  return { maxMessageSize: max, timeoutMs: checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, who) };
+}
+
 export const TAG = {
   BOOL: 1,
   INT8: 2,

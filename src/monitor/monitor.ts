@@ -9,33 +9,47 @@
  * few non-blocking system calls.
  *
  * The sandboxee's own exit status comes from init's report (csrc/init.c);
- * rusage comes from reaping init, which has reaped every process of the
- * sandbox. When bunbox killed the sandbox itself (violation, timeout, kill()),
- * that reason wins over the status the kill produced.
+ * CPU time and peak memory from the sandbox's cgroup where it has one
+ * (src/containment/), else CPU time from reaping init, which has reaped
+ * every process of the sandbox. When bunbox killed the sandbox itself
+ * (violation, timeout, kill()), that reason wins over the status the kill
+ * produced; a SIGKILL after the cgroup's OOM killer acted is the memory limit.
  */
+import { type ContainmentInfo, memoryLimitReason } from "../containment/containment.ts";
 import { after } from "../timer.ts";
 import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
-import { type Notification, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifRecv, notifSend, NOTIF_CONTINUE, pidfdSignal, readFd, waitPidfd } from "../native/sys.ts";
-import { EPOLLIN, type Watch, watch } from "../native/reactor.ts";
+import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
+import { EPOLLIN, type ListenerWatch, type Watch, watch, watchListener } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
-import { Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import { type RefusedCall, Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import { TaskMemory } from "./memory.ts";
+import { errnoName, Refusals, refusalErrno } from "./refusals.ts";
 import { classify, describeViolation } from "./violation.ts";
+import type { ConnectAnswer } from "../net/transparent.ts";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGXCPU = 24;
-const ENOENT = 2;
+const ECONNREFUSED = 111;
 
+export type { Report } from "../native/sys.ts";
 export type SyscallDecision = "allow" | "deny" | { errno: number };
 
 /** A TRACE rule's syscall, for the onSyscall hook: a violation's details, minus the verdict. */
-export type SyscallEvent = Pick<Violation, "syscall" | "nr" | "arch" | "args" | "pid" | "hostPid" | "ip" | "ipMapping">;
+export type SyscallEvent = Pick<Violation, "syscall" | "nr" | "arch" | "args" | "pid" | "hostPid" | "ip" | "ipMapping" | "decoded">;
 
 export interface MonitorHooks {
   onViolation?(v: Violation): void;
   onSyscall?(event: SyscallEvent): SyscallDecision | Promise<SyscallDecision>;
+  /**
+   * Learning (src/learn/): each TRACE notification as it comes, with the
+   * waiting task's memory, before the call is let through. Takes the place
+   * of onSyscall, without describing every call: a learning run makes
+   * hundreds of thousands of them.
+   */
+  onRecord?(n: Notification, memory: TaskMemory): void;
 }
 
 export interface MonitorOptions {
@@ -57,8 +71,18 @@ export interface MonitorOptions {
   /** The filter as loaded (with this run's exec magic), for classification. */
   filter: readonly Insn[] | undefined;
   notify: boolean;
+  /**
+   * Audit mode (a policy's `"audit": true`): a call the policy refuses runs
+   * anyway and is recorded; a safety rule's refusal is still a violation.
+   */
+  audit?: boolean;
   startedAt: number;
   hooks: MonitorHooks;
+  /**
+   * --net proxy-transparent: the TRACE of syscall `nr` (connect) is answered
+   * by `handle` (src/net/transparent.ts), not by the onSyscall hook.
+   */
+  intercept?: { nr: number; handle(n: Notification, listener: number): Promise<ConnectAnswer> };
 }
 
 type Ending =
@@ -72,12 +96,14 @@ export class Monitor {
   private resolve!: (r: Result) => void;
   private ending: Ending | undefined;
   private exitWatch: Watch | undefined;
-  private notifyWatch: Watch | undefined;
+  private notifyWatch: ListenerWatch | undefined;
   /** Cancel functions of the pending deadline and grace timers. */
   private timers: (() => void)[] = [];
   private done = false;
   private pendingStage: string | undefined;
   private confirm: { magic: bigint; theirFd: number; done: () => void } | undefined;
+  /** Calls refused without ending the run (onRefusal "errno", audit mode). */
+  private readonly refusals = new Refusals();
 
   constructor(
     readonly spawned: Spawned,
@@ -85,9 +111,18 @@ export class Monitor {
   ) {
     this.result = new Promise((r) => (this.resolve = r));
     this.pendingStage = opts.pendingStage;
+    if (!opts.exitReport) {
+      // Over already (a command that ended during the first wait of a
+      // one-shot run: src/native/spawn.ts spawnOnCallingThread): nothing to watch.
+      const w = waitPidfd(spawned.pidfd);
+      if (typeof w !== "number" && w.reaped) {
+        this.finish(w);
+        return;
+      }
+    }
     this.exitWatch = watch(spawned.pidfd, EPOLLIN, () => this.onExit());
     try {
-      if (spawned.listener >= 0) this.notifyWatch = watch(spawned.listener, EPOLLIN, (ev) => this.onNotify(ev));
+      if (spawned.listener >= 0) this.notifyWatch = watchListener(spawned.listener, (ev) => this.onNotify(ev));
     } catch (e) {
       this.exitWatch.close(); // the caller discards the sandbox
       throw e;
@@ -129,7 +164,7 @@ export class Monitor {
     }
     (this.spawned as { listener: number }).listener = fd;
     this.confirm = { magic: confirmMagic, theirFd, done: onConfirmed };
-    this.notifyWatch = watch(fd, EPOLLIN, (ev) => this.onNotify(ev));
+    this.notifyWatch = watchListener(fd, (ev) => this.onNotify(ev));
   }
 
   /** Kills the sandbox as a failed setup (an onStart hook said no). */
@@ -158,13 +193,8 @@ export class Monitor {
       this.notifyWatch = undefined;
       return;
     }
-    const n = notifRecv(this.spawned.listener);
-    if (typeof n === "number") {
-      if (-n !== ENOENT) this.kill(`seccomp listener failed (errno ${-n})`);
-    } else {
-      this.handle(n);
-    }
-    this.notifyWatch?.rearm();
+    // The reactor thread received them already (and watches on): handle each in order.
+    for (let n = this.notifyWatch?.take(); n && !this.done; n = this.notifyWatch?.take()) this.handle(n);
   }
 
   private handle(n: Notification): void {
@@ -195,10 +225,34 @@ export class Monitor {
       case "trace":
         this.trace(n);
         return;
+      case "refused":
+        this.refuse(n);
+        return;
       case "violation":
-        this.violate(describeViolation(n, verdict));
+        // Audit mode lets the policy's refusals through; never a safety rule's.
+        if (this.opts.audit && verdict.rule === "policy") this.refuse(n);
+        else this.violate(describeViolation(n, verdict, listener));
         return;
     }
+  }
+
+  /**
+   * A call the policy refuses without ending the run: recorded (described
+   * while the task waits), then answered with EPERM, or ENOSYS for a number
+   * the arch does not name (libc falls back on ENOSYS only); in audit mode
+   * let through instead. CONTINUE is safe here for the reason the kernel's
+   * warning gives: no decision was taken on the task's memory.
+   */
+  private refuse(n: Notification): void {
+    const listener = this.spawned.listener;
+    if (this.opts.audit) {
+      this.refusals.add(n, "allowed (audit)", listener);
+      notifSend(listener, n.id, 0, NOTIF_CONTINUE);
+      return;
+    }
+    const e = refusalErrno(n);
+    this.refusals.add(n, errnoName(e), listener);
+    notifSend(listener, n.id, -e);
   }
 
   private violate(v: Violation): void {
@@ -207,6 +261,10 @@ export class Monitor {
     // the SIGKILL of the whole pid namespace reaches it; the syscall never
     // runs and the sandboxee never sees it fail.
     pidfdSignal(this.spawned.pidfd, SIGKILL);
+    this.tellViolation(v);
+  }
+
+  private tellViolation(v: Violation): void {
     try {
       this.opts.hooks.onViolation?.(v);
     } catch {
@@ -221,7 +279,20 @@ export class Monitor {
    * on memory read through them.
    */
   private trace(n: Notification): void {
-    const v = describeViolation(n, { kind: "violation", violationKind: "SYSCALL", rule: "trace hook" });
+    const icpt = this.opts.intercept;
+    if (icpt && n.nr === icpt.nr) return this.intercepted(n, icpt.handle(n, this.spawned.listener));
+    const record = this.opts.hooks.onRecord;
+    if (record) {
+      try {
+        record(n, new TaskMemory(this.spawned.listener, n));
+      } catch {
+        // the recorder's own problem (it keeps its errors): never the run's
+      }
+      // The call runs whatever the recorder made of it: learning must not change what the program does.
+      notifSend(this.spawned.listener, n.id, 0, NOTIF_CONTINUE);
+      return;
+    }
+    const v = describeViolation(n, { violationKind: "SYSCALL", rule: "trace hook" }, this.spawned.listener);
     const hook = this.opts.hooks.onSyscall;
     const answer = (d: SyscallDecision) => {
       if (this.done) return;
@@ -238,6 +309,20 @@ export class Monitor {
     } catch {
       answer("deny");
     }
+  }
+
+  /** The answer to an intercepted syscall, once it comes (the thread waits in its notification until then). */
+  private intercepted(n: Notification, answer: Promise<ConnectAnswer>): void {
+    const listener = this.spawned.listener;
+    answer.then(
+      (a) => {
+        if (this.done) return;
+        if ("continue" in a) notifSend(listener, n.id, 0, NOTIF_CONTINUE);
+        else if ("errno" in a) notifSend(listener, n.id, -a.errno);
+        else notifSend(listener, n.id, 0, 0, BigInt(a.returns));
+      },
+      () => this.done || notifSend(listener, n.id, -ECONNREFUSED),
+    );
   }
 
   private onExit(): void {
@@ -269,20 +354,47 @@ export class Monitor {
     closeFd(this.spawned.sandboxeePidfd);
 
     const wallTimeMs = performance.now() - this.opts.startedAt;
+    // Init is reaped, so its pid namespace, every process of the sandbox, is gone: the cgroup's figures are final.
+    const contained = this.spawned.containment;
+    const counted = contained?.collect();
+    // The kernel's maxrss of a process that shared bunbox's memory until its exec includes bunbox's: not reported.
     const rusage: Rusage = init
-      ? { userMs: init.userUs / 1000, sysMs: init.sysUs / 1000, maxRssKb: init.maxRssKb }
+      ? { userMs: init.userUs / 1000, sysMs: init.sysUs / 1000, maxRssKb: null }
       : report
-        ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: report.maxRssKb }
-        : { userMs: 0, sysMs: 0, maxRssKb: 0 };
-    const common = { rusage, wallTimeMs, pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid };
-    this.resolve(this.decide(report, init, common));
+        ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: this.opts.exitReport ? report.maxRssKb : null }
+        : { userMs: 0, sysMs: 0, maxRssKb: null };
+    if (counted?.usage) {
+      const u = counted.usage;
+      if (u.memoryPeak !== undefined) rusage.maxRssKb = Math.ceil(u.memoryPeak / 1024);
+      if (u.userMs !== undefined && u.sysMs !== undefined) {
+        rusage.userMs = u.userMs;
+        rusage.sysMs = u.sysMs;
+      }
+    }
+    const common = {
+      rusage,
+      wallTimeMs,
+      pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid,
+      ...(counted ? { containment: counted.info } : {}),
+      refused: this.refusals.list,
+      refusedOmitted: this.refusals.omittedCount,
+    };
+    try {
+      const result = this.decide(report, init, common);
+      // Without user notification a violation is known only now, from SIGSYS.
+      if (result.violation?.detailMissing) this.tellViolation(result.violation);
+      this.resolve(result);
+    } finally {
+      contained?.release();
+    }
   }
 
   private decide(
     report: Report | undefined,
     init: Waited | undefined,
-    common: { rusage: Rusage; wallTimeMs: number; pid: number },
+    common: { rusage: Rusage; wallTimeMs: number; pid: number; containment?: ContainmentInfo; refused: RefusedCall[]; refusedOmitted: number },
   ): Result {
+    const memoryLimit = memoryLimitReason(common.containment);
     const e = this.ending;
     if (e?.status === "VIOLATION") {
       return new Result({ status: "VIOLATION", reason: e.violation.kind, violation: e.violation, signal: SIGKILL, ...common });
@@ -303,8 +415,12 @@ export class Monitor {
       return new Result({ status: "EXTERNAL_KILL", reason: e.reason, signal: SIGKILL, ...common });
     }
     if (!report) {
-      // init died without a report: someone outside bunbox killed it.
       const sig = init && init.code !== CLD_EXITED ? init.status : undefined;
+      // cgroup v2 kills the whole sandbox at its memory limit (memory.oom.group), init with it.
+      if (sig === SIGKILL && memoryLimit) {
+        return new Result({ status: "SIGNALED", reason: `SIGKILL: ${memoryLimit}`, signal: SIGKILL, ...common });
+      }
+      // init died without a report: someone outside bunbox killed it.
       const status: Status = sig !== undefined ? "EXTERNAL_KILL" : "INTERNAL_ERROR";
       const reason = sig !== undefined
         ? `the sandbox's init was killed by ${signalName(sig)} from outside bunbox`
@@ -345,31 +461,11 @@ export class Monitor {
     const core = (ws & 0x80) !== 0 ? " (core dumped)" : "";
     const reason = cpuLimit
       ? `${signalName(sig)}: CPU limit of ${cpu} s reached`
-      : `${signalName(sig)}${core}`;
+      : sig === SIGKILL && memoryLimit
+        ? `SIGKILL: ${memoryLimit}`
+        : `${signalName(sig)}${core}`;
     return new Result({ status: "SIGNALED", reason, signal: sig, ...common });
   }
-}
-
-export interface Report {
-  wstatus: number;
-  userUs: number;
-  sysUs: number;
-  maxRssKb: number;
-}
-
-const REPORT_MAGIC = 0x74727062;
-
-function readReport(fd: number): Report | undefined {
-  const b = readFd(fd, 64);
-  if (typeof b === "number" || b.length < 32) return undefined;
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (v.getUint32(0, true) !== REPORT_MAGIC) return undefined;
-  return {
-    wstatus: v.getInt32(4, true),
-    userUs: Number(v.getBigUint64(8, true)),
-    sysUs: Number(v.getBigUint64(16, true)),
-    maxRssKb: Number(v.getBigUint64(24, true)),
-  };
 }
 
 function exited(wstatus: number): boolean {

@@ -9,16 +9,19 @@
  * notification; they describe, they never decide.
  */
 import { readFileSync } from "node:fs";
-import { auditArchName, syscallName } from "../policy/arch.ts";
+import { archOfAudit, auditArchName, syscallName } from "../policy/arch.ts";
 import { type Insn, RET } from "../policy/bpf.ts";
 import { evaluate } from "../policy/interpreter.ts";
 import { REASON } from "../policy/safety.ts";
-import type { Notification } from "../native/sys.ts";
+import { innerPid, type Notification } from "../native/sys.ts";
 import type { Violation } from "../sandbox/result.ts";
+import { fromBytes } from "../sandbox/visible.ts";
+import { TaskMemory } from "./memory.ts";
 
 export type Verdict =
   | { kind: "violation"; violationKind: "SYSCALL" | "ARCH"; rule: string }
   | { kind: "trace" }
+  | { kind: "refused" }
   | { kind: "allow" }
   | { kind: "errno"; errno: number };
 
@@ -38,6 +41,7 @@ export function classify(prog: readonly Insn[], n: Notification, depth = 0): Ver
   if (action === RET.ERRNO) return { kind: "errno", errno: data };
   if (action !== RET.USER_NOTIF) return { kind: "violation", violationKind: "SYSCALL", rule: "policy" };
   if (data === REASON.TRACE) return { kind: "trace" };
+  if (data === REASON.REFUSED) return { kind: "refused" };
   if (data === REASON.EXEC && depth === 0) {
     // A later execveat repeating the first one's magic: judge it as any other.
     const args = [...n.args];
@@ -48,52 +52,62 @@ export function classify(prog: readonly Insn[], n: Notification, depth = 0): Ver
   return { kind: "violation", violationKind: r.kind, rule: r.rule };
 }
 
-/** The pid of host pid `pid` inside its innermost pid namespace (NSpid). */
-export function innerPid(pid: number): number | undefined {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const m = /^NSpid:\s*([\d\s]+)$/m.exec(status);
-    const ids = m?.[1]!.trim().split(/\s+/).map(Number);
-    return ids?.[ids.length - 1];
-  } catch {
-    return undefined;
-  }
-}
-
-/** "libc.so.6+0x11c8f0": the mapping of `pid` that holds `ip`. */
+/**
+ * "libc.so.6+0x11c8f0": the mapping of `pid` that holds `ip`. The name is
+ * the sandboxee's to choose (any bytes but "/" and NUL; the kernel writes a
+ * newline in it as "\012"), so it is read as bytes and kept exact
+ * (`fromBytes`); whoever prints it makes it visible.
+ */
 export function ipMapping(pid: number, ip: bigint): string | undefined {
   let maps: string;
   try {
-    maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+    // latin1: one char per byte, so that the path's bytes can be taken back out.
+    maps = readFileSync(`/proc/${pid}/maps`).toString("latin1");
   } catch {
     return undefined;
   }
   for (const line of maps.split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s*(.*)$/.exec(line);
+    // Spaces pad the path's column; the path itself may hold any byte but a newline (s: "\r" too).
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+ *(.*)$/s.exec(line);
     if (!m) continue;
     const lo = BigInt(`0x${m[1]}`);
     const hi = BigInt(`0x${m[2]}`);
     if (ip < lo || ip >= hi) continue;
-    const path = m[4]!.trim();
-    const name = path ? path.slice(path.lastIndexOf("/") + 1) : "[anon]";
+    const path = m[4]!;
+    const name = path ? fromBytes(Buffer.from(path.slice(path.lastIndexOf("/") + 1), "latin1")) : "[anon]";
     const off = ip - lo + BigInt(`0x${m[3]}`);
     return `${name}+0x${off.toString(16)}`;
   }
   return undefined;
 }
 
+/**
+ * A notification described: the syscall by name, its arguments decoded
+ * (paths read through `listener` while the task still waits in it), where
+ * it came from, and the policy change that would allow it.
+ */
 export function describeViolation(
   n: Notification,
-  verdict: Extract<Verdict, { kind: "violation" }>,
+  verdict: { violationKind: "SYSCALL" | "ARCH"; rule: string },
+  listener?: number,
 ): Violation {
   const x32 = verdict.rule === "x32 ABI";
   const base = syscallName(n.arch, x32 ? n.nr & 0x3fffffff : n.nr);
   const name = base && x32 ? `${base} (x32)` : base;
+  const syscall = name ?? `syscall ${n.nr}`;
   const mapping = ipMapping(n.pid, n.ip);
+  // Decoded only on the architectures bunbox compiles for: a foreign arch's numbers mean other calls.
+  const archName = verdict.violationKind === "SYSCALL" ? archOfAudit(n.arch) : undefined;
+  const memory = listener === undefined ? undefined : new TaskMemory(listener, n);
+  // The decoder, the value tables and the suggestions: read when a call is first described, not by every run.
+  const { callText, decodeCall } = require("./decode.ts") as typeof import("./decode.ts");
+  const { suggest } = require("./suggest.ts") as typeof import("./suggest.ts");
+  const decoded = archName && name ? decodeCall(archName, name, n.args, memory) : callText(syscall, n.args);
+  const suggestion = suggest(archName, syscall, n.nr, n.args, verdict.rule);
   return {
     kind: verdict.violationKind,
     rule: verdict.rule,
-    syscall: name ?? `syscall ${n.nr}`,
+    syscall,
     nr: n.nr,
     arch: auditArchName(n.arch),
     args: n.args,
@@ -101,5 +115,7 @@ export function describeViolation(
     hostPid: n.pid,
     ip: n.ip,
     ...(mapping ? { ipMapping: mapping } : {}),
+    decoded,
+    ...(suggestion ? { suggestion } : {}),
   };
 }

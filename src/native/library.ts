@@ -1,6 +1,6 @@
 /**
- * Loads the native shim (csrc/, built by scripts/build-shim.ts). The only
- * module besides src/native/*.ts that knows the shim exists.
+ * Loads the native shim (csrc/, built by scripts/build-shim.ts). Only
+ * src/native/*.ts know the shim exists; the rest of bunbox calls them.
  *
  * The import with `type: "file"` makes `bun build --compile` embed the library
  * into the executable. From source (or bunx) it resolves to
@@ -9,36 +9,53 @@
  *
  * Why not let Bun extract the embedded copy: it caches it at a predictable
  * path, /tmp/.bun-UID-HASH.so, and reuses it on the next start: a root
- * bunbox would dlopen whatever sits there. Instead the bytes go to a file
- * created O_EXCL in a fresh 0700 directory, dlopen reads it through the fd
- * we hold (/proc/self/fd/N, the very inode we wrote), and the file is removed.
+ * bunbox would dlopen whatever sits there; and it needs a TMPDIR that
+ * allows exec, which a hardened one (noexec) does not. Instead the bytes go
+ * to a memfd (MFD_EXEC), and dlopen reads them through the fd we hold
+ * (/proc/self/fd/N): no file system involved. Only where memfds cannot be
+ * executed (vm.memfd_noexec=2, or a seal) do they go to a private file,
+ * created O_EXCL in a fresh 0700 directory of TMPDIR, opened the same way
+ * and removed at once.
+ *
+ * Before any other symbol is used, the shim's bb_abi_layout() must report the
+ * ABI this source was generated for (src/native/abi.ts, from csrc/plan.h):
+ * a shim built from another version, an old build/ or a BUNBOX_SHIM left
+ * over from another release, is refused by name instead of misread.
  */
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
 import { BunboxError } from "../errors.ts";
+import { ABI_LAYOUT } from "./abi.ts";
 
 const { i32, u32, u64, i64, ptr, function: fn } = FFIType;
 
 const symbols = {
-  bb_spawn: { args: [ptr, u32, ptr], returns: i32 },
+  bb_abi_layout: { args: [ptr, u32], returns: u32 },
+  bb_spawn: { args: [ptr, u32, ptr, i32], returns: i32 },
   bb_spawn_events: { args: [], returns: i32 },
   bb_spawn_submit: { args: [ptr, u32], returns: u32 },
   bb_spawn_next: { args: [ptr, ptr], returns: u32 },
   bb_reactor_start: { args: [fn], returns: i32 },
-  bb_reactor_stop: { args: [], returns: i32 },
   bb_reactor_watch: { args: [i32, u32, u32, i32], returns: i32 },
   bb_wait: { args: [i32, ptr], returns: i32 },
   bb_pidfd_signal: { args: [i32, i32], returns: i32 },
   bb_pidfd_getfd: { args: [i32, i32], returns: i32 },
-  bb_notif_recv: { args: [i32, ptr], returns: i32 },
   bb_notif_send: { args: [i32, u64, i32, i64, u32], returns: i32 },
-  bb_notif_id_valid: { args: [i32, u64], returns: i32 },
   bb_notif_addfd: { args: [i32, u64, i32, i32], returns: i32 },
+  bb_notif_id_valid: { args: [i32, u64], returns: i32 },
+  bb_notif_pop: { args: [u32, ptr], returns: i32 },
+  bb_mem_read: { args: [i32, u64, ptr, u32], returns: i64 },
   bb_read: { args: [i32, ptr, u32], returns: i64 },
   bb_close: { args: [i32], returns: i32 },
+  bb_relay_start: { args: [i32, i32, i32, i32, ptr], returns: i32 },
+  bb_isatty: { args: [i32], returns: i32 },
+  bb_tty_size: { args: [i32], returns: i32 },
+  bb_tty_copy_size: { args: [i32, i32], returns: i32 },
+  bb_tty_state_size: { args: [], returns: i32 },
+  bb_tty_raw: { args: [i32, ptr], returns: i32 },
+  bb_tty_restore: { args: [i32, ptr], returns: i32 },
   bb_comms_socketpair: { args: [ptr], returns: i32 },
   bb_comms_dup: { args: [i32], returns: i32 },
   bb_comms_send: { args: [i32, ptr, u32, ptr, u64, u64, ptr, u32], returns: i32 },
@@ -48,17 +65,164 @@ const symbols = {
   bb_buffer_check: { args: [i32, ptr], returns: i32 },
   bb_buffer_map: { args: [i32, u64, ptr], returns: i32 },
   bb_buffer_unmap: { args: [ptr, u64], returns: i32 },
+  // The proxy's sockets and relay (csrc/net_socket.c, net_relay.c; src/native/net.ts).
+  bb_net_adopt: { args: [i32, i32], returns: i32 },
+  bb_net_accept: { args: [i32], returns: i32 },
+  bb_net_recv: { args: [i32, ptr, u32, i32], returns: i32 },
+  bb_net_send: { args: [i32, ptr, u32], returns: i32 },
+  bb_net_rcvlowat: { args: [i32, i32], returns: i32 },
+  bb_net_shutdown: { args: [i32, i32], returns: i32 },
+  bb_net_connect: { args: [ptr, u32, u32], returns: i32 },
+  bb_net_sockerr: { args: [i32], returns: i32 },
+  bb_net_connected: { args: [i32], returns: i32 },
+  bb_net_fd_limit: { args: [], returns: i64 },
+  bb_net_relay_start: { args: [fn], returns: i32 },
+  bb_net_relay: { args: [i32, i32, i32, u32, u32], returns: i32 },
+  bb_net_relay_open: { args: [u32, i32], returns: i32 },
+  bb_net_relay_abort: { args: [u32], returns: i32 },
+  bb_open_in_root: { args: [ptr, ptr], returns: i32 },
+  bb_landlock_abi: { args: [], returns: i32 },
+  bb_seccomp_action: { args: [u32], returns: i32 },
+  bb_probe_idmap: { args: [], returns: i32 },
+  bb_net_recvfrom: { args: [i32, ptr, u32, ptr, ptr], returns: i32 },
+  bb_net_sendto: { args: [i32, ptr, u32, ptr, u32], returns: i32 },
+  bb_net_nonblock: { args: [i32], returns: i32 },
+  // Transparent mode (csrc/net_intercept.c; src/native/net.ts).
+  bb_net_intercept_addr: { args: [i32, u64, i32, u64, u32, ptr], returns: i32 },
+  bb_net_intercept_take: { args: [i32, u64, i32, i32, i32], returns: i32 },
+  bb_net_intercept_join: { args: [i32, u32], returns: i32 },
+  bb_net_peer_port: { args: [i32], returns: i32 },
+  bb_lock_range: { args: [i32, u64, u64, i32], returns: i32 },
+  bb_pidfd_open: { args: [i32], returns: i32 },
 } as const;
 
-/** dlopen of the embedded library through a private copy (see above). */
+function rebuildHint(what: string): string {
+  return what.startsWith("BUNBOX_SHIM=")
+    ? "rebuild it from this source (`bun run build:shim`) or unset BUNBOX_SHIM"
+    : "run `bun run build:shim`";
+}
+
+/**
+ * Why a shim (`what`, in messages) whose bb_abi_layout() gave `layout` does
+ * not fit this source, or undefined when it does.
+ */
+function abiMismatch(layout: readonly bigint[], what: string): string | undefined {
+  const [label, version] = ABI_LAYOUT[0]!;
+  const theirs = layout[0];
+  const rebuild = rebuildHint(what);
+  if (theirs !== BigInt(version)) {
+    return `${what} was built for ABI version ${theirs ?? "?"} (${label}), this bunbox needs version ${version}: ${rebuild}`;
+  }
+  const n = Math.max(layout.length, ABI_LAYOUT.length);
+  for (let i = 1; i < n; i++) {
+    const ours = ABI_LAYOUT[i];
+    if (ours && layout[i] === BigInt(ours[1])) continue;
+    const at = ours ? `${ours[0]} is ${layout[i] ?? "missing"} in the shim, ${ours[1]} here` : "the shim has more values";
+    return `${what} has ABI version ${version} but another layout (${at}): ${rebuild}`;
+  }
+  return undefined;
+}
+
+/** Why the shim behind `layout` (its bb_abi_layout) is not this source's, or undefined. */
+function checkLayout(layout: (values: BigUint64Array, n: number) => number, what: string): string | undefined {
+  const values = new BigUint64Array(ABI_LAYOUT.length + 1);
+  const count = layout(values, values.length);
+  // The usual answer, checked at every start without a BigInt per value:
+  // each u64 as its two 32-bit halves (every value here is below 2^53).
+  const half = new Uint32Array(values.buffer);
+  const same = count === ABI_LAYOUT.length &&
+    ABI_LAYOUT.every(([, v], i) => half[2 * i] === v % 0x100000000 && half[2 * i + 1] === Math.floor(v / 0x100000000));
+  return same ? undefined : abiMismatch(Array.from(values.subarray(0, Math.min(count, values.length))), what);
+}
+
+/**
+ * dlopen with every symbol, and the ABI check before any other is called
+ * (see above). One dlopen when all is well (each costs a start-up); when it
+ * fails, a second one with bb_abi_layout alone says why: another version
+ * (which), or no bunbox shim at all.
+ */
+function load(path: string, what: string) {
+  let lib;
+  try {
+    lib = dlopen(path, symbols);
+  } catch (e) {
+    let probe;
+    try {
+      probe = dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
+    } catch {
+      throw new BunboxError("native", `${what} is not a bunbox shim of this version (it has no bb_abi_layout): ${rebuildHint(what)}`);
+    }
+    const bad = checkLayout(probe.symbols.bb_abi_layout, what);
+    probe.close();
+    throw new BunboxError("native", bad ?? `${what} lacks a symbol of this version (${(e as Error).message}): ${rebuildHint(what)}`);
+  }
+  const bad = checkLayout(lib.symbols.bb_abi_layout, what);
+  if (bad) {
+    lib.close();
+    throw new BunboxError("native", bad);
+  }
+  return lib;
+}
+
+const MFD_CLOEXEC = 0x1;
+const MFD_EXEC = 0x10; // Linux 6.3; before it, memfds are executable and the flag is unknown (EINVAL)
+const EINVAL = 22;
+const LIBC = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
+
+/** errno right after a failed call of `libc` (nothing in between allocates). */
+function errnoOf(libc: { symbols: { __errno_location: () => unknown } }): number {
+  const at = libc.symbols.__errno_location() as Pointer | null;
+  return at ? read.i32(at, 0) : 0;
+}
+
+/**
+ * An executable memfd holding `bytes`, or undefined where there is none
+ * (see above): MFD_EXEC refused (EACCES) means vm.memfd_noexec=2; unknown
+ * (EINVAL) means a kernel before 6.3, whose memfds are all executable.
+ */
+function executableMemfd(bytes: Uint8Array): number | undefined {
+  let libc;
+  for (const name of LIBC) {
+    try {
+      libc = dlopen(name, { memfd_create: { args: [ptr, u32], returns: i32 }, __errno_location: { args: [], returns: ptr } });
+      break;
+    } catch {
+      // the other libc
+    }
+  }
+  if (!libc) return undefined;
+  const name = Buffer.from("bunbox-shim\0");
+  let fd = libc.symbols.memfd_create(name, MFD_CLOEXEC | MFD_EXEC);
+  if (fd < 0 && errnoOf(libc) === EINVAL) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
+  libc.close();
+  if (fd < 0) return undefined;
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
+}
+
+/** dlopen of the embedded library from a memfd, else through a private copy (see above). */
 function openEmbedded(path: string) {
   const bytes = readFileSync(path);
-  const dir = mkdtempSync(join(tmpdir(), "bunbox-"));
+  const memfd = executableMemfd(bytes);
+  if (memfd !== undefined) {
+    try {
+      return load(`/proc/self/fd/${memfd}`, "the embedded native shim");
+    } finally {
+      closeSync(memfd);
+    }
+  }
+  // node:os's tmpdir(), without loading node:os on every start.
+  const dir = mkdtempSync(join((process.env.TMPDIR || "/tmp").replace(/(.)\/+$/, "$1"), "bunbox-"));
   const file = join(dir, "libbunbox.so");
   const fd = openSync(file, "wx", 0o700);
   try {
     for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-    return dlopen(existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : file, symbols);
+    return load(existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : file, "the embedded native shim");
   } finally {
     closeSync(fd);
     unlinkSync(file);
@@ -81,8 +245,9 @@ function checkOverride(path: string): void {
 }
 
 function open() {
-  if (process.env.BUNBOX_SHIM) checkOverride(process.env.BUNBOX_SHIM);
-  const path = process.env.BUNBOX_SHIM || embedded;
+  const override = process.env.BUNBOX_SHIM;
+  if (override) checkOverride(override);
+  const path = override || embedded;
   const inExecutable = path.startsWith("/$bunfs/");
   if (!inExecutable && !existsSync(path)) {
     throw new BunboxError(
@@ -91,8 +256,9 @@ function open() {
     );
   }
   try {
-    return inExecutable ? openEmbedded(path) : dlopen(path, symbols);
+    return inExecutable ? openEmbedded(path) : load(path, override ? `BUNBOX_SHIM=${override}` : `the native shim ${path}`);
   } catch (e) {
+    if (e instanceof BunboxError) throw e;
     throw new BunboxError("native", `cannot load the native shim ${path}: ${(e as Error).message}`);
   }
 }

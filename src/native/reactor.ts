@@ -11,6 +11,7 @@ import { JSCallback } from "bun:ffi";
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "./errno.ts";
 import { shim } from "./library.ts";
+import { type Notification, notifPop } from "./sys.ts";
 
 export const EPOLLIN = 0x001;
 export const EPOLLERR = 0x008;
@@ -23,6 +24,8 @@ export interface Watch {
 }
 
 const handlers = new Map<number, (events: number) => void>();
+/** Tokens run 1..TOKEN_LIMIT-1 (small integers for the u32 callback), then wrap. */
+const TOKEN_LIMIT = 0x80000000;
 let nextToken = 1;
 let callback: JSCallback | undefined;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
@@ -52,11 +55,28 @@ function updateKeepAlive(): void {
   }
 }
 
+/**
+ * The next token no open watch holds. A watch may stay open while 2^31 others
+ * come and go (a long run's pidfd): after the wrap, its token must not be
+ * handed out again, or the newcomer's handler would replace its own.
+ */
+function freeToken(): number {
+  for (;;) {
+    const token = nextToken;
+    nextToken = nextToken + 1 >= TOKEN_LIMIT ? 1 : nextToken + 1;
+    if (!handlers.has(token)) return token;
+  }
+}
+
+/** Test hook: where the token counter stands, to reach the wrap without 2^31 watches. */
+export function _setNextToken(token: number): void {
+  nextToken = token;
+}
+
 /** Watches `fd` for `events` (EPOLLIN; HUP and ERR always come). */
 export function watch(fd: number, events: number, handler: (events: number) => void): Watch {
   start();
-  const token = nextToken++;
-  if (nextToken >= 0x7fffffff) nextToken = 1; // the high bit is the reactor's own
+  const token = freeToken();
   handlers.set(token, handler);
   const r = shim().bb_reactor_watch(fd, token, events, 0);
   if (r < 0) {
@@ -69,6 +89,42 @@ export function watch(fd: number, events: number, handler: (events: number) => v
     rearm() {
       return open ? shim().bb_reactor_watch(fd, token, events, 1) : 0;
     },
+    close() {
+      if (!open) return;
+      open = false;
+      shim().bb_reactor_watch(fd, token, 0, 2);
+      handlers.delete(token);
+      updateKeepAlive();
+    },
+  };
+}
+
+/** A seccomp listener's watch: the reactor thread receives its notifications; take them in order. */
+export interface ListenerWatch {
+  /** The next notification received, if any (the handler runs after each arrives). */
+  take(): Notification | undefined;
+  close(): void;
+}
+
+/**
+ * Watches seccomp listener `fd`: the reactor thread takes each notification
+ * as soon as it is there (csrc/monitor.c says why) and re-arms the watch
+ * itself; `handler` runs after, on the JavaScript thread, and takes what
+ * arrived. HUP comes as for any watch.
+ */
+export function watchListener(fd: number, handler: (events: number) => void): ListenerWatch {
+  start();
+  const token = freeToken();
+  handlers.set(token, handler);
+  const r = shim().bb_reactor_watch(fd, token, EPOLLIN, 3);
+  if (r < 0) {
+    handlers.delete(token);
+    throw new BunboxError("monitor", `cannot watch the seccomp listener ${fd}: ${describeErrno(-r)}`);
+  }
+  updateKeepAlive();
+  let open = true;
+  return {
+    take: () => (open ? notifPop(token) : undefined),
     close() {
       if (!open) return;
       open = false;

@@ -1,12 +1,15 @@
 /**
- * bb_spawn through bun:ffi: hands the request buffer to the shim and decodes
- * struct bb_spawn_out (csrc/plan.h). `spawnAsync` runs it on one of the
- * shim's spawner threads (csrc/spawner.c) and resolves on the JavaScript
- * thread when done, so the event loop runs while the sandbox is being set up;
- * `spawn` runs it here and blocks.
+ * Spawning through bun:ffi: hands the request buffer to one of the shim's
+ * spawner threads (csrc/spawner.c) and decodes its struct bb_spawn_out
+ * (csrc/plan.h) on the JavaScript thread when done, so the event loop runs
+ * while the sandbox is being set up. A process that runs one sandbox
+ * (`bunbox run`) spawns on the JavaScript thread instead
+ * (spawnOnCallingThread).
  */
 import { ptr } from "bun:ffi";
+import type { RunContainment } from "../containment/containment.ts";
 import { BunboxError } from "../errors.ts";
+import { BB_MARK_NAMES, BB_SPAWN_OUT } from "./abi.ts";
 import { describeErrno, errnoName } from "./errno.ts";
 import { shim } from "./library.ts";
 import { EPOLLIN, type Watch, watch } from "./reactor.ts";
@@ -25,12 +28,26 @@ export interface Spawned {
   sandboxeePid: number;
   /** A pidfd for the sandboxee, given only without a filter at exec (sandbox me here, fork server); else -1. */
   sandboxeePidfd: number;
-  /** ms from the clone to the end of each phase of the set-up, for `bunbox run -v`. */
+  /** The master of the sandboxee's own terminal (Executor `tty`); else -1. Its user's to close (Sandbox.terminal). */
+  ptyMaster: number;
+  /** ms from the clone to the end of each phase of the set-up (0: not reached), for `bunbox run -v`. */
   phasesMs?: Record<SpawnPhase, number>;
+  /** Its cgroup and kernel uid (src/containment/): released once it is gone. */
+  containment?: RunContainment;
+  /** --net proxy: the sockets bound in the sandbox's network namespace (docs/network.md), bunbox's to serve and close. */
+  net?: NetSockets;
 }
 
-/** The set-up's phases, in order (csrc/shared.h enum bb_mark from MK_GATE). */
-export const SPAWN_PHASES = ["released", "ids", "mounts", "caps", "sandboxee", "lookup", "init", "exec"] as const;
+export interface NetSockets {
+  /** TCP, listening on the proxy's port on the sandbox's 127.0.0.1. */
+  proxy: number;
+  /** UDP and TCP (listening) on the sandbox's 127.0.0.1:53. */
+  dnsUdp: number;
+  dnsTcp: number;
+}
+
+/** The points of a spawn, in order (csrc/plan.h enum bb_mark). */
+export const SPAWN_PHASES = BB_MARK_NAMES;
 export type SpawnPhase = (typeof SPAWN_PHASES)[number];
 
 export interface SetupFailure {
@@ -39,14 +56,6 @@ export interface SetupFailure {
   errnoName: string;
   detail: string;
   message: string;
-}
-
-const DETAIL_END = 8 * 4 + 512;
-const OUT_SIZE = DETAIL_END + 8 * 4;
-
-export function spawn(request: Uint8Array): Spawned | SetupFailure {
-  const out = new Uint8Array(OUT_SIZE);
-  return decode(shim().bb_spawn(ptr(request), request.length, ptr(out)), out);
 }
 
 /** Spawns on the spawner threads, by job id, waiting for their Spawned. */
@@ -63,7 +72,7 @@ const COLLECT_SLICE = 8;
 
 function collect(): void {
   const lib = shim();
-  const out = new Uint8Array(OUT_SIZE);
+  const out = new Uint8Array(BB_SPAWN_OUT.sizeof);
   const rc = new Int32Array(1);
   for (let n = 0, id; n < COLLECT_SLICE && (id = lib.bb_spawn_next(ptr(out), ptr(rc))) !== 0; n++) {
     const settle = inFlight.get(id);
@@ -87,18 +96,47 @@ function collect(): void {
  */
 export function discard(s: Spawned): void {
   pidfdSignal(s.pidfd, 9);
-  for (const fd of [s.listener, s.report, s.sandboxeePidfd]) if (fd >= 0) closeFd(fd);
+  for (const fd of [s.listener, s.report, s.sandboxeePidfd, s.ptyMaster, ...(s.net ? Object.values(s.net) : [])]) if (fd >= 0) closeFd(fd);
   const reap = () => {
     const w = waitPidfd(s.pidfd);
-    if (typeof w !== "number" && !w.reaped) setTimeout(reap, 5);
-    else closeFd(s.pidfd);
+    if (typeof w !== "number" && !w.reaped) return void setTimeout(reap, 5);
+    closeFd(s.pidfd);
+    s.containment?.release();
   };
   reap();
 }
 
-/** Like spawn(), on a spawner thread; the request may be reused at once (the shim copies it). */
+/** Set by spawnOnCallingThread: how long the first wait for the sandbox's end may block (ms). */
+let callingThread: { firstWaitMs: number } | undefined;
+
+/**
+ * From now on, this process spawns on the JavaScript thread (csrc/spawn.c
+ * bb_spawn), blocking it for the set-up (~3 ms), then for at most
+ * `firstWaitMs` while the sandbox neither ends nor asks its monitor: for
+ * `bunbox run`, which has nothing else to do meanwhile. No spawner thread
+ * starts, no spawn is handed between threads, and a command that ends within
+ * the first wait is over before its monitor starts, which then watches
+ * nothing (src/monitor/monitor.ts): no reactor thread either. The signals
+ * bunbox forwards are handled once the wait ends (a signal that lands on the
+ * JavaScript thread ends it at once), its timers too: the wait is kept short,
+ * and none where a terminal is relayed (src/cli/run.ts).
+ */
+export function spawnOnCallingThread(firstWaitMs: number | false): void {
+  // false: on the spawner threads again (the library's way; for tests).
+  callingThread = firstWaitMs === false ? undefined : { firstWaitMs: Math.max(0, Math.floor(firstWaitMs)) };
+}
+
+/**
+ * Spawns the request (csrc/plan.h) on a spawner thread, or on this one
+ * (spawnOnCallingThread: settled before it returns); the request may be
+ * reused at once (the shim copies it).
+ */
 export function spawnAsync(request: Uint8Array): Promise<Spawned | SetupFailure> {
   const lib = shim();
+  if (callingThread) {
+    const out = new Uint8Array(BB_SPAWN_OUT.sizeof);
+    return Promise.resolve(decode(lib.bb_spawn(ptr(request), request.length, ptr(out), callingThread.firstWaitMs), out));
+  }
   // Watched before anything is queued: a spawn nobody collects would leave a
   // sandbox running without its monitor.
   if (!events) {
@@ -111,22 +149,36 @@ export function spawnAsync(request: Uint8Array): Promise<Spawned | SetupFailure>
     if (inFlight.size === 0) collect();
     throw new BunboxError("spawn", "cannot hand the spawn to a spawner thread: out of memory");
   }
-  return new Promise((resolve) => inFlight.set(id, resolve));
+  return new Promise((settle) => inFlight.set(id, settle));
 }
 
+/** struct bb_spawn_out as a Spawned or a SetupFailure. */
 function decode(r: number, out: Uint8Array): Spawned | SetupFailure {
-  const view = new DataView(out.buffer);
-  const i32 = (i: number) => view.getInt32(i * 4, true);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const i32 = (f: { offset: number }) => view.getInt32(f.offset, true);
+  const O = BB_SPAWN_OUT;
   if (r === 0) {
     const phasesMs = Object.fromEntries(
-      SPAWN_PHASES.map((name, i) => [name, view.getUint32(DETAIL_END + i * 4, true) / 1000]),
+      SPAWN_PHASES.map((name, i) => [name, view.getUint32(O.phase_us.offset + i * 4, true) / 1000]),
     ) as Record<SpawnPhase, number>;
-    return { pidfd: i32(0), pid: i32(1), listener: i32(2), report: i32(3), sandboxeePid: i32(6), sandboxeePidfd: i32(7), phasesMs };
+    const proxy = i32(O.net_proxy);
+    return {
+      ...(proxy >= 0 ? { net: { proxy, dnsUdp: i32(O.net_dns_udp), dnsTcp: i32(O.net_dns_tcp) } } : {}),
+      pidfd: i32(O.pidfd),
+      pid: i32(O.pid),
+      listener: i32(O.listener),
+      report: i32(O.report),
+      sandboxeePid: i32(O.sandboxee_pid),
+      sandboxeePidfd: i32(O.sandboxee_pidfd),
+      ptyMaster: i32(O.pty_master),
+      phasesMs,
+    };
   }
-  const stage = stageName(i32(4));
-  const errno = i32(5);
-  const end = out.indexOf(0, 32);
-  const detail = new TextDecoder().decode(out.subarray(32, end < 0 || end > DETAIL_END ? DETAIL_END : end));
+  const stage = stageName(i32(O.stage));
+  const errno = i32(O.err);
+  const detailBytes = out.subarray(O.detail.offset, O.detail.offset + O.detail.count);
+  const end = detailBytes.indexOf(0);
+  const detail = new TextDecoder().decode(end < 0 ? detailBytes : detailBytes.subarray(0, end));
   const hint = stageHint(stage, errnoName(errno));
   let message = `${stage}${detail ? ` ${detail}` : ""}: ${describeErrno(errno)}${hint ? `\n  hint: ${hint}` : ""}`;
   if (stage === "lookup" || stage === "exec") {

@@ -13,19 +13,24 @@
  * A builder builds once. Rules for a syscall apply in the order added, the
  * first that decides wins; everything not allowed falls to the default
  * action (a violation unless changed). The safety rules (src/policy/safety.ts)
- * come before every policy's own.
+ * come before every policy's own. The filesystem methods (addFile, setRoot…)
+ * are its base class's, src/policy/mount-builder.ts.
  */
 import { BunboxError, EXIT_USAGE } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
-import { parseSize } from "../sandbox/units.ts";
-import { MountPlan } from "../sandbox/mounts.ts";
-import { ARCHES, type Arch, type ArchName, hostArch } from "./arch.ts";
-import { CompileError } from "./compiler.ts";
+import { ARCHES, type Arch, archByName, type ArchName, hostArch, MAX_SYSCALL_NR } from "./arch.ts";
 import { FilterTooLong } from "./assembler.ts";
-import { FAMILIES, type FamilyName, type FamilyRule, futexRule } from "./families.ts";
-import { NET_MODES, type NetMode, Policy } from "./policy.ts";
-import { type Action, ALLOW, describeAction, errno, type Fragment, isAction, KILL, nodes, type Rule, sameAction } from "./rules.ts";
+import { FAMILIES, type FamilyName, type FamilyRule, futexRule, isFamilyName } from "./families.ts";
+import type { Alternative } from "./allowif.ts";
+import { MountBuilder } from "./mount-builder.ts";
+import { hostMountProblems, isProxyMode, NET_MODES, type NetMode, Policy } from "./policy.ts";
+import { NetPolicy, type RuleSubjects } from "../net/policy.ts";
+import { parsePattern } from "../net/pattern.ts";
+import { normalizeName } from "../net/host.ts";
+import { parseIp } from "../net/address.ts";
+import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment, isAction, KILL, nodes, REFUSE, type Rule, sameAction } from "./rules.ts";
 import { type DangerName, isDangerName } from "./safety.ts";
+import { quote } from "../names.ts";
 
 export class PolicyError extends BunboxError {
   override readonly name = "PolicyError";
@@ -35,6 +40,7 @@ export class PolicyError extends BunboxError {
 }
 
 export type SyscallRef = string | number;
+export type OnRefusal = "errno" | "kill";
 
 export interface BuilderOptions {
   /** Target architecture (default: this machine's). */
@@ -46,31 +52,37 @@ interface TaggedRule {
   fromFamily: boolean;
 }
 
-export class PolicyBuilder {
+/** Argument conditions and their value tables, read only by a policy that has some (README.md, "Start-up"). */
+const allowIf = () => require("./allowif.ts") as typeof import("./allowif.ts");
+
+export class PolicyBuilder extends MountBuilder {
   private readonly arch: Arch;
   private readonly rules = new Map<number, TaggedRule[]>();
-  private readonly problems: string[] = [];
   private defaultAct: Action = KILL;
   private readonly danger = new Set<string>();
-  private readonly relaxations: string[] = [];
-  private mounts: MountPlan | undefined;
   private hostname = "bunbox";
   private net: NetMode = "none";
+  /** setNetwork was called: a host list then does not switch the mode to proxy. */
+  private netSet = false;
+  private readonly hosts = { allow: [] as string[], deny: [] as string[], addHosts: {} as Record<string, string> };
   private uid: number | undefined;
   private gid: number | undefined;
+  private workdir: string | undefined;
+  private onRefusalMode: OnRefusal | undefined;
+  /** Set inside asBase() (a policy file's profile): gives way to the file's own default action. */
+  private onRefusalFromBase = false;
+  private auditMode = false;
   private origin = "PolicyBuilder";
   private built = false;
   /** Inside asBase(): rules for syscalls already decided are dropped, not errors. */
   private base = false;
 
   constructor(options: BuilderOptions = {}) {
+    super();
     const name = options.arch;
-    if (name !== undefined && !(name in ARCHES)) {
-      this.arch = hostArch();
-      this.problems.push(`arch: unknown architecture "${name}" (x86_64 or aarch64)`);
-    } else {
-      this.arch = name ? ARCHES[name] : hostArch();
-    }
+    const arch = name === undefined ? hostArch() : archByName(name);
+    if (!arch) this.problems.push(`arch: unknown architecture ${quote(name)} (x86_64 or aarch64)`);
+    this.arch = arch ?? hostArch();
   }
 
   // ---- syscalls ----
@@ -78,15 +90,16 @@ export class PolicyBuilder {
   /** The number of a syscall on the target arch, or undefined (with a problem recorded). */
   private resolve(ref: SyscallRef, where: string): number | undefined {
     if (typeof ref === "number") {
-      if (!Number.isInteger(ref) || ref < 0 || ref > 0xffff) {
-        this.problems.push(`${where}: syscall number ${ref} is out of range`);
+      if (!Number.isInteger(ref) || ref < 0 || ref > MAX_SYSCALL_NR) {
+        this.problems.push(`${where}: syscall number ${ref} is out of range (0..${MAX_SYSCALL_NR})`);
         return undefined;
       }
       return ref;
     }
-    const nr = this.arch.syscalls[ref];
+    // The table has no prototype: "toString" or "__proto__" is unknown like any typo.
+    const nr = typeof ref === "string" ? this.arch.syscalls[ref] : undefined;
     if (nr === undefined) {
-      this.problems.push(`${where}: unknown syscall "${ref}" on ${this.arch.name}`);
+      this.problems.push(`${where}: unknown syscall ${quote(ref)} on ${this.arch.name}`);
     }
     return nr;
   }
@@ -127,9 +140,17 @@ export class PolicyBuilder {
     return this;
   }
 
-  /** Like allowSyscalls, but names the target arch lacks are skipped (profiles use it). */
+  /**
+   * Like allowSyscalls, but names the target arch lacks are skipped (profiles
+   * use it); a name no arch has is a typo, and a problem.
+   */
   allowAvailableSyscalls(names: readonly string[]): this {
-    return this.allowSyscalls(names.filter((n) => this.arch.syscalls[n] !== undefined));
+    const arches = Object.values(ARCHES);
+    const anywhere = (n: string) => arches.some((a) => a.syscalls[n] !== undefined);
+    for (const n of names) {
+      if (typeof n !== "string" || !anywhere(n)) this.problems.push(`allowAvailableSyscalls: unknown syscall ${quote(n)} on every arch`);
+    }
+    return this.allowSyscalls(names.filter((n) => typeof n === "string" && this.arch.syscalls[n] !== undefined));
   }
 
   /** The syscall fails with `err` (a number or a name like "ENOENT") instead of running. */
@@ -140,7 +161,7 @@ export class PolicyBuilder {
   blockSyscallsWithErrno(refs: readonly SyscallRef[], err: number | string): this {
     const n = typeof err === "string" ? errnoNumber(err) : err;
     if (n === undefined || !Number.isInteger(n) || n < 1 || n > 4095) {
-      this.problems.push(`blockSyscallWithErrno: ${JSON.stringify(err)} is not an errno (1..4095 or a name like "EPERM")`);
+      this.problems.push(`blockSyscallWithErrno: ${quote(err)} is not an errno (1..4095 or a name like "EPERM")`);
       return this;
     }
     for (const ref of refs) {
@@ -172,6 +193,70 @@ export class PolicyBuilder {
     return this;
   }
 
+  /**
+   * `name` allowed when its arguments match one of `alternatives`, written by
+   * name (src/policy/allowif.ts): `allowIf("socket", { family: "AF_UNIX" })`,
+   * `allowIf("openat", { flags: { subsetOf: "O_RDONLY|O_CLOEXEC" } })`. A
+   * call that matches none falls through to the syscall's next rule.
+   */
+  allowIf(name: string, alternatives: Alternative | readonly Alternative[], where = `allowIf(${quote(name)})`): this {
+    const nr = this.resolve(name, "allowIf");
+    if (nr === undefined) return this;
+    const alts = Array.isArray(alternatives) ? alternatives : [alternatives as Alternative];
+    const r = allowIf().allowIfFragment(this.arch, name, alts, where);
+    if ("problems" in r) this.problems.push(...r.problems);
+    else this.add(nr, name, { kind: "fragment", nodes: nodes(r.fragment) }, false, "allowIf");
+    return this;
+  }
+
+  /**
+   * Syscalls by name, and conditions on them, for any arch (what `bunbox
+   * learn` writes): a name this arch lacks is read as the call it makes
+   * instead (open as openat on aarch64, conditions included), or left out
+   * when it has none; a name no arch has is a problem. `where` prefixes
+   * problems (a policy file's field).
+   */
+  allowPortable(names: readonly string[], conditions: Readonly<Record<string, Alternative | readonly Alternative[]>> = {}, where = ""): this {
+    const lists = Object.fromEntries(Object.entries(conditions).map(([k, v]) => [k, Array.isArray(v) ? v : [v as Alternative]]));
+    const { allowIfFragment, resolvePortable } = allowIf();
+    const r = resolvePortable(this.arch, names, lists, where);
+    this.problems.push(...r.problems);
+    this.allowSyscalls([...r.outright]);
+    for (const [name, alts] of r.conditional) {
+      const w = where ? `${where}: allowIf.${name}` : `allowPortable(${quote(name)})`;
+      const f = allowIfFragment(this.arch, name, alts, w);
+      if ("problems" in f) this.problems.push(...f.problems);
+      else this.add(this.arch.syscalls[name]!, name, { kind: "fragment", nodes: nodes(f.fragment) }, false, "allowPortable");
+    }
+    return this;
+  }
+
+  /**
+   * What a call outside the policy gets: "kill" (the default: a violation
+   * ends the run, Sandbox2's model) or "errno": it fails with EPERM (ENOSYS
+   * for a number the arch does not name, so libc falls back), the Result
+   * lists it, and the run goes on. Safety rules stay violations either way.
+   */
+  setOnRefusal(mode: OnRefusal): this {
+    if (mode !== "errno" && mode !== "kill") this.problems.push(`setOnRefusal: ${quote(mode)} is not "errno" or "kill"`);
+    else {
+      this.onRefusalMode = mode;
+      this.onRefusalFromBase = this.base;
+    }
+    return this;
+  }
+
+  /**
+   * Audit mode, for a production soak: calls the policy refuses run anyway
+   * and the Result lists each (decoded, counted, with the change that would
+   * allow it). Only the safety rules are enforced: a relaxation, listed by
+   * `bunbox run -v`. Needs seccomp user notification.
+   */
+  setAudit(on = true): this {
+    this.auditMode = on;
+    return this;
+  }
+
   /** What happens to every syscall no rule decides (default: KILL, a violation). */
   defaultAction(action: Action): this {
     if (!isAction(action)) {
@@ -189,18 +274,16 @@ export class PolicyBuilder {
   /** Every syscall no rule decides is allowed. The safety rules still apply. */
   dangerDefaultAllowAll(): this {
     this.defaultAct = ALLOW;
-    this.relaxations.push("dangerDefaultAllowAll: every syscall not otherwise ruled is allowed");
     return this;
   }
 
   /** Lets one safety rule go (a dangerous syscall, or "clone-namespaces" etc.). */
   dangerAllowUnsafe(name: DangerName | string): this {
     if (!isDangerName(name)) {
-      this.problems.push(`dangerAllowUnsafe: "${name}" is not a safety rule`);
+      this.problems.push(`dangerAllowUnsafe: ${quote(name)} is not a safety rule`);
       return this;
     }
     this.danger.add(name);
-    this.relaxations.push(`dangerAllowUnsafe("${name}"): a safety rule is off`);
     return this;
   }
 
@@ -222,8 +305,8 @@ export class PolicyBuilder {
 
   /** Adds one of Sandbox2's families by name ("read", "staticStartup"…). */
   allowFamily(name: FamilyName): this {
-    if (!(name in FAMILIES)) {
-      this.problems.push(`allowFamily: unknown family "${name}"`);
+    if (!isFamilyName(name)) {
+      this.problems.push(`allowFamily: unknown family ${quote(name)}`);
       return this;
     }
     return this.family(name);
@@ -299,67 +382,6 @@ export class PolicyBuilder {
     return this;
   }
 
-  // ---- filesystem ----
-
-  private plan(): MountPlan {
-    this.mounts ??= MountPlan.defaultView();
-    return this.mounts;
-  }
-
-  private mount(fn: (plan: MountPlan) => void): this {
-    try {
-      fn(this.plan());
-    } catch (e) {
-      this.problems.push((e as Error).message);
-    }
-    return this;
-  }
-
-  /** Starts from an empty root instead of DESIGN.md's default view. */
-  emptyFilesystem(): this {
-    this.mounts = new MountPlan();
-    return this;
-  }
-
-  /** The host file at the same path, read-only unless `writable`. */
-  addFile(path: string, opts: { writable?: boolean } = {}): this {
-    return this.addFileAt(path, path, opts);
-  }
-
-  addFileAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("addFileAt", "file", outside, inside, opts);
-  }
-
-  addDirectory(path: string, opts: { writable?: boolean } = {}): this {
-    return this.addDirectoryAt(path, path, opts);
-  }
-
-  addDirectoryAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("addDirectoryAt", "directory", outside, inside, opts);
-  }
-
-  /** A bind of a host file or directory, whichever it is (policy files' "bind"). */
-  addPathAt(outside: string, inside: string, opts: { writable?: boolean } = {}): this {
-    return this.bindAt("bind", undefined, outside, inside, opts);
-  }
-
-  private bindAt(method: string, expect: "file" | "directory" | undefined, outside: string, inside: string, opts: { writable?: boolean }): this {
-    const op = { kind: "bind", src: outside, dst: inside, rw: !!opts.writable, ...(expect ? { expect } : {}) } as const;
-    return this.mount((p) => p.add(op, `${method}(${inside})`));
-  }
-
-  /** A fresh tmpfs; size like "16M" or bytes. */
-  addTmpfs(inside: string, opts: { size?: string | number; mode?: number } = {}): this {
-    return this.mount((p) => {
-      const size = opts.size === undefined ? undefined : parseSize(opts.size, `addTmpfs(${inside}) size`);
-      p.add({ kind: "tmpfs", dst: inside, ...(size !== undefined ? { size } : {}), mode: opts.mode ?? 0o755 }, `addTmpfs(${inside})`);
-    });
-  }
-
-  addSymlink(target: string, inside: string): this {
-    return this.mount((p) => p.add({ kind: "symlink", target, dst: inside }, `addSymlink(${inside})`));
-  }
-
   // ---- namespaces ----
 
   setHostname(name: string): this {
@@ -368,16 +390,75 @@ export class PolicyBuilder {
     return this;
   }
 
-  /** none: only a down lo; loopback: lo up; host: the host's network (a relaxation). */
+  /**
+   * none (and loopback, the same): a network namespace of its own with only
+   * lo, up; host: the host's network (a relaxation); proxy: the same as none,
+   * and bunbox's proxy, through which the hosts of allowHosts are reachable;
+   * proxy-transparent: the same, with connect() to outside addresses proxied
+   * too (docs/network.md).
+   */
   setNetwork(mode: NetMode): this {
     if (!NET_MODES.includes(mode)) {
       this.problems.push(`setNetwork: "${mode}" is not one of ${NET_MODES.join(", ")}`);
       return this;
     }
     this.net = mode;
-    const note = "network host: the sandboxee shares the host's network";
-    if (mode === "host" && !this.relaxations.includes(note)) this.relaxations.push(note);
+    this.netSet = true;
     return this;
+  }
+
+  /**
+   * Hosts the sandboxee may reach through bunbox's proxy: names
+   * ("registry.npmjs.org"), wildcards for subdomains ("*.pythonhosted.org"),
+   * IP addresses and CIDR ranges, each with an optional ":port". Implies
+   * setNetwork("proxy") unless a proxy mode is set.
+   */
+  allowHosts(...patterns: string[]): this {
+    return this.hostPatterns("allowHosts", this.hosts.allow, patterns);
+  }
+
+  /** Hosts refused whatever allowHosts says (the same patterns). */
+  denyHosts(...patterns: string[]): this {
+    return this.hostPatterns("denyHosts", this.hosts.deny, patterns);
+  }
+
+  /** `name` resolves to `ip` for the run (like curl --resolve), trusted: its address is not checked. */
+  addHost(name: string, ip: string): this {
+    const n = typeof name === "string" ? normalizeName(name) : { ok: false as const, error: "not a string" };
+    if (!n.ok) this.problems.push(`addHost: ${quote(name)} is not a host name: ${n.error}`);
+    else if (typeof ip !== "string" || !parseIp(ip.replace(/^\[(.*)\]$/, "$1"))) this.problems.push(`addHost(${name}): ${quote(ip)} is not an IP address`);
+    else this.hosts.addHosts[name] = ip;
+    return this;
+  }
+
+  private hostPatterns(where: string, into: string[], patterns: string[]): this {
+    for (const text of patterns) {
+      const p = typeof text === "string" ? parsePattern(text) : { ok: false as const, error: "a host pattern is a string" };
+      if (p.ok) into.push(text);
+      else this.problems.push(`${where}: ${quote(text)}: ${p.error}`);
+    }
+    return this;
+  }
+
+  /** The proxy's rules, when the mode is a proxy one (a host list without setNetwork makes it "proxy"). */
+  private networkRules(): NetPolicy | undefined {
+    const h = this.hosts;
+    const given = h.allow.length + h.deny.length + Object.keys(h.addHosts).length > 0;
+    if (given && !isProxyMode(this.net)) {
+      if (this.netSet) {
+        this.problems.push(`allowHosts/denyHosts/addHost: the network is "${this.net}"; host lists need "proxy" or "proxy-transparent"`);
+        return undefined;
+      }
+      this.net = "proxy";
+    }
+    if (!isProxyMode(this.net)) return undefined;
+    const subjects: RuleSubjects = { allow: () => "allowHosts", deny: () => "denyHosts", addHost: (n) => `addHost(${n})` };
+    try {
+      return new NetPolicy(h, subjects);
+    } catch (e) {
+      this.problems.push((e as Error).message);
+      return undefined;
+    }
   }
 
   /** The uid inside the sandbox (the kernel uid stays unprivileged). */
@@ -393,6 +474,16 @@ export class PolicyBuilder {
     return this;
   }
 
+  /**
+   * Where `bunbox run` starts the command when --cwd is not given (the build
+   * profile: the directory it mounts writable); "/" otherwise.
+   */
+  setWorkdir(path: string): this {
+    if (typeof path !== "string" || !path.startsWith("/")) this.problems.push(`setWorkdir: ${quote(path)} is not an absolute path`);
+    else this.workdir = path;
+    return this;
+  }
+
   /** Names where the policy came from, for messages ("profile shell", a file). */
   setOrigin(origin: string): this {
     this.origin = origin;
@@ -405,25 +496,51 @@ export class PolicyBuilder {
     return this;
   }
 
+  /**
+   * Runs `fn`, naming the problems it records by `label` (a policy file's
+   * key: "block.getpid", "filesystem.mounts.0") instead of by the builder
+   * method that found them ("blockSyscallWithErrno", "bind(/x)"): the
+   * writer of a file knows its keys, not our methods.
+   */
+  at(label: string, fn: () => void): this {
+    const from = this.problems.length;
+    fn();
+    for (let i = from; i < this.problems.length; i++) {
+      this.problems[i] = `${label}: ${this.problems[i]!.replace(/^[A-Za-z]+(\([^)]*\))?( size)?: /, "")}`;
+    }
+    return this;
+  }
+
   // ---- build ----
 
   tryBuild(): { policy: Policy; problems?: undefined } | { policy?: undefined; problems: string[] } {
     if (this.built) return { problems: ["this PolicyBuilder has already built its policy"] };
     this.built = true;
+    const network = this.networkRules();
     if (this.problems.length) return { problems: [...this.problems] };
+    let defaultAction = this.defaultAct;
+    if (this.onRefusalMode === "errno" && !(this.onRefusalFromBase && defaultAction.kind !== "kill")) {
+      if (defaultAction.kind !== "kill") return { problems: [`onRefusal "errno" needs a policy whose default is a violation, not ${describeAction(defaultAction)}`] };
+      defaultAction = REFUSE;
+    }
     const rules = new Map<number, Rule[]>();
     for (const [nr, list] of this.rules) rules.set(nr, list.map((t) => t.rule));
+    const exposed = hostMountProblems(this.mounts, this.hostMounts);
+    if (exposed.length) return { problems: exposed };
     const policy = new Policy({
       arch: this.arch,
       rules,
-      defaultAction: this.defaultAct,
+      defaultAction,
       dangerAllowed: new Set(this.danger),
+      audit: this.auditMode,
       mounts: this.mounts,
+      hostMounts: new Set(this.hostMounts),
       hostname: this.hostname,
       net: this.net,
+      network,
       uid: this.uid,
       gid: this.gid,
-      relaxations: [...this.relaxations],
+      workdir: this.workdir,
       origin: this.origin,
     });
     // Compiling checks the rules (labels, widths, the 4096 limit); the

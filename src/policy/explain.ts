@@ -5,19 +5,20 @@
  * compare on an argument explores both branches; BPF only jumps forward, so
  * the walk ends). `bunbox policy explain` prints both.
  */
-import { type Arch, syscallName } from "./arch.ts";
+import { type Arch, NO_SYSCALL, syscallName } from "./arch.ts";
 import { BPF, type Insn, RET, SECCOMP_DATA } from "./bpf.ts";
 import { ERRNO } from "../native/errno.ts";
 import { REASON } from "./safety.ts";
 
-const REASON_TEXT: Record<number, string> = {
-  [REASON.ARCH]: "violation: foreign architecture",
-  [REASON.X32]: "violation: x32 ABI",
-  [REASON.DANGER]: "violation: safety rule",
-  [REASON.POLICY]: "violation: policy",
-  [REASON.TRACE]: "TRACE: ask the monitor's onSyscall hook",
-  [REASON.EXEC]: "the first execveat (exec magic)",
-};
+const REASON_TEXT = new Map<number, string>([
+  [REASON.ARCH, "violation: foreign architecture"],
+  [REASON.X32, "violation: x32 ABI"],
+  [REASON.DANGER, "violation: safety rule"],
+  [REASON.POLICY, "violation: policy"],
+  [REASON.TRACE, "TRACE: ask the monitor's onSyscall hook"],
+  [REASON.EXEC, "the first execveat (exec magic)"],
+  [REASON.REFUSED, "REFUSED: EPERM (ENOSYS for an unnamed number), recorded"],
+]);
 
 /** "ALLOW", "ERRNO(ENOENT)", "violation: policy"… for a return value. */
 export function describeReturn(ret: number): string {
@@ -27,7 +28,7 @@ export function describeReturn(ret: number): string {
     case RET.ALLOW:
       return "ALLOW";
     case RET.ERRNO:
-      return `ERRNO(${ERRNO[data]?.[0] ?? data})`;
+      return `ERRNO(${ERRNO.get(data)?.[0] ?? data})`;
     case RET.KILL_PROCESS:
       return "KILL (violation)";
     case RET.KILL_THREAD:
@@ -39,7 +40,7 @@ export function describeReturn(ret: number): string {
     case RET.TRACE:
       return `TRACE(${data})`;
     case RET.USER_NOTIF:
-      return REASON_TEXT[data] ?? `USER_NOTIF(${data})`;
+      return REASON_TEXT.get(data) ?? `USER_NOTIF(${data})`;
     default:
       return `0x${ret.toString(16)}`;
   }
@@ -142,13 +143,17 @@ export function reachableReturns(prog: readonly Insn[], arch: Arch, nr: number):
   return out;
 }
 
-/** "read (0): ALLOW" lines for every syscall of the arch, grouped by result. */
+/** "read (0): ALLOW" lines for every syscall of the arch, then for -1 (no syscall). */
 export function summarize(prog: readonly Insn[], arch: Arch): { syscall: string; nr: number; results: string[] }[] {
-  return Object.entries(arch.syscalls)
-    .sort((x, y) => x[1] - y[1])
-    .map(([name, nr]) => ({
-      syscall: name,
-      nr,
-      results: [...reachableReturns(prog, arch, nr)].map(describeReturn).sort(),
-    }));
+  const rows: [string, number][] = Object.entries(arch.syscalls).sort((x, y) => x[1] - y[1]);
+  return [...rows, [NO_SYSCALL, -1] as [string, number]].map(([name, nr]) => ({
+    syscall: name,
+    nr,
+    results: [...reachableReturns(prog, arch, nr >>> 0)].map(describeReturn).sort(),
+  }));
+}
+
+/** How many of the arch's syscalls the program can allow (for some arguments): a policy's size. */
+export function allowedCount(prog: readonly Insn[], arch: Arch): number {
+  return Object.values(arch.syscalls).filter((nr) => reachableReturns(prog, arch, nr).has(RET.ALLOW)).length;
 }

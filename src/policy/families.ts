@@ -7,6 +7,7 @@
  * `[name, fragment]` adds an argument program (falling off it reaches the
  * policy's default action).
  */
+import { type NameTable, nameTable } from "../names.ts";
 import {
   ALLOW,
   arg,
@@ -58,7 +59,8 @@ const PR_GET_NAME = 16;
 const GRND_NONBLOCK = 1;
 const GRND_INSECURE = 4;
 
-export const FAMILIES = {
+/** The families by name (no prototype: a family named "toString" is simply unknown). */
+export const FAMILIES = nameTable({
   exit: () => ["exit", "exit_group"],
   read: () => ["read", "readv", "pread64", "preadv", "preadv2"],
   write: () => ["write", "writev", "pwrite64", "pwritev", "pwritev2"],
@@ -189,6 +191,10 @@ export const FAMILIES = {
     "sendmsg", "recvmsg", "sendto", "recvfrom", "poll", "ppoll", "getsockopt", "clock_gettime",
     "memfd_create", "ftruncate", "fcntl", "mmap", "munmap", "close", "fstat", "newfstatat",
   ],
-} as const satisfies Record<string, () => readonly FamilyRule[]>;
+} as const satisfies Record<string, () => readonly FamilyRule[]>);
 
-export type FamilyName = keyof typeof FAMILIES;
+export type FamilyName = Exclude<keyof typeof FAMILIES, symbol>;
+
+export function isFamilyName(name: unknown): name is FamilyName {
+  return typeof name === "string" && (FAMILIES as NameTable<unknown>)[name] !== undefined;
+}

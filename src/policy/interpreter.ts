@@ -20,6 +20,8 @@ export interface Evaluation {
   ret: number;
   /** Instructions executed, the return included. */
   steps: number;
+  /** Whether the program read an argument (or the instruction pointer). */
+  readArgs: boolean;
 }
 
 function load32(data: SeccompData, off: number): number {
@@ -38,9 +40,13 @@ function load32(data: SeccompData, off: number): number {
 export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
   let a = 0;
   let x = 0;
-  const mem = new Uint32Array(16);
+  // Scratch memory, made on first use: bunbox's own filters never touch it,
+  // and the compiler's self-check evaluates hundreds of calls per compile.
+  let scratch: Uint32Array | undefined;
+  const mem = () => (scratch ??= new Uint32Array(16));
   let pc = 0;
   let steps = 0;
+  let readArgs = false;
   while (pc < prog.length) {
     const insn = prog[pc]!;
     steps++;
@@ -51,9 +57,12 @@ export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
       case BPF.LDX: {
         const mode = insn.code & 0xe0;
         let v: number;
-        if (mode === BPF.ABS) v = load32(data, insn.k);
+        if (mode === BPF.ABS) {
+          v = load32(data, insn.k);
+          readArgs ||= insn.k >= SECCOMP_DATA.ip;
+        }
         else if (mode === BPF.IMM) v = insn.k >>> 0;
-        else if (mode === BPF.MEM) v = mem[insn.k & 15]!;
+        else if (mode === BPF.MEM) v = mem()[insn.k & 15]!;
         else if (mode === BPF.LEN) v = SECCOMP_DATA.size;
         else throw new Error(`BPF insn ${pc}: load mode 0x${mode.toString(16)} not allowed in seccomp`);
         if (cls === BPF.LD) a = v;
@@ -61,10 +70,10 @@ export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
         break;
       }
       case BPF.ST:
-        mem[insn.k & 15] = a;
+        mem()[insn.k & 15] = a;
         break;
       case BPF.STX:
-        mem[insn.k & 15] = x;
+        mem()[insn.k & 15] = x;
         break;
       case BPF.ALU: {
         const op = insn.code & 0xf0;
@@ -73,8 +82,8 @@ export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
           case BPF.ADD: a = (a + s) >>> 0; break;
           case BPF.SUB: a = (a - s) >>> 0; break;
           case BPF.MUL: a = Number((BigInt(a) * BigInt(s)) & 0xffffffffn); break;
-          case BPF.DIV: if (s === 0) return { ret: 0, steps }; a = Math.floor(a / s) >>> 0; break;
-          case BPF.MOD: if (s === 0) return { ret: 0, steps }; a = (a % s) >>> 0; break;
+          case BPF.DIV: if (s === 0) return { ret: 0, steps, readArgs }; a = Math.floor(a / s) >>> 0; break;
+          case BPF.MOD: if (s === 0) return { ret: 0, steps, readArgs }; a = (a % s) >>> 0; break;
           case BPF.OR: a = (a | s) >>> 0; break;
           case BPF.AND: a = (a & s) >>> 0; break;
           case BPF.XOR: a = (a ^ s) >>> 0; break;
@@ -98,7 +107,7 @@ export function evaluate(prog: readonly Insn[], data: SeccompData): Evaluation {
         continue;
       }
       case BPF.RET:
-        return { ret: (insn.code & 0x18) === BPF.A ? a : insn.k >>> 0, steps };
+        return { ret: (insn.code & 0x18) === BPF.A ? a : insn.k >>> 0, steps, readArgs };
       case BPF.MISC:
         if ((insn.code & 0xf8) === BPF.TXA) a = x;
         else x = a;

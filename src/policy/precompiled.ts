@@ -14,7 +14,6 @@ import { PolicyBuilder } from "./builder.ts";
 import type { Filter } from "./compiler.ts";
 import type { Policy } from "./policy.ts";
 import { applyProfileSettings, profileBuilder } from "./profiles.ts";
-import { KILL } from "./rules.ts";
 
 /** profile → arch → [base64 sock_filter[], magic lo index, magic hi index] */
 export type PrecompiledTable = Record<string, Partial<Record<ArchName, [string, number, number]>>>;
@@ -23,7 +22,9 @@ declare const BUNBOX_PRECOMPILED: PrecompiledTable | undefined;
 
 export function precompiledFilter(profile: string, arch: ArchName): Filter | undefined {
   const table = typeof BUNBOX_PRECOMPILED === "undefined" ? undefined : BUNBOX_PRECOMPILED;
-  const entry = table?.[profile]?.[arch];
+  // A plain object from JSON: only its own keys count ("toString" is no profile).
+  const byArch = table && Object.hasOwn(table, profile) ? table[profile] : undefined;
+  const entry = byArch && Object.hasOwn(byArch, arch) ? byArch[arch] : undefined;
   if (!entry) return undefined;
   const [b64, lo, hi] = entry;
   return { insns: decode(Buffer.from(b64, "base64")), magic: [lo, hi] };
@@ -37,9 +38,10 @@ export function profilePolicy(name: string, cwd: string, arch: ArchName = hostAr
   const filter = precompiledFilter(name, arch);
   if (!filter) return profileBuilder(name, { cwd, arch }).build();
   const settings = applyProfileSettings(new PolicyBuilder({ arch }).setOrigin(`profile ${name}`), name, { cwd }).build();
+  // The default action (a violation, or EPERM with "onRefusal": "errno") is a setting: settings has it.
   return settings.derive({
     rules: () => profileBuilder(name, { cwd, arch }).build().rules,
-    defaultAction: KILL,
+    defaultAction: settings.defaultAction,
     notifyFilter: filter,
   });
 }

@@ -8,16 +8,54 @@
  *   build    compilers and build tools: shell + threads, mmap exec, no
  *            network, the current directory mounted writable and the cwd
  *   default  what common programs use (the default of `bunbox run`): a broad
- *            allowlist; the dangerous stays a violation (safety rules)
+ *            allowlist; the dangerous stays a violation (safety rules), and
+ *            any other call it does not allow fails with EPERM instead of
+ *            ending the run ("onRefusal": "errno"), as Docker's default does:
+ *            chroot() or clock_settime() could never succeed unprivileged
+ *            anyway, and every program expects them to fail
  *
- * Everything a profile does not allow is a violation (the default action),
- * so a missing syscall shows up as a VIOLATION naming it.
+ *
+ * Learned profiles (src/policy/learned/NAME.json, written by `bun
+ * scripts/learn-profiles.ts` from `bunbox learn --merge` over a set of
+ * runs; their "notes" say which): the syscalls, by name, that the program
+ * and what it commonly runs were seen to make, and nothing else; far
+ * tighter than default. The default view is their filesystem.
+ *   python3  python3 scripts        node  node scripts     bun  bun scripts
+ *   sh       sh/bash scripts with coreutils
+ *   cc       C and C++ builds (cc, c++, make, ar); as build: the current
+ *            directory writable, no network
+ *
+ * In the other profiles everything not allowed is a violation (the default
+ * action), so a missing syscall shows up as a VIOLATION naming it; a policy
+ * file on one of them may say `"onRefusal": "errno"` instead.
  */
 import { UsageError } from "../errors.ts";
-import { PolicyBuilder, type BuilderOptions } from "./builder.ts";
+import { PolicyBuilder, type BuilderOptions, type OnRefusal } from "./builder.ts";
 import { ALLOW, arg32, errno, jeq } from "./rules.ts";
+import type { Alternative } from "./allowif.ts";
 
-export const PROFILE_NAMES = ["minimal", "static", "dynamic", "shell", "build", "default"] as const;
+export const PROFILE_NAMES = ["minimal", "static", "dynamic", "shell", "build", "default", "python3", "node", "bun", "sh", "cc"] as const;
+
+type Learned = { allow: readonly string[]; allowIf?: Readonly<Record<string, readonly Alternative[]>> };
+
+/**
+ * A learned profile's file (what `bunbox learn` wrote), read when its rules
+ * are built: a run on a precompiled profile reads none (README.md, "Start-up").
+ */
+function learned(name: "python3" | "node" | "bun" | "sh" | "cc"): Learned {
+  switch (name) {
+    case "python3":
+      return require("./learned/python3.json") as Learned;
+    case "node":
+      return require("./learned/node.json") as Learned;
+    case "bun":
+      return require("./learned/bun.json") as Learned;
+    case "sh":
+      return require("./learned/sh.json") as Learned;
+    case "cc":
+      return require("./learned/cc.json") as Learned;
+  }
+}
 export type ProfileName = (typeof PROFILE_NAMES)[number];
 
 const EPERM = 1;
@@ -58,14 +96,16 @@ const COMMON_EXTRA = [
   // memory
   "mmap", "munmap", "mremap", "mprotect", "madvise", "msync", "mlock", "mlock2", "munlock",
   "mlockall", "munlockall", "pkey_alloc", "pkey_free", "pkey_mprotect", "brk",
+  // its own NUMA policy, read and set (top, numactl, libnuma): placement of its own memory only
+  "get_mempolicy", "set_mempolicy",
   // time
   "timerfd_create", "timerfd_settime", "timerfd_gettime", "clock_adjtime",
   // IPC (private to the sandbox's IPC namespace)
   "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl", "msgget",
   "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
   "mq_notify", "mq_getsetattr",
-  // asynchronous I/O (not io_uring)
-  "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
+  // (no AIO: io_setup takes from fs.aio-max-nr, one budget for the whole host;
+  // README.md "Containment" lists every such call)
   "signalfd", "signalfd4",
 ];
 
@@ -147,22 +187,37 @@ export function applyProfileRules(b: PolicyBuilder, name: string): PolicyBuilder
     case "build":
     case "default":
       return commonOn(b);
+    case "python3":
+    case "node":
+    case "bun":
+    case "sh":
+    case "cc": {
+      const l = learned(name);
+      return b.allowPortable(l.allow, l.allowIf ?? {});
+    }
     default:
       throw new UsageError("--profile", `unknown profile "${name}" (one of ${PROFILE_NAMES.join(", ")})`);
   }
 }
 
-/** Only the filesystem and network parts of a profile (build: writable cwd, no network). */
+/** Only the settings of a profile: what a refusal does (default), the filesystem and network (build: writable cwd, no network). */
 export function applyProfileSettings(b: PolicyBuilder, name: string, options: { cwd?: string } = {}): PolicyBuilder {
-  if (name !== "build") return b;
+  b.setOnRefusal(profileOnRefusal(name));
+  if (name !== "build" && name !== "cc") return b;
   b.setNetwork("none");
   const cwd = options.cwd;
   if (cwd === "/" || cwd === "") {
     // Writable cwd means the project directory, never the host's root.
-    throw new UsageError("--profile build", "mounts the current directory writable: run it from a project directory, not /");
+    throw new UsageError(`--profile ${name}`, "mounts the current directory writable: run it from a project directory, not /");
   }
-  if (cwd) b.addDirectory(cwd, { writable: true });
+  // …and starts the command there (bunbox run without --cwd).
+  if (cwd) b.addDirectory(cwd, { writable: true }).setWorkdir(cwd);
   return b;
+}
+
+/** What a call outside profile `name` gets (see the list at the top). */
+export function profileOnRefusal(name: string): OnRefusal {
+  return name === "default" ? "errno" : "kill";
 }
 
 export function isProfileName(name: string): name is ProfileName {

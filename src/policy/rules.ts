@@ -13,15 +13,25 @@
  */
 import { UsageError } from "../errors.ts";
 
+/** A policy that cannot be compiled (a label never placed, an argument out of range…): its problem, in words. */
+export class CompileError extends Error {}
+
 export type Action =
   | { readonly kind: "allow" }
   | { readonly kind: "errno"; readonly errno: number }
   | { readonly kind: "kill"; /** internal: why, in the filter's return data */ readonly reason?: number }
-  | { readonly kind: "trace" };
+  | { readonly kind: "trace" }
+  | { readonly kind: "refuse" };
 
 export const ALLOW: Action = Object.freeze({ kind: "allow" });
 /** A violation: the sandbox is killed and the Result says which syscall. */
 export const KILL: Action = Object.freeze({ kind: "kill" });
+/**
+ * The default action of a policy with `"onRefusal": "errno"`: the call fails
+ * with EPERM (ENOSYS for a number the arch does not name, so that libc falls
+ * back) and the Result lists it; the run goes on.
+ */
+export const REFUSE: Action = Object.freeze({ kind: "refuse" });
 /** Ask the monitor's onSyscall hook (allow, deny or an errno). */
 export const TRACE: Action = Object.freeze({ kind: "trace" });
 /** Same as TRACE: the filter notifies the monitor, which decides. */
@@ -91,7 +101,7 @@ export function isAction(x: unknown): x is Action {
     typeof x === "object" &&
     x !== null &&
     "kind" in x &&
-    ["allow", "errno", "kill", "trace"].includes((x as Action).kind)
+    ["allow", "errno", "kill", "trace", "refuse"].includes((x as Action).kind)
   );
 }
 

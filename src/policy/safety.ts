@@ -1,9 +1,10 @@
 /**
- * The always-on safety rules (DESIGN.md "Safety defaults"), placed in front of
- * every policy's own rules. A policy may turn any of these into an errno by
- * blocking the syscall with one; it can only let one through with the loudly
- * named dangerAllowUnsafe(...), and `bunbox run -v` lists each such relaxation.
+ * The always-on safety rules, placed in front of every policy's own rules. A
+ * policy may turn any of these into an errno by blocking the syscall with one;
+ * it can only let one through with the loudly named dangerAllowUnsafe(...),
+ * and `bunbox run -v` lists each such relaxation.
  */
+import { type NameTable, nameTable } from "../names.ts";
 import type { Arch } from "./arch.ts";
 import { type Action, arg32, errno, jeq, jne, jset, label, type Node, type Rule } from "./rules.ts";
 
@@ -15,6 +16,8 @@ export const REASON = {
   POLICY: 4,
   TRACE: 5,
   EXEC: 6,
+  /** The policy refuses the call without ending the run (REFUSE: EPERM or ENOSYS, recorded). */
+  REFUSED: 7,
 } as const;
 
 /** A violation raised by a safety rule rather than by the policy. */
@@ -60,8 +63,8 @@ export const DANGEROUS_SYSCALLS = [
   "quotactl_fd",
 ] as const;
 
-/** Dangerous uses of otherwise ordinary syscalls, each relaxable by this name. */
-export const DANGEROUS_USES = {
+/** Dangerous uses of otherwise ordinary syscalls, each relaxable by this name (no prototype). */
+export const DANGEROUS_USES = nameTable({
   /** clone() creating namespaces. */
   "clone-namespaces": "clone",
   /** unshare() of any namespace. */
@@ -72,12 +75,15 @@ export const DANGEROUS_USES = {
   "seccomp-listener": "seccomp",
   /** clone3, whose flags sit in memory where no filter can read them. */
   clone3: "clone3",
-} as const;
+} as const);
 
-export type DangerName = (typeof DANGEROUS_SYSCALLS)[number] | keyof typeof DANGEROUS_USES;
+type DangerousUse = Exclude<keyof typeof DANGEROUS_USES, symbol>;
+export type DangerName = (typeof DANGEROUS_SYSCALLS)[number] | DangerousUse;
 
-export function isDangerName(name: string): name is DangerName {
-  return (DANGEROUS_SYSCALLS as readonly string[]).includes(name) || name in DANGEROUS_USES;
+/** Whether `name` names a safety rule dangerAllowUnsafe() can relax. */
+export function isDangerName(name: unknown): name is DangerName {
+  if (typeof name !== "string") return false;
+  return (DANGEROUS_SYSCALLS as readonly string[]).includes(name) || (DANGEROUS_USES as NameTable<string>)[name] !== undefined;
 }
 
 const CLONE_NS = 0x7e020000; // NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
@@ -112,7 +118,7 @@ export function safetyRules(
     out.set(n, [{ kind: "action", action: policyErrno(n) ?? KILL_DANGER }]);
   }
 
-  const guard = (use: keyof typeof DANGEROUS_USES, body: (deny: Action) => Node[]) => {
+  const guard = (use: DangerousUse, body: (deny: Action) => Node[]) => {
     const n = nr(DANGEROUS_USES[use]);
     if (n === undefined || allowed.has(use)) return;
     const rule: Rule = { kind: "fragment", nodes: body(policyErrno(n) ?? KILL_DANGER) };

@@ -5,9 +5,9 @@
  *   const executor = new Executor("/bin/cat", ["cat"], { limits: { wallTimeMs: 2000 } });
  *   executor.ipc.mapFd(fileFd, 0);
  *
- * The environment starts empty but for PATH (DESIGN.md: env cleared unless
- * passed). A program name without a slash is looked up in that PATH inside
- * the sandbox, as execvp does.
+ * The environment starts empty but for PATH (README.md, "What the sandboxee
+ * sees by default"). A program name without a slash is looked up in that
+ * PATH inside the sandbox, as execvp does.
  */
 import { fstatSync } from "node:fs";
 import { Comms, type CommsOptions } from "../comms/comms.ts";
@@ -36,6 +36,22 @@ export interface ExecutorOptions {
   /** Working directory inside the sandbox. Default "/". */
   cwd?: string;
   limits?: Partial<LimitsInit> | Limits;
+  /**
+   * A pseudo-terminal of the sandbox's own (csrc/child_a.c open_terminal):
+   * the sandboxee's controlling terminal, on the std fds named (default all
+   * three) in place of bunbox's. Its master is `Sandbox.terminal` once the
+   * run started, the caller's to relay and to close (src/cli/tty.ts relays
+   * it to the caller's terminal). Not for a fork-server child.
+   */
+  tty?: TerminalOptions;
+}
+
+export interface TerminalOptions {
+  /** The std fds the terminal replaces (default [0, 1, 2]). */
+  stdio?: readonly (0 | 1 | 2)[];
+  /** Its size at the start (the master's TIOCSWINSZ changes it later); default unset (0x0). */
+  rows?: number;
+  cols?: number;
 }
 
 /** The fd where the sandboxee finds its comms channel (Sandbox2's kSandbox2ClientCommsFD). */
@@ -88,7 +104,12 @@ export class Ipc {
   receiveFd(targetFd: number, name?: string): number {
     const pair = socketpair();
     if (typeof pair === "number") throw new BunboxError("ipc", `socketpair: ${describeErrno(-pair)}`);
-    this.mapFd(pair[1], targetFd, name);
+    try {
+      this.mapFd(pair[1], targetFd, name);
+    } catch (e) {
+      pair.forEach(closeFd);
+      throw e;
+    }
     this.peerEnds.push(pair[1]);
     return pair[0];
   }
@@ -97,7 +118,13 @@ export class Ipc {
   comms(options: CommsOptions = {}): Comms {
     if (!this.commsChannel) {
       const { comms, peerFd } = Comms.pairWithFd(options);
-      this.mapFd(peerFd, COMMS_FD, "comms");
+      try {
+        this.mapFd(peerFd, COMMS_FD, "comms");
+      } catch (e) {
+        comms.close();
+        closeFd(peerFd);
+        throw e;
+      }
       this.peerEnds.push(peerFd);
       this.commsChannel = comms;
     }
@@ -129,6 +156,7 @@ export class Executor {
   readonly limits: Limits;
   readonly ipc = new Ipc();
   readonly sandboxBeforeExec: boolean;
+  readonly tty: Readonly<Required<Pick<TerminalOptions, "stdio">> & TerminalOptions> | undefined;
 
   constructor(path: string, argv: readonly string[] = [path], options: ExecutorOptions = {}) {
     if (typeof path !== "string" || path.length === 0) throw new UsageError("command", "no program given");
@@ -151,5 +179,18 @@ export class Executor {
     this.cwd = checkDestination(options.cwd ?? "/", "cwd");
     this.limits = options.limits instanceof Limits ? options.limits : new Limits(options.limits);
     this.sandboxBeforeExec = options.sandboxBeforeExec ?? true;
+    this.tty = options.tty ? checkTerminal(options.tty) : undefined;
   }
+}
+
+function checkTerminal(t: TerminalOptions): Executor["tty"] {
+  const stdio = [...new Set(t.stdio ?? [0, 1, 2])] as (0 | 1 | 2)[];
+  if (stdio.length === 0 || stdio.some((fd) => fd !== 0 && fd !== 1 && fd !== 2)) {
+    throw new UsageError("tty.stdio", `${JSON.stringify(t.stdio)}: std fds (0, 1, 2), at least one`);
+  }
+  for (const key of ["rows", "cols"] as const) {
+    const v = t[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 0xffff)) throw new UsageError(`tty.${key}`, `${v}: not in 0..65535`);
+  }
+  return { ...t, stdio };
 }

@@ -9,55 +9,29 @@
  *   const result = await new Sandbox(server.executor(), childPolicy).run();
  *   server.close();
  *
- * Requests are written whole (three frames) one at a time, and replies carry
+ * Requests are written whole (four frames) one at a time, and replies carry
  * the request id, so many runs can fork at once. The server reaps its
  * children and reports each end (status and rusage) over comms; the host
  * watches each child through the pidfd the server sends. Children share the
  * server's namespaces: use one server per trust domain.
  */
-import { Comms } from "../comms/comms.ts";
+import type { Comms } from "../comms/comms.ts";
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
 import { closeFd, pidfdGetfd, pidfdInnerPid, pidfdSignal } from "../native/sys.ts";
 import { encode } from "../policy/bpf.ts";
-import { type Filter, withMagic } from "../policy/compiler.ts";
-import { errno } from "../policy/rules.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Report } from "../monitor/monitor.ts";
-import { Executor, type ExecutorOptions } from "./executor.ts";
-import type { Limits } from "./limits.ts";
-import { randomMagic } from "./request.ts";
+import type { Executor, ExecutorOptions } from "./executor.ts";
+import { type Limits, SETUP_TIMEOUT_MS } from "./limits.ts";
+import { ForkExecutor, ServerLauncher } from "./launch/fork.ts";
+import type { ArmedFilter } from "./launch/launcher.ts";
+import { packRlimits } from "./request.ts";
 import { Sandbox } from "./sandbox.ts";
-
-const EPERM = 1;
-
-const forkChildPolicies = new WeakMap<Policy, Policy>();
-
-/**
- * A fork-server child's policy: the given one with setsid and setpgid
- * failing (EPERM). A child's descendants must stay in its process group,
- * which the server kills when the child ends: one that left it would outlive
- * its Result (the server shares one pid namespace with all its children).
- */
-export function forkChildPolicy(policy: Policy): Policy {
-  let p = forkChildPolicies.get(policy);
-  if (!p) {
-    const rules = new Map(policy.rules);
-    for (const name of ["setsid", "setpgid"]) {
-      const nr = policy.arch.syscalls[name];
-      if (nr !== undefined) rules.set(nr, [{ kind: "action", action: errno(EPERM) }, ...(rules.get(nr) ?? [])]);
-    }
-    p = policy.derive({ rules });
-    forkChildPolicies.set(policy, p);
-  }
-  return p;
-}
 
 export interface Forked {
   /** The child's pid inside the sandbox. */
   pid: number;
-  /** The exec magic of its filter; the child waits on it until monitored. */
-  magic: bigint;
   pidfd: number;
   listener: number;
   /** The fd number of the child's own copy of its listener (taken from it when it confirms). */
@@ -67,7 +41,6 @@ export interface Forked {
 }
 
 interface Pending {
-  magic: bigint;
   resolve: (f: Forked) => void;
   reject: (e: Error) => void;
 }
@@ -103,47 +76,47 @@ export class ForkServer {
    */
   static async start(executor: Executor, policy: Policy, options: { timeoutMs?: number } = {}): Promise<ForkServer> {
     const comms = executor.ipc.comms();
-    const sandbox = new Sandbox(executor, policy, {}, { forkServer: true });
+    const sandbox = new Sandbox(executor, policy, {}, { launcher: new ServerLauncher() });
     sandbox.runAsync();
-    const early = sandbox.awaitResult().then((r) => {
-      throw new BunboxError("fork-server", `the fork server ended before it was ready: ${r.toString()}`);
-    });
-    const hello = await Promise.race([comms.recvJson<{ op?: string; pid?: number }>({ timeoutMs: options.timeoutMs ?? 10_000 }), early]);
-    if (hello?.op !== "fork_server_ready" || typeof hello.pid !== "number") {
+    const ended = sandbox.awaitResult();
+    try {
+      const early = ended.then((r) => {
+        throw new BunboxError("fork-server", `the fork server ended before it was ready: ${r.toString()}`);
+      });
+      const hello = await Promise.race([comms.recvJson<{ op?: string; pid?: number }>({ timeoutMs: options.timeoutMs ?? SETUP_TIMEOUT_MS }), early]);
+      if (hello?.op !== "fork_server_ready" || typeof hello.pid !== "number") {
+        throw new BunboxError("fork-server", `expected {"op":"fork_server_ready"}, got ${JSON.stringify(hello)}`);
+      }
+      return new ForkServer(sandbox, comms, hello.pid);
+    } catch (e) {
+      // A server that is not ready is of no use: it goes, with its channel,
+      // before the caller hears (nothing of it stays open).
       sandbox.kill();
-      throw new BunboxError("fork-server", `expected {"op":"fork_server_ready"}, got ${JSON.stringify(hello)}`);
+      comms.close();
+      await ended;
+      if (e instanceof BunboxError && e.stage === "fork-server") throw e;
+      throw new BunboxError("fork-server", `the fork server did not say it was ready: ${(e as Error).message}`);
     }
-    return new ForkServer(sandbox, comms, hello.pid);
   }
 
-  /** An Executor whose runs fork from this server. */
+  /** An Executor whose runs fork from this server (its limits are the only option a child takes). */
   executor(options: Pick<ExecutorOptions, "limits"> = {}): Executor {
-    const ex = new Executor(this.sandbox.executor.path, this.sandbox.executor.argv, options);
-    (ex as { forkServer?: ForkServer }).forkServer = this;
-    return ex;
+    return new ForkExecutor(this, options);
   }
 
-  /** Asks for one child with `filter` (a notify filter) and `limits`. */
-  fork(filter: Filter, limits: Limits): Promise<Forked> {
+  /** Asks for one child with `armed` (a notify filter with its exec magic) and `limits`. */
+  fork(armed: ArmedFilter, limits: Limits): Promise<Forked> {
     if (this.closed) return Promise.reject(new BunboxError("fork-server", "the fork server is closed"));
     const id = this.nextId++;
-    const rl = limits.rlimits();
-    const packed = new Uint8Array(rl.length * 24);
-    const view = new DataView(packed.buffer);
-    rl.forEach(([res, cur, max], i) => {
-      view.setUint32(i * 24, res, true);
-      view.setBigUint64(i * 24 + 8, cur, true);
-      view.setBigUint64(i * 24 + 16, max, true);
-    });
-    const magic = randomMagic();
-    const program = encode(withMagic(filter, magic));
-    const reply = new Promise<Forked>((resolve, reject) => this.pending.set(id, { magic, resolve, reject }));
+    const rlimits = packRlimits(limits);
+    const program = encode(armed.program);
+    const reply = new Promise<Forked>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     // The frames of a request must not interleave with another's.
     this.sending = this.sending.then(async () => {
       await this.comms.sendUint32(id);
-      await this.comms.sendBytes(packed);
+      await this.comms.sendBytes(rlimits);
       await this.comms.sendBytes(program);
-      await this.comms.sendUint64(magic);
+      await this.comms.sendUint64(armed.magic);
     }).catch((e: Error) => this.failAll(e));
     return reply;
   }
@@ -161,11 +134,16 @@ export class ForkServer {
 
   /** Kills the server and, with its pid namespace, every child. */
   close(): void {
+    this.shutdown(new BunboxError("fork-server", "the fork server is closed"));
+  }
+
+  /** The server goes (and its children with its pid namespace), its channel too; every pending call fails with `e`. */
+  private shutdown(e: Error): void {
     if (this.closed) return;
     this.closed = true;
     this.sandbox.kill();
     this.comms.close();
-    this.failAll(new BunboxError("fork-server", "the fork server is closed"));
+    this.failAll(e);
   }
 
   private failAll(e: Error): void {
@@ -199,7 +177,7 @@ export class ForkServer {
             continue;
           }
           this.live.add(msg.pid);
-          p.resolve({ pid: msg.pid, magic: p.magic, pidfd: fds[0]!, listener, theirListenerFd: msg.listener_fd, commsFd: fds[1]! });
+          p.resolve({ pid: msg.pid, pidfd: fds[0]!, listener, theirListenerFd: msg.listener_fd, commsFd: fds[1]! });
         } else if (msg.op === "fork_failed") {
           this.pending.get(msg.id)?.reject(new BunboxError("fork-server", `fork failed in the server: ${msg.error}`));
           this.pending.delete(msg.id);
@@ -215,8 +193,9 @@ export class ForkServer {
         }
       }
     } catch (e) {
-      this.closed = true;
-      this.failAll(e instanceof Error ? e : new Error(String(e)));
+      // The channel broke (or the server ended): a server we cannot talk to
+      // is of no use, and must not stay open until the caller's close().
+      this.shutdown(e instanceof Error ? e : new Error(String(e)));
     }
   }
 }

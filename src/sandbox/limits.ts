@@ -1,19 +1,39 @@
 /**
  * Resource limits of one run, kept apart from the policy (as in Sandbox2).
- * Defaults are Sandbox2's: unlimited address space, 1024 s of CPU, 8 GiB files,
- * 1024 open files, no core files, 120 s of wall time; and, because a pid
- * namespace alone does not stop a fork bomb, 4096 processes.
+ * Defaults are Sandbox2's: unlimited memory and address space, 1024 s of
+ * CPU, 8 GiB files, 1024 open files, no core files, 120 s of wall time; and,
+ * because a pid namespace alone does not stop a fork bomb, 4096 processes.
  *
- * rlimits apply per process (CPU, address space, file size) or per user in
+ * Memory, CPUs and processes bound the whole sandbox, through its cgroup
+ * (src/containment/: where none can be made, a run that asks for memory or
+ * CPUs fails unless weaker limits are accepted). The rlimits apply per
+ * process (CPU time, address space, file size, open files) or per user in
  * the sandbox's own user namespace (processes). A limit above bunbox's own
  * hard limit is lowered to it: the sandboxee has no capability to raise one.
  */
 import { UsageError } from "../errors.ts";
+import { type NetLimits, netLimits } from "../net/limits.ts";
+
+/**
+ * How long a run's set-up may take: clone to exec (the shim), the
+ * sandbox-me-here handshake when there is no wall-time limit, a fork
+ * server's word that it is ready.
+ */
+export const SETUP_TIMEOUT_MS = 10_000;
 
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
 
 export interface LimitsInit {
-  /** RLIMIT_AS in bytes (Infinity: none). A crude bound on memory. */
+  /**
+   * Memory of the whole sandbox, in bytes: every process's RAM, its shared
+   * memory, tmpfs and memfd pages, and the kernel memory its cgroup counts,
+   * with no swap past it (Infinity: none). At the limit the kernel kills
+   * (cgroup v2: the whole sandbox), and the Result says so.
+   */
+  memory: number;
+  /** CPU time per wall-clock time of the whole sandbox, in CPUs (1.5: 150 ms each 100 ms); 0: none. */
+  cpus: number;
+  /** RLIMIT_AS in bytes, per process (Infinity: none): address space, which is not memory (V8 reserves gigabytes it never uses). */
   addressSpace: number;
   /** RLIMIT_CPU in seconds: SIGXCPU at the limit, SIGKILL one second later. */
   cpuSeconds: number;
@@ -21,7 +41,11 @@ export interface LimitsInit {
   fileSize: number;
   /** RLIMIT_NOFILE: open file descriptors per process. */
   openFiles: number;
-  /** RLIMIT_NPROC: processes and threads of the sandbox's user (0: no fork at all). */
+  /**
+   * Processes and threads of the whole sandbox, its init included (pids.max
+   * of its cgroup, and RLIMIT_NPROC, which counts per user namespace); 0 or
+   * 1: the sandboxee cannot fork.
+   */
   processes: number;
   /** RLIMIT_CORE in bytes. */
   core: number;
@@ -29,9 +53,13 @@ export interface LimitsInit {
   wallTimeMs: number;
   /** On the wall-time limit, SIGTERM first and SIGKILL this many ms later; 0: SIGKILL at once. */
   graceMs: number;
+  /** --net proxy: the proxy's limits for the run (src/net/limits.ts; defaults for those not given). */
+  net?: Partial<NetLimits>;
 }
 
 export const DEFAULT_LIMITS: Readonly<LimitsInit> = Object.freeze({
+  memory: Infinity,
+  cpus: 0,
   addressSpace: Infinity,
   cpuSeconds: 1024,
   fileSize: 8 * 1024 ** 3,
@@ -43,6 +71,8 @@ export const DEFAULT_LIMITS: Readonly<LimitsInit> = Object.freeze({
 });
 
 export class Limits implements LimitsInit {
+  memory: number;
+  cpus: number;
   addressSpace: number;
   cpuSeconds: number;
   fileSize: number;
@@ -51,17 +81,21 @@ export class Limits implements LimitsInit {
   core: number;
   wallTimeMs: number;
   graceMs: number;
+  net: NetLimits;
 
   constructor(init: Partial<LimitsInit> = {}) {
-    const all = { ...DEFAULT_LIMITS, ...init };
+    const { net, ...all } = { ...DEFAULT_LIMITS, ...init };
     for (const [key, value] of Object.entries(all)) {
       if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
         throw new UsageError(`limits.${key}`, `must be a non-negative number, not ${value}`);
       }
-      if (value !== Infinity && !Number.isInteger(value) && key !== "cpuSeconds") {
+      if (value !== Infinity && !Number.isInteger(value) && key !== "cpuSeconds" && key !== "cpus") {
         throw new UsageError(`limits.${key}`, `must be a whole number, not ${value}`);
       }
     }
+    if (all.cpus === Infinity) throw new UsageError("limits.cpus", "must be a number of CPUs, not Infinity (0: no limit)");
+    this.memory = all.memory;
+    this.cpus = all.cpus;
     this.addressSpace = all.addressSpace;
     this.cpuSeconds = all.cpuSeconds;
     this.fileSize = all.fileSize;
@@ -70,20 +104,30 @@ export class Limits implements LimitsInit {
     this.core = all.core;
     this.wallTimeMs = all.wallTimeMs;
     this.graceMs = all.graceMs;
+    this.net = netLimits(net);
   }
 
-  /** [resource, soft, hard] for the spawn request; Infinity is RLIM_INFINITY. */
-  rlimits(): [number, bigint, bigint][] {
+  /**
+   * [resource, soft, hard] for the spawn request; Infinity is RLIM_INFINITY.
+   * memoryAsAddressSpace: no cgroup can bound the memory and weaker limits
+   * were accepted, so it bounds each process's address space instead.
+   * processesByCgroup: the cgroup's pids.max bounds the processes, and the
+   * rlimit stays one above it as a second line, so that the cgroup refuses
+   * first and counts the refusal (pids.events) for the Result.
+   */
+  rlimits(opts: { memoryAsAddressSpace?: boolean; processesByCgroup?: boolean } = {}): [number, bigint, bigint][] {
     const inf = 0xffffffffffffffffn;
     const v = (n: number) => (n === Infinity ? inf : BigInt(Math.floor(n)));
     const cpu = Math.ceil(this.cpuSeconds);
+    const as = opts.memoryAsAddressSpace ? Math.min(this.addressSpace, this.memory) : this.addressSpace;
+    const nproc = opts.processesByCgroup ? this.processes + 1 : this.processes;
     return [
-      [RLIMIT.AS, v(this.addressSpace), v(this.addressSpace)],
+      [RLIMIT.AS, v(as), v(as)],
       // SIGXCPU at the soft limit; the hard limit one second on is SIGKILL.
       [RLIMIT.CPU, v(cpu || Infinity), cpu ? v(cpu + 1) : inf],
       [RLIMIT.FSIZE, v(this.fileSize), v(this.fileSize)],
       [RLIMIT.NOFILE, v(this.openFiles), v(this.openFiles)],
-      [RLIMIT.NPROC, v(this.processes), v(this.processes)],
+      [RLIMIT.NPROC, v(nproc), v(nproc)],
       [RLIMIT.CORE, v(this.core), v(this.core)],
     ];
   }

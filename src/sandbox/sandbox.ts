@@ -8,87 +8,68 @@
  *   …                        // talk to it, s.kill() if needed
  *   const result = await s.awaitResult({ timeoutMs: 5000 });
  *
- * runAsync() queues the run; the queue builds requests for at most
- * SPAWN_SLICE_MS per turn of the event loop, so that hundreds of runAsync()
- * calls in a row never freeze timers and I/O, and the shim's spawner threads
+ * runAsync() queues the run on its runtime (runtime.ts), which starts runs
+ * a slice of time per turn of the event loop, so that hundreds of runAsync()
+ * calls in a row never freeze timers and I/O; the shim's spawner threads
  * set the sandboxes up (~3 ms each, mostly waiting for the kernel) while the
- * event loop goes on.
+ * event loop goes on. How a run starts is its launcher's business
+ * (launch/: exec, sandbox me here, fork server), chosen by its executor.
  */
-import { Comms } from "../comms/comms.ts";
+import type { Comms } from "../comms/comms.ts";
+import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { after } from "../timer.ts";
-import { discard, isFailure, type SetupFailure, type Spawned, spawnAsync } from "../native/spawn.ts";
-import { closeFd, pidfdPid } from "../native/sys.ts";
-import type { Insn } from "../policy/bpf.ts";
-import { withMagic } from "../policy/compiler.ts";
-import type { Policy } from "../policy/policy.ts";
-import { Monitor, type MonitorHooks, type MonitorOptions } from "../monitor/monitor.ts";
-import { type ForkServer, forkChildPolicy } from "./fork-server.ts";
-import { ME_HERE_STAGE, sandboxMeHereHandshake } from "./sandbox-me-here.ts";
+import { discard, type Spawned } from "../native/spawn.ts";
+import { isProxyMode, type Policy } from "../policy/policy.ts";
+import { Monitor, type MonitorHooks } from "../monitor/monitor.ts";
+import type { DnsEvent } from "../net/dns-stub.ts";
+import type { SandboxNetwork } from "../net/network.ts";
+import type { NetEvent } from "../net/report.ts";
 import type { Executor } from "./executor.ts";
-import { buildRequest } from "./request.ts";
+import { ExecLauncher } from "./launch/exec.ts";
+import { ForkExecutor, ForkLauncher } from "./launch/fork.ts";
+import type { LaunchContext, Launcher, WatchOptions } from "./launch/launcher.ts";
+import { MeHereLauncher } from "./launch/me-here.ts";
 import { Result } from "./result.ts";
+import { defaultRuntime, type Runtime } from "./runtime.ts";
 
 export interface SandboxHooks extends MonitorHooks {
   /** Called once the sandboxee runs; returning false kills it (SETUP_ERROR). */
   onStart?(pid: number): boolean | void;
   onExit?(result: Result): void;
+  /** --net proxy: a connection opened or ended, a DNS query answered (`bunbox run -v` prints each). */
+  onNetwork?(event: NetEvent | DnsEvent): void;
 }
 
 export interface RunOptions {
-  /** Route violations through seccomp user notification (default: yes). */
+  /**
+   * Route violations through seccomp user notification: true always, false
+   * never (a violation kills the process: SIGSYS); by default where the
+   * kernel has it, unless the runtime forces the fallback.
+   */
   notify?: boolean;
-  /** Internal: this run is a fork server (no filter, no handshake). */
-  forkServer?: boolean;
+  /** The state this run shares with others (default: the default runtime, runtime.ts). */
+  runtime?: Runtime;
+  /**
+   * Where no cgroup can bound the sandbox, run anyway with weaker limits: the
+   * memory limit bounds each process's address space (RLIMIT_AS), the CPU
+   * limit is not enforced. Without it such a run is a UsageError. A
+   * relaxation: the Result's containment and `bunbox run -v` say what it gave away.
+   */
+  allowWeakerLimits?: boolean;
+  /** Internal: how the run starts, when not as its executor says (a fork server's own run). */
+  launcher?: Launcher;
 }
 
-const SPAWN_SLICE_MS = 8;
-
-/** A spawn that failed for want of fds is tried again for this long. */
-const SCARCE_WAIT_MS = 10_000;
-
-/**
- * Out of fds (each run in flight holds ~3): runs in flight will free some.
- * Not out of processes (EAGAIN from clone): a process at its RLIMIT_NPROC
- * cannot start threads either, and Bun aborts when it cannot (seen here),
- * so such a run fails at once and frees the pressure.
- */
-function scarce(f: SetupFailure): boolean {
-  return f.errnoName === "EMFILE" || f.errnoName === "ENFILE";
-}
-
-/** Why seccomp user notification cannot be used here, once a spawn found out. */
-let notifyUnavailable: string | undefined;
-
-/**
- * Whether a setup failure means the kernel lacks user notification (before
- * Linux 5.0 seccomp refuses the listener flag; before 5.6 pidfd_getfd is
- * missing), and if so, the words for the Result.
- */
-export function notifyMissing(f: SetupFailure): string | undefined {
-  if (f.stage === "seccomp" && f.detail === "with user notification" && (f.errnoName === "EINVAL" || f.errnoName === "EOPNOTSUPP")) {
-    return "this kernel has no seccomp user notification (Linux 5.0+)";
-  }
-  if (f.stage === "notify" && f.errnoName === "ENOSYS") {
-    return "this kernel has no pidfd_getfd (Linux 5.6+) to take the seccomp listener";
-  }
-  return undefined;
-}
-const queue: Sandbox[] = [];
-let draining = false;
-
-function drain(): void {
-  const start = performance.now();
-  while (queue.length > 0 && performance.now() - start < SPAWN_SLICE_MS) {
-    const s = queue.shift()!;
-    // One run's failure must not stall the queue for every later run.
-    s["start"]().catch((e: unknown) => s["crashed"](e));
-  }
-  if (queue.length > 0) setImmediate(drain);
-  else draining = false;
+/** The launcher for an executor's runs. */
+function launcherFor(executor: Executor): Launcher {
+  if (executor instanceof ForkExecutor) return new ForkLauncher(executor.server);
+  return executor.sandboxBeforeExec ? new ExecLauncher() : new MeHereLauncher();
 }
 
 export class Sandbox {
+  private readonly runtime: Runtime;
+  private readonly launcher: Launcher;
   private monitor: Monitor | undefined;
   private resultPromise: Promise<Result> | undefined;
   private settle!: (r: Result) => void;
@@ -96,7 +77,6 @@ export class Sandbox {
   /** Signals sent while the sandbox was being set up, delivered once it runs. */
   private pendingSignals: number[] = [];
   private queuedAt = 0;
-  private childComms: Comms | undefined;
   /** How long the shim's spawn took (ms), and its phases, for `bunbox run -v`. */
   spawnMs: number | undefined;
   spawnPhasesMs: Spawned["phasesMs"];
@@ -109,14 +89,29 @@ export class Sandbox {
     readonly policy: Policy,
     readonly hooks: SandboxHooks = {},
     readonly options: RunOptions = {},
-  ) {}
+  ) {
+    this.runtime = options.runtime ?? defaultRuntime();
+    this.launcher = options.launcher ?? launcherFor(executor);
+  }
+
+  /**
+   * How this run will be contained (its cgroup, how each limit is enforced);
+   * a UsageError naming the limit (by `names`) that cannot be enforced. A
+   * fork-server child has none of its own: it runs in its server's.
+   */
+  containmentPlan(names?: LimitNames): ContainmentPlan | undefined {
+    if (this.executor instanceof ForkExecutor) return undefined;
+    return this.runtime.containment.plan(this.executor.limits, this.options.allowWeakerLimits ?? false, names);
+  }
 
   /** Starts the run; returns at once. A second call is an error. */
   runAsync(): void {
     if (this.resultPromise) throw new BunboxError("sandbox", "this Sandbox has already been started");
-    if (!this.executor.sandboxBeforeExec && this.options.notify === false) {
-      // Without a listener the program would get the ALLOW-on-magic filter, and its magic.
-      throw new UsageError("notify", "sandbox me here needs seccomp user notification; notify: false is not possible");
+    this.launcher.check(this.options.notify);
+    const containment = this.containmentPlan();
+    if (this.policy.audit && this.options.notify === false) {
+      // Without the monitor a refused call would kill: audit mode would silently be enforcement.
+      throw new UsageError("notify", "audit mode needs seccomp user notification (notify: false turns it off)");
     }
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
@@ -133,11 +128,8 @@ export class Sandbox {
       return r;
     });
     this.queuedAt = performance.now();
-    queue.push(this);
-    if (!draining) {
-      draining = true;
-      setImmediate(drain);
-    }
+    // One run's failure must not stall the queue for every later run.
+    this.runtime.enqueue(() => void this.start(containment).catch((e: unknown) => this.crashed(e)));
   }
 
   /** The Result; with timeoutMs, rejects if the run is still going by then. */
@@ -187,139 +179,98 @@ export class Sandbox {
     return this.readyPromise;
   }
 
+  /**
+   * The master of the sandboxee's terminal (Executor `tty`), once the run
+   * started: relay it, and close it once done (after the Result, when the
+   * output left in it is read).
+   */
+  get terminal(): number | undefined {
+    const fd = this.monitor?.spawned.ptyMaster;
+    return fd !== undefined && fd >= 0 ? fd : undefined;
+  }
+
   /** The comms channel to the sandboxee (a fork-server child's own, once forked). */
   get comms(): Comms | undefined {
-    return this.childComms ?? this.executor.ipc.channel;
+    return this.launcher.comms ?? this.executor.ipc.channel;
   }
 
-  private async start(): Promise<void> {
+  private async start(containment: ContainmentPlan | undefined): Promise<void> {
     if (this.killedBeforeStart) {
       this.executor.ipc.closePeerEnds();
-      this.finishEarly(new Result({ status: "EXTERNAL_KILL", reason: "killed before it started", wallTimeMs: 0 }));
+      this.settle(new Result({ status: "EXTERNAL_KILL", reason: "killed before it started", wallTimeMs: 0 }));
       return;
     }
-    const server = (this.executor as { forkServer?: ForkServer }).forkServer;
-    if (server) {
-      return this.startForked(server);
-    }
-    const meHere = !this.executor.sandboxBeforeExec && !this.options.forkServer;
-    // Violations reach the monitor through seccomp user notification unless
-    // asked otherwise, or unless this kernel turned out not to have it: then
-    // they kill the process (SIGSYS) and the Result says what is missing.
-    const canFallBack = this.options.notify === undefined && !meHere && !this.policy.usesTrace();
-    let notify = this.options.notify ?? !(canFallBack && notifyUnavailable);
-    if (meHere) this.executor.ipc.comms();
-    let request;
-    let spawned;
-    const t0 = performance.now();
-    let waitMs = 5;
-    for (;;) {
-      try {
-        request = buildRequest(this.executor, this.policy, { notify, noSeccomp: meHere || !!this.options.forkServer });
-      } catch (e) {
-        this.executor.ipc.closePeerEnds();
-        this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error).message, wallTimeMs: 0 }));
-        return;
-      }
-      spawned = await spawnAsync(request.bytes);
-      // Rather than fail a run that could start a moment later, wait for
-      // runs in flight to end and free what this one lacks.
-      if (isFailure(spawned) && scarce(spawned) && !this.killedBeforeStart) {
-        if (performance.now() - t0 < SCARCE_WAIT_MS) {
-          await new Promise((r) => setTimeout(r, waitMs));
-          waitMs = Math.min(waitMs * 2, 100);
-          continue;
-        }
-        spawned.message += ` (after waiting ${SCARCE_WAIT_MS / 1000} s for runs in flight to free some)`;
-      }
-      const missing = isFailure(spawned) && notify && canFallBack ? notifyMissing(spawned) : undefined;
-      if (!missing || this.killedBeforeStart) break;
-      notifyUnavailable = missing;
-      notify = false;
-    }
-    this.spawnMs = performance.now() - t0;
-    if (!isFailure(spawned)) this.spawnPhasesMs = spawned.phasesMs;
-    this.executor.ipc.closePeerEnds();
-    if (isFailure(spawned)) {
-      this.finishEarly(Result.setupError(spawned, performance.now() - this.queuedAt));
-      return;
-    }
-    const filter = withMagic(this.policy.filter(notify), request.magic);
-    try {
-      if (!this.watch(spawned, filter, notify, meHere ? { pendingStage: ME_HERE_STAGE } : {})) return;
-    } catch (e) {
-      if (!this.monitor) discard(spawned); // unwatched, it must not run
-      throw e;
-    }
-    if (meHere) {
-      const limit = this.executor.limits.wallTimeMs || 10_000;
-      sandboxMeHereHandshake(this.executor.ipc.channel!, spawned.sandboxeePidfd, filter, request.magic, limit).then(
-        ({ listener, theirFd }) => this.monitor!.attachListener(listener, theirFd, request.magic, () => this.readyResolve()),
-        (e: Error) => this.monitor!.abort(ME_HERE_STAGE, `sandbox me here: ${e.message}`),
-      );
-    } else {
-      this.readyResolve();
-    }
+    await this.launcher.launch(this.launchContext(containment));
   }
 
-  private async startForked(server: ForkServer): Promise<void> {
-    const filter = forkChildPolicy(this.policy).filter(true);
-    let forked;
-    try {
-      forked = await server.fork(filter, this.executor.limits);
-    } catch (e) {
-      const message = (e as Error).message;
-      this.finishEarly(Result.setupError({ stage: "fork", errno: 0, errnoName: "", detail: "", message }, performance.now() - this.queuedAt));
-      return;
-    }
-    this.childComms = new Comms(forked.commsFd);
-    const spawned: Spawned = {
-      pidfd: forked.pidfd,
-      pid: pidfdPid(forked.pidfd),
-      listener: -1,
-      report: -1,
-      sandboxeePid: forked.pid,
-      sandboxeePidfd: -1,
+  /** What the launcher sees of this run. */
+  private launchContext(containment: ContainmentPlan | undefined): LaunchContext {
+    const self = this;
+    return {
+      executor: this.executor,
+      policy: this.policy,
+      runtime: this.runtime,
+      containment,
+      notify: this.options.notify,
+      queuedAt: this.queuedAt,
+      get killed() {
+        return self.killedBeforeStart;
+      },
+      spawnTook: (ms, phases) => {
+        this.spawnMs = ms;
+        this.spawnPhasesMs = phases;
+      },
+      end: (r) => this.settle(r),
+      watch: (spawned, options) => this.watch(spawned, options),
+      ready: () => this.readyResolve(),
     };
-    let live;
+  }
+
+  /** Starts the monitor; not live if the run is already ending (killed during set-up, refused by onStart). */
+  private watch(spawned: Spawned, options: WatchOptions): { monitor: Monitor; live: boolean } {
+    const limits = this.executor.limits;
+    const arch = this.policy.arch;
+    const network = this.network(spawned);
+    const intercept = network?.intercept;
+    // The syscall table is read only where connect() is intercepted (src/policy/arch.ts).
+    const connect = intercept ? arch.syscalls.connect : undefined;
+    let monitor;
     try {
-      live = this.watch(spawned, withMagic(filter, forked.magic), true, {
-        exitReport: () => server.exitReport(forked.pid),
-        pendingStage: "fork",
+      monitor = new Monitor(spawned, {
+        wallTimeMs: limits.wallTimeMs,
+        graceMs: limits.graceMs,
+        cpuSeconds: limits.cpuSeconds,
+        startedAt: this.queuedAt,
+        hooks: this.hooks,
+        // A getter: read only where a confirmation is awaited (sandbox me here),
+        // so that a run which needs no syscall table reads none (src/policy/arch.ts).
+        get execveatNr() {
+          return arch.syscalls.execveat;
+        },
+        audit: this.policy.audit,
+        ...(intercept && connect !== undefined ? { intercept: { nr: connect, handle: intercept } } : {}),
+        ...options,
       });
     } catch (e) {
-      if (!this.monitor) {
-        closeFd(forked.listener);
-        discard(spawned);
-      }
+      discard(spawned); // unwatched, it must not run
       throw e;
     }
-    // The child may have answered just before it ended: keep that for the caller.
-    this.monitor!.result.then(() => this.childComms?.finish());
-    if (!live) return closeFd(forked.listener); // killed or refused: it dies in its confirming execveat
-    // The child waits in its confirming execveat until we watch its listener.
-    this.monitor!.attachListener(forked.listener, forked.theirListenerFd, forked.magic, () => this.readyResolve());
-  }
-
-  /** Starts the monitor; false if the run is already ending (killed during set-up, refused by onStart). */
-  private watch(spawned: Spawned, filter: readonly Insn[], notify: boolean, extra: Partial<MonitorOptions>): boolean {
-    const limits = this.executor.limits;
-    this.monitor = new Monitor(spawned, {
-      wallTimeMs: limits.wallTimeMs,
-      graceMs: limits.graceMs,
-      cpuSeconds: limits.cpuSeconds,
-      filter,
-      notify,
-      startedAt: this.queuedAt,
-      hooks: this.hooks,
-      execveatNr: this.policy.arch.syscalls.execveat,
-      ...extra,
+    this.monitor = monitor;
+    if (network) {
+      try {
+        network.serve();
+      } catch (e) {
+        monitor.abort("network", `cannot serve the sandbox's proxy: ${(e as Error).message}`);
+      }
+    }
+    monitor.result.then(async (r) => {
+      if (network) r = await network.close().then((report) => r.with({ network: report }), () => r);
+      this.settle(r);
     });
-    this.monitor.result.then(this.settle);
     // A kill() that came while the sandbox was being set up wins over the hook.
     if (this.killedBeforeStart) {
-      this.monitor.kill();
-      return false;
+      monitor.kill();
+      return { monitor, live: false };
     }
     if (this.hooks.onStart) {
       let ok: boolean | void = true;
@@ -329,22 +280,41 @@ export class Sandbox {
         ok = false;
       }
       if (ok === false) {
-        this.monitor.abort("onStart", "the onStart hook refused the sandboxee");
-        return false;
+        monitor.abort("onStart", "the onStart hook refused the sandboxee");
+        return { monitor, live: false };
       }
     }
-    for (const sig of this.pendingSignals.splice(0)) this.monitor.signal(sig);
-    return true;
+    for (const sig of this.pendingSignals.splice(0)) monitor.signal(sig);
+    return { monitor, live: true };
   }
 
-  private finishEarly(r: Result): void {
-    this.settle(r);
+  /**
+   * --net proxy: the sandbox's proxy and DNS stub, for the sockets its
+   * spawn bound (docs/network.md); served once the monitor watches, closed
+   * once the run ends, with their report in the Result.
+   */
+  private network(spawned: Spawned): SandboxNetwork | undefined {
+    const { net: sockets } = spawned;
+    const { network: rules, net: mode } = this.policy;
+    // The spawn bound them because the policy is a proxy one (src/sandbox/request.ts).
+    if (!sockets || !rules || !isProxyMode(mode)) return undefined;
+    const hook = this.hooks.onNetwork;
+    // The proxy's code (src/net/), read only by a run that has one (README.md, "Start-up").
+    const { SandboxNetwork } = require("../net/network.ts") as typeof import("../net/network.ts");
+    return new SandboxNetwork({
+      mode,
+      sockets,
+      policy: rules,
+      limits: this.executor.limits.net,
+      ...(hook ? { onEvent: (e) => { try { hook(e); } catch { /* a hook's error must not end the network */ } } } : {}),
+    });
   }
 
   /** start() threw: kill whatever started and end with INTERNAL_ERROR. */
   private crashed(e: unknown): void {
     this.executor.ipc.closePeerEnds();
-    if (this.monitor) this.monitor.kill(`bunbox failed while starting the run: ${(e as Error)?.message ?? e}`);
-    else this.finishEarly(new Result({ status: "INTERNAL_ERROR", reason: (e as Error)?.message ?? String(e), wallTimeMs: 0 }));
+    const message = (e as Error)?.message ?? String(e);
+    if (this.monitor) this.monitor.kill(`bunbox failed while starting the run: ${message}`);
+    else this.settle(new Result({ status: "INTERNAL_ERROR", reason: message, wallTimeMs: 0 }));
   }
 }

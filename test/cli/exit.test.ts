@@ -1,16 +1,16 @@
 /**
- * How a run ends, as exit codes (DESIGN.md "Exit codes") and Result JSON:
+ * How a run ends, as exit codes (README.md "Exit codes") and Result JSON:
  * the command's own code, 128+N for signal N, 124 wall-time limit, 125 setup
  * failure naming the stage, 126 not executable, 127 not found, 159 policy
  * violation. Signals to bunbox reach the sandboxee through its init; a
  * detached grandchild dies with the run; the sandbox dies with bunbox.
  */
 import { describe, expect, test } from "bun:test";
-import { BUNBOX, bunbox, DIR, FX, probe, PROBE, processesMatching } from "../helpers.ts";
+import { BUNBOX, bunbox, describeModes, DIR, eventually, expectViolation, FX, probe, PROBE, processesMatching, readUntil } from "../helpers.ts";
 
 const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
-describe("exit codes and Results", () => {
+describeModes("exit codes and Results", (mode) => {
   test("the command's exit code", async () => {
     const r = await probe(["exit", "42"], ["--json"]);
     expect(r.code).toBe(42);
@@ -28,13 +28,12 @@ describe("exit codes and Results", () => {
     expect(r.stderr).toContain("SIGNALED: SIGSEGV");
   });
 
-  test("wall-time limit: 124, TIMEOUT, killed on time", async () => {
-    const t0 = performance.now();
+  test("wall-time limit: 124, TIMEOUT, never before the limit", async () => {
     const r = await probe(["sleep", "30"], ["--time-limit", "0.5", "--json"]);
-    const took = performance.now() - t0;
     expect(r.code).toBe(124);
-    expect(json(r.stderr)).toMatchObject({ status: "TIMEOUT" });
-    expect(took).toBeLessThan(5000);
+    const res = json(r.stderr);
+    expect(res).toMatchObject({ status: "TIMEOUT", reason: "wall-time limit of 0.5 s reached" });
+    expect(res.wallTimeMs).toBeGreaterThanOrEqual(500);
   });
 
   test("setup failure: 125 with the stage and the path", async () => {
@@ -64,8 +63,12 @@ describe("exit codes and Results", () => {
     const r = await probe(["ptrace"], ["--json"]);
     expect(r.code).toBe(159);
     const res = json(r.stderr);
-    expect(res).toMatchObject({ status: "VIOLATION", violation: { kind: "SYSCALL", syscall: "ptrace", pid: 2 } });
-    expect(r.stderr).toMatch(/VIOLATION: ptrace\(0, 0, 0, 0.*\) \[(x86_64|aarch64)\] pid 2/);
+    if (expectViolation(mode, res, "ptrace")) {
+      expect(res.violation.pid).toBe(2);
+      expect(r.stderr).toMatch(/VIOLATION: ptrace\(0, 0, 0, 0.*\) \[(x86_64|aarch64)\] pid 2/);
+    } else {
+      expect(r.stderr).toContain(`VIOLATION: unknown syscall [unknown] (${res.violation.detailMissing})`);
+    }
   });
 
   test("-q silences the line, not the exit code", async () => {
@@ -86,16 +89,19 @@ describe("lifecycle", () => {
   test("a detached grandchild does not outlive the run", async () => {
     const marker = `bbx${process.pid % 100000}`;
     const r = await probe(["daemon", marker]);
-    expect(r.stdout).toContain("daemon started");
-    await Bun.sleep(100);
+    expect(r.stdout).toBe("daemon started\n");
+    // No wait: init's exit, which ends the run, waits for the kernel to have
+    // killed and reaped every process of its pid namespace.
     expect(processesMatching(marker)).toEqual([]);
   });
 
   test.each([["SIGTERM", 15], ["SIGINT", 2], ["SIGHUP", 1]] as const)(
     "%s to bunbox reaches the sandboxee",
     async (name, num) => {
-      const proc = Bun.spawn([BUNBOX, "run", "--ro", `${DIR}:${FX}`, "--", PROBE, "sleep", "30"], { stdio: ["ignore", "pipe", "pipe"] });
-      await Bun.sleep(400);
+      // The signal goes once the sandboxee runs (bunbox forwards from before
+      // the spawn, but a signal during bunbox's own start-up would kill it).
+      const proc = Bun.spawn([BUNBOX, "run", "--ro", `${DIR}:${FX}`, "--", "/bin/sh", "-c", `echo running; exec ${PROBE} sleep 30`], { stdio: ["ignore", "pipe", "pipe"] });
+      await readUntil(proc.stdout, "running\n");
       proc.kill(name);
       const code = await proc.exited;
       expect(code).toBe(128 + num);
@@ -106,12 +112,12 @@ describe("lifecycle", () => {
   test("if bunbox dies, the whole sandbox dies", async () => {
     const marker = `bbk${process.pid % 100000}`;
     const proc = Bun.spawn([BUNBOX, "run", "--ro", `${DIR}:${FX}`, "--", "/bin/sh", "-c", `${PROBE} daemon ${marker}; exec ${PROBE} sleep 30`], { stdio: ["ignore", "pipe", "pipe"] });
-    await Bun.sleep(500);
+    await readUntil(proc.stdout, "daemon started\n");
     expect(processesMatching(marker).length).toBeGreaterThan(0);
     proc.kill("SIGKILL");
     await proc.exited;
-    await Bun.sleep(200);
-    expect(processesMatching(marker)).toEqual([]);
-    expect(processesMatching(`${PROBE} sleep 30`)).toEqual([]);
+    // The sandbox's init dies of its parent-death signal, a moment later.
+    await eventually("the daemon and the sandboxee are gone", () =>
+      processesMatching(marker).length === 0 && processesMatching(`${PROBE} sleep 30`).length === 0);
   });
 });

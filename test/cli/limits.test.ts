@@ -6,10 +6,10 @@ import { describe, expect, test } from "bun:test";
 import { probe } from "../helpers.ts";
 
 describe("limits", () => {
-  test("--memory-limit bounds the address space", async () => {
-    const small = await probe(["alloc", "256"], ["--memory-limit", "128M"]);
+  test("--address-space-limit bounds the address space", async () => {
+    const small = await probe(["alloc", "256"], ["--address-space-limit", "128M"]);
     expect(small.stdout).toContain("malloc: -1 ENOMEM");
-    const big = await probe(["alloc", "64"], ["--memory-limit", "512M"]);
+    const big = await probe(["alloc", "64"], ["--address-space-limit", "512M"]);
     expect(big.stdout).toContain("alloc: 64");
   });
 

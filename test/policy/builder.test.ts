@@ -13,6 +13,7 @@ import { evaluate } from "../../src/policy/interpreter.ts";
 import type { Policy } from "../../src/policy/policy.ts";
 import { ALLOW, arg, errno, jeq, KILL, TRACE } from "../../src/policy/rules.ts";
 import { DANGEROUS_SYSCALLS } from "../../src/policy/safety.ts";
+import { profileBuilder } from "../../src/policy/profiles.ts";
 
 const X = ARCHES.x86_64;
 
@@ -243,5 +244,26 @@ describe("filesystem and namespaces", () => {
     const p = new PolicyBuilder().setNetwork("host").setUid(1000).setGid(1000).build();
     expect(p.relaxations.join()).toContain("network host");
     expect([p.uid, p.gid]).toEqual([1000, 1000]);
+  });
+
+  test("relaxations are read off the policy, so a changed copy cannot keep a stale one", () => {
+    const p = new PolicyBuilder().setNetwork("host").dangerAllowUnsafe("ptrace").dangerDefaultAllowAll().build();
+    expect(p.relaxations).toEqual([
+      "dangerDefaultAllowAll: every syscall not otherwise ruled is allowed",
+      'dangerAllowUnsafe("ptrace"): a safety rule is off',
+      "network host: the sandboxee shares the host's network",
+    ]);
+    expect(p.derive({ net: "none" }).relaxations).toEqual(p.relaxations.slice(0, 2));
+    expect(new PolicyBuilder().build().derive({ net: "host" }).relaxations).toEqual([p.relaxations[2]!]);
+  });
+
+  test("where bunbox run starts the command is a setting (the build profile's), not read from the origin", () => {
+    const work = `${process.env.BUNBOX_TEST_DIR}/work`;
+    expect(profileBuilder("build", { cwd: work }).build().workdir).toBe(work);
+    expect(profileBuilder("default", { cwd: work }).build().workdir).toBeUndefined();
+    // The origin is for messages only.
+    expect(new PolicyBuilder().setOrigin("profile build").build().workdir).toBeUndefined();
+    expect(new PolicyBuilder().setWorkdir("/srv").build().derive({ hostname: "x" }).workdir).toBe("/srv");
+    expect(problems(new PolicyBuilder().setWorkdir("relative"))[0]).toContain('setWorkdir: "relative" is not an absolute path');
   });
 });

@@ -14,7 +14,7 @@ import { evaluate } from "../../src/policy/interpreter.ts";
 import {
   type Action, ALLOW, arg, arg32, errno, type Fragment, jeq, jge, jgt, jle, jlt, jne, jset, KILL, label, goto, type Node, nodes, type Rule,
 } from "../../src/policy/rules.ts";
-import { REASON } from "../../src/policy/safety.ts";
+import { DANGEROUS_SYSCALLS, DANGEROUS_USES, REASON } from "../../src/policy/safety.ts";
 
 const X = ARCHES.x86_64;
 const A = ARCHES.aarch64;
@@ -48,6 +48,14 @@ describe("dispatch", () => {
   test("a foreign arch and x32 numbers are violations before dispatch", () => {
     expect(evaluate(f.insns, { nr: 0, arch: 0x40000003 }).ret >>> 0).toBe((RET.USER_NOTIF | REASON.ARCH) >>> 0);
     expect(evaluate(f.insns, { nr: 0x40000000 | X.syscalls.read!, arch: X.audit }).ret >>> 0).toBe((RET.USER_NOTIF | REASON.X32) >>> 0);
+  });
+
+  test("-1 is no syscall, not x32: the default action decides it, on both arches", () => {
+    expect(evaluate(f.insns, { nr: -1, arch: X.audit }).ret >>> 0).toBe(NOTIFY_POLICY);
+    const e = compileFilter({ arch: X, rules, defaultAction: errno(38), notify: true });
+    expect(evaluate(e.insns, { nr: -1, arch: X.audit }).ret >>> 0).toBe((RET.ERRNO | 38) >>> 0);
+    const a = compileFilter({ arch: A, rules: new Map(), defaultAction: errno(38), notify: true });
+    expect(evaluate(a.insns, { nr: -1, arch: A.audit }).ret >>> 0).toBe((RET.ERRNO | 38) >>> 0);
   });
 
   test("without user notification, violations kill the process", () => {
@@ -252,7 +260,7 @@ describe("property: tree and linear layouts agree", () => {
       rules.set(nr, [{ kind: "action", action }]);
       expected.set(nr, action.kind === "allow" ? RET.ALLOW : (RET.ERRNO | (action as { errno: number }).errno) >>> 0);
     }
-    const dangerAllowed = new Set(names);
+    const dangerAllowed = new Set<string>([...DANGEROUS_SYSCALLS, ...Object.keys(DANGEROUS_USES)]);
     const f = compileFilter({ arch: X, rules, defaultAction: KILL, notify: true, dangerAllowed });
     for (const name of names) {
       const nr = X.syscalls[name]!;

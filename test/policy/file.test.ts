@@ -184,7 +184,7 @@ describe("policy check, policy explain, syscalls", () => {
 });
 
 describe("the executable's precompiled profiles", () => {
-  test.each(["minimal", "static", "dynamic", "shell", "default"])("%s: the same program as compiled from source", async (name) => {
+  test.each(["minimal", "static", "dynamic", "shell", "default", "python3", "node"])("%s: the same program as compiled from source", async (name) => {
     for (const arch of ["x86_64", "aarch64"]) {
       const built = await bunbox(["policy", "explain", "--profile", name, "--arch", arch], { bare: true });
       const source = Bun.spawnSync([process.execPath, join(root, "src/cli/main.ts"), "policy", "explain", "--profile", name, "--arch", arch]);

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { Executor } from "../../src/sandbox/executor.ts";
 import { ForkServer } from "../../src/sandbox/fork-server.ts";
 import { Sandbox } from "../../src/sandbox/sandbox.ts";
-import { DIR, FX, HOST_ARCH, PROBE, testPolicy } from "../helpers.ts";
+import { DIR, eventually, FX, HOST_ARCH, PROBE, testPolicy } from "../helpers.ts";
 
 const MODES = `${FX}/modes`;
 const root = resolve(import.meta.dir, "../..");
@@ -320,14 +320,13 @@ describe("fork server", () => {
           expect(line).toBe(`${i * i}:OK:${i % 100}`);
         });
       }
-      await Bun.sleep(50);
+      // Each child is reaped by the server a moment after its Result.
       const serverPid = s.sandbox.pid!;
-      const children = readFileSync(`/proc/${serverPid}/task/${serverPid}/children`, "utf8").trim();
-      expect(children).toBe("");
+      const children = () => readFileSync(`/proc/${serverPid}/task/${serverPid}/children`, "utf8").trim();
+      await eventually("the server has no child left", () => children() === "");
     } finally {
       s.close();
     }
-    await Bun.sleep(100);
-    expect(readdirSync("/proc/self/fd").length).toBeLessThanOrEqual(fdsBefore + 2);
+    await eventually("no fd left behind", () => readdirSync("/proc/self/fd").length <= fdsBefore + 2);
   }, 60_000);
 });

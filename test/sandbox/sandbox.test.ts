@@ -6,12 +6,13 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, readFileSync, readSync } from "node:fs";
 import { Executor, PolicyBuilder, Sandbox } from "../../src/index.ts";
+import { DEFAULT_PATH } from "../../src/sandbox/executor.ts";
 import { UsageError } from "../../src/errors.ts";
 import { MountPlan } from "../../src/sandbox/mounts.ts";
-import { BUNBOX, DIR, FX, runProbe, testPolicy } from "../helpers.ts";
+import { BUNBOX, describeModes, DIR, FX, runProbe, runProbeOutput, testPolicy } from "../helpers.ts";
 
-describe("Sandbox.run", () => {
-  test("the DESIGN.md example runs /bin/cat under a Sandbox2-style policy", async () => {
+describeModes("Sandbox.run", () => {
+  test("/bin/cat runs under a Sandbox2-style policy from the PolicyBuilder", async () => {
     const policy = new PolicyBuilder()
       .allowDynamicStartup().allowRead().allowWrite().allowExit().allowSystemMalloc()
       .allowAvailableSyscalls(["fadvise64", "close"])
@@ -51,11 +52,27 @@ describe("Sandbox.run", () => {
     expect(() => s.runAsync()).toThrow("already been started");
   });
 
+  test("the environment is only PATH unless the executor says otherwise", async () => {
+    const { stdout } = await runProbeOutput(["env"]);
+    expect(stdout).toBe(`PATH=${DEFAULT_PATH}\n`);
+  });
+
+  test("a read-only tmpfs is read-only", async () => {
+    const base = testPolicy();
+    const plan = base.mountPlan();
+    plan.add({ kind: "tmpfs", dst: "/ro", size: 65536, ro: true });
+    const { stdout } = await runProbeOutput(["write", "/ro/x", "1"], { policy: base.derive({ mounts: plan }) });
+    expect(stdout).toBe("write: -1 EROFS\n");
+  });
+
   test("toJSON is stable and carries rusage", async () => {
-    const r = await runProbe(["alloc", "32"]);
+    // The hog touches every page it allocates (the probe's memset of an unused malloc is optimised away).
+    const r = await new Sandbox(new Executor(`${FX}/hog`, [`${FX}/hog`, "alloc", "32"]), testPolicy()).run();
     const j = r.toJSON();
-    expect(Object.keys(j)).toEqual(["status", "reason", "code", "exitCode", "rusage", "wallTimeMs", "pid"]);
-    expect((j.rusage as { maxRssKb: number }).maxRssKb).toBeGreaterThan(32 * 1024);
+    expect(Object.keys(j)).toEqual(["status", "reason", "code", "exitCode", "rusage", "wallTimeMs", "pid", "containment"]);
+    // The sandbox's peak memory, from its cgroup (null where none can be made).
+    const peak = (j.rusage as { maxRssKb: number | null }).maxRssKb;
+    if (peak !== null) expect(peak).toBeGreaterThan(32 * 1024);
   });
 });
 

@@ -1,42 +1,29 @@
 /*
- * The two children of a spawn, in C only, between clone and execve.
- *
- * Rules (they run in Bun's address space, see csrc/shared.h): raw system
- * calls only (csrc/sys.h), no allocation, no stdio, no locks, touch nothing but
- * the request, the shared struct and their own stacks. Each step names the
- * stage it reports on failure, and the steps read top to bottom in the order
- * the sandbox is entered.
+ * A: pid 1 of the new namespaces, until it execs init (csrc/init.c). Rules:
+ * csrc/child.h.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
-#include <linux/audit.h>
 #include <linux/capability.h>
-#include <linux/filter.h>
+#include <linux/errno.h>
 #include <linux/prctl.h>
-#include <linux/seccomp.h>
 #include <linux/securebits.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
+#include <sys/socket.h>
 #include <time.h>
 
+#include "child.h"
 #include "clone.h"
-#include "shared.h"
 
-#define SIGSET_BYTES 8 /* the kernel's sigset_t, not glibc's */
-
-static void sigmask_set(int block_all) {
-  uint64_t set = block_all ? ~0ULL : 0;
-  bb_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &set, 0, SIGSET_BYTES);
-}
+#ifndef TIOCGPTPEER /* Linux 4.13; older headers */
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
 
 /* Every handler back to SIG_DFL: SIG_IGN survives execve, so a SIGPIPE that
  * Bun ignores would otherwise be ignored by the sandboxee too. */
@@ -56,8 +43,6 @@ static void reset_signal_handlers(void) {
 static void child_exit(int code) {
   for (;;) bb_sys1(SYS_exit_group, code);
 }
-
-/* ---- A: pid 1 of the new namespaces ---- */
 
 /*
  * The inside ids, before the mounts: files A creates in the new root need an
@@ -122,6 +107,70 @@ static int die_with_parent(struct bb_shared *sh) {
   return 0;
 }
 
+/*
+ * cgroup v1: into the sandbox's cgroup of each hierarchy, before anything
+ * else, by writing "0" (this thread) to its `tasks` file, which bunbox
+ * opened (the kernel checks the opener's credentials, not ours). A thread
+ * moving itself skips the kernel's cgroup_threadgroup_rwsem, which moving
+ * another process takes for writing and which waits for an RCU grace period
+ * (10-30 ms here); and the clone's own kernel allocations (the namespaces)
+ * stay bunbox's, as with v2's CLONE_INTO_CGROUP. Every process of the
+ * sandbox descends from us, so all of them are in it. (v2: T's clone3
+ * started us there.)
+ */
+static int join_cgroups(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_cgroup *cg = (const void *)(sh->base + rq->cgroups_off);
+  for (uint32_t i = 0; i < rq->ncgroups; i++) {
+    if (cg[i].kind != BB_CG_V1) continue;
+    long r = bb_sys3(SYS_write, cg[i].fd, "0", 1);
+    if (r != 1) return bb_fail(sh, BB_ST_CGROUP, r < 0 ? r : -EIO, "joining the sandbox's cgroup (tasks)"), -1;
+    bb_sys1(SYS_close, cg[i].fd);
+  }
+  return 0;
+}
+
+/*
+ * The cgroup namespace, made here rather than by T's clone: we are in the
+ * sandbox's cgroups now, and a cgroup namespace's root is its creator's
+ * cgroup at that moment, so the sandboxee sees its own cgroup as / (made at
+ * the clone, / would be bunbox's).
+ */
+static int cgroup_namespace(struct bb_shared *sh) {
+  if (!(sh->req->clone_flags & BB_CLONE_NEWCGROUP)) return 0;
+  long r = bb_sys1(SYS_unshare, CLONE_NEWCGROUP);
+  if (r < 0) return bb_fail(sh, BB_ST_CGROUP, r, "unshare(CLONE_NEWCGROUP)"), -1;
+  return 0;
+}
+
+/*
+ * Per-user-namespace limits (/proc/sys/user/...: inotify instances and
+ * watches, namespaces of each kind), written as root of our new namespace,
+ * whose sysctls these files show (the kernel looks them up in the writer's
+ * user namespace). Each bounds what the sandbox may take of its owner's
+ * budget: the kernel checks every level up to the host's, so a value here
+ * only ever lowers a limit. After set_ids: with kernel uid 0 gone, a path
+ * outside /proc/sys/user could not reach a host file (csrc/request.c also
+ * refuses one).
+ */
+static int user_limits(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  const struct bb_sysctl *s = (const void *)(sh->base + rq->sysctls_off);
+  for (uint32_t i = 0; i < rq->nsysctls; i++) {
+    const char *path = bb_str(sh, s[i].path_off), *value = bb_str(sh, s[i].value_off);
+    long fd = bb_sys4(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC, 0);
+    long r = fd;
+    if (fd >= 0) {
+      size_t n = bb_strlen(value);
+      r = bb_sys3(SYS_write, fd, value, n);
+      if (r >= 0 && (size_t)r != n) r = -EIO;
+      bb_sys1(SYS_close, fd);
+    }
+    if (r < 0) return bb_fail(sh, BB_ST_SYSCTL, r, path), -1;
+  }
+  return 0;
+}
+
 /* --net loopback: the new network namespace's lo, up (it starts down). */
 static int loopback_up(struct bb_shared *sh) {
   long fd = bb_sys3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -160,33 +209,85 @@ static int exec_init(struct bb_shared *sh, int hold_w) {
   return bb_fail(sh, BB_ST_INIT, r, "execveat(init)"), -1;
 }
 
-static int child_b(void *arg);
-
-/* Closes every fd from 3 up but the n in keep (sorted here, duplicates allowed). */
-static void close_all_but(int *keep, int n) {
-  for (int i = 1; i < n; i++) /* insertion sort: at most a few hundred entries */
-    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-      int t = keep[j];
-      keep[j] = keep[j - 1];
-      keep[j - 1] = t;
-    }
-  unsigned lo = 3;
-  for (int i = 0; i <= n; i++) {
-    unsigned hi = i < n ? (unsigned)keep[i] : ~0U;
-    if (hi > lo && bb_sys3(SYS_close_range, lo, hi - 1, 0) < 0) { /* before Linux 5.9 */
-      unsigned last = hi == ~0U ? 65536 : hi;
-      for (unsigned fd = lo; fd < last; fd++) bb_sys1(SYS_close, fd);
-    }
-    if (i < n && (unsigned)keep[i] + 1 > lo) lo = (unsigned)keep[i] + 1;
-  }
-}
-
 /* Moves *fd to 64 or above, close-on-exec (see exec_init). */
 static int relocate(struct bb_shared *sh, int *fd) {
   long r = bb_sys3(SYS_fcntl, *fd, F_DUPFD_CLOEXEC, 64);
   if (r < 0) return bb_fail(sh, BB_ST_RESOURCES, r, "relocating an fd"), -1;
   bb_sys1(SYS_close, *fd);
   *fd = (int)r;
+  return 0;
+}
+
+/*
+ * The sandboxee's own terminal (BB_F_TTY_*): a pty of the sandbox's devpts at
+ * /dev/pts, so the caller's terminal never enters the sandbox: bunbox relays
+ * between the two (src/cli/tty.ts). Unlocked and sized here; the slave is
+ * opened through the master (TIOCGPTPEER, Linux 4.13), not by a name. Both
+ * end close-on-exec above 64: init gets neither, B makes the slave its
+ * controlling terminal, and T takes the master from our fd table.
+ */
+static int open_terminal(struct bb_shared *sh) {
+  const struct bb_req *rq = sh->req;
+  long r = bb_sys4(SYS_openat, AT_FDCWD, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+  if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "/dev/pts/ptmx"), -1;
+  sh->pty_master = (int)r;
+  if (relocate(sh, &sh->pty_master) < 0) return -1;
+  int unlock = 0;
+  r = bb_sys3(SYS_ioctl, sh->pty_master, TIOCSPTLCK, &unlock);
+  if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "TIOCSPTLCK"), -1;
+  if (rq->tty_size) {
+    struct winsize ws = {(unsigned short)(rq->tty_size >> 16), (unsigned short)rq->tty_size, 0, 0};
+    r = bb_sys3(SYS_ioctl, sh->pty_master, TIOCSWINSZ, &ws);
+    if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "TIOCSWINSZ"), -1;
+  }
+  r = bb_sys3(SYS_ioctl, sh->pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (r < 0) return bb_fail(sh, BB_ST_TERMINAL, r, "TIOCGPTPEER"), -1;
+  sh->pty_slave = (int)r;
+  return relocate(sh, &sh->pty_slave);
+}
+
+/*
+ * A socket of `type` bound to 127.0.0.1:port, listening if a stream; -1 on
+ * failure, reported with the detail "listen 127.0.0.1:PORT" ("bind … udp").
+ */
+static int bind_loopback(struct bb_shared *sh, int type, unsigned port) {
+  char what[48];
+  size_t n = bb_strlcpy(what, type == SOCK_STREAM ? "listen 127.0.0.1:" : "bind udp 127.0.0.1:", sizeof what);
+  bb_utoa(port, what + n);
+  long fd = bb_sys3(SYS_socket, AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return bb_fail(sh, BB_ST_NETWORK, fd, what), -1;
+  struct sockaddr_in sa;
+  bb_memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = (unsigned short)(((port & 0xff) << 8) | (port >> 8)); /* htons */
+  sa.sin_addr.s_addr = 0x0100007f;                                    /* 127.0.0.1 in network order */
+  long r = bb_sys3(SYS_bind, fd, &sa, sizeof sa);
+  if (r == 0 && type == SOCK_STREAM) r = bb_sys2(SYS_listen, fd, 1024);
+  if (r < 0) {
+    bb_sys1(SYS_close, fd);
+    return bb_fail(sh, BB_ST_NETWORK, r, what), -1;
+  }
+  return (int)fd;
+}
+
+/*
+ * --net proxy: the sockets through which the sandbox reaches bunbox (the
+ * proxy, the DNS stub over UDP and TCP), bound here because only a socket
+ * made inside the namespace is reachable on its loopback (and port 53 needs
+ * the CAP_NET_BIND_SERVICE we still hold). T takes them at 'B'; our copies
+ * and B's are close-on-exec, and B closes its own before it runs anything
+ * (remap_fds): only bunbox holds them, so nothing inside accepts on them,
+ * and nothing inside can bind their ports while the sandbox lives.
+ */
+static int net_listen(struct bb_shared *sh) {
+  const int types[3] = {SOCK_STREAM, SOCK_DGRAM, SOCK_STREAM};
+  const unsigned ports[3] = {sh->req->proxy_port, 53, 53};
+  for (int i = 0; i < 3; i++) {
+    int fd = bind_loopback(sh, types[i], ports[i]);
+    if (fd < 0) return -1;
+    sh->net_fds[i] = fd;
+    if (relocate(sh, &sh->net_fds[i]) < 0) return -1; /* out of exec_init's way */
+  }
   return 0;
 }
 
@@ -198,7 +299,14 @@ int bb_child_a(void *arg) {
   reset_signal_handlers();
   /* Wait until T has written our id maps; EOF means T gave up. */
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1);
-  bb_mark(sh, MK_GATE);
+  bb_mark(sh, BB_MK_RELEASED);
+  if (join_cgroups(sh) < 0 || cgroup_namespace(sh) < 0) return 1;
+  /* Out of bunbox's session and process group: signals the caller's
+   * terminal sends its foreground group (Ctrl-C, SIGWINCH, a hangup) are
+   * bunbox's to pass on, once; they must not reach init (which forwards
+   * whatever it gets) too. */
+  long sid = bb_sys0(SYS_setsid);
+  if (sid < 0) return bb_fail(sh, BB_ST_SESSION, sid, "setsid(init)"), 1;
   /* The host's soft fd limit may sit just above the fds it has open; our
    * fds move above 64 and B's targets (comms: 1023) may lie higher still.
    * The hard limit is ours to take; B's own limit is set later. */
@@ -217,9 +325,11 @@ int bb_child_a(void *arg) {
    * (B's F_DUPFD past them must stay under the fd limit). */
   {
     const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-    int keep[260], n = 0;
+    int keep[BB_FDS_MAX + 4 + BB_MOUNTS_MAX], n = 0;
     for (uint32_t i = 0; i < rq->nfds; i++)
       if (m[i].src >= 3) keep[n++] = m[i].src;
+    for (uint32_t i = 0; i < rq->nmounts; i++) /* T's idmapped trees (csrc/idmap.c) */
+      if (sh->idmap_fd[i] >= 0) keep[n++] = sh->idmap_fd[i];
     keep[n++] = sh->gate_r;
     keep[n++] = sh->status_w;
     keep[n++] = sh->report_w;
@@ -230,14 +340,17 @@ int bb_child_a(void *arg) {
       relocate(sh, &sh->report_w) < 0 || relocate(sh, &sh->init_fd) < 0)
     return 1;
 
-  int fds[1024];
+  int fds[BB_MOUNTS_MAX];
   bb_mounts_open(sh, fds);
   if (set_ids(sh) < 0) return 1;
-  bb_mark(sh, MK_IDS);
+  if (user_limits(sh) < 0) return 1;
+  bb_mark(sh, BB_MK_IDS);
   if (bb_mounts_apply(sh, fds) < 0) return 1;
-  bb_mark(sh, MK_MOUNTS);
+  bb_mark(sh, BB_MK_MOUNTS);
+  if ((rq->flags & BB_F_TTY) && open_terminal(sh) < 0) return 1;
 
   if ((rq->flags & BB_F_LOOPBACK) && loopback_up(sh) < 0) return 1;
+  if ((rq->flags & BB_F_NET_PROXY) && net_listen(sh) < 0) return 1;
   const char *hostname = bb_str(sh, rq->hostname_off);
   if (hostname) {
     long r = bb_sys2(SYS_sethostname, hostname, bb_strlen(hostname));
@@ -251,7 +364,7 @@ int bb_child_a(void *arg) {
   if (die_with_parent(sh) < 0) return 1;
   r = bb_sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (r < 0) return bb_fail(sh, BB_ST_NO_NEW_PRIVS, r, 0), 1;
-  bb_mark(sh, MK_CAPS);
+  bb_mark(sh, BB_MK_CAPS);
 
   /*
    * B: the sandboxee, pid 2. It shares Bun's memory until its own exec, and
@@ -266,179 +379,13 @@ int bb_child_a(void *arg) {
   if (r < 0) return bb_fail(sh, BB_ST_RESOURCES, r, "pipe2(hold)"), 1;
   sh->hold_r = hold[0];
   if (relocate(sh, &sh->hold_r) < 0 || relocate(sh, &hold[1]) < 0) return 1;
-  r = bb_clone(CLONE_VM | CLONE_PIDFD, SIGCHLD, (int *)&sh->pidfd_b, sh->stack_b, sh->stack_b_size,
-               child_b, sh);
+  r = bb_clone(CLONE_VM | CLONE_PIDFD, SIGCHLD, (int *)&sh->pidfd_b, sh->stack_b, sh->stack_size,
+               bb_child_b, sh);
   if (r < 0) return bb_fail(sh, BB_ST_SANDBOXEE, r, "clone(sandboxee)"), 1;
   bb_sys1(SYS_close, sh->hold_r);
   bb_sys3(SYS_write, sh->status_w, "B", 1);
   if (bb_sys3(SYS_read, sh->gate_r, &c, 1) != 1) child_exit(1); /* T is gone */
-  bb_mark(sh, MK_INIT_OK);
+  bb_mark(sh, BB_MK_INIT);
   exec_init(sh, hold[1]);
   return 1; /* exiting kills the sandboxee with the namespace */
-}
-
-/* ---- B: the sandboxee ---- */
-
-static int apply_rlimits(struct bb_shared *sh) {
-  const struct bb_req *rq = sh->req;
-  const struct bb_rlimit *l = (const void *)(sh->base + rq->rlimits_off);
-  for (uint32_t i = 0; i < rq->nrlimits; i++) {
-    struct {
-      uint64_t cur, max;
-    } v = {l[i].cur, l[i].max}, old;
-    /* Capabilities are gone: a limit can only be lowered, so clamp to ours. */
-    long r = bb_sys4(SYS_prlimit64, 0, l[i].resource, 0, &old);
-    if (r == 0 && v.max > old.max) v.max = old.max;
-    if (v.cur > v.max) v.cur = v.max;
-    if (r == 0) r = bb_sys4(SYS_prlimit64, 0, l[i].resource, &v, 0);
-    if (r < 0) {
-      char num[24];
-      bb_utoa(l[i].resource, num);
-      return bb_fail(sh, BB_ST_RLIMITS, r, num), -1;
-    }
-  }
-  return 0;
-}
-
-/*
- * Only stdio, the mapped fds and (until exec) the status pipe survive; every
- * other inherited fd is closed, not just marked close-on-exec, so that the
- * listener seccomp() creates gets a number under a low RLIMIT_NOFILE. The
- * status pipe and every source first move above all targets, so that no
- * target clobbers a source or the pipe.
- */
-static int remap_fds(struct bb_shared *sh, int *status_fd, int *hold_fd) {
-  const struct bb_req *rq = sh->req;
-  const struct bb_fdmap *m = (const void *)(sh->base + rq->fds_off);
-  int tmp[256], keep[259];
-  int top = (sh->status_w > sh->hold_r ? sh->status_w : sh->hold_r) + 1;
-  for (uint32_t i = 0; i < rq->nfds; i++) {
-    if (m[i].src + 1 > top) top = m[i].src + 1;
-    if (m[i].dst + 1 > top) top = m[i].dst + 1;
-  }
-  long r = bb_sys3(SYS_fcntl, sh->status_w, F_DUPFD_CLOEXEC, top);
-  if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "status pipe"), -1;
-  *status_fd = (int)r;
-  r = bb_sys3(SYS_fcntl, sh->hold_r, F_DUPFD_CLOEXEC, *status_fd + 1);
-  if (r < 0) return bb_fail(sh, BB_ST_FDS, r, "hold pipe"), -1;
-  *hold_fd = (int)r;
-  for (uint32_t i = 0; i < rq->nfds; i++) {
-    r = bb_sys3(SYS_fcntl, m[i].src, F_DUPFD_CLOEXEC, *hold_fd + 1);
-    if (r < 0) {
-      char num[24];
-      bb_utoa((unsigned long)m[i].src, num);
-      return bb_fail(sh, BB_ST_FDS, r, num), -1;
-    }
-    tmp[i] = (int)r;
-  }
-  for (uint32_t i = 0; i < rq->nfds; i++) {
-    r = bb_sys3(SYS_dup3, tmp[i], m[i].dst, 0);
-    if (r < 0) {
-      char num[24];
-      bb_utoa((unsigned long)m[i].dst, num);
-      return bb_fail(sh, BB_ST_FDS, r, num), -1;
-    }
-  }
-  int n = 0;
-  for (uint32_t i = 0; i < rq->nfds; i++)
-    if (m[i].dst >= 3) keep[n++] = m[i].dst;
-  keep[n++] = *status_fd;
-  keep[n++] = *hold_fd;
-  close_all_but(keep, n);
-  return 0;
-}
-
-/* execvp's lookup, done before the filter so that failures are reported as
- * "not found" (127) or "not executable" (126) with the path. */
-static int lookup(struct bb_shared *sh, char *out, size_t cap) {
-  const char *file = bb_str(sh, sh->req->file_off);
-  struct stat st;
-  int has_slash = 0;
-  for (const char *p = file; *p; p++) has_slash |= *p == '/';
-  if (has_slash) {
-    bb_strlcpy(out, file, cap);
-    long r = bb_sys4(SYS_newfstatat, AT_FDCWD, out, &st, 0);
-    if (r == 0 && S_ISDIR(st.st_mode)) r = -EACCES;
-    if (r == 0) r = bb_sys3(SYS_faccessat, AT_FDCWD, out, X_OK);
-    if (r < 0) return bb_fail(sh, BB_ST_LOOKUP, r, out), -1;
-    return 0;
-  }
-  const char *path = bb_str(sh, sh->req->search_path_off);
-  long denied = 0;
-  while (path && *path) {
-    size_t n = 0;
-    while (path[n] && path[n] != ':') n++;
-    size_t len = 0;
-    if (n == 0) {
-      len = bb_strlcpy(out, ".", cap);
-    } else {
-      for (; len < n && len + 1 < cap; len++) out[len] = path[len];
-      out[len] = 0;
-    }
-    len = bb_strlcat(out, len, "/", cap);
-    bb_strlcat(out, len, file, cap);
-    long r = bb_sys4(SYS_newfstatat, AT_FDCWD, out, &st, 0);
-    if (r == 0 && S_ISREG(st.st_mode)) {
-      r = bb_sys3(SYS_faccessat, AT_FDCWD, out, X_OK);
-      if (r == 0) return 0;
-      denied = r;
-    }
-    path += n;
-    if (*path == ':') path++;
-  }
-  if (denied) return bb_fail(sh, BB_ST_LOOKUP, denied, file), -1;
-  return bb_fail(sh, BB_ST_LOOKUP, -ENOENT, file), -1;
-}
-
-static int install_filter(struct bb_shared *sh) {
-  const struct bb_req *rq = sh->req;
-  struct sock_fprog prog = {(unsigned short)rq->bpf_len,
-                            (struct sock_filter *)(sh->base + rq->bpf_off)};
-  unsigned long flags = (rq->flags & BB_F_NOTIFY) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
-  long r = bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
-  /* From here on every system call goes through the policy. */
-  if (r < 0) {
-    bb_fail(sh, BB_ST_SECCOMP, r, (rq->flags & BB_F_NOTIFY) ? "with user notification" : 0);
-    __atomic_store_n(&sh->listener_state, -1, __ATOMIC_RELEASE);
-    return -1;
-  }
-  if (rq->flags & BB_F_NOTIFY) {
-    sh->listener = (int32_t)r;
-    __atomic_store_n(&sh->listener_state, 1, __ATOMIC_RELEASE);
-  }
-  return 0;
-}
-
-static int child_b(void *arg) {
-  struct bb_shared *sh = arg;
-  const struct bb_req *rq = sh->req;
-  char path[4096];
-
-  bb_mark(sh, MK_CLONE_B);
-  long r = bb_sys0(SYS_setsid);
-  if (r < 0) return bb_fail(sh, BB_ST_SESSION, r, 0), 125;
-  int status_fd, hold_fd;
-  if (remap_fds(sh, &status_fd, &hold_fd) < 0) return 125; /* before rlimits: NOFILE may be low */
-  if (apply_rlimits(sh) < 0) return 125;
-  if (lookup(sh, path, sizeof path) < 0) return sh->err == ENOENT ? 127 : 126;
-  bb_mark(sh, MK_B_READY);
-  /* EOF: A has exec'd init (or died: then A's report, or the namespace's end). */
-  char c;
-  while (bb_sys3(SYS_read, hold_fd, &c, 1) == -EINTR) {
-  }
-  if (__atomic_load_n(&sh->stage, __ATOMIC_ACQUIRE)) return 125;
-  sigmask_set(0);
-  /* 'L': T may start waiting for the listener, which takes only as long as
-   * seccomp() does (the wait until here may be long: init's exec). */
-  if ((rq->flags & BB_F_NOTIFY) && !(rq->flags & BB_F_NO_SECCOMP)) bb_sys3(SYS_write, status_fd, "L", 1);
-  if (!(rq->flags & BB_F_NO_SECCOMP) && install_filter(sh) < 0) return 125;
-  /* No system call but the execveat from here on: the policy may allow none. */
-
-  /* The filter lets exactly this execveat through: its 6th argument (unused
-   * by the kernel) is a per-spawn random magic, and the notification it raises
-   * is answered by T before anyone else holds the listener. */
-  r = bb_sys6(SYS_execveat, AT_FDCWD, (long)path, (long)sh->argv, (long)sh->envp, 0,
-              (long)(((uint64_t)rq->exec_magic_hi << 32) | rq->exec_magic_lo));
-  bb_fail(sh, BB_ST_EXEC, r, path);
-  return r == -ENOENT ? 127 : 126;
 }

@@ -1,0 +1,67 @@
+/**
+ * The executable in the wild (src/native/library.ts, src/policy/module.ts):
+ * it loads its embedded shim from a memfd, so a TMPDIR that is noexec, or
+ * missing, does not matter; where memfds cannot be executed
+ * (vm.memfd_noexec=2, set here in a pid namespace of the test's own, where
+ * the sysctl is private) it falls back to a private file. A .ts policy
+ * module that imports "bunbox" gets this bunbox, with nothing installed
+ * beside it.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { BUNBOX, bunbox, DIR, IS_ROOT } from "../helpers.ts";
+
+describe("the shim from a memfd", () => {
+  test("TMPDIR that does not exist: runs (nothing is written there)", async () => {
+    const r = await bunbox(["run", "--", "/bin/echo", "ran"], { bare: true, env: { TMPDIR: "/no/such/tmpdir" } });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ran\n");
+  });
+
+  test.skipIf(!IS_ROOT)("TMPDIR on a noexec tmpfs: runs (needs root to mount one)", async () => {
+    const dir = mkdtempSync(`${DIR}/work/noexec-`);
+    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "noexec,size=4M", "tmpfs", dir]).exitCode).toBe(0);
+    try {
+      const r = await bunbox(["run", "--", "/bin/echo", "ran"], { bare: true, env: { TMPDIR: dir } });
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe("ran\n");
+    } finally {
+      Bun.spawnSync(["umount", dir]);
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test.skipIf(!IS_ROOT)("vm.memfd_noexec=2: the shim comes from a private file of TMPDIR, removed at once (needs root for the sysctl)", () => {
+    const tmp = mkdtempSync(`${DIR}/work/tmpdir-`);
+    // The sandbox's init is a memfd too: that run fails, at the init stage, after the shim loaded.
+    const r = Bun.spawnSync(
+      ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", `echo 2 > /proc/sys/vm/memfd_noexec && exec "${BUNBOX}" run -- /bin/true`],
+      { env: { PATH: "/usr/bin:/bin", TMPDIR: tmp } },
+    );
+    const stderr = r.stderr.toString();
+    expect(stderr).not.toContain("cannot load the native shim");
+    expect(stderr).toContain("SETUP_ERROR: init memfd for the sandbox init: EACCES");
+    expect(readdirSync(tmp)).toEqual([]);
+    rmSync(tmp, { recursive: true });
+  });
+});
+
+describe("policy modules", () => {
+  test('a .ts policy importing "bunbox" loads in the compiled executable, with no node_modules beside it', async () => {
+    const dir = `${DIR}/work/policy-module-${process.pid}`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      `${dir}/policy.ts`,
+      `import { PolicyBuilder } from "bunbox";\nexport default new PolicyBuilder().allowDynamicStartup().allowRead().allowWrite().allowExit();\n`,
+    );
+    writeFileSync(`${dir}/fn.js`, `import { PolicyBuilder } from "bunbox";\nexport const policy = () => new PolicyBuilder().allowDynamicStartup().allowRead().allowWrite().allowExit().build();\n`);
+    for (const file of ["policy.ts", "fn.js"]) {
+      const r = await bunbox(["run", "--policy", `${dir}/${file}`, "--", "/bin/echo", "ran"], { bare: true, cwd: dir });
+      expect({ file, stderr: r.stderr, stdout: r.stdout }).toEqual({ file, stderr: "", stdout: "ran\n" });
+    }
+    const check = await bunbox(["policy", "check", `${dir}/policy.ts`], { bare: true });
+    expect(check.code).toBe(0);
+    expect(check.stdout).toContain("valid");
+    rmSync(dir, { recursive: true });
+  });
+});

@@ -1,0 +1,109 @@
+/**
+ * Writable binds as root (csrc/idmap.c): the sandbox's kernel uid is its
+ * own, so a tree of root's bound with --rw refused it (make: Permission
+ * denied, unless the tree was first chowned). Through an idmapped mount the
+ * tree's owner is the sandbox's uid inside it, and what the sandboxee
+ * creates lands on the host owned by the tree's owner. A filesystem that
+ * cannot be idmapped fails at setup, naming the owner, the sandbox's uid and
+ * the fix, never later with EACCES in the build, unless any user may write
+ * the tree (as /tmp): then it is bound as it is, as before idmapped mounts.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { bunbox, DIR, IS_ROOT } from "../helpers.ts";
+import { NO_STAGE, STAGE_PATH, stageCopy } from "../roots/stage.ts";
+
+const hasMake = Bun.spawnSync(["sh", "-c", "command -v make"]).exitCode === 0;
+
+describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
+  test.if(hasMake)("make in a root-owned tree (--profile build, the current directory writable): its files are root's on the host", async () => {
+    const tree = join(DIR, "work", `tree-${process.pid}`);
+    mkdirSync(tree, { mode: 0o755 });
+    writeFileSync(join(tree, "Makefile"), "all: out/prog.txt\nout/prog.txt:\n\tmkdir -p out && echo built > $@ && ln -s prog.txt out/link\n");
+    const r = await bunbox(["run", "--profile", "build", "--", "make"], { cwd: tree, bare: true });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    for (const name of ["out", "out/prog.txt", "out/link"]) {
+      const st = statSync(join(tree, name), { throwIfNoEntry: true });
+      expect([name, st.uid, st.gid]).toEqual([name, 0, 0]);
+    }
+    expect(readdirSync(join(tree, "out")).sort()).toEqual(["link", "prog.txt"]);
+  });
+
+  test("inside, the tree belongs to the sandbox's user; another owner's tree is that owner's afterwards", async () => {
+    const tree = join(DIR, "work", `user-tree-${process.pid}`);
+    mkdirSync(tree, { mode: 0o755 });
+    Bun.spawnSync(["chown", "1234:4321", tree]);
+    const r = await bunbox(["run", "--rw", `${tree}:/w`, "--", "/bin/sh", "-c", "stat -c '%u %g' /w; echo x > /w/f"], { bare: true });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("65534 65534\n");
+    const st = statSync(join(tree, "f"));
+    expect([st.uid, st.gid]).toEqual([1234, 4321]);
+  });
+
+  // An image of root's (as unpacked by tar or a package manager): its owner is the sandbox's uid inside.
+  describe.if(!NO_STAGE)("an image root of root's", () => {
+    const sh = (args: string[], script: string) =>
+      bunbox(["run", ...args, "--env", STAGE_PATH, "--", "sh", "-c", script], { bare: true });
+
+    test("--root-rw: the sandboxee writes into it, and its files are root's on the host", async () => {
+      const root = stageCopy(0);
+      const r = await sh(["--root", root, "--root-rw"], "stat -c '%u' /etc && mkdir /etc/new && echo hi > /etc/new/f && cat /etc/new/f");
+      expect([r.stdout, r.stderr, r.code]).toEqual(["65534\nhi\n", "", 0]);
+      const st = statSync(join(root, "etc", "new", "f"));
+      expect([st.uid, st.gid]).toEqual([0, 0]);
+    });
+
+    test("--overlay and --overlay-upper: copy-up below root's directories works (no EOVERFLOW), the upper directory's files are its owner's", async () => {
+      const root = stageCopy(0);
+      expect((await sh(["--root", root, "--overlay"], "echo hi > /etc/f && cat /etc/f")).stdout).toBe("hi\n");
+      const upper = join(DIR, "work", `upper-${process.pid}`);
+      mkdirSync(upper, { mode: 0o755 });
+      const r = await sh(["--root", root, "--overlay-upper", upper], "mkdir -p /etc/deep && echo kept > /etc/deep/f");
+      expect([r.stderr, r.code]).toEqual(["", 0]);
+      expect((await sh(["--root", root, "--overlay-upper", upper], "cat /etc/deep/f")).stdout).toBe("kept\n");
+      const st = statSync(join(upper, "upper", "etc", "deep", "f"));
+      expect([st.uid, st.gid]).toEqual([0, 0]);
+      // The image itself is untouched.
+      expect(() => statSync(join(root, "etc", "deep"))).toThrow();
+    });
+  });
+
+  describe("a filesystem that cannot be idmapped", () => {
+    const mounted: string[] = [];
+    afterAll(() => {
+      for (const dir of mounted) {
+        Bun.spawnSync(["umount", dir]);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+    /** A ramfs (no idmapped mounts) of root's, of this mode. */
+    const ramfs = (name: string, mode: number) => {
+      const dir = join(DIR, "work", `ramfs-${name}-${process.pid}`);
+      mkdirSync(dir);
+      expect(Bun.spawnSync(["mount", "-t", "ramfs", "none", dir]).exitCode).toBe(0);
+      mounted.push(dir);
+      chmodSync(dir, mode);
+      return dir;
+    };
+
+    test("fails at setup (exit 125), naming the owner, the sandbox's uid and the fix", async () => {
+      const dir = ramfs("root", 0o755);
+      const r = await bunbox(["run", "--rw", dir, "--", "/bin/true"], { bare: true });
+      expect(r.code).toBe(125);
+      expect(r.stderr).toMatch(new RegExp(`SETUP_ERROR: idmap ${dir} \\(owner uid 0, gid 0; the sandbox's uid \\d+\\): EINVAL`));
+      expect(r.stderr).toContain("hint: a writable bind as root goes through an idmapped mount");
+      // Read-only, it needs no idmap.
+      expect((await bunbox(["run", "--ro", dir, "--", "/bin/true"], { bare: true })).code).toBe(0);
+    });
+
+    test("a tree any user may write (o+w, as /tmp) is bound as it is: what the sandboxee creates is the sandbox uid's", async () => {
+      const dir = ramfs("open", 0o1777);
+      const r = await bunbox(["run", "--rw", `${dir}:/w`, "--json", "--", "/bin/sh", "-c", "echo x > /w/f"], { bare: true });
+      expect(r.code).toBe(0);
+      const uid = JSON.parse(r.stderr.trim().split("\n").pop()!).containment.uid;
+      expect(statSync(join(dir, "f")).uid).toBe(uid);
+    });
+  });
+});
