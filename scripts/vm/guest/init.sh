@@ -89,9 +89,11 @@ info "stage $stage: / is $(awk '$2 == "/" { print $3 }' /proc/mounts | tail -n 1
 # As root and as the user at once: one per vCPU (under TCG each bunbox run
 # costs about a second of emulated CPU, so this halves the boot's time).
 /opt/bunbox/smoke.sh "$stage/root" &
-# The user's processes run in its delegated cgroup (cgroup2; moved there by
-# root: a move needs write access to the source's cgroup.procs too).
-sh -c "if [ -d /sys/fs/cgroup/$user ]; then echo \$\$ >/sys/fs/cgroup/$user/cgroup.procs; fi
+# The user's processes run in a leaf of its delegated subtree, as a login
+# session's do under systemd (cgroup2; moved there by root: a move needs
+# write access to the common ancestor's cgroup.procs, and a cgroup that hands
+# controllers to its children holds no process itself).
+sh -c "if [ -d /sys/fs/cgroup/$user ]; then mkdir -p /sys/fs/cgroup/$user/session && echo \$\$ >/sys/fs/cgroup/$user/session/cgroup.procs; fi
   exec su -s /bin/sh $user -c 'HOME=/home/$user exec /opt/bunbox/smoke.sh $stage/user'" &
 wait
 
