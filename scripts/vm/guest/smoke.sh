@@ -263,6 +263,16 @@ CGV=1
 # is a kernel option of its own (CONFIG_MEMCG_V1), off in Debian's 6.12.
 MEMCG=1
 [ "$CGV" = 1 ] && ! awk '$3 == "cgroup" && ("," $4 ",") ~ /,memory,/ { f = 1 } END { exit !f }' /proc/mounts && MEMCG=""
+# The cgroup's peak memory: memory.peak from Linux 5.19 (v1:
+# max_usage_in_bytes, always there); without it maxRssKb is null.
+kv=$(uname -r | awk -F '[.-]' '{ print $1 * 1000 + $2 }')
+PEAK=$MEMCG
+[ "$CGV" = 2 ] && [ "$kv" -lt 5019 ] && PEAK=""
+# peak_within MiB: the Result's memoryPeakBytes is at most that, where the cgroup has a peak.
+peak_within() {
+  if [ -z "$PEAK" ]; then result_has '"maxRssKb":null'; return; fi
+  [ "$(rnum memoryPeakBytes)" -le $(($1 << 20)) ] 2>/dev/null || fails "memoryPeakBytes '$(rnum memoryPeakBytes)' over $1 MiB"
+}
 # The user's delegated subtree (init.sh). systemd gives a user one, and a
 # user runs bunbox alone in a cgroup of it with `systemd-run --user --scope
 # -p Delegate=yes`; cb does the same by hand: bunbox exec'd alone in a new
@@ -359,7 +369,7 @@ c_cg_mem_procs() {
   [ "${held:-0}" -lt 4 ] || fails "held=$held of 4 x 150 MB under 200M" || return 1
   [ -n "$held" ] || [ "$code" = 137 ] || fails "no held= line, and the run ended with $code, not SIGKILL" || return 1
   [ "$(rnum oomKills)" -gt 0 ] 2>/dev/null || fails "oomKills is '$(rnum oomKills)'" || return 1
-  [ "$(rnum memoryPeakBytes)" -le $((200 << 20)) ] 2>/dev/null || fails "memoryPeakBytes $(rnum memoryPeakBytes) over 200 MiB" || return 1
+  peak_within 200 || return 1
   grep -Eq "memory limit of 200 MiB (killed [0-9]* process|reached)" "$W/err" || fails "bunbox's line does not say what the limit did" || return 1
   cg_gone
 }
@@ -368,7 +378,7 @@ c_cg_memfd() {
   wrote=$(sed -n 's/^memfd: \([0-9]*\) MiB.*/\1/p' "$W/out")
   [ "${wrote:-0}" -lt 64 ] || fails "the memfd took $wrote MiB under 64M: $(cat "$W/out")" || return 1
   [ -n "$wrote" ] || result_has '"reason":"SIGKILL: memory limit of 64 MiB reached"' || return 1
-  [ "$(rnum memoryPeakBytes)" -le $((64 << 20)) ] 2>/dev/null || fails "memoryPeakBytes $(rnum memoryPeakBytes) over 64 MiB"
+  peak_within 64
 }
 c_cg_oom() {
   cb --memory-limit 256M -- /fx/hog alloc 512
@@ -383,13 +393,11 @@ c_cg_pids() {
   grep -q "the process limit of 8 refused [0-9]* fork" "$W/err" || fails "bunbox's line does not say what the limit refused" || return 1
   cg_gone
 }
-# memory.peak: Linux 5.19 (v1: max_usage_in_bytes, always there).
-kv=$(uname -r | awk -F '[.-]' '{ print $1 * 1000 + $2 }')
 c_cg_peak() {
   cb -- /bin/true
   code_is 0 || return 1
   kb=$(rnum maxRssKb)
-  if [ -z "$MEMCG" ] || { [ "$CGV" = 2 ] && [ "$kv" -lt 5019 ]; }; then
+  if [ -z "$PEAK" ]; then
     result_has '"maxRssKb":null'
     return
   fi
