@@ -83,13 +83,12 @@ function savedTable(): string {
     [KERNELS.findIndex((k) => k.name === r.kernel), Object.keys(ARCHES).indexOf(r.arch), CGROUPS.indexOf(r.cgroup as CgroupMode)];
   const saved = readdirSync(RESULTS)
     .filter((f) => f.endsWith(".json"))
-    .map((f) => JSON.parse(readFileSync(join(RESULTS, f), "utf8")) as Row & { date: string });
+    .map((f) => JSON.parse(readFileSync(join(RESULTS, f), "utf8")) as Row);
   saved.sort((a, b) => {
     const [x, y] = [order(a), order(b)];
     return x[0]! - y[0]! || x[1]! - y[1]! || x[2]! - y[2]!;
   });
-  const dates = [...new Set(saved.map((r) => r.date.slice(0, 10)))].sort().join(", ");
-  return supportTable(saved, dates);
+  return supportTable(saved);
 }
 
 async function main(): Promise<number> {

@@ -12,6 +12,8 @@ export interface Row {
   /** The Debian kernel package and version. */
   release: string;
   outcome: Outcome;
+  /** When it ran (ISO); absent for this run's rows. */
+  date?: string;
 }
 
 function count(lines: string[] | undefined, who: string): number {
@@ -27,15 +29,17 @@ function cell(o: Outcome, who: string): string {
   return failed ? `**${text}**` : text;
 }
 
-export function supportTable(rows: Row[], date = new Date().toISOString().slice(0, 10)): string {
+export function supportTable(rows: Row[]): string {
+  const today = new Date().toISOString().slice(0, 10);
   const lines = [
-    `| kernel | arch | cgroups | as root | as an unprivileged user | Debian kernel (run of ${date}) |`,
-    "| --- | --- | --- | --- | --- | --- |",
+    "| kernel | arch | cgroups | as root | as an unprivileged user | Debian kernel | run |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of rows) {
     const boot = r.outcome.done ? "" : " (boot did not finish)";
     const cg = r.cgroup === "cgroup2" ? "v2 only" : "v1";
-    lines.push(`| ${r.kernel} | ${r.arch} | ${cg} | ${cell(r.outcome, "root")}${boot} | ${cell(r.outcome, "user")} | ${r.release} |`);
+    const date = r.date?.slice(0, 10) ?? today;
+    lines.push(`| ${r.kernel} | ${r.arch} | ${cg} | ${cell(r.outcome, "root")}${boot} | ${cell(r.outcome, "user")} | ${r.release} | ${date} |`);
   }
   return lines.join("\n");
 }
