@@ -17,7 +17,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildShim } from "./build-shim.ts";
-import { lazyOnlyProblems } from "./chunks.ts";
+import { builtinsAtStart, lazyOnlyProblems } from "./chunks.ts";
 import { precompile } from "./precompile.ts";
 
 /**
@@ -28,6 +28,11 @@ import { precompile } from "./precompile.ts";
 const JIT_POLICY = 100;
 /** Loaded only when used: a build in which a start of START_ENTRIES reads them fails. */
 const LAZY_PACKAGES = ["citty", "consola", "valibot"];
+/**
+ * The runtime's modules every start of START_ENTRIES may evaluate: a build
+ * in which one imports another (node:url, node:os, …) statically fails.
+ */
+const START_BUILTINS = ["bun:ffi", "fs", "path"];
 /** The executable's entry point, and the module `bunbox run` imports. */
 const START_ENTRIES = ["src/cli/main.ts", "src/cli/run.ts"];
 
@@ -62,7 +67,11 @@ if (proc.exitCode !== 0) {
   console.error("bunbox: bun build --compile failed");
   process.exit(1);
 }
-const eager = lazyOnlyProblems(JSON.parse(readFileSync(metafile, "utf8")), START_ENTRIES, LAZY_PACKAGES);
+const meta = JSON.parse(readFileSync(metafile, "utf8"));
+const eager = [
+  ...lazyOnlyProblems(meta, START_ENTRIES, LAZY_PACKAGES),
+  ...builtinsAtStart(meta, START_ENTRIES).filter((b) => !START_BUILTINS.includes(b)).map((b) => `the runtime's ${b} module is imported statically`),
+];
 if (eager.length > 0) {
   console.error(`bunbox: every start would load what only some need:\n  ${eager.join("\n  ")}`);
   process.exit(1);

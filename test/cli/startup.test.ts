@@ -13,7 +13,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { lazyOnlyProblems, type Metafile } from "../../scripts/chunks.ts";
+import { builtinsAtStart, lazyOnlyProblems, type Metafile } from "../../scripts/chunks.ts";
 import { precompile } from "../../scripts/precompile.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -23,6 +23,7 @@ const WATCHED: [string, string][] = [
   ...LAZY.map((p): [string, string] => [p, `/node_modules/${p}/`]),
   ["syscall tables", "/src/policy/syscalls/"],
   ["the proxy", "/src/net/proxy.ts"],
+  ["the special ranges", "/src/net/special.ts"],
 ];
 
 /**
@@ -72,5 +73,12 @@ describe("what a start loads", () => {
     const eager = structuredClone(meta);
     eager.outputs[run]!.imports = [...(eager.outputs[run]!.imports ?? []), { path: valibot, kind: "import-statement" }];
     expect(lazyOnlyProblems(eager, entries, LAZY)).toEqual([`valibot is in ${valibot}, which every start of src/cli/run.ts reads`]);
+  });
+
+  test("the executable: a start of bunbox run evaluates node:fs, node:path and bun:ffi, and no other module of the runtime (node:url is read where a name is IDNA-converted)", () => {
+    const meta = JSON.parse(readFileSync(join(ROOT, "build/bunbox.meta.json"), "utf8")) as Metafile;
+    expect(builtinsAtStart(meta, ["src/cli/main.ts", "src/cli/run.ts"])).toEqual(["bun:ffi", "fs", "path"]);
+    // --version and --help: node:fs alone.
+    expect(builtinsAtStart(meta, ["src/cli/main.ts"])).toEqual(["fs"]);
   });
 });
