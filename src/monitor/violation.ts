@@ -11,7 +11,6 @@
 import { readFileSync } from "node:fs";
 import { archOfAudit, auditArchName, syscallName } from "../policy/arch.ts";
 import { type Insn, RET } from "../policy/bpf.ts";
-import { evaluate } from "../policy/interpreter.ts";
 import { REASON } from "../policy/safety.ts";
 import { innerPid, type Notification } from "../native/sys.ts";
 import type { Violation } from "../sandbox/result.ts";
@@ -34,6 +33,8 @@ const RULES: Record<number, { kind: "SYSCALL" | "ARCH"; rule: string }> = {
 
 /** Classifies a notification against the filter (with this run's exec magic). */
 export function classify(prog: readonly Insn[], n: Notification, depth = 0): Verdict {
+  // The interpreter is read when the first notification is classified, not at every start (README.md, "Start-up").
+  const { evaluate } = require("../policy/interpreter.ts") as typeof import("../policy/interpreter.ts");
   const { ret } = evaluate(prog, { nr: n.nr, arch: n.arch, ip: n.ip, args: n.args });
   const action = (ret & RET.ACTION_FULL) >>> 0;
   const data = ret & RET.DATA;

@@ -11,7 +11,7 @@
 import { type ArchName, hostArch } from "./arch.ts";
 import { decode } from "./bpf.ts";
 import { PolicyBuilder } from "./builder.ts";
-import type { Filter } from "./compiler.ts";
+import type { Filter } from "./filter.ts";
 import type { Policy } from "./policy.ts";
 import { applyProfileSettings, profileBuilder } from "./profiles.ts";
 

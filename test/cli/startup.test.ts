@@ -24,6 +24,8 @@ const WATCHED: [string, string][] = [
   ["syscall tables", "/src/policy/syscalls/"],
   ["the proxy", "/src/net/proxy.ts"],
   ["the special ranges", "/src/net/special.ts"],
+  ["the filter compiler", "/src/policy/compiler.ts"],
+  ["the interpreter", "/src/policy/interpreter.ts"],
 ];
 
 /**
@@ -50,17 +52,19 @@ async function loaded(args: string[]): Promise<{ packages: string[]; code: numbe
 }
 
 describe("what a start loads", () => {
-  test("bunbox run -- /bin/true loads neither citty nor consola (nor valibot, a syscall table or the proxy)", async () => {
+  test("bunbox run -- /bin/true loads neither citty nor consola (nor valibot, a syscall table, the proxy, the filter compiler or the interpreter)", async () => {
     expect(await loaded(["run", "--", "/bin/true"])).toEqual({ packages: [], code: 0 });
   });
 
-  test("each is loaded once it is used: citty for --help, consola for a message, valibot for a policy file, the proxy for --net proxy", async () => {
+  test("each is loaded once it is used: citty for --help, consola for a message, valibot for a policy file, the proxy for --net proxy, the interpreter for a violation, the compiler for rules no profile has", async () => {
     expect(await loaded(["run", "--help"])).toEqual({ packages: ["citty"], code: 0 });
     expect(await loaded(["run", "--", "/nonexistent"])).toEqual({ packages: ["consola"], code: 127 });
     expect(await loaded(["run", "--policy", join(ROOT, "package.json"), "--", "/bin/true"])).toEqual({ packages: ["consola", "valibot"], code: 2 });
     expect(await loaded(["run", "--net", "proxy", "--", "/bin/true"])).toEqual({ packages: ["the proxy"], code: 0 });
     // A violation names its syscall: the tables are read then.
-    expect(await loaded(["run", "--profile", "minimal", "--", "/bin/true"])).toEqual({ packages: ["consola", "syscall tables"], code: 159 });
+    expect(await loaded(["run", "--profile", "minimal", "--", "/bin/true"])).toEqual({ packages: ["consola", "syscall tables", "the interpreter"], code: 159 });
+    // Rules that change (connect() sent to the monitor) need the compiler, and its verifier, at the run.
+    expect((await loaded(["run", "--net", "proxy-transparent", "--", "/bin/true"])).packages).toContain("the filter compiler");
   });
 
   test("the executable: citty, consola and valibot are in chunks no start of bunbox run reads before it uses them", () => {
