@@ -32,7 +32,7 @@ const LAZY_PACKAGES = ["citty", "consola", "valibot"];
  * The runtime's modules every start of START_ENTRIES may evaluate: a build
  * in which one imports another (node:url, node:os, …) statically fails.
  */
-const START_BUILTINS = ["bun:ffi", "fs", "path"];
+const START_BUILTINS = ["bun:ffi", "fs"];
 /** The executable's entry point, and the module `bunbox run` imports. */
 const START_ENTRIES = ["src/cli/main.ts", "src/cli/run.ts"];
 

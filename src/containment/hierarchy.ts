@@ -5,7 +5,7 @@
  * files are read by readLayout().
  */
 import { readFileSync } from "node:fs";
-import { posix } from "node:path";
+import * as posix from "../posix-path.ts";
 
 export interface Hierarchy {
   /** Where it is mounted. */

@@ -79,9 +79,9 @@ describe("what a start loads", () => {
     expect(lazyOnlyProblems(eager, entries, LAZY)).toEqual([`valibot is in ${valibot}, which every start of src/cli/run.ts reads`]);
   });
 
-  test("the executable: a start of bunbox run evaluates node:fs, node:path and bun:ffi, and no other module of the runtime (node:url is read where a name is IDNA-converted)", () => {
+  test("the executable: a start of bunbox run evaluates node:fs and bun:ffi, and no other module of the runtime (node:url is read where a name is IDNA-converted; paths are src/posix-path.ts)", () => {
     const meta = JSON.parse(readFileSync(join(ROOT, "build/bunbox.meta.json"), "utf8")) as Metafile;
-    expect(builtinsAtStart(meta, ["src/cli/main.ts", "src/cli/run.ts"])).toEqual(["bun:ffi", "fs", "path"]);
+    expect(builtinsAtStart(meta, ["src/cli/main.ts", "src/cli/run.ts"])).toEqual(["bun:ffi", "fs"]);
     // --version and --help: node:fs alone.
     expect(builtinsAtStart(meta, ["src/cli/main.ts"])).toEqual(["fs"]);
   });
