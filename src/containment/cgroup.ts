@@ -12,10 +12,11 @@
  * its owner's (owner.ts), so that a bunbox that starts later removes what a
  * dead one left (sweep).
  */
-import { closeSync, constants, mkdirSync, openSync, readdirSync, readSync, rmdirSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readdirSync, rmdirSync, writeSync } from "node:fs";
 import { describeErrno, errnoName } from "../native/errno.ts";
 import { ContainmentError } from "./error.ts";
 import { markOf, ownerGone } from "./owner.ts";
+import { readText } from "./read-text.ts";
 
 /** What a sandbox's cgroup enforces: bytes, tasks, CPUs; undefined: no limit. */
 export interface CgroupLimits {
@@ -91,40 +92,6 @@ export function writeValue(path: string, value: string): void {
   } catch (e) {
     const n = errnoOf(e);
     throw new ContainmentError(path, n, `writing ${value} to ${path}: ${describeErrno(n)}`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** Where readText reads; grown for a longer file. */
-let readBuffer = new Uint8Array(4096);
-let utf8: TextDecoder | undefined;
-
-/**
- * A cgroup or /proc file's text, or undefined when it cannot be read
- * (absent on this kernel). Read into one buffer kept for the next: these
- * files say their size is 0, for which readFileSync reads into a fresh
- * 256 KiB buffer, ~20 µs more per file, and a run reads some twenty of them
- * (README.md, "Start-up").
- */
-export function readText(path: string): string | undefined {
-  let fd;
-  try {
-    fd = openSync(path, "r");
-    let n = 0;
-    for (;;) {
-      if (n === readBuffer.length) {
-        const bigger = new Uint8Array(readBuffer.length * 2);
-        bigger.set(readBuffer);
-        readBuffer = bigger;
-      }
-      const got = readSync(fd, readBuffer, n, readBuffer.length - n, null);
-      if (got === 0) break;
-      n += got;
-    }
-    return (utf8 ??= new TextDecoder()).decode(readBuffer.subarray(0, n));
-  } catch {
-    return undefined;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
