@@ -26,7 +26,7 @@ import {
   type CgroupEntry, type CgroupHost, type CgroupLimits, type CgroupUsage, type SandboxCgroup, makeDir,
   nextName, openFd, readKeyed, readNumber, removeDir, sweepDir, writeValue,
 } from "./cgroup.ts";
-import { readText } from "./read-text.ts";
+import { readText } from "../read-text.ts";
 import { ContainmentError } from "./error.ts";
 import type { Hierarchy, Layout } from "./hierarchy.ts";
 import { killAll, processCap, retryRemove } from "./kill.ts";

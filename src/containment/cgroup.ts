@@ -16,7 +16,7 @@ import { closeSync, constants, mkdirSync, openSync, readdirSync, rmdirSync, writ
 import { describeErrno, errnoName } from "../native/errno.ts";
 import { ContainmentError } from "./error.ts";
 import { markOf, ownerGone } from "./owner.ts";
-import { readText } from "./read-text.ts";
+import { readText } from "../read-text.ts";
 
 /** What a sandbox's cgroup enforces: bytes, tasks, CPUs; undefined: no limit. */
 export interface CgroupLimits {

@@ -10,7 +10,7 @@ import { UsageError } from "../errors.ts";
 import type { Limits } from "../sandbox/limits.ts";
 import { formatBytes, formatSize } from "../sandbox/units.ts";
 import { type CgroupHost, type CgroupUsage, type SandboxCgroup } from "./cgroup.ts";
-import { readText } from "./read-text.ts";
+import { readText } from "../read-text.ts";
 import { V1Host } from "./cgroup-v1.ts";
 import { V2Host } from "./cgroup-v2.ts";
 import { readLayout } from "./hierarchy.ts";

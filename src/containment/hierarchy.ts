@@ -4,7 +4,7 @@
  * cgroup in each (/proc/self/cgroup), as directories. Pure parsing; the
  * files are read by readLayout().
  */
-import { readText } from "./read-text.ts";
+import { readText } from "../read-text.ts";
 import * as posix from "../posix-path.ts";
 
 export interface Hierarchy {

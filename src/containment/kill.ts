@@ -5,7 +5,7 @@
  */
 import { closeFd, pidfdOpen, pidfdSignal } from "../native/sys.ts";
 import { removeDir, writeValue } from "./cgroup.ts";
-import { readText } from "./read-text.ts";
+import { readText } from "../read-text.ts";
 
 const SIGKILL = 9;
 const ROUNDS = 50;

@@ -9,7 +9,7 @@
  * cgroup tree: a mark from another namespace is never judged.
  */
 import { readlinkSync } from "node:fs";
-import { readText } from "./read-text.ts";
+import { readText } from "../read-text.ts";
 
 /** Start time of process `pid` (clock ticks since boot, /proc/PID/stat field 22), or undefined if it is gone. */
 export function startTime(pid: number | "self"): string | undefined {

@@ -1,5 +1,5 @@
 /**
- * readText (src/containment/read-text.ts): the cgroup and /proc files a run
+ * readText (src/read-text.ts): the cgroup and /proc files a run
  * reads, through one reused buffer instead of readFileSync's fresh one.
  * The text must be readFileSync's, whole, whatever the file's size (a /proc
  * file says it has none), with nothing of an earlier, longer file left in it.
@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readText } from "../../src/containment/read-text.ts";
+import { readText } from "../src/read-text.ts";
 
 describe("readText", () => {
   test("a /proc file (size 0) is read whole, as readFileSync reads it", () => {

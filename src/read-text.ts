@@ -1,5 +1,5 @@
 /**
- * The text of the small files containment reads (cgroup files, /proc),
+ * The text of the small files a run reads (cgroup files, /proc),
  * without readFileSync's cost for them (README.md, "Start-up").
  */
 import { closeSync, openSync, readSync } from "node:fs";
