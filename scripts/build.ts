@@ -18,7 +18,6 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildShim } from "./build-shim.ts";
 import { builtinsAtStart, lazyOnlyProblems } from "./chunks.ts";
-import { precompile } from "./precompile.ts";
 
 /**
  * JavaScriptCore's tier-up thresholds, multiplied (--compile-jit-policy):
@@ -41,6 +40,10 @@ const out = join(root, "dist", "bunbox");
 const metafile = join(root, "build", "bunbox.meta.json");
 
 buildShim();
+// Only now: the precompiler reads the policy code, which imports the shim
+// this just built (src/native/library.ts embeds build/libbunbox.so); a
+// static import would fail on a fresh checkout, before the shim exists.
+const { precompile } = await import("./precompile.ts");
 mkdirSync(join(root, "dist"), { recursive: true });
 const args = [
   "build",
