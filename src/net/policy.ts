@@ -28,8 +28,9 @@ import { formatIp, type Ip, parseIp, canonical } from "./address.ts";
 import { normalizeName, parseTarget, type Target } from "./host.ts";
 import { formatPattern, type HostPattern, matchesIp, matchesName, parsePattern } from "./pattern.ts";
 
+let specialModule: typeof import("./special.ts") | undefined;
 /** The special ranges' table, built when an address is first decided: a run without a proxy never is (README.md, "Start-up"). */
-const specialRanges = () => require("./special.ts") as typeof import("./special.ts");
+const specialRanges = () => (specialModule ??= require("./special.ts") as typeof import("./special.ts"));
 
 export interface NetworkRules {
   /** Host patterns the sandboxee may reach (pattern.ts). */
