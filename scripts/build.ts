@@ -9,7 +9,8 @@
  * into chunks, so that a start reads only the chunks its command needs
  * (--help's citty, the messages' consola, policy files' valibot, the
  * completions are each read when used, and checked to be: scripts/chunks.ts,
- * from the bundler's metafile, build/bunbox.meta.json); and JavaScriptCore's
+ * from the bundler's metafile, build/bunbox.meta.json, which also says which
+ * of the runtime's modules a start evaluates: START_BUILTINS); and JavaScriptCore's
  * JIT held back (JIT_POLICY) while the run is set up, code that runs once,
  * until the sandboxee runs (src/cli/run.ts).
  * Usage: bun scripts/build.ts
