@@ -30,7 +30,8 @@ export function readText(path: string): string | undefined {
       if (got === 0) break;
       n += got;
     }
-    return (utf8 ??= new TextDecoder()).decode(readBuffer.subarray(0, n));
+    // ignoreBOM: a leading BOM stays in the text, as readFileSync leaves it.
+    return (utf8 ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(readBuffer.subarray(0, n));
   } catch {
     return undefined;
   } finally {

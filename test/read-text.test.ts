@@ -32,6 +32,10 @@ describe("readText", () => {
       expect(readText(long)).toBe(text);
       expect(readText(short)).toBe("7\n");
       expect(readText(long)).toBe(text);
+      // A leading BOM and bytes that are no UTF-8: what readFileSync gives.
+      const odd = join(dir, "odd");
+      writeFileSync(odd, new Uint8Array([0xef, 0xbb, 0xbf, 0x61, 0xff, 0xfe, 0x62, 0xc3]));
+      expect(readText(odd)).toBe(readFileSync(odd, "utf8"));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
