@@ -26,6 +26,7 @@ const WATCHED: [string, string][] = [
   ["the special ranges", "/src/net/special.ts"],
   ["the filter compiler", "/src/policy/compiler.ts"],
   ["the interpreter", "/src/policy/interpreter.ts"],
+  ["comms", "/src/comms/"],
 ];
 
 /**
@@ -52,7 +53,7 @@ async function loaded(args: string[]): Promise<{ packages: string[]; code: numbe
 }
 
 describe("what a start loads", () => {
-  test("bunbox run -- /bin/true loads neither citty nor consola (nor valibot, a syscall table, the proxy, the filter compiler or the interpreter)", async () => {
+  test("bunbox run -- /bin/true loads neither citty nor consola (nor valibot, a syscall table, the proxy, the filter compiler, the interpreter or comms)", async () => {
     expect(await loaded(["run", "--", "/bin/true"])).toEqual({ packages: [], code: 0 });
   });
 
