@@ -24,7 +24,7 @@ import { spawnOnCallingThread } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
-import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
+import { checkCpus, checkProcesses, DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
 import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
@@ -148,8 +148,8 @@ function memoryLimit(text: string): number {
 
 function cpus(text: string): number {
   const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(n > 0) || n > 4096) throw new UsageError("--cpus", `"${text}" is not a number of CPUs above 0 (examples: 1, 0.5, 2.5)`);
-  return n;
+  if (!(n > 0)) throw new UsageError("--cpus", `"${text}" is not a number of CPUs above 0 (examples: 1, 0.5, 2.5)`);
+  return checkCpus(n, "--cpus");
 }
 
 function openFiles(text: string): number {
@@ -192,7 +192,7 @@ export function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalP
     ...(s["memory-limit"] !== undefined ? { memory: memoryLimit(s["memory-limit"]) } : {}),
     ...(s.cpus !== undefined ? { cpus: cpus(s.cpus) } : {}),
     ...(s["address-space-limit"] !== undefined ? { addressSpace: addressSpaceLimit(s["address-space-limit"]) } : {}),
-    ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
+    ...(s["max-procs"] !== undefined ? { processes: checkProcesses(parseCount(s["max-procs"], "--max-procs"), "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
     ...(s["max-connections"] !== undefined ? { net: { maxConcurrent: maxConnections(s["max-connections"]) } } : {}),

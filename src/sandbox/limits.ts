@@ -21,6 +21,31 @@ import { type NetLimits, netLimits } from "../net/limits.ts";
  */
 export const SETUP_TIMEOUT_MS = 10_000;
 
+/** The most processes a limit may name: PID_MAX_LIMIT on 64-bit (pids.max refuses more with EINVAL). */
+export const MAX_PROCESSES = 4 * 1024 * 1024;
+/**
+ * The fewest CPUs a limit may name: 1 ms of quota per 100 ms period, the
+ * smallest quota the kernel takes (cpu.max, cpu.cfs_quota_us). Less would be
+ * raised to it, a weaker limit than asked for, so it is refused instead.
+ */
+export const MIN_CPUS = 0.01;
+/** The most CPUs a limit may name (the kernel's NR_CPUS ceiling). */
+export const MAX_CPUS = 4096;
+
+/** A CPU limit (0: none) that the cgroup can enforce as given; subject names the option or field. */
+export function checkCpus(n: number, subject: string): number {
+  if (n !== 0 && !(n >= MIN_CPUS && n <= MAX_CPUS)) {
+    throw new UsageError(subject, `${n} CPUs cannot be enforced: a CPU limit is from ${MIN_CPUS} (1 ms of each 100 ms, the kernel's smallest quota) to ${MAX_CPUS}`);
+  }
+  return n;
+}
+
+/** A process limit the cgroup's pids.max takes; subject names the option or field. */
+export function checkProcesses(n: number, subject: string): number {
+  if (n > MAX_PROCESSES) throw new UsageError(subject, `${n} is more processes than Linux can have (at most ${MAX_PROCESSES})`);
+  return n;
+}
+
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
 
 export interface LimitsInit {
@@ -94,6 +119,8 @@ export class Limits implements LimitsInit {
       }
     }
     if (all.cpus === Infinity) throw new UsageError("limits.cpus", "must be a number of CPUs, not Infinity (0: no limit)");
+    checkCpus(all.cpus, "limits.cpus");
+    checkProcesses(all.processes, "limits.processes");
     this.memory = all.memory;
     this.cpus = all.cpus;
     this.addressSpace = all.addressSpace;

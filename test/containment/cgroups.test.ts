@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { readLayout } from "../../src/containment/hierarchy.ts";
 import { ForkExecutor } from "../../src/sandbox/launch/fork.ts";
+import { Limits } from "../../src/sandbox/limits.ts";
 import { bunbox, IS_ROOT, PROBE } from "../helpers.ts";
 import { HOG, holding, json, sandboxeePid } from "./util.ts";
 
@@ -172,5 +173,18 @@ describe("a fork-server child", () => {
     const server = {} as ConstructorParameters<typeof ForkExecutor>[0];
     expect(() => new ForkExecutor(server, { limits: { memory: 64 * MiB } })).toThrow("limits.memory: a fork-server child runs in its server's cgroup");
     expect(() => new ForkExecutor(server, { limits: { cpus: 1 } })).toThrow("limits.cpus: a fork-server child runs in its server's cgroup");
+  });
+});
+
+describe("limits the cgroup cannot take as given are refused, never rounded", () => {
+  // cpu.max takes no quota under 1 ms: 0.001 CPUs was written as 0.01, ten
+  // times the CPU asked for; pids.max refuses more than PID_MAX_LIMIT with
+  // EINVAL, which was a SETUP_ERROR after the sandbox's cgroup was made.
+  test("Limits: cpus under 0.01 or over 4096, processes over 4194304", () => {
+    expect(() => new Limits({ cpus: 0.001 })).toThrow("limits.cpus: 0.001 CPUs cannot be enforced");
+    expect(() => new Limits({ cpus: 4097 })).toThrow("limits.cpus: 4097 CPUs cannot be enforced");
+    expect(() => new Limits({ processes: 4194305 })).toThrow("limits.processes: 4194305 is more processes than Linux can have");
+    expect(new Limits({ cpus: 0.01, processes: 4194304 })).toMatchObject({ cpus: 0.01, processes: 4194304 });
+    expect(new Limits({ cpus: 0 }).cpus).toBe(0);
   });
 });
