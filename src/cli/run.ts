@@ -24,7 +24,7 @@ import { spawnOnCallingThread } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
-import { checkCpus, checkProcesses, DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
+import { checkCpus, checkProcesses, DEFAULT_LIMITS, Limits, MIN_MEMORY } from "../sandbox/limits.ts";
 import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
@@ -45,6 +45,8 @@ type RunOptions = Parsed<typeof RUN_ARGS>;
 export type RunReporting = {
   flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty"> & Partial<Pick<RunOptions["flags"], "allow-weaker-limits">>;
   strings: Pick<RunOptions["strings"], "result-file" | "time-limit">;
+  /** What the limits are called in messages (default: bunbox run's options). */
+  limitNames?: LimitNames;
 };
 
 /**
@@ -62,11 +64,6 @@ const MIN_OPEN_FILES = 4;
  * without libc starts in 1 MiB; a static C program needs about 3 MiB.
  */
 const MIN_ADDRESS_SPACE = 1024 ** 2;
-/**
- * The smallest --memory-limit: the sandbox's cgroup also counts the kernel
- * memory of its init and the sandboxee's first pages.
- */
-const MIN_MEMORY = 4 * 1024 ** 2;
 /** The limits as this command line names them, in messages. */
 const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
 
@@ -356,7 +353,7 @@ export async function runPrepared(
     { allowWeakerLimits: o.flags["allow-weaker-limits"] ?? false },
   );
   // A limit no cgroup can enforce is a usage error naming its option, before anything starts.
-  const contained = sandbox.containmentPlan(LIMIT_NAMES);
+  const contained = sandbox.containmentPlan(o.limitNames ?? LIMIT_NAMES);
   if (o.flags.verbose) describe(o, policy, executor, contained);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 

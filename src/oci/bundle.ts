@@ -21,6 +21,7 @@ import { applyProfile, type ProfileName } from "../policy/profiles.ts";
 import { Executor, type TerminalOptions } from "../sandbox/executor.ts";
 import { Limits, type LimitsInit } from "../sandbox/limits.ts";
 import { parseSize } from "../sandbox/units.ts";
+import { resourceLimits } from "./resources.ts";
 import { applySeccompProfile, SeccompProfileError } from "./seccomp.ts";
 import { type Config, ConfigSchema, MountSchema, OCI_FIELDS } from "./spec.ts";
 
@@ -154,7 +155,8 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
   if (p?.user?.additionalGids?.length) problems.push("process.user.additionalGids: the sandbox maps one gid");
   if (p?.user?.uid !== undefined) b.setUid(p.user.uid);
   if (p?.user?.gid !== undefined) b.setGid(p.user.gid);
-  const limits: Partial<LimitsInit> = { wallTimeMs: 0, ...opts.limits };
+  const limits: Partial<LimitsInit> = { wallTimeMs: 0, ...opts.limits, ...resourceLimits(c.linux?.resources, problems) };
+  const pidsLimit = limits.processes;
   p?.rlimits?.forEach((r, i) => {
     const key = RLIMITS[r.type];
     if (!key) return problems.push(`process.rlimits.${i}.type: ${r.type} is not supported (${Object.keys(RLIMITS).join(", ")})`);
@@ -163,6 +165,9 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
     const n = BigInt(r.soft) >= 0xffff_ffff_ffff_ffffn ? Infinity : Number(r.soft);
     limits[key] = n;
   });
+  // RLIMIT_NPROC and pids.limit are one limit in bunbox (the cgroup's
+  // pids.max, RLIMIT_NPROC beside it): the smaller honours both.
+  if (pidsLimit !== undefined) limits.processes = Math.min(pidsLimit, limits.processes ?? Infinity);
   const env: Record<string, string> = Object.create(null);
   p?.env?.forEach((kv, i) => {
     const eq = kv.indexOf("=");

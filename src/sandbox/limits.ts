@@ -21,6 +21,11 @@ import { type NetLimits, netLimits } from "../net/limits.ts";
  */
 export const SETUP_TIMEOUT_MS = 10_000;
 
+/**
+ * The smallest memory limit: the sandbox's cgroup also counts the kernel
+ * memory of its init and the sandboxee's first pages.
+ */
+export const MIN_MEMORY = 4 * 1024 ** 2;
 /** The most processes a limit may name: PID_MAX_LIMIT on 64-bit (pids.max refuses more with EINVAL). */
 export const MAX_PROCESSES = 4 * 1024 * 1024;
 /**

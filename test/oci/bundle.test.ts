@@ -187,3 +187,76 @@ describe("what a bundle asks and bunbox does not do is an error naming the field
     expect(r.stderr).toContain("  - linux.sysctl: not supported by bunbox");
   });
 });
+
+describe("linux.resources: memory, pids and cpu are the sandbox cgroup's limits", () => {
+  const loaded = (edit: (c: Record<string, any>) => void) => loadBundle(bundle(edit)).executor.limits;
+  const problems = (edit: (c: Record<string, any>) => void) => {
+    try {
+      loadBundle(bundle(edit));
+    } catch (e) {
+      return (e as { problems: string[] }).problems;
+    }
+    return [];
+  };
+
+  test("memory.limit, pids.limit and cpu quota/period become --memory-limit, --max-procs and --cpus", () => {
+    const l = loaded((c) => {
+      c.linux.resources = { memory: { limit: 64 * 1024 * 1024, swap: 64 * 1024 * 1024 }, pids: { limit: 32 }, cpu: { quota: 50000, period: 100000 } };
+    });
+    expect({ memory: l.memory, processes: l.processes, cpus: l.cpus }).toEqual({ memory: 64 * 1024 * 1024, processes: 32, cpus: 0.5 });
+    // -1 is the spec's "no limit"; a quota without a period is over runc's 100 ms.
+    const none = loaded((c) => (c.linux.resources = { memory: { limit: -1 }, cpu: { quota: 150000 } }));
+    expect({ memory: none.memory, cpus: none.cpus }).toEqual({ memory: Infinity, cpus: 1.5 });
+    // RLIMIT_NPROC and pids.limit are one limit in bunbox: the smaller, whichever it is.
+    const nproc = (rl: number, pids: number) =>
+      loaded((c) => {
+        c.process.rlimits.push({ type: "RLIMIT_NPROC", soft: rl, hard: rl });
+        c.linux.resources = { pids: { limit: pids } };
+      }).processes;
+    expect([nproc(100, 20), nproc(10, 200)]).toEqual([20, 10]);
+  });
+
+  test("what the cgroup cannot carry out as written is refused, naming the field", () => {
+    const got = problems((c) => {
+      c.linux.resources = { memory: { limit: 1000, swap: -1 }, pids: { limit: -1 }, cpu: { quota: 500, period: 100000 } };
+    });
+    expect(got).toEqual([
+      "linux.resources.memory.limit: 1000 is below 4M, the smallest memory limit bunbox accepts (-1: no limit)",
+      "linux.resources.memory.swap: -1: a sandbox gets no swap past its memory limit; leave swap out or make it memory.limit (1000)",
+      "linux.resources.cpu (quota/period): 0.005 CPUs cannot be enforced: a CPU limit is from 0.01 (1 ms of each 100 ms, the kernel's smallest quota) to 4096",
+      "linux.resources.pids.limit: -1: bunbox always bounds a sandbox's processes; name a number (its default is 4096)",
+    ]);
+    expect(problems((c) => (c.linux.resources = { cpu: { period: 100000 }, pids: { limit: 5_000_000 } }))).toEqual([
+      "linux.resources.cpu.period: 100000 without a quota bounds nothing (set cpu.quota, or leave period out)",
+      "linux.resources.pids.limit: 5000000 is more processes than Linux can have (at most 4194304)",
+    ]);
+    expect(problems((c) => (c.linux.resources = { memory: { limit: "64M" } }))[0]).toStartWith("linux.resources.memory.limit: ");
+    expect(problems((c) => (c.linux.resources = { memory: { limits: 1 } }))).toEqual(["linux.resources.memory.limits: not a field of the OCI runtime spec"]);
+  });
+
+  testUnless(NO_STAGE ?? NEEDS_ROOT)("as root, on the real kernel: the Result's limits are the bundle's, and pids.limit refuses forks", async () => {
+    const dir = bundle((c) => {
+      sh("for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>/dev/null; echo done")(c);
+      c.linux.resources = { memory: { limit: 64 * 1024 * 1024 }, pids: { limit: 4 }, cpu: { quota: 50000 } };
+    });
+    const r = await oci(dir, ["--json", "--time-limit", "30"]);
+    const result = JSON.parse(r.stderr.trim().split("\n").at(-1)!);
+    expect(result.containment.limits.memory.value).toBe(64 * 1024 * 1024);
+    expect(result.containment.limits.cpus.value).toBe(0.5);
+    expect(result.containment.limits.processes.value).toBe(4);
+    expect(result.containment.forksRefused).toBeGreaterThan(0);
+  });
+
+  testUnless(NO_STAGE ?? NEEDS_ROOT)("as nobody, with no cgroup: exit 2 naming the bundle's field, or run with --allow-weaker-limits", async () => {
+    const dir = bundle((c) => {
+      sh("echo ran")(c);
+      c.linux.resources = { memory: { limit: 64 * 1024 * 1024 } };
+    });
+    const r = await oci(dir, [], true);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("linux.resources.memory.limit: a memory limit for the whole sandbox (64M) cannot be enforced");
+    expect(r.stderr).toContain("--allow-weaker-limits");
+    const weaker = await oci(dir, ["--allow-weaker-limits"], true);
+    expect([weaker.code, weaker.stdout]).toEqual([0, "ran\n"]);
+  });
+});
