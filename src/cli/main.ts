@@ -10,6 +10,7 @@
 import pkg from "../../package.json" with { type: "json" };
 import { BunboxError, EXIT_SETUP, UsageError } from "../errors.ts";
 import { visible } from "../sandbox/visible.ts";
+import { checkArgsBytes } from "./bytes.ts";
 import { type Command, defineCommand, describeCommand, loadCommand, parseArgs, UnknownOption } from "./args.ts";
 import { log, writeAll } from "./log.ts";
 import { LEARN_ARGS, RUN_ARGS } from "./options.ts";
@@ -123,5 +124,9 @@ if (import.meta.main) {
   const fatal = (e: unknown) => void fail(e).then((code) => process.exit(code));
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
-  void cli(process.argv.slice(2)).then((code) => process.exit(code));
+  const args = process.argv.slice(2);
+  void Promise.resolve()
+    .then(() => checkArgsBytes(args))
+    .then(() => cli(args), fail)
+    .then((code) => process.exit(code));
 }
