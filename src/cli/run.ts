@@ -65,7 +65,7 @@ const MIN_OPEN_FILES = 4;
  */
 const MIN_ADDRESS_SPACE = 1024 ** 2;
 /** The limits as this command line names them, in messages. */
-const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
+export const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
 
 /**
  * How long the JavaScript thread may block right after the spawn, waiting
