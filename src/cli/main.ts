@@ -8,7 +8,7 @@
  * 125 bunbox's own failure; never a stack trace (but with -v or BUNBOX_DEBUG).
  */
 import pkg from "../../package.json" with { type: "json" };
-import { BunboxError, EXIT_SETUP, UsageError } from "../errors.ts";
+import { BunboxError, EXIT_SETUP, ProblemsError, UsageError } from "../errors.ts";
 import { visible } from "../sandbox/visible.ts";
 import { checkArgsBytes } from "./bytes.ts";
 import { type Command, defineCommand, describeCommand, loadCommand, parseArgs, UnknownOption } from "./args.ts";
@@ -90,9 +90,9 @@ function version(): number {
  */
 export async function errorReport(e: unknown, debug: boolean): Promise<{ lines: string[]; code: number }> {
   if (e instanceof BunboxError) {
-    const { PolicyError } = await import("../policy/builder.ts");
-    const lines = e instanceof PolicyError
-      ? [visible(e.message.split("\n", 1)[0]!), ...e.problems.map((p) => `  - ${visible(p)}`)]
+    // An invalid policy or bundle lists every problem, a line each.
+    const lines = e instanceof ProblemsError
+      ? [`${visible(e.headline)}:`, ...e.problems.map((p) => `  - ${visible(p)}`)]
       : [visible(e.message)];
     return { lines, code: e.exitCode };
   }

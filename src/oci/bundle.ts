@@ -14,7 +14,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import * as v from "valibot";
-import { BunboxError, EXIT_USAGE } from "../errors.ts";
+import { ProblemsError } from "../errors.ts";
 import { PolicyBuilder } from "../policy/builder.ts";
 import type { Policy } from "../policy/policy.ts";
 import { applyProfile, type ProfileName } from "../policy/profiles.ts";
@@ -25,10 +25,10 @@ import { resourceLimits } from "./resources.ts";
 import { applySeccompProfile, SeccompProfileError } from "./seccomp.ts";
 import { type Config, ConfigSchema, MountSchema, OCI_FIELDS } from "./spec.ts";
 
-export class BundleError extends BunboxError {
+export class BundleError extends ProblemsError {
   override readonly name = "BundleError";
-  constructor(readonly bundle: string, readonly problems: readonly string[]) {
-    super("oci", `${bundle}: the bundle cannot run as written:\n${problems.map((p) => `  - ${p}`).join("\n")}`, EXIT_USAGE);
+  constructor(readonly bundle: string, problems: readonly string[]) {
+    super("oci", `${bundle}: the bundle cannot run as written`, problems);
   }
 }
 
@@ -122,12 +122,13 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
   };
 
   // root and mounts
+  // The builder's problems name the bundle's field (b.at), not the builder's method.
   if (!c.root) problems.push("root: missing (the bundle's root filesystem)");
-  else b.setRoot(inBundle(c.root.path), { writable: c.root.readonly === false });
-  c.mounts?.forEach((m, i) => mount(b, m, `mounts.${i}`, inBundle, problems));
-  c.linux?.maskedPaths?.forEach((p) => b.maskPath(p));
-  c.linux?.readonlyPaths?.forEach((p) => b.readonlyPath(p));
-  if (c.hostname !== undefined) b.setHostname(c.hostname);
+  else b.at("root.path", () => b.setRoot(inBundle(c.root!.path), { writable: c.root!.readonly === false }));
+  c.mounts?.forEach((m, i) => b.at(`mounts.${i}`, () => mount(b, m, `mounts.${i}`, inBundle, problems)));
+  c.linux?.maskedPaths?.forEach((p, i) => b.at(`linux.maskedPaths.${i}`, () => b.maskPath(p)));
+  c.linux?.readonlyPaths?.forEach((p, i) => b.at(`linux.readonlyPaths.${i}`, () => b.readonlyPath(p)));
+  if (c.hostname !== undefined) b.at("hostname", () => b.setHostname(c.hostname!));
 
   linux(b, c, problems);
   const seccomp = c.linux?.seccomp;

@@ -16,7 +16,7 @@
  * come before every policy's own. The filesystem methods (addFile, setRoot…)
  * are its base class's, src/policy/mount-builder.ts.
  */
-import { BunboxError, EXIT_USAGE } from "../errors.ts";
+import { ProblemsError } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
 import { ARCHES, type Arch, archByName, type ArchName, hostArch, MAX_SYSCALL_NR } from "./arch.ts";
 import { FilterTooLong } from "./assembler.ts";
@@ -32,10 +32,10 @@ import { type Action, ALLOW, CompileError, describeAction, errno, type Fragment,
 import { type DangerName, isDangerName } from "./safety.ts";
 import { quote } from "../names.ts";
 
-export class PolicyError extends BunboxError {
+export class PolicyError extends ProblemsError {
   override readonly name = "PolicyError";
-  constructor(readonly problems: readonly string[]) {
-    super("policy", `invalid policy:\n${problems.map((p) => `  - ${p}`).join("\n")}`, EXIT_USAGE);
+  constructor(problems: readonly string[]) {
+    super("policy", "invalid policy", problems);
   }
 }
 

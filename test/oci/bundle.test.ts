@@ -32,6 +32,8 @@ function bundle(edit: (c: Record<string, any>) => void = () => {}, copy = false)
   return dir;
 }
 
+/** The starter config, as bundle() starts from. */
+const c0 = () => starterConfig() as Record<string, any>;
 const sh = (script: string) => (c: Record<string, any>) => (c.process.args = ["sh", "-c", script]);
 const oci = (dir: string, opts: string[] = [], nobody = false) => bunbox(["oci", "run", ...opts, dir], { bare: true, nobody });
 
@@ -185,6 +187,25 @@ describe("what a bundle asks and bunbox does not do is an error naming the field
     expect(r.stderr).toContain("the bundle cannot run as written");
     expect(r.stderr).toContain("  - domainname: not supported by bunbox");
     expect(r.stderr).toContain("  - linux.sysctl: not supported by bunbox");
+  });
+
+  // The problems were one line joined by a literal "\n" (the error path made
+  // every newline visible but a policy's), and the builder's were named for
+  // its methods (setRoot(/), bind(/data), maskPath(x)), not the bundle's fields.
+  test("the command line: a line per problem, each naming the bundle's field", async () => {
+    const dir = bundle((c) => {
+      c.root = { path: "/", readonly: false };
+      c.mounts.push({ destination: "/data", type: "bind", source: "/no/such", options: ["rbind", "ro"] });
+      c.linux.maskedPaths.push("relative/x");
+      c.hostname = "bad host";
+    });
+    const r = await bunbox(["oci", "run", dir], { bare: true });
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines[0]).toBe(`bunbox: error: ${dir}: the bundle cannot run as written:`);
+    expect(lines.slice(1).map((l) => l.split(":")[0])).toEqual(["  - root.path", "  - mounts.3", `  - linux.maskedPaths.${c0().linux.maskedPaths.length}`, "  - hostname"]);
+    expect(lines[1]).toContain("/ as the sandbox's root would show the host's /proc");
+    expect(lines[2]).toContain("/no/such does not exist on the host");
   });
 });
 
