@@ -24,7 +24,7 @@ import { spawnOnCallingThread } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
-import { checkCpus, checkProcesses, DEFAULT_LIMITS, Limits, MIN_MEMORY } from "../sandbox/limits.ts";
+import { checkAddressSpace, checkCpus, checkMemory, checkOpenFiles, checkProcesses, DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
 import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
@@ -49,21 +49,6 @@ export type RunReporting = {
   limitNames?: LimitNames;
 };
 
-/**
- * The smallest --max-files that can work: stdin, stdout, stderr, and the
- * seccomp listener the sandboxee itself creates, under its own limit, just
- * before exec (csrc/child_b.c install_filter); with fewer, seccomp() fails
- * with EMFILE.
- */
-const MIN_OPEN_FILES = 4;
-/**
- * The smallest --address-space-limit bunbox accepts (as nsjail, whose unit is the
- * MiB): exec alone maps a 128 KiB stack, the vDSO and the program before its
- * first instruction, and a limit it overruns kills the program with SIGSEGV
- * in exec, which looks like the program's own fault. A program written
- * without libc starts in 1 MiB; a static C program needs about 3 MiB.
- */
-const MIN_ADDRESS_SPACE = 1024 ** 2;
 /** The limits as this command line names them, in messages. */
 export const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
 
@@ -120,27 +105,11 @@ export async function resolvePolicy(o: RunOptions): Promise<Policy> {
 }
 
 function addressSpaceLimit(text: string): number {
-  const size = parseSize(text, "--address-space-limit");
-  if (size < MIN_ADDRESS_SPACE) {
-    throw new UsageError(
-      "--address-space-limit",
-      `${text} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, ` +
-        "the vDSO and the program (a C program needs a few M)",
-    );
-  }
-  return size;
+  return checkAddressSpace(parseSize(text, "--address-space-limit"), "--address-space-limit", text);
 }
 
 function memoryLimit(text: string): number {
-  const size = parseSize(text, "--memory-limit");
-  if (size < MIN_MEMORY) {
-    throw new UsageError(
-      "--memory-limit",
-      `${text} is below ${formatSize(MIN_MEMORY)}, the smallest limit bunbox accepts: the sandbox's cgroup also counts ` +
-        "the kernel memory of its init and the sandboxee's first pages",
-    );
-  }
-  return size;
+  return checkMemory(parseSize(text, "--memory-limit"), "--memory-limit", text);
 }
 
 function cpus(text: string): number {
@@ -150,11 +119,7 @@ function cpus(text: string): number {
 }
 
 function openFiles(text: string): number {
-  const n = parseCount(text, "--max-files");
-  if (n < MIN_OPEN_FILES) {
-    throw new UsageError("--max-files", `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
-  }
-  return n;
+  return checkOpenFiles(parseCount(text, "--max-files"), "--max-files");
 }
 
 function maxConnections(text: string): number {

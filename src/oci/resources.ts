@@ -7,8 +7,8 @@
  * sub-fields bunbox has no use for are refused through OCI_FIELDS (spec.ts).
  */
 import * as v from "valibot";
-import { checkCpus, checkProcesses, type LimitsInit, MIN_MEMORY } from "../sandbox/limits.ts";
-import { formatSize } from "../sandbox/units.ts";
+import { UsageError } from "../errors.ts";
+import { checkCpus, checkMemory, checkProcesses, type LimitsInit } from "../sandbox/limits.ts";
 
 /** int64 in config.json: past 2^53 it arrives as a bigint (bundle.ts parseExact). */
 const int64 = v.union([v.pipe(v.number(), v.integer()), v.bigint()]);
@@ -45,6 +45,16 @@ export interface Resources {
   pids?: v.InferOutput<typeof PidsSchema>;
 }
 
+/** Runs a check; the usage error it throws is a problem (the bundle lists them all at once). */
+export function collect(problems: string[], check: () => unknown): void {
+  try {
+    check();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    problems.push(e.message);
+  }
+}
+
 /** The period runc and Docker use when a quota comes without one (and bunbox's own). */
 const DEFAULT_PERIOD_US = 100_000n;
 
@@ -58,12 +68,10 @@ export function resourceLimits(r: Resources | undefined, problems: string[]): Pa
   const limits: Partial<LimitsInit> = {};
   const m = r?.memory;
   if (m?.limit !== undefined && m.limit !== -1 && m.limit !== -1n) {
-    if (BigInt(m.limit) < BigInt(MIN_MEMORY)) {
-      problems.push(`linux.resources.memory.limit: ${m.limit} is below ${formatSize(MIN_MEMORY)}, the smallest memory limit bunbox accepts (-1: no limit)`);
-    } else if (BigInt(m.limit) > BigInt(Number.MAX_SAFE_INTEGER)) {
+    if (BigInt(m.limit) > BigInt(Number.MAX_SAFE_INTEGER)) {
       problems.push(`linux.resources.memory.limit: ${m.limit} is too large (-1: no limit)`);
     } else {
-      limits.memory = Number(m.limit);
+      collect(problems, () => (limits.memory = checkMemory(Number(m.limit), "linux.resources.memory.limit")));
     }
   }
   // bunbox's sandbox has no swap past its memory limit (memsw, swap.max 0):
@@ -78,11 +86,7 @@ export function resourceLimits(r: Resources | undefined, problems: string[]): Pa
     if (BigInt(c.quota) <= 0n || period <= 0n) {
       problems.push(`linux.resources.cpu: quota ${c.quota} over period ${period} µs is not a CPU limit (quota -1: no limit)`);
     } else {
-      try {
-        limits.cpus = checkCpus(Number(c.quota) / Number(period), "linux.resources.cpu (quota/period)");
-      } catch (e) {
-        problems.push((e as Error).message);
-      }
+      collect(problems, () => (limits.cpus = checkCpus(Number(c.quota) / Number(period), "linux.resources.cpu (quota/period)")));
     }
   } else if (c?.period !== undefined) {
     problems.push(`linux.resources.cpu.period: ${c.period} without a quota bounds nothing (set cpu.quota, or leave period out)`);
@@ -93,11 +97,7 @@ export function resourceLimits(r: Resources | undefined, problems: string[]): Pa
     if (BigInt(p.limit) <= 0n) {
       problems.push(`linux.resources.pids.limit: ${p.limit}: bunbox always bounds a sandbox's processes; name a number (its default is 4096)`);
     } else {
-      try {
-        limits.processes = checkProcesses(Number(p.limit), "linux.resources.pids.limit");
-      } catch (e) {
-        problems.push((e as Error).message);
-      }
+      collect(problems, () => (limits.processes = checkProcesses(Number(p.limit), "linux.resources.pids.limit")));
     }
   }
   return limits;

@@ -131,7 +131,7 @@ export const OCI_FIELDS: Record<string, Support> = {
   "process.env": [true, "the environment, as given (PATH from it)"],
   "process.args": [true, "the command (looked up in the environment's PATH)"],
   "process.commandLine": [false, "Windows only"],
-  "process.rlimits": [true, "RLIMIT_AS, CPU, FSIZE, NOFILE, NPROC, CORE (soft value for both); others refused"],
+  "process.rlimits": [true, "RLIMIT_AS, CPU, FSIZE, NOFILE, NPROC, CORE (soft value for both; NOFILE at least 4 and AS at least 1M, as bunbox run); others refused"],
   "process.apparmorProfile": [false, "bunbox applies no LSM profile"],
   "process.capabilities": [true, "empty sets only: bunbox grants no capabilities"],
   "process.noNewPrivileges": [true, "always on in bunbox, whatever it says"],

@@ -13,6 +13,7 @@
  */
 import { UsageError } from "../errors.ts";
 import { type NetLimits, netLimits } from "../net/limits.ts";
+import { formatSize } from "./units.ts";
 
 /**
  * How long a run's set-up may take: clone to exec (the shim), the
@@ -26,6 +27,46 @@ export const SETUP_TIMEOUT_MS = 10_000;
  * memory of its init and the sandboxee's first pages.
  */
 export const MIN_MEMORY = 4 * 1024 ** 2;
+/**
+ * The smallest address-space limit (as nsjail, whose unit is the MiB): exec
+ * alone maps a 128 KiB stack, the vDSO and the program before its first
+ * instruction, and a limit it overruns kills the program with SIGSEGV in
+ * exec, which looks like the program's own fault. A program written without
+ * libc starts in 1 MiB; a static C program needs about 3 MiB.
+ */
+export const MIN_ADDRESS_SPACE = 1024 ** 2;
+/**
+ * The fewest open files that can work: stdin, stdout, stderr, and the
+ * seccomp listener the sandboxee itself creates, under its own limit, just
+ * before exec (csrc/child_b.c install_filter); with fewer, seccomp() fails
+ * with EMFILE at set-up.
+ */
+export const MIN_OPEN_FILES = 4;
+
+/** A memory limit (Infinity: none) the sandbox can start under; `shown` is the value as the user wrote it. */
+export function checkMemory(bytes: number, subject: string, shown: string | number = bytes): number {
+  if (bytes < MIN_MEMORY) {
+    throw new UsageError(subject, `${shown} is below ${formatSize(MIN_MEMORY)}, the smallest limit bunbox accepts: the sandbox's cgroup also counts the kernel memory of its init and the sandboxee's first pages`);
+  }
+  return bytes;
+}
+
+/** An address-space limit (Infinity: none) a program can be exec'd under. */
+export function checkAddressSpace(bytes: number, subject: string, shown: string | number = bytes): number {
+  if (bytes < MIN_ADDRESS_SPACE) {
+    throw new UsageError(subject, `${shown} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, the vDSO and the program (a C program needs a few M)`);
+  }
+  return bytes;
+}
+
+/** An open-files limit the sandboxee can start under. */
+export function checkOpenFiles(n: number, subject: string): number {
+  if (n < MIN_OPEN_FILES) {
+    throw new UsageError(subject, `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
+  }
+  return n;
+}
+
 /** The most processes a limit may name: PID_MAX_LIMIT on 64-bit (pids.max refuses more with EINVAL). */
 export const MAX_PROCESSES = 4 * 1024 * 1024;
 /**
@@ -126,6 +167,9 @@ export class Limits implements LimitsInit {
     if (all.cpus === Infinity) throw new UsageError("limits.cpus", "must be a number of CPUs, not Infinity (0: no limit)");
     checkCpus(all.cpus, "limits.cpus");
     checkProcesses(all.processes, "limits.processes");
+    checkMemory(all.memory, "limits.memory");
+    checkAddressSpace(all.addressSpace, "limits.addressSpace");
+    checkOpenFiles(all.openFiles, "limits.openFiles");
     this.memory = all.memory;
     this.cpus = all.cpus;
     this.addressSpace = all.addressSpace;

@@ -187,4 +187,14 @@ describe("limits the cgroup cannot take as given are refused, never rounded", ()
     expect(new Limits({ cpus: 0.01, processes: 4194304 })).toMatchObject({ cpus: 0.01, processes: 4194304 });
     expect(new Limits({ cpus: 0 }).cpus).toBe(0);
   });
+
+  // bunbox run's floors held for its options only: a library Limits (or an
+  // OCI bundle's rlimits) of 2 open files waited 10 s and failed at set-up
+  // with EMFILE; an address space of 1 byte was a SIGSEGV in exec.
+  test("Limits: the floors of --memory-limit, --address-space-limit and --max-files", () => {
+    expect(() => new Limits({ memory: 1024 })).toThrow("limits.memory: 1024 is below 4M");
+    expect(() => new Limits({ addressSpace: 1 })).toThrow("limits.addressSpace: 1 is below 1M");
+    expect(() => new Limits({ openFiles: 2 })).toThrow("limits.openFiles: 2 cannot work");
+    expect(new Limits({ memory: 4 * MiB, addressSpace: MiB, openFiles: 4 })).toMatchObject({ memory: 4 * MiB, addressSpace: MiB, openFiles: 4 });
+  });
 });

@@ -160,6 +160,25 @@ describe("what a bundle asks and bunbox does not do is an error naming the field
     }
   });
 
+  // RLIMIT_NOFILE 2 waited 10 s, then SETUP_ERROR EMFILE (exit 125); RLIMIT_AS 1
+  // was a SIGSEGV in exec; mode=abc and mode=99999 were dropped unsaid (NaN);
+  // process.cwd, process.args and process.user.uid were named cwd, command, setUid.
+  test("values bunbox run refuses are refused in a bundle too, each naming the bundle's field", () => {
+    expect(refused((c) => {
+      c.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 2, hard: 2 }, { type: "RLIMIT_AS", soft: 1, hard: 1 }];
+      c.mounts[2].options = ["mode=abc", "mode=99999", "mode=1777"];
+      c.process.user.uid = 4294967295;
+    })).toEqual([
+      "mounts.2.options.0: mode=abc is not an octal mode (0 to 7777)",
+      "mounts.2.options.1: mode=99999 is not an octal mode (0 to 7777)",
+      "process.rlimits.0 (RLIMIT_NOFILE): 2 cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least 4)",
+      "process.rlimits.1 (RLIMIT_AS): 1 is below 1M, the smallest limit bunbox accepts: exec alone maps a 128K stack, the vDSO and the program (a C program needs a few M)",
+      "process.user.uid: bad uid 4294967295",
+    ]);
+    expect(refused((c) => (c.process.cwd = "relative"))).toEqual(["process.cwd: relative: sandbox paths must be absolute (start with /)"]);
+    expect(refused((c) => (c.process.args = [""]))).toEqual(["process.args.0: no program given"]);
+  });
+
   test("every field the spec lists as unsupported is refused when set", () => {
     for (const [field, [supported]] of Object.entries(OCI_FIELDS)) {
       if (supported) continue;
@@ -242,7 +261,7 @@ describe("linux.resources: memory, pids and cpu are the sandbox cgroup's limits"
       c.linux.resources = { memory: { limit: 1000, swap: -1 }, pids: { limit: -1 }, cpu: { quota: 500, period: 100000 } };
     });
     expect(got).toEqual([
-      "linux.resources.memory.limit: 1000 is below 4M, the smallest memory limit bunbox accepts (-1: no limit)",
+      "linux.resources.memory.limit: 1000 is below 4M, the smallest limit bunbox accepts: the sandbox's cgroup also counts the kernel memory of its init and the sandboxee's first pages",
       "linux.resources.memory.swap: -1: a sandbox gets no swap past its memory limit; leave swap out or make it memory.limit (1000)",
       "linux.resources.cpu (quota/period): 0.005 CPUs cannot be enforced: a CPU limit is from 0.01 (1 ms of each 100 ms, the kernel's smallest quota) to 4096",
       "linux.resources.pids.limit: -1: bunbox always bounds a sandbox's processes; name a number (its default is 4096)",
