@@ -164,6 +164,20 @@ describe("--verify, --merge, --format ts, the report", () => {
     expect((await bunbox(["run", "--policy", file, "--", LEARNEE, "socket", "2", "1"])).code).toBe(0);
   });
 
+  // The module's first line is a comment holding the learned command line;
+  // a U+2028 in an argument ended it (JavaScript's line terminators are
+  // more than \r and \n), and what followed ran in bunbox, unsandboxed,
+  // when `run --policy` loaded the module.
+  test("--format ts: a command line cannot end the module's comment and become code", async () => {
+    const file = out("ts");
+    const hostile = "x\u2028console.error('INJECTED');//\u2029console.error('INJECTED');//";
+    const r = await bunbox(["learn", "-o", file, "--", "/bin/echo", hostile], { bare: true });
+    expect(r.code).toBe(0);
+    expect(readFileSync(file, "utf8").split(/[\n\u2028\u2029]/)[0]).toStartWith("// Learned by bunbox learn");
+    const ran = await bunbox(["run", "--policy", file, "--", "/bin/echo", hostile], { bare: true });
+    expect([ran.code, ran.stderr]).toEqual([0, ""]);
+  });
+
   test("-v prints the coverage report; a safety-list call is reported and not learned", async () => {
     const file = out();
     const v = await bunbox(["learn", "-v", "-o", file, "--", LEARNEE, "threads", "2"]);
