@@ -42,6 +42,36 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
     expect([st.uid, st.gid]).toEqual([1234, 4321]);
   });
 
+  // What the sandboxee creates in root's tree is root's on the host, mode bits
+  // and all: chmod u+s (or open/mknod with S_ISUID) left a set-user-ID root
+  // program there, for any local user who can reach the tree to run as root.
+  test("no set-user-ID or set-group-ID file: chmod, open and mknod with the bits get EPERM; dangerAllowUnsafe setid-bits lets them through", async () => {
+    const tree = join(DIR, "work", `setid-${process.pid}`);
+    mkdirSync(tree, { mode: 0o755 });
+    const script = [
+      "import os",
+      "def t(what, f):",
+      "    try: f(); print(what, 'ok')",
+      "    except OSError as e: print(what, e.errno)",
+      "open('/w/a', 'w').close()",
+      "t('chmod', lambda: os.chmod('/w/a', 0o4755))",
+      "t('chmod-g', lambda: os.chmod('/w/a', 0o2755))",
+      "t('chmod-plain', lambda: os.chmod('/w/a', 0o755))",
+      "t('open', lambda: os.close(os.open('/w/b', os.O_CREAT | os.O_WRONLY, 0o4755)))",
+      "t('open-nocreat', lambda: os.close(os.open('/w/a', os.O_RDONLY, 0o7777)))",
+      "t('mknod', lambda: os.mknod('/w/c', 0o104755))",
+    ].join("\n");
+    const r = await bunbox(["run", "--rw", `${tree}:/w`, "--", "python3", "-c", script], { bare: true });
+    expect([r.code, r.stdout]).toEqual([0, "chmod 1\nchmod-g 1\nchmod-plain ok\nopen 1\nopen-nocreat ok\nmknod 1\n"]);
+    expect(statSync(join(tree, "a")).mode & 0o7777).toBe(0o755);
+    const policy = join(tree, "..", `setid-policy-${process.pid}.json`);
+    writeFileSync(policy, JSON.stringify({ profile: "default", dangerAllowUnsafe: ["setid-bits"] }));
+    const relaxed = await bunbox(["run", "--policy", policy, "--rw", `${tree}:/w`, "--", "chmod", "4755", "/w/a"], { bare: true });
+    expect(relaxed.code).toBe(0);
+    const st = statSync(join(tree, "a"));
+    expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o4755]);
+  });
+
   // An image of root's (as unpacked by tar or a package manager): its owner is the sandbox's uid inside.
   describe.if(!NO_STAGE)("an image root of root's", () => {
     const sh = (args: string[], script: string) =>
