@@ -92,6 +92,16 @@ export function checkProcesses(n: number, subject: string): number {
   return n;
 }
 
+/**
+ * The sandbox cgroup's pids.max for a process limit: init and the sandboxee
+ * are two tasks before any fork, so "0: no fork" (and 1) is 2. RLIMIT_NPROC,
+ * the second line, stays one above it: below, it refused the first fork
+ * before the cgroup could count it, and the Result said nothing of it.
+ */
+export function pidsMax(processes: number): number {
+  return Math.max(2, processes);
+}
+
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
 
 export interface LimitsInit {
@@ -196,7 +206,7 @@ export class Limits implements LimitsInit {
     const v = (n: number) => (n === Infinity ? inf : BigInt(Math.floor(n)));
     const cpu = Math.ceil(this.cpuSeconds);
     const as = opts.memoryAsAddressSpace ? Math.min(this.addressSpace, this.memory) : this.addressSpace;
-    const nproc = opts.processesByCgroup ? this.processes + 1 : this.processes;
+    const nproc = opts.processesByCgroup ? pidsMax(this.processes) + 1 : this.processes;
     return [
       [RLIMIT.AS, v(as), v(as)],
       // SIGXCPU at the soft limit; the hard limit one second on is SIGKILL.

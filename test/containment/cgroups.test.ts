@@ -68,6 +68,17 @@ describe.if(IS_ROOT)("as root: a cgroup per sandbox", () => {
     expect(r.stderr).toMatch(/the process limit of 8 refused \d+ forks?\)/);
   });
 
+  // pids.max is 2 for 0 and 1 (init and the sandboxee), and RLIMIT_NPROC was
+  // one above the asked-for limit, not above pids.max: it refused the fork
+  // first, and the Result said forksRefused 0 with no word from bunbox.
+  test("--max-procs 0 and 1: the refused fork is in the Result too", async () => {
+    for (const n of ["0", "1"]) {
+      const r = await bunbox(["run", "--max-procs", n, "--json", "--", PROBE, "fork-many", "3"]);
+      expect([n, Number(/forked=(\d+)/.exec(r.stdout)?.[1]), json(r.stderr).containment.forksRefused > 0]).toEqual([n, 0, true]);
+      expect(r.stderr).toMatch(new RegExp(`the process limit of ${n} refused \\d+ forks?\\)`));
+    }
+  });
+
   test("all sandboxes together have at most half the host's pids: their parent cgroup's pids.max", async () => {
     const r = await bunbox(["run", "--json", "--", "/bin/true"]);
     const res = json(r.stderr);
