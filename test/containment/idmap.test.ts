@@ -137,3 +137,25 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
     });
   });
 });
+
+// --profile build (and cc) binds the current directory writable: run by
+// root from /etc, /root or a home directory, that gave the sandboxee root's
+// write access to /etc/shadow or ~/.bashrc (an idmapped bind); only / was
+// refused.
+describe("--profile build: the current directory must be a project directory", () => {
+  test("/etc, a directory below it, /root, /usr and the caller's home are refused before anything runs; a project directory is not", async () => {
+    const home = join(DIR, "work", `home-${process.pid}`);
+    mkdirSync(home, { recursive: true, mode: 0o755 });
+    const below = readdirSync("/etc", { withFileTypes: true }).find((e) => e.isDirectory())!.name;
+    const dirs: [string, string][] = [["/etc", "/etc"], [`/etc/${below}`, `/etc/${below}`], ["/usr", "/usr"], [home, `${home} (your home directory: its dot files)`]];
+    if (IS_ROOT) dirs.push(["/root", "/root"]);
+    for (const [cwd, shown] of dirs) {
+      const r = await bunbox(["run", "--profile", "build", "--", "/bin/true"], { bare: true, cwd, env: { HOME: home } });
+      expect([cwd, r.code, r.stderr.trim()]).toEqual([cwd, 2, `bunbox: error: --profile build: mounts the current directory writable: run it from a project directory, not ${shown} (or bind what it may write with --rw)`]);
+    }
+    const project = join(home, "project");
+    mkdirSync(project, { recursive: true, mode: 0o755 });
+    const ok = await bunbox(["run", "--profile", "build", "--", "/bin/true"], { bare: true, cwd: project, env: { HOME: home } });
+    expect([ok.code, ok.stderr]).toEqual([0, ""]);
+  });
+});
