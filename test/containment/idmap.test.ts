@@ -128,6 +128,20 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
       expect((await bunbox(["run", "--ro", dir, "--", "/bin/true"], { bare: true })).code).toBe(0);
     });
 
+    // The hint listed NFS and FUSE only: an overlayfs mount (a container's
+    // root, a build tool's layered tree) cannot be idmapped either.
+    test("an overlayfs mount as the source: the same setup error, and the hint names overlayfs", async () => {
+      const base = join(DIR, "work", `overlay-${process.pid}`);
+      for (const d of ["l", "u", "w", "m"]) mkdirSync(join(base, d), { recursive: true, mode: 0o755 });
+      const opts = `lowerdir=${base}/l,upperdir=${base}/u,workdir=${base}/w`;
+      expect(Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", opts, join(base, "m")]).exitCode).toBe(0);
+      mounted.push(join(base, "m"));
+      const r = await bunbox(["run", "--rw", join(base, "m"), "--", "/bin/true"], { bare: true });
+      expect(r.code).toBe(125);
+      expect(r.stderr).toContain(`SETUP_ERROR: idmap ${join(base, "m")} (owner uid 0, gid 0;`);
+      expect(r.stderr).toContain("not NFS, FUSE, ramfs or an overlayfs mount");
+    });
+
     test("a tree any user may write (o+w, as /tmp) is bound as it is: what the sandboxee creates is the sandbox uid's", async () => {
       const dir = ramfs("open", 0o1777);
       const r = await bunbox(["run", "--rw", `${dir}:/w`, "--json", "--", "/bin/sh", "-c", "echo x > /w/f"], { bare: true });
