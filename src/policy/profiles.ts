@@ -218,11 +218,15 @@ export function applyProfileSettings(b: PolicyBuilder, name: string, options: { 
   return b;
 }
 
-/** Directories that are no project: the host's own (and every directory below those holding its configuration and state). */
+/**
+ * Directories that are no project: the host's own (and every directory below
+ * those holding its configuration and state). Not /tmp: a tree any user may
+ * write is bound as it is, never idmapped (README.md, "Writable binds as root").
+ */
 const SYSTEM_DIRECTORIES = [
   "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt", "/proc", "/root",
-  "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin",
-  "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/tmp",
+  "/run", "/sbin", "/srv", "/sys", "/usr", "/usr/bin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin",
+  "/usr/sbin", "/usr/share", "/var", "/var/lib",
 ];
 const SYSTEM_TREES = ["/boot", "/dev", "/etc", "/proc", "/run", "/sys"];
 
