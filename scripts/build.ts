@@ -18,7 +18,6 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildShim } from "./build-shim.ts";
 import { lazyOnlyProblems } from "./chunks.ts";
-import { precompile } from "./precompile.ts";
 
 /**
  * JavaScriptCore's tier-up thresholds, multiplied (--compile-jit-policy):
@@ -36,6 +35,10 @@ const out = join(root, "dist", "bunbox");
 const metafile = join(root, "build", "bunbox.meta.json");
 
 buildShim();
+// precompile.ts reaches src/native/library.ts, which imports build/libbunbox.so as
+// a file: imported statically, a fresh checkout (no build/ yet) fails before
+// buildShim() above has written it.
+const { precompile } = await import("./precompile.ts");
 mkdirSync(join(root, "dist"), { recursive: true });
 const args = [
   "build",
