@@ -41,9 +41,9 @@ const out = join(root, "dist", "bunbox");
 const metafile = join(root, "build", "bunbox.meta.json");
 
 buildShim();
-// Only now: the precompiler reads the policy code, which imports the shim
-// this just built (src/native/library.ts embeds build/libbunbox.so); a
-// static import would fail on a fresh checkout, before the shim exists.
+// precompile.ts reaches src/native/library.ts, which imports build/libbunbox.so as
+// a file: imported statically, a fresh checkout (no build/ yet) fails before
+// buildShim() above has written it.
 const { precompile } = await import("./precompile.ts");
 mkdirSync(join(root, "dist"), { recursive: true });
 const args = [

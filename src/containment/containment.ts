@@ -7,7 +7,7 @@
  * weaker limits were accepted), and the spawn for the run's cgroup and uid.
  */
 import { UsageError } from "../errors.ts";
-import type { Limits } from "../sandbox/limits.ts";
+import { type Limits, pidsMax } from "../sandbox/limits.ts";
 import { formatBytes, formatSize } from "../sandbox/units.ts";
 import { type CgroupHost, type CgroupUsage, type SandboxCgroup } from "./cgroup.ts";
 import { readText } from "../read-text.ts";
@@ -216,8 +216,7 @@ export class Containment {
     try {
       cgroup = plan.cgroup?.create({
         memory: plan.limits.memory && !plan.memoryAsAddressSpace ? limits.memory : undefined,
-        // init and the sandboxee are two tasks before any fork: "0: no fork" is 2.
-        processes: Math.max(2, limits.processes),
+        processes: pidsMax(limits.processes),
         cpus: plan.limits.cpus && plan.cgroup && !plan.cgroup.missing("cpus") ? limits.cpus : undefined,
       });
     } catch (e) {

@@ -18,7 +18,7 @@
  * src/policy/syscall-builder.ts; the filesystem methods (addFile,
  * setRoot…) that one's base, src/policy/mount-builder.ts.
  */
-import { BunboxError, EXIT_USAGE } from "../errors.ts";
+import { ProblemsError } from "../errors.ts";
 import { FilterTooLong } from "./assembler.ts";
 import { hostMountProblems, isProxyMode, NET_MODES, type NetMode, Policy } from "./policy.ts";
 import { NetPolicy, type RuleSubjects } from "../net/policy.ts";
@@ -31,10 +31,10 @@ import { quote } from "../names.ts";
 
 export type { BuilderOptions, OnRefusal, SyscallRef } from "./syscall-builder.ts";
 
-export class PolicyError extends BunboxError {
+export class PolicyError extends ProblemsError {
   override readonly name = "PolicyError";
-  constructor(readonly problems: readonly string[]) {
-    super("policy", `invalid policy:\n${problems.map((p) => `  - ${p}`).join("\n")}`, EXIT_USAGE);
+  constructor(problems: readonly string[]) {
+    super("policy", "invalid policy", problems);
   }
 }
 
