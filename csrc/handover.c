@@ -106,18 +106,24 @@ int bb_take_net(struct bb_shared *sh, int pidfd_a, int fds[3]) {
 int bb_take_listener(struct bb_shared *sh, int pidfd_b, long deadline, int *listener_out) {
   const struct bb_req *rq = sh->req;
   /* Called once B said 'L', just before its seccomp(): yield while that runs
-   * (tens to hundreds of microseconds), then sleep on B's pidfd in 1 ms
-   * steps, which also ends if B dies instead. */
+   * (tens to hundreds of microseconds), for 0.3 ms at most, then sleep on
+   * B's pidfd in 0.1 ms steps (ppoll: poll's 1 ms steps overslept B's end
+   * by up to a millisecond, and a spin to the next millisecond tick lasted
+   * anything from 0 to 1 ms), which also ends if B dies instead. */
   int state;
-  long spin_until = bb_now_ms() + 1;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  long long spin_until = now.tv_sec * 1000000000LL + now.tv_nsec + 300000;
   while ((state = __atomic_load_n(&sh->listener_state, __ATOMIC_ACQUIRE)) == 0) {
     if (bb_failed(sh) || bb_now_ms() > deadline) break;
-    if (bb_now_ms() < spin_until) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec * 1000000000LL + now.tv_nsec < spin_until) {
       sched_yield();
       continue;
     }
     struct pollfd pb = {pidfd_b, POLLIN, 0};
-    if (poll(&pb, 1, 1) > 0) break;
+    const struct timespec step = {0, 100000};
+    if (ppoll(&pb, 1, &step, NULL) > 0) break;
   }
   if (state <= 0) return 0; /* B failed (its own report says why) or died */
   int listener = (int)syscall(SYS_pidfd_getfd, pidfd_b, sh->listener, 0);

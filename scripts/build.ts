@@ -9,7 +9,8 @@
  * into chunks, so that a start reads only the chunks its command needs
  * (--help's citty, the messages' consola, policy files' valibot, the
  * completions are each read when used, and checked to be: scripts/chunks.ts,
- * from the bundler's metafile, build/bunbox.meta.json); and JavaScriptCore's
+ * from the bundler's metafile, build/bunbox.meta.json, which also says which
+ * of the runtime's modules a start evaluates: START_BUILTINS); and JavaScriptCore's
  * JIT held back (JIT_POLICY) while the run is set up, code that runs once,
  * until the sandboxee runs (src/cli/run.ts).
  * Usage: bun scripts/build.ts [--target=bun-linux-arm64]
@@ -20,8 +21,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildShim } from "./build-shim.ts";
-import { lazyOnlyProblems } from "./chunks.ts";
-import { precompile } from "./precompile.ts";
+import { builtinsAtStart, lazyOnlyProblems } from "./chunks.ts";
 
 /**
  * JavaScriptCore's tier-up thresholds, multiplied (--compile-jit-policy):
@@ -31,6 +31,11 @@ import { precompile } from "./precompile.ts";
 const JIT_POLICY = 100;
 /** Loaded only when used: a build in which a start of START_ENTRIES reads them fails. */
 const LAZY_PACKAGES = ["citty", "consola", "valibot"];
+/**
+ * The runtime's modules every start of START_ENTRIES may evaluate: a build
+ * in which one imports another (node:url, node:os, …) statically fails.
+ */
+const START_BUILTINS = ["bun:ffi", "fs"];
 /** The executable's entry point, and the module `bunbox run` imports. */
 const START_ENTRIES = ["src/cli/main.ts", "src/cli/run.ts"];
 
@@ -39,6 +44,10 @@ const out = join(root, "dist", "bunbox");
 const metafile = join(root, "build", "bunbox.meta.json");
 
 buildShim();
+// precompile.ts reaches src/native/library.ts, which imports build/libbunbox.so as
+// a file: imported statically, a fresh checkout (no build/ yet) fails before
+// buildShim() above has written it.
+const { precompile } = await import("./precompile.ts");
 mkdirSync(join(root, "dist"), { recursive: true });
 const target = process.argv.find((a) => a.startsWith("--target="));
 /** The arch the executable runs on: its precompiled filters are for that arch only. */
@@ -69,7 +78,11 @@ if (proc.exitCode !== 0) {
   console.error("bunbox: bun build --compile failed");
   process.exit(1);
 }
-const eager = lazyOnlyProblems(JSON.parse(readFileSync(metafile, "utf8")), START_ENTRIES, LAZY_PACKAGES);
+const meta = JSON.parse(readFileSync(metafile, "utf8"));
+const eager = [
+  ...lazyOnlyProblems(meta, START_ENTRIES, LAZY_PACKAGES),
+  ...builtinsAtStart(meta, START_ENTRIES).filter((b) => !START_BUILTINS.includes(b)).map((b) => `the runtime's ${b} module is imported statically`),
+];
 if (eager.length > 0) {
   console.error(`bunbox: every start would load what only some need:\n  ${eager.join("\n  ")}`);
   process.exit(1);

@@ -11,6 +11,7 @@
 /** The part of `bun build --metafile` this reads. */
 export interface Metafile {
   outputs: Record<string, { entryPoint?: string; inputs?: Record<string, unknown>; imports?: { path: string; kind: string }[] }>;
+  inputs?: Record<string, { imports?: { path: string; kind: string; external?: boolean }[] }>;
 }
 
 /** The outputs a start of `entry` reads before any of its code runs: the entry chunk and what it imports statically. */
@@ -49,4 +50,25 @@ export function lazyOnlyProblems(meta: Metafile, entries: readonly string[], pac
     }
   }
   return problems;
+}
+
+/**
+ * The runtime's own modules (node:fs, bun:ffi, …) that a start of any of
+ * `entries` evaluates before its code runs: those the modules of the chunks
+ * it reads import statically. Each costs its evaluation at every start
+ * (node:url ~1 ms of CPU here), so what only some runs need is required
+ * where it is used.
+ */
+export function builtinsAtStart(meta: Metafile, entries: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const entry of entries) {
+    for (const out of readAtStart(meta, entry)) {
+      for (const input of Object.keys(meta.outputs[out]?.inputs ?? {})) {
+        for (const i of meta.inputs?.[input]?.imports ?? []) {
+          if (i.external && i.kind === "import-statement") found.add(i.path);
+        }
+      }
+    }
+  }
+  return [...found].sort();
 }

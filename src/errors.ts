@@ -18,6 +18,21 @@ export class BunboxError extends Error {
   }
 }
 
+/**
+ * Bad input with several problems, all reported at once (an invalid policy,
+ * an OCI bundle): the headline, then one line per problem. Exit 2.
+ */
+export class ProblemsError extends BunboxError {
+  override readonly name: string = "ProblemsError";
+  constructor(
+    stage: string,
+    readonly headline: string,
+    readonly problems: readonly string[],
+  ) {
+    super(stage, `${headline}:\n${problems.map((p) => `  - ${p}`).join("\n")}`, EXIT_USAGE);
+  }
+}
+
 /** Bad input from the user: an option, a policy field, a path. Exit 2. */
 export class UsageError extends BunboxError {
   override readonly name = "UsageError";

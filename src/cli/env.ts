@@ -6,14 +6,14 @@
  * --env-file; --env; then --unsetenv removes what it names, whatever set it.
  * Nothing else of bunbox's environment enters the sandbox.
  */
-import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_PATH } from "../sandbox/executor.ts";
+import { checkEnvBytes, readUtf8 } from "./bytes.ts";
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** bunbox's own variable, never one of Object.prototype's. */
-const host = (name: string) => (Object.hasOwn(process.env, name) ? process.env[name] : undefined);
+/** bunbox's own variable, never one of Object.prototype's; refused (naming `subject`) when not valid UTF-8. */
+const host = (name: string, subject: string) => (Object.hasOwn(process.env, name) ? checkEnvBytes(name, process.env[name]!, subject) : undefined);
 
 export interface EnvInput {
   keep: readonly string[];
@@ -34,8 +34,9 @@ export interface EnvInput {
 export function readEnvFile(path: string, into: Record<string, string>): void {
   let text;
   try {
-    text = readFileSync(path, "utf8");
+    text = readUtf8(path, "--env-file");
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError("--env-file", `${path}: ${code === "ENOENT" ? "no such file" : `cannot be read (${code})`}`);
   }
@@ -47,17 +48,18 @@ export function readEnvFile(path: string, into: Record<string, string>): void {
     if (!NAME.test(name)) throw new UsageError("--env-file", `${path}:${i + 1}: "${name}" is not a variable name (NAME=VALUE, or NAME to pass bunbox's)`);
     if (line.includes("\0")) throw new UsageError("--env-file", `${path}:${i + 1}: a NUL byte`);
     if (eq >= 0) into[name] = line.slice(eq + 1);
-    else if (host(name) !== undefined) into[name] = host(name)!;
+    else if (host(name, `--env-file ${path}`) !== undefined) into[name] = host(name, `--env-file ${path}`)!;
   });
 }
 
 export function buildEnv(o: EnvInput): Record<string, string> {
   // No prototype: a variable may be called __proto__ or constructor.
   const env: Record<string, string> = Object.assign(Object.create(null), { PATH: DEFAULT_PATH, HOME: o.cwd && o.cwd !== "/" ? o.cwd : "/tmp" });
-  if (o.terminal && host("TERM")) env.TERM = host("TERM")!;
+  const term = o.terminal ? host("TERM", "TERM (passed to the sandbox's terminal)") : undefined;
+  if (term) env.TERM = term;
   for (const name of o.keep) {
     if (!NAME.test(name)) throw new UsageError("--keep-env", `"${name}" is not a variable name`);
-    const value = host(name);
+    const value = host(name, `--keep-env ${name}`);
     if (value !== undefined) env[name] = value;
   }
   for (const file of o.files) readEnvFile(file, env);

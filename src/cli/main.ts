@@ -8,8 +8,9 @@
  * 125 bunbox's own failure; never a stack trace (but with -v or BUNBOX_DEBUG).
  */
 import pkg from "../../package.json" with { type: "json" };
-import { BunboxError, EXIT_SETUP, UsageError } from "../errors.ts";
+import { BunboxError, EXIT_SETUP, ProblemsError, UsageError } from "../errors.ts";
 import { visible } from "../sandbox/visible.ts";
+import { checkArgsBytes } from "./bytes.ts";
 import { type Command, defineCommand, describeCommand, loadCommand, parseArgs, UnknownOption } from "./args.ts";
 import { log, writeAll } from "./log.ts";
 import { LEARN_ARGS, RUN_ARGS } from "./options.ts";
@@ -89,9 +90,9 @@ function version(): number {
  */
 export async function errorReport(e: unknown, debug: boolean): Promise<{ lines: string[]; code: number }> {
   if (e instanceof BunboxError) {
-    const { PolicyError } = await import("../policy/builder.ts");
-    const lines = e instanceof PolicyError
-      ? [visible(e.message.split("\n", 1)[0]!), ...e.problems.map((p) => `  - ${visible(p)}`)]
+    // An invalid policy or bundle lists every problem, a line each.
+    const lines = e instanceof ProblemsError
+      ? [`${visible(e.headline)}:`, ...e.problems.map((p) => `  - ${visible(p)}`)]
       : [visible(e.message)];
     return { lines, code: e.exitCode };
   }
@@ -123,5 +124,9 @@ if (import.meta.main) {
   const fatal = (e: unknown) => void fail(e).then((code) => process.exit(code));
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
-  void cli(process.argv.slice(2)).then((code) => process.exit(code));
+  const args = process.argv.slice(2);
+  void Promise.resolve()
+    .then(() => checkArgsBytes(args))
+    .then(() => cli(args), fail)
+    .then((code) => process.exit(code));
 }

@@ -13,12 +13,16 @@ import { defineCommand } from "./args.ts";
 import { writeAll } from "./log.ts";
 import { RUN_ARGS } from "./options.ts";
 
+/** linux.resources' limits as a bundle names them, in messages. */
+const OCI_LIMIT_NAMES = { memory: "linux.resources.memory.limit", cpus: "linux.resources.cpu.quota", weaker: "--allow-weaker-limits" };
+
 const run = defineCommand({
   meta: { name: "run", description: "Run an OCI bundle: bunbox oci run [OPTIONS] BUNDLE" },
   args: {
     bundle: { type: "positional", description: "The bundle's directory (config.json and its root)", required: true },
     profile: { type: "string", description: "Syscalls when the bundle has no linux.seccomp (default: default)", valueHint: "NAME" },
     "time-limit": { type: "string", description: "Wall-clock limit (default: none)", valueHint: "SECONDS" },
+    "allow-weaker-limits": RUN_ARGS["allow-weaker-limits"],
     json: RUN_ARGS.json,
     "result-file": RUN_ARGS["result-file"],
     verbose: RUN_ARGS.verbose,
@@ -40,7 +44,11 @@ const run = defineCommand({
       ...(strings["time-limit"] !== undefined ? { limits: { wallTimeMs: parseDuration(strings["time-limit"], "--time-limit") } } : {}),
     });
     const { runPrepared } = await import("./run.ts");
-    const reporting = { flags: { ...flags, "no-tty": undefined }, strings: { "result-file": strings["result-file"], "time-limit": strings["time-limit"] } };
+    const reporting = {
+      flags: { ...flags, "no-tty": undefined },
+      strings: { "result-file": strings["result-file"], "time-limit": strings["time-limit"] },
+      limitNames: OCI_LIMIT_NAMES,
+    };
     return runPrepared(reporting, policy, executor, executor.tty ? terminal : undefined, t0);
   },
 });

@@ -99,7 +99,7 @@ const LEARN = "Learning";
  */
 export const LEARN_ARGS = {
   ...RUN_SANDBOX_ARGS,
-  output: { type: "string", section: LEARN, alias: "o", complete: "file", description: "Write the learned policy to FILE (default: the --merge file)", valueHint: "FILE" },
+  output: { type: "string", section: LEARN, alias: "o", complete: "file", description: "Write the learned policy to FILE, replacing it (default: the --merge file; not -: stdout is the command's)", valueHint: "FILE" },
   merge: { type: "string", section: LEARN, repeatable: true, complete: "file", description: "Add to a policy bunbox learn wrote: its runs and this one (repeatable)", valueHint: "FILE" },
   verify: { type: "boolean", section: LEARN, description: "Run the command again under the learned policy; fail (exit 3) if it does not run as it did" },
   format: { type: "enum", section: LEARN, options: ["json", "ts"], description: "json (default; a .ts FILE: ts) or ts: a PolicyBuilder module", valueHint: "FORMAT" },

@@ -24,7 +24,7 @@ import { spawnOnCallingThread } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
 import { Executor } from "../sandbox/executor.ts";
-import { DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
+import { checkAddressSpace, checkCpus, checkMemory, checkOpenFiles, checkProcesses, DEFAULT_LIMITS, Limits } from "../sandbox/limits.ts";
 import { checkDestination } from "../sandbox/mounts.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { formatSize, parseCount, parseDuration, parseSize } from "../sandbox/units.ts";
@@ -45,30 +45,12 @@ type RunOptions = Parsed<typeof RUN_ARGS>;
 export type RunReporting = {
   flags: Pick<RunOptions["flags"], "quiet" | "verbose" | "json" | "no-tty"> & Partial<Pick<RunOptions["flags"], "allow-weaker-limits">>;
   strings: Pick<RunOptions["strings"], "result-file" | "time-limit">;
+  /** What the limits are called in messages (default: bunbox run's options). */
+  limitNames?: LimitNames;
 };
 
-/**
- * The smallest --max-files that can work: stdin, stdout, stderr, and the
- * seccomp listener the sandboxee itself creates, under its own limit, just
- * before exec (csrc/child_b.c install_filter); with fewer, seccomp() fails
- * with EMFILE.
- */
-const MIN_OPEN_FILES = 4;
-/**
- * The smallest --address-space-limit bunbox accepts (as nsjail, whose unit is the
- * MiB): exec alone maps a 128 KiB stack, the vDSO and the program before its
- * first instruction, and a limit it overruns kills the program with SIGSEGV
- * in exec, which looks like the program's own fault. A program written
- * without libc starts in 1 MiB; a static C program needs about 3 MiB.
- */
-const MIN_ADDRESS_SPACE = 1024 ** 2;
-/**
- * The smallest --memory-limit: the sandbox's cgroup also counts the kernel
- * memory of its init and the sandboxee's first pages.
- */
-const MIN_MEMORY = 4 * 1024 ** 2;
 /** The limits as this command line names them, in messages. */
-const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
+export const LIMIT_NAMES: LimitNames = { memory: "--memory-limit", cpus: "--cpus", weaker: "--allow-weaker-limits" };
 
 /**
  * How long the JavaScript thread may block right after the spawn, waiting
@@ -123,41 +105,21 @@ export async function resolvePolicy(o: RunOptions): Promise<Policy> {
 }
 
 function addressSpaceLimit(text: string): number {
-  const size = parseSize(text, "--address-space-limit");
-  if (size < MIN_ADDRESS_SPACE) {
-    throw new UsageError(
-      "--address-space-limit",
-      `${text} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, ` +
-        "the vDSO and the program (a C program needs a few M)",
-    );
-  }
-  return size;
+  return checkAddressSpace(parseSize(text, "--address-space-limit"), "--address-space-limit", text);
 }
 
 function memoryLimit(text: string): number {
-  const size = parseSize(text, "--memory-limit");
-  if (size < MIN_MEMORY) {
-    throw new UsageError(
-      "--memory-limit",
-      `${text} is below ${formatSize(MIN_MEMORY)}, the smallest limit bunbox accepts: the sandbox's cgroup also counts ` +
-        "the kernel memory of its init and the sandboxee's first pages",
-    );
-  }
-  return size;
+  return checkMemory(parseSize(text, "--memory-limit"), "--memory-limit", text);
 }
 
 function cpus(text: string): number {
   const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(n > 0) || n > 4096) throw new UsageError("--cpus", `"${text}" is not a number of CPUs above 0 (examples: 1, 0.5, 2.5)`);
-  return n;
+  if (!(n > 0)) throw new UsageError("--cpus", `"${text}" is not a number of CPUs above 0 (examples: 1, 0.5, 2.5)`);
+  return checkCpus(n, "--cpus");
 }
 
 function openFiles(text: string): number {
-  const n = parseCount(text, "--max-files");
-  if (n < MIN_OPEN_FILES) {
-    throw new UsageError("--max-files", `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
-  }
-  return n;
+  return checkOpenFiles(parseCount(text, "--max-files"), "--max-files");
 }
 
 function maxConnections(text: string): number {
@@ -192,7 +154,7 @@ export function buildExecutor(o: RunOptions, policy: Policy, terminal: TerminalP
     ...(s["memory-limit"] !== undefined ? { memory: memoryLimit(s["memory-limit"]) } : {}),
     ...(s.cpus !== undefined ? { cpus: cpus(s.cpus) } : {}),
     ...(s["address-space-limit"] !== undefined ? { addressSpace: addressSpaceLimit(s["address-space-limit"]) } : {}),
-    ...(s["max-procs"] !== undefined ? { processes: parseCount(s["max-procs"], "--max-procs") } : {}),
+    ...(s["max-procs"] !== undefined ? { processes: checkProcesses(parseCount(s["max-procs"], "--max-procs"), "--max-procs") } : {}),
     ...(s["max-files"] !== undefined ? { openFiles: openFiles(s["max-files"]) } : {}),
     ...(s["max-file-size"] !== undefined ? { fileSize: parseSize(s["max-file-size"], "--max-file-size") } : {}),
     ...(s["max-connections"] !== undefined ? { net: { maxConcurrent: maxConnections(s["max-connections"]) } } : {}),
@@ -356,7 +318,7 @@ export async function runPrepared(
     { allowWeakerLimits: o.flags["allow-weaker-limits"] ?? false },
   );
   // A limit no cgroup can enforce is a usage error naming its option, before anything starts.
-  const contained = sandbox.containmentPlan(LIMIT_NAMES);
+  const contained = sandbox.containmentPlan(o.limitNames ?? LIMIT_NAMES);
   if (o.flags.verbose) describe(o, policy, executor, contained);
   const resultFile = o.strings["result-file"] !== undefined ? openResultFile(o.strings["result-file"]) : undefined;
 

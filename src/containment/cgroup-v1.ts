@@ -17,8 +17,9 @@ import { accessSync, constants } from "node:fs";
 import { closeFd } from "../native/sys.ts";
 import {
   type CgroupEntry, type CgroupHost, type CgroupLimits, type CgroupUsage, type SandboxCgroup, makeDir,
-  nextName, openFd, readKeyed, readNumber, readText, removeDir, sweepDir, writeValue,
+  nextName, openFd, readKeyed, readNumber, removeDir, sweepDir, writeValue,
 } from "./cgroup.ts";
+import { readText } from "../read-text.ts";
 import { ContainmentError } from "./error.ts";
 import type { Layout, V1Hierarchy } from "./hierarchy.ts";
 import { killAll, processCap, retryRemove } from "./kill.ts";

@@ -12,10 +12,11 @@
  * its owner's (owner.ts), so that a bunbox that starts later removes what a
  * dead one left (sweep).
  */
-import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readdirSync, rmdirSync, writeSync } from "node:fs";
 import { describeErrno, errnoName } from "../native/errno.ts";
 import { ContainmentError } from "./error.ts";
 import { markOf, ownerGone } from "./owner.ts";
+import { readText } from "../read-text.ts";
 
 /** What a sandbox's cgroup enforces: bytes, tasks, CPUs; undefined: no limit. */
 export interface CgroupLimits {
@@ -93,15 +94,6 @@ export function writeValue(path: string, value: string): void {
     throw new ContainmentError(path, n, `writing ${value} to ${path}: ${describeErrno(n)}`);
   } finally {
     if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** A cgroup file's text, or undefined when it cannot be read (absent on this kernel). */
-export function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return undefined;
   }
 }
 

@@ -6,12 +6,11 @@
  * starts (a limit that cannot be enforced is a UsageError then, unless
  * weaker limits were accepted), and the spawn for the run's cgroup and uid.
  */
-import { readFileSync } from "node:fs";
-import { release } from "node:os";
 import { UsageError } from "../errors.ts";
-import type { Limits } from "../sandbox/limits.ts";
+import { type Limits, pidsMax } from "../sandbox/limits.ts";
 import { formatBytes, formatSize } from "../sandbox/units.ts";
 import { type CgroupHost, type CgroupUsage, type SandboxCgroup } from "./cgroup.ts";
+import { readText } from "../read-text.ts";
 import { V1Host } from "./cgroup-v1.ts";
 import { V2Host } from "./cgroup-v2.ts";
 import { readLayout } from "./hierarchy.ts";
@@ -41,7 +40,7 @@ export interface ContainmentOptions {
  * processes too and refuse the sandbox's forks long before pids.max does
  * (found on 5.10 by the VM rig's user cases).
  */
-export function nprocPerUserNamespace(kernel = release()): boolean {
+export function nprocPerUserNamespace(kernel = readText("/proc/sys/kernel/osrelease") ?? ""): boolean {
   const [major = 0, minor = 0] = kernel.split(".").map((n) => Number.parseInt(n, 10));
   return major > 5 || (major === 5 && minor >= 14);
 }
@@ -109,11 +108,8 @@ export function memoryLimitReason(c: ContainmentInfo | undefined): string | unde
 function userNamespaceLimits(): [string, string][] {
   const out: [string, string][] = [];
   const host = (name: string) => {
-    try {
-      return Number(readFileSync(`/proc/sys/user/${name}`, "utf8").trim());
-    } catch {
-      return undefined; // not on this kernel
-    }
+    const text = readText(`/proc/sys/user/${name}`);
+    return text === undefined ? undefined : Number(text.trim()); // undefined: not on this kernel
   };
   for (const name of ["max_inotify_instances", "max_inotify_watches", "max_fanotify_groups", "max_fanotify_marks"]) {
     const v = host(name);
@@ -136,12 +132,8 @@ const RLIMIT_MSGQUEUE = 12;
  * limits above), so that one run by a normal user leaves that user half.
  */
 function userRlimits(): [number, bigint, bigint][] {
-  let text = "";
-  try {
-    text = readFileSync("/proc/self/limits", "utf8");
-  } catch {
-    return [];
-  }
+  const text = readText("/proc/self/limits");
+  if (text === undefined) return [];
   const out: [number, bigint, bigint][] = [];
   for (const [resource, label] of [[RLIMIT_SIGPENDING, "Max pending signals"], [RLIMIT_MSGQUEUE, "Max msgqueue size"]] as const) {
     const soft = new RegExp(`^${label}\\s+(\\d+)`, "m").exec(text)?.[1];
@@ -237,8 +229,7 @@ export class Containment {
     try {
       cgroup = plan.cgroup?.create({
         memory: plan.limits.memory && !plan.memoryAsAddressSpace ? limits.memory : undefined,
-        // init and the sandboxee are two tasks before any fork: "0: no fork" is 2.
-        processes: Math.max(2, limits.processes),
+        processes: pidsMax(limits.processes),
         cpus: plan.limits.cpus && plan.cgroup && !plan.cgroup.missing("cpus") ? limits.cpus : undefined,
       });
     } catch (e) {

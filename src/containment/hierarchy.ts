@@ -4,8 +4,8 @@
  * cgroup in each (/proc/self/cgroup), as directories. Pure parsing; the
  * files are read by readLayout().
  */
-import { readFileSync } from "node:fs";
-import { posix } from "node:path";
+import { readText } from "../read-text.ts";
+import * as posix from "../posix-path.ts";
 
 export interface Hierarchy {
   /** Where it is mounted. */
@@ -93,12 +93,6 @@ export function parseLayout(procCgroup: string, mountinfo: string): Layout {
 }
 
 export function readLayout(): Layout {
-  const read = (p: string) => {
-    try {
-      return readFileSync(p, "utf8");
-    } catch {
-      return "";
-    }
-  };
+  const read = (p: string) => readText(p) ?? "";
   return parseLayout(read("/proc/self/cgroup"), read("/proc/self/mountinfo"));
 }

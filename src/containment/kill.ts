@@ -3,9 +3,9 @@
  * is reaped nothing is left (its pid namespace died with it), so this only
  * works for the sweep and for the unexpected; it must still be right.
  */
-import { readFileSync } from "node:fs";
 import { closeFd, pidfdOpen, pidfdSignal } from "../native/sys.ts";
-import { readText, removeDir, writeValue } from "./cgroup.ts";
+import { removeDir, writeValue } from "./cgroup.ts";
+import { readText } from "../read-text.ts";
 
 const SIGKILL = 9;
 const ROUNDS = 50;
@@ -49,11 +49,7 @@ export function killAll(dir: string, v2: boolean): void {
 }
 
 function listed(dir: string): number[] {
-  try {
-    return readFileSync(`${dir}/cgroup.procs`, "utf8").split("\n").filter(Boolean).map(Number).filter((p) => p !== process.pid);
-  } catch {
-    return [];
-  }
+  return (readText(`${dir}/cgroup.procs`) ?? "").split("\n").filter(Boolean).map(Number).filter((p) => p !== process.pid);
 }
 
 /**

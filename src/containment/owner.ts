@@ -8,17 +8,14 @@
  * where several bunbox processes in different pid namespaces share one
  * cgroup tree: a mark from another namespace is never judged.
  */
-import { readFileSync, readlinkSync } from "node:fs";
+import { readlinkSync } from "node:fs";
+import { readText } from "../read-text.ts";
 
 /** Start time of process `pid` (clock ticks since boot, /proc/PID/stat field 22), or undefined if it is gone. */
 export function startTime(pid: number | "self"): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
+  const stat = readText(`/proc/${pid}/stat`);
+  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  return stat === undefined ? undefined : stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 }
 
 let ns: string | undefined;

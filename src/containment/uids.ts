@@ -15,7 +15,7 @@
  * hold the same one, and a bunbox that dies lets go of its ids with its fd.
  */
 import { constants, lstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname } from "../posix-path.ts";
 import { UsageError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
 import { lockRange } from "../native/sys.ts";

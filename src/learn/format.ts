@@ -39,7 +39,10 @@ export function policyModule(file: LearnedFile): string {
   if (file.uid !== undefined) call(`setUid(${js(file.uid)})`);
   if (file.gid !== undefined) call(`setGid(${js(file.gid)})`);
   return [
-    `// ${String(file.description).replace(/[\r\n]/g, " ")}`,
+    // Every line terminator JavaScript has, not only \r and \n: the description
+    // holds the learned command line, and a U+2028 in it ended this comment,
+    // making the rest code that `run --policy` ran in bunbox, unsandboxed.
+    `// ${String(file.description).replace(/[\r\n\u2028\u2029]/g, " ")}`,
     "// Written by `bunbox learn --format ts`; use with `bunbox run --policy THIS_FILE`.",
     'import type { PolicyBuilder } from "bunbox";',
     "",

@@ -51,6 +51,8 @@ export interface LearnerOptions {
   /** Learn the filesystem too (default true): the policy then runs on an empty root with what the runs used. */
   filesystem?: boolean;
   runtime?: Runtime;
+  /** Where no cgroup can bound the sandbox, run anyway with weaker limits (Sandbox's option of the same name). */
+  allowWeakerLimits?: boolean;
 }
 
 export interface LearnRun {
@@ -92,7 +94,7 @@ export class Learner {
           safety.push({ run, call: v.decoded ?? v.syscall, rule: v.rule, ...(relax ? { relax: relax[0] } : {}) });
         },
       },
-      { ...(this.options.runtime ? { runtime: this.options.runtime } : {}) },
+      { ...(this.options.runtime ? { runtime: this.options.runtime } : {}), allowWeakerLimits: this.options.allowWeakerLimits ?? false },
     );
     started?.(sandbox);
     const result = await sandbox.run();

@@ -11,19 +11,17 @@
  * The sandboxee's own exit status comes from init's report (csrc/init.c);
  * CPU time and peak memory from the sandbox's cgroup where it has one
  * (src/containment/), else CPU time from reaping init, which has reaped
- * every process of the sandbox. When bunbox killed the sandbox itself
- * (violation, timeout, kill()), that reason wins over the status the kill
- * produced; a SIGKILL after the cgroup's OOM killer acted is the memory limit.
+ * every process of the sandbox. How these facts make the Result (which
+ * reason wins) is src/monitor/outcome.ts.
  */
-import { type ContainmentInfo, memoryLimitReason } from "../containment/containment.ts";
 import { after } from "../timer.ts";
-import { signalName } from "../native/signals.ts";
 import { describeErrno } from "../native/errno.ts";
-import { type Notification, type Report, type Waited, CLD_EXITED, closeFd, devNullFd, notifAddFd, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
+import { type Notification, type Report, type Waited, closeFd, devNullFd, notifAddFd, notifSend, NOTIF_CONTINUE, pidfdSignal, readReport, waitPidfd } from "../native/sys.ts";
 import { EPOLLIN, type ListenerWatch, type Watch, watch, watchListener } from "../native/reactor.ts";
 import type { Insn } from "../policy/bpf.ts";
 import type { Spawned } from "../native/spawn.ts";
-import { type RefusedCall, Result, type Rusage, type Status, type Violation } from "../sandbox/result.ts";
+import type { Result, Violation } from "../sandbox/result.ts";
+import { type EndCommon, type Ending, resultOf, usageOf } from "./outcome.ts";
 import { TaskMemory } from "./memory.ts";
 import { errnoName, Refusals, refusalErrno } from "./refusals.ts";
 import { classify, describeViolation } from "./violation.ts";
@@ -31,7 +29,6 @@ import type { ConnectAnswer } from "../net/transparent.ts";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
-const SIGXCPU = 24;
 const ECONNREFUSED = 111;
 
 export type { Report } from "../native/sys.ts";
@@ -84,12 +81,6 @@ export interface MonitorOptions {
    */
   intercept?: { nr: number; handle(n: Notification, listener: number): Promise<ConnectAnswer> };
 }
-
-type Ending =
-  | { status: "VIOLATION"; violation: Violation }
-  | { status: "SETUP_ERROR"; stage: string; message: string }
-  | { status: "TIMEOUT" }
-  | { status: "EXTERNAL_KILL"; reason: string };
 
 export class Monitor {
   readonly result: Promise<Result>;
@@ -357,22 +348,8 @@ export class Monitor {
     // Init is reaped, so its pid namespace, every process of the sandbox, is gone: the cgroup's figures are final.
     const contained = this.spawned.containment;
     const counted = contained?.collect();
-    // The kernel's maxrss of a process that shared bunbox's memory until its exec includes bunbox's: not reported.
-    const rusage: Rusage = init
-      ? { userMs: init.userUs / 1000, sysMs: init.sysUs / 1000, maxRssKb: null }
-      : report
-        ? { userMs: report.userUs / 1000, sysMs: report.sysUs / 1000, maxRssKb: this.opts.exitReport ? report.maxRssKb : null }
-        : { userMs: 0, sysMs: 0, maxRssKb: null };
-    if (counted?.usage) {
-      const u = counted.usage;
-      if (u.memoryPeak !== undefined) rusage.maxRssKb = Math.ceil(u.memoryPeak / 1024);
-      if (u.userMs !== undefined && u.sysMs !== undefined) {
-        rusage.userMs = u.userMs;
-        rusage.sysMs = u.sysMs;
-      }
-    }
-    const common = {
-      rusage,
+    const common: EndCommon = {
+      rusage: usageOf(init, report, !!this.opts.exitReport, counted?.usage),
       wallTimeMs,
       pid: this.spawned.sandboxeePid > 0 ? this.spawned.sandboxeePid : this.spawned.pid,
       ...(counted ? { containment: counted.info } : {}),
@@ -380,7 +357,9 @@ export class Monitor {
       refusedOmitted: this.refusals.omittedCount,
     };
     try {
-      const result = this.decide(report, init, common);
+      const o = this.opts;
+      const limits = { wallTimeMs: o.wallTimeMs, cpuSeconds: o.cpuSeconds, notify: o.notify };
+      const result = resultOf({ ending: this.ending, pendingStage: this.pendingStage, report, init, common, limits });
       // Without user notification a violation is known only now, from SIGSYS.
       if (result.violation?.detailMissing) this.tellViolation(result.violation);
       this.resolve(result);
@@ -388,90 +367,4 @@ export class Monitor {
       contained?.release();
     }
   }
-
-  private decide(
-    report: Report | undefined,
-    init: Waited | undefined,
-    common: { rusage: Rusage; wallTimeMs: number; pid: number; containment?: ContainmentInfo; refused: RefusedCall[]; refusedOmitted: number },
-  ): Result {
-    const memoryLimit = memoryLimitReason(common.containment);
-    const e = this.ending;
-    if (e?.status === "VIOLATION") {
-      return new Result({ status: "VIOLATION", reason: e.violation.kind, violation: e.violation, signal: SIGKILL, ...common });
-    }
-    if (this.pendingStage && e?.status !== "TIMEOUT" && e?.status !== "EXTERNAL_KILL") {
-      const message = `the sandboxee ended before its policy was applied (${this.pendingStage})`;
-      const setup = { stage: this.pendingStage, errno: 0, errnoName: "", detail: "", message };
-      return new Result({ status: "SETUP_ERROR", reason: this.pendingStage, setup, ...common });
-    }
-    if (e?.status === "SETUP_ERROR") {
-      const setup = { stage: e.stage, errno: 0, errnoName: "", detail: "", message: e.message };
-      return new Result({ status: "SETUP_ERROR", reason: e.stage, setup, ...common });
-    }
-    if (e?.status === "TIMEOUT") {
-      return new Result({ status: "TIMEOUT", reason: `wall-time limit of ${fmtMs(this.opts.wallTimeMs)} reached`, signal: SIGKILL, ...common });
-    }
-    if (e?.status === "EXTERNAL_KILL" && !(report && exited(report.wstatus))) {
-      return new Result({ status: "EXTERNAL_KILL", reason: e.reason, signal: SIGKILL, ...common });
-    }
-    if (!report) {
-      const sig = init && init.code !== CLD_EXITED ? init.status : undefined;
-      // cgroup v2 kills the whole sandbox at its memory limit (memory.oom.group), init with it.
-      if (sig === SIGKILL && memoryLimit) {
-        return new Result({ status: "SIGNALED", reason: `SIGKILL: ${memoryLimit}`, signal: SIGKILL, ...common });
-      }
-      // init died without a report: someone outside bunbox killed it.
-      const status: Status = sig !== undefined ? "EXTERNAL_KILL" : "INTERNAL_ERROR";
-      const reason = sig !== undefined
-        ? `the sandbox's init was killed by ${signalName(sig)} from outside bunbox`
-        : `the sandbox's init exited (${init ? init.status : "unknown status"}) without reporting on the sandboxee`;
-      return new Result({ status, reason, ...(sig !== undefined ? { signal: sig } : {}), ...common });
-    }
-    const ws = report.wstatus;
-    if (exited(ws)) {
-      const code = (ws >> 8) & 0xff;
-      return new Result({ status: "OK", reason: `exit code ${code}`, exitCode: code, ...common });
-    }
-    const sig = ws & 0x7f;
-    if (sig === 31 && !this.opts.notify) {
-      return new Result({
-        status: "VIOLATION",
-        reason: "SYSCALL",
-        signal: sig,
-        violation: {
-          kind: "SYSCALL",
-          rule: "policy",
-          syscall: "unknown syscall",
-          nr: -1,
-          arch: "unknown",
-          args: [],
-          pid: 2,
-          hostPid: common.pid,
-          ip: 0n,
-          detailMissing:
-            "killed by SIGSYS; which syscall is unknown because seccomp user notification is not in use " +
-            "(unavailable on this kernel, or turned off)",
-        },
-        ...common,
-      });
-    }
-    const cpu = this.opts.cpuSeconds;
-    const cpuUsed = (common.rusage.userMs + common.rusage.sysMs) / 1000;
-    const cpuLimit = cpu > 0 && (sig === SIGXCPU || (sig === SIGKILL && cpuUsed >= cpu));
-    const core = (ws & 0x80) !== 0 ? " (core dumped)" : "";
-    const reason = cpuLimit
-      ? `${signalName(sig)}: CPU limit of ${cpu} s reached`
-      : sig === SIGKILL && memoryLimit
-        ? `SIGKILL: ${memoryLimit}`
-        : `${signalName(sig)}${core}`;
-    return new Result({ status: "SIGNALED", reason, signal: sig, ...common });
-  }
-}
-
-function exited(wstatus: number): boolean {
-  return (wstatus & 0x7f) === 0;
-}
-
-function fmtMs(ms: number): string {
-  return `${ms / 1000} s`;
 }

@@ -11,7 +11,6 @@
 import { readFileSync } from "node:fs";
 import { archOfAudit, auditArchName, syscallName } from "../policy/arch.ts";
 import { type Insn, RET } from "../policy/bpf.ts";
-import { evaluate } from "../policy/interpreter.ts";
 import { REASON } from "../policy/safety.ts";
 import { innerPid, type Notification } from "../native/sys.ts";
 import type { Violation } from "../sandbox/result.ts";
@@ -32,9 +31,13 @@ const RULES: Record<number, { kind: "SYSCALL" | "ARCH"; rule: string }> = {
   [REASON.POLICY]: { kind: "SYSCALL", rule: "policy" },
 };
 
+let interpreterModule: typeof import("../policy/interpreter.ts") | undefined;
+/** The interpreter, read when the first notification is classified, not at every start (README.md, "Start-up"). */
+const interpreter = () => (interpreterModule ??= require("../policy/interpreter.ts") as typeof import("../policy/interpreter.ts"));
+
 /** Classifies a notification against the filter (with this run's exec magic). */
 export function classify(prog: readonly Insn[], n: Notification, depth = 0): Verdict {
-  const { ret } = evaluate(prog, { nr: n.nr, arch: n.arch, ip: n.ip, args: n.args });
+  const { ret } = interpreter().evaluate(prog, { nr: n.nr, arch: n.arch, ip: n.ip, args: n.args });
   const action = (ret & RET.ACTION_FULL) >>> 0;
   const data = ret & RET.DATA;
   if (action === RET.ALLOW) return { kind: "allow" };

@@ -24,7 +24,7 @@
  */
 import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { join } from "../posix-path.ts";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
 import { BunboxError } from "../errors.ts";
 import { ABI_LAYOUT } from "./abi.ts";

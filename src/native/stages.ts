@@ -31,7 +31,7 @@ export function stageHint(stage: string, errno: string): string | undefined {
     return "the kernel lacks seccomp filtering (CONFIG_SECCOMP_FILTER) or user notification (Linux 5.0+)";
   }
   if (stage === "idmap") {
-    return "a writable bind as root goes through an idmapped mount (Linux 5.12+; ext4, xfs, btrfs, tmpfs from 6.3; not NFS or FUSE), " +
+    return "a writable bind as root goes through an idmapped mount (Linux 5.12+; ext4, xfs, btrfs, tmpfs from 6.3; not NFS, FUSE, ramfs or an overlayfs mount), " +
       "so that the sandbox's uid writes as the tree's owner. Bind it read-only (--ro); or let a normal user own the tree " +
       "and run bunbox as that user, whose sandboxes write as that user (chown -R USER TREE; setpriv --reuid=USER --regid=GROUP " +
       "--init-groups bunbox …); or put the tree on a filesystem that has idmapped mounts";

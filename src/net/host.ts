@@ -9,7 +9,6 @@
  * Characters a DNS name cannot hold are refused before that: WHATWG's
  * domainToASCII would percent-decode "ex%41mple" into another name.
  */
-import { domainToASCII } from "node:url";
 import { canonical, type Ip, parseIpv4Loose, parseIpv6 } from "./address.ts";
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -25,6 +24,8 @@ export function normalizeName(raw: string): Checked<string> {
   if (bad) return fail(`${JSON.stringify(bad[0])} cannot appear in a host name`);
   let name = raw.endsWith(".") ? raw.slice(0, -1) : raw;
   if (/[^\x00-\x7f]/.test(name)) {
+    // node:url is read only here: evaluating it costs every start ~1 ms of CPU (README.md, "Start-up").
+    const { domainToASCII } = require("node:url") as typeof import("node:url");
     const ascii = domainToASCII(name);
     if (ascii === "") return fail("not a valid internationalised (IDNA) name");
     name = ascii;

@@ -24,9 +24,13 @@
  * entries still apply to them.
  */
 import { UsageError } from "../errors.ts";
-import { formatIp, type Ip, parseIp, specialRange, canonical } from "./address.ts";
+import { formatIp, type Ip, parseIp, canonical } from "./address.ts";
 import { normalizeName, parseTarget, type Target } from "./host.ts";
 import { formatPattern, type HostPattern, matchesIp, matchesName, parsePattern } from "./pattern.ts";
+
+let specialModule: typeof import("./special.ts") | undefined;
+/** The special ranges' table, built when an address is first decided: a run without a proxy never is (README.md, "Start-up"). */
+const specialRanges = () => (specialModule ??= require("./special.ts") as typeof import("./special.ts"));
 
 export interface NetworkRules {
   /** Host patterns the sandboxee may reach (pattern.ts). */
@@ -117,7 +121,7 @@ export class NetPolicy {
     const denied = this.deny.find((p) => matchesIp(p, ip, port));
     if (denied) return deny(`${addr} matches the deny entry ${denied.text}`, denied.text);
     if (via === "addHost") return allow(`${addr} from addHost`);
-    const special = specialRange(ip);
+    const special = specialRanges().specialRange(ip);
     const opens = this.allow.find(
       (p) => matchesIp(p, ip, port) && (!special || (p.kind === "cidr" && p.cidr.prefix >= special.cidr.prefix)),
     );

@@ -14,20 +14,21 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import * as v from "valibot";
-import { BunboxError, EXIT_USAGE } from "../errors.ts";
+import { ProblemsError, UsageError } from "../errors.ts";
 import { PolicyBuilder } from "../policy/builder.ts";
 import type { Policy } from "../policy/policy.ts";
 import { applyProfile, type ProfileName } from "../policy/profiles.ts";
 import { Executor, type TerminalOptions } from "../sandbox/executor.ts";
-import { Limits, type LimitsInit } from "../sandbox/limits.ts";
+import { checkAddressSpace, checkOpenFiles, Limits, type LimitsInit } from "../sandbox/limits.ts";
 import { parseSize } from "../sandbox/units.ts";
+import { collect, resourceLimits } from "./resources.ts";
 import { applySeccompProfile, SeccompProfileError } from "./seccomp.ts";
 import { type Config, ConfigSchema, MountSchema, OCI_FIELDS } from "./spec.ts";
 
-export class BundleError extends BunboxError {
+export class BundleError extends ProblemsError {
   override readonly name = "BundleError";
-  constructor(readonly bundle: string, readonly problems: readonly string[]) {
-    super("oci", `${bundle}: the bundle cannot run as written:\n${problems.map((p) => `  - ${p}`).join("\n")}`, EXIT_USAGE);
+  constructor(readonly bundle: string, problems: readonly string[]) {
+    super("oci", `${bundle}: the bundle cannot run as written`, problems);
   }
 }
 
@@ -79,6 +80,8 @@ const RLIMITS: Record<string, keyof LimitsInit> = {
   RLIMIT_NPROC: "processes",
   RLIMIT_CORE: "core",
 };
+/** The Executor's subjects, as the bundle's fields. */
+const EXECUTOR_FIELDS: Record<string, string> = { command: "process.args.0", argv: "process.args", env: "process.env", cwd: "process.cwd" };
 const DEFAULT_DEVICES = new Set(["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]);
 /** Mount options bunbox carries out, or that change nothing it relies on (atime, propagation it keeps private). */
 const HARMLESS_OPTIONS = new Set([
@@ -112,21 +115,24 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
 
   const b = new PolicyBuilder().setOrigin(`OCI bundle ${dir}`).emptyFilesystem();
   const inBundle = (p: string) => (isAbsolute(p) ? p : join(bundle, p));
-  const before = (fn: () => void) => {
+  // A problem found by the code the bundle is handed to, named for the bundle's field where `fields` knows it.
+  const before = (fn: () => void, fields: Record<string, string> = {}) => {
     try {
       fn();
     } catch (e) {
-      problems.push((e as Error).message);
+      const field = e instanceof UsageError && Object.hasOwn(fields, e.subject) ? fields[e.subject]! : undefined;
+      problems.push(field ? `${field}${(e as Error).message.slice((e as UsageError).subject.length)}` : (e as Error).message);
     }
   };
 
   // root and mounts
+  // The builder's problems name the bundle's field (b.at), not the builder's method.
   if (!c.root) problems.push("root: missing (the bundle's root filesystem)");
-  else b.setRoot(inBundle(c.root.path), { writable: c.root.readonly === false });
-  c.mounts?.forEach((m, i) => mount(b, m, `mounts.${i}`, inBundle, problems));
-  c.linux?.maskedPaths?.forEach((p) => b.maskPath(p));
-  c.linux?.readonlyPaths?.forEach((p) => b.readonlyPath(p));
-  if (c.hostname !== undefined) b.setHostname(c.hostname);
+  else b.at("root.path", () => b.setRoot(inBundle(c.root!.path), { writable: c.root!.readonly === false }));
+  c.mounts?.forEach((m, i) => b.at(`mounts.${i}`, () => mount(b, m, `mounts.${i}`, inBundle, problems)));
+  c.linux?.maskedPaths?.forEach((p, i) => b.at(`linux.maskedPaths.${i}`, () => b.maskPath(p)));
+  c.linux?.readonlyPaths?.forEach((p, i) => b.at(`linux.readonlyPaths.${i}`, () => b.readonlyPath(p)));
+  if (c.hostname !== undefined) b.at("hostname", () => b.setHostname(c.hostname!));
 
   linux(b, c, problems);
   const seccomp = c.linux?.seccomp;
@@ -152,17 +158,25 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
     if (caps?.length) problems.push(`process.capabilities.${set}: bunbox grants no capabilities (${caps.join(", ")})`);
   }
   if (p?.user?.additionalGids?.length) problems.push("process.user.additionalGids: the sandbox maps one gid");
-  if (p?.user?.uid !== undefined) b.setUid(p.user.uid);
-  if (p?.user?.gid !== undefined) b.setGid(p.user.gid);
-  const limits: Partial<LimitsInit> = { wallTimeMs: 0, ...opts.limits };
+  if (p?.user?.uid !== undefined) b.at("process.user.uid", () => b.setUid(p.user!.uid!));
+  if (p?.user?.gid !== undefined) b.at("process.user.gid", () => b.setGid(p.user!.gid!));
+  const limits: Partial<LimitsInit> = { wallTimeMs: 0, ...opts.limits, ...resourceLimits(c.linux?.resources, problems) };
+  const pidsLimit = limits.processes;
   p?.rlimits?.forEach((r, i) => {
     const key = RLIMITS[r.type];
     if (!key) return problems.push(`process.rlimits.${i}.type: ${r.type} is not supported (${Object.keys(RLIMITS).join(", ")})`);
     if (BigInt(r.soft) > BigInt(r.hard)) return problems.push(`process.rlimits.${i}: soft ${r.soft} is above hard ${r.hard}`);
     // One value for both: the soft one (the sandboxee cannot raise a limit anyway).
     const n = BigInt(r.soft) >= 0xffff_ffff_ffff_ffffn ? Infinity : Number(r.soft);
+    // The floors bunbox run has (--max-files, --address-space-limit): below them the run cannot start.
+    const field = `process.rlimits.${i} (${r.type})`;
+    if (key === "openFiles") collect(problems, () => checkOpenFiles(n, field));
+    if (key === "addressSpace") collect(problems, () => checkAddressSpace(n, field));
     limits[key] = n;
   });
+  // RLIMIT_NPROC and pids.limit are one limit in bunbox (the cgroup's
+  // pids.max, RLIMIT_NPROC beside it): the smaller honours both.
+  if (pidsLimit !== undefined) limits.processes = Math.min(pidsLimit, limits.processes ?? Infinity);
   const env: Record<string, string> = Object.create(null);
   p?.env?.forEach((kv, i) => {
     const eq = kv.indexOf("=");
@@ -178,7 +192,7 @@ export function loadBundle(dir: string, opts: BundleOptions = {}): Bundle {
       const size = p.consoleSize ? { rows: p.consoleSize.height, cols: p.consoleSize.width } : {};
       const tty = p.terminal ? { stdio: [0, 1, 2] as const, ...opts.tty, ...size } : undefined;
       executor = new Executor(args[0]!, args, { env, cwd: p.cwd, limits: new Limits(limits), ...(tty ? { tty } : {}) });
-    });
+    }, EXECUTOR_FIELDS);
   }
   if (problems.length) throw new BundleError(dir, problems);
   return { config: c, policy: built.policy!, executor: executor! };
@@ -190,7 +204,11 @@ function mount(b: PolicyBuilder, m: v.InferOutput<typeof MountSchema>, field: st
   let mode: number | undefined;
   for (const [j, o] of options.entries()) {
     if (o.startsWith("size=")) size = parseSize(o.slice(5), `${field}.options.${j}`);
-    else if (o.startsWith("mode=")) mode = parseInt(o.slice(5), 8);
+    else if (o.startsWith("mode=")) {
+      // parseInt would read "mode=99" as NaN and "mode=7x" as 7: the mode was dropped or cut, unsaid.
+      if (/^[0-7]{1,4}$/.test(o.slice(5))) mode = parseInt(o.slice(5), 8);
+      else problems.push(`${field}.options.${j}: ${o} is not an octal mode (0 to 7777)`);
+    }
     else if (o === "shared" || o === "rshared" || o === "slave" || o === "rslave") {
       problems.push(`${field}.options.${j}: ${o}: bunbox's mounts are always private`);
     } else if (!HARMLESS_OPTIONS.has(o) && !/^(gid|uid|ptmxmode)=\d+$/.test(o)) {
@@ -207,7 +225,7 @@ function mount(b: PolicyBuilder, m: v.InferOutput<typeof MountSchema>, field: st
   } else if (m.type === "tmpfs" && m.destination === "/dev") {
     b.addDev("/dev"); // the runtime's default devices: bunbox's minimal /dev
   } else if (m.type === "tmpfs") {
-    b.addTmpfs(m.destination, { ...(size !== undefined ? { size } : {}), ...(mode !== undefined && !Number.isNaN(mode) ? { mode } : {}) });
+    b.addTmpfs(m.destination, { ...(size !== undefined ? { size } : {}), ...(mode !== undefined ? { mode } : {}) });
   } else {
     problems.push(`${field}.type: ${m.type ?? "(none)"} is not supported (proc, tmpfs, bind)`);
   }

@@ -5,6 +5,7 @@
  * why). Nothing in a bundle is ignored without a word.
  */
 import * as v from "valibot";
+import { CpuSchema, MemorySchema, PidsSchema } from "./resources.ts";
 import { SeccompSchema } from "./seccomp.ts";
 
 const str = v.string();
@@ -71,12 +72,12 @@ export const LinuxSchema = v.strictObject({
   rootfsPropagation: opt(str),
   resources: opt(v.strictObject({
     devices: opt(v.array(DeviceRule)),
-    memory: opt(any),
-    cpu: opt(any),
+    memory: opt(MemorySchema),
+    cpu: opt(CpuSchema),
     blockIO: opt(any),
     hugepageLimits: opt(any),
     network: opt(any),
-    pids: opt(any),
+    pids: opt(PidsSchema),
     rdma: opt(any),
     unified: opt(any),
   })),
@@ -130,7 +131,7 @@ export const OCI_FIELDS: Record<string, Support> = {
   "process.env": [true, "the environment, as given (PATH from it)"],
   "process.args": [true, "the command (looked up in the environment's PATH)"],
   "process.commandLine": [false, "Windows only"],
-  "process.rlimits": [true, "RLIMIT_AS, CPU, FSIZE, NOFILE, NPROC, CORE (soft value for both); others refused"],
+  "process.rlimits": [true, "RLIMIT_AS, CPU, FSIZE, NOFILE, NPROC, CORE (soft value for both; NOFILE at least 4 and AS at least 1M, as bunbox run); others refused"],
   "process.apparmorProfile": [false, "bunbox applies no LSM profile"],
   "process.capabilities": [true, "empty sets only: bunbox grants no capabilities"],
   "process.noNewPrivileges": [true, "always on in bunbox, whatever it says"],
@@ -157,9 +158,25 @@ export const OCI_FIELDS: Record<string, Support> = {
   "linux.cgroupsPath": [false, "not supported"],
   "linux.rootfsPropagation": [true, "private or rprivate (bunbox's mounts never propagate)"],
   "linux.resources.devices": [true, "deny rules only (bunbox's /dev allows nothing more)"],
-  "linux.resources.memory": [false, "cgroup limits are not wired to bundles yet"],
-  "linux.resources.cpu": [false, "cgroup limits are not wired to bundles yet"],
-  "linux.resources.pids": [false, "cgroup limits are not wired to bundles yet"],
+  "linux.resources.memory.limit": [true, "the whole sandbox's memory, as --memory-limit (at least 4M; -1: none)"],
+  "linux.resources.memory.swap": [true, "only equal to memory.limit: a sandbox gets no swap past its memory limit"],
+  "linux.resources.memory.reservation": [false, "not supported"],
+  "linux.resources.memory.kernel": [false, "not supported (the cgroup counts kernel memory in memory.limit)"],
+  "linux.resources.memory.kernelTCP": [false, "not supported"],
+  "linux.resources.memory.swappiness": [false, "not supported"],
+  "linux.resources.memory.disableOOMKiller": [false, "not supported: at the limit the kernel kills"],
+  "linux.resources.memory.useHierarchy": [false, "not supported"],
+  "linux.resources.memory.checkBeforeUpdate": [false, "not supported"],
+  "linux.resources.cpu.quota": [true, "with cpu.period (default 100000), the whole sandbox's CPUs, quota/period as --cpus (0.01 to 4096; -1: none)"],
+  "linux.resources.cpu.period": [true, "only with cpu.quota"],
+  "linux.resources.cpu.shares": [false, "not supported (a relative weight; bunbox bounds CPU by quota)"],
+  "linux.resources.cpu.burst": [false, "not supported"],
+  "linux.resources.cpu.realtimeRuntime": [false, "not supported"],
+  "linux.resources.cpu.realtimePeriod": [false, "not supported"],
+  "linux.resources.cpu.cpus": [false, "not supported (no cpuset)"],
+  "linux.resources.cpu.mems": [false, "not supported (no cpuset)"],
+  "linux.resources.cpu.idle": [false, "not supported"],
+  "linux.resources.pids.limit": [true, "the whole sandbox's processes, as --max-procs (at least 1; with RLIMIT_NPROC the smaller)"],
   "linux.resources.blockIO": [false, "not supported"],
   "linux.resources.hugepageLimits": [false, "not supported"],
   "linux.resources.network": [false, "not supported"],

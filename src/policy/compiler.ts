@@ -26,6 +26,7 @@ import { emitRules } from "./fragments.ts";
 import { type Action, CompileError, type Rule, sameAction } from "./rules.ts";
 import { isDangerName, REASON, safetyRules } from "./safety.ts";
 import { checkedNumbers, verifyFilter } from "./verify.ts";
+import type { Filter } from "./filter.ts";
 import { quote } from "../names.ts";
 
 export interface FilterSpec {
@@ -40,11 +41,7 @@ export interface FilterSpec {
   readonly layout?: "tree" | "linear";
 }
 
-export interface Filter {
-  readonly insns: readonly Insn[];
-  /** Indices of the instructions comparing the low and high halves of the exec magic. */
-  readonly magic: readonly [number, number];
-}
+export { type Filter, withMagic } from "./filter.ts";
 
 const EPERM = 1;
 
@@ -175,16 +172,6 @@ export function compileFilter(spec: FilterSpec): Filter {
     exec,
   });
   return { insns, magic };
-}
-
-/** Copies `insns` with the exec magic written into its two compares. */
-export function withMagic(filter: Filter, magic: bigint): Insn[] {
-  // A new array sharing the instructions but the two it changes (the
-  // filter's own stay as they are): a copy of each costs every run's start.
-  const out = filter.insns.slice();
-  out[filter.magic[0]] = { ...out[filter.magic[0]]!, k: Number(magic & 0xffffffffn) };
-  out[filter.magic[1]] = { ...out[filter.magic[1]]!, k: Number((magic >> 32n) & 0xffffffffn) };
-  return out;
 }
 
 // ---- dispatch tree ----

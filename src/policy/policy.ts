@@ -6,7 +6,7 @@
  */
 import type { Arch } from "./arch.ts";
 import { BPF, RET } from "./bpf.ts";
-import { compileFilter, type Filter } from "./compiler.ts";
+import type { Filter } from "./filter.ts";
 import type { Action, Rule } from "./rules.ts";
 import { REASON } from "./safety.ts";
 import { UsageError } from "../errors.ts";
@@ -175,6 +175,8 @@ export class Policy {
     const cache = this.filters[notify ? "notify" : "kill"];
     let f = cache[layout];
     if (!f) {
+      // The compiler and its verifier are read only here: a precompiled profile's run never is (README.md, "Start-up").
+      const { compileFilter } = require("./compiler.ts") as typeof import("./compiler.ts");
       f = compileFilter({
         arch: this.arch,
         // proxy-transparent: connect() goes to the monitor where it is allowed (src/net/trace-connect.ts).

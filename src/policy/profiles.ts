@@ -206,13 +206,37 @@ export function applyProfileSettings(b: PolicyBuilder, name: string, options: { 
   if (name !== "build" && name !== "cc") return b;
   b.setNetwork("none");
   const cwd = options.cwd;
-  if (cwd === "/" || cwd === "") {
-    // Writable cwd means the project directory, never the host's root.
-    throw new UsageError(`--profile ${name}`, "mounts the current directory writable: run it from a project directory, not /");
+  const system = cwd === undefined ? undefined : systemDirectory(cwd);
+  if (system !== undefined) {
+    // Writable cwd means the project directory, never the host's root, its
+    // system directories or a home's dot files: run as root, the sandboxee
+    // writes there as root (an idmapped bind), /etc/shadow and ~/.bashrc included.
+    throw new UsageError(`--profile ${name}`, `mounts the current directory writable: run it from a project directory, not ${system} (or bind what it may write with --rw)`);
   }
   // …and starts the command there (bunbox run without --cwd).
   if (cwd) b.addDirectory(cwd, { writable: true }).setWorkdir(cwd);
   return b;
+}
+
+/**
+ * Directories that are no project: the host's own (and every directory below
+ * those holding its configuration and state). Not /tmp: a tree any user may
+ * write is bound as it is, never idmapped (README.md, "Writable binds as root").
+ */
+const SYSTEM_DIRECTORIES = [
+  "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt", "/proc", "/root",
+  "/run", "/sbin", "/srv", "/sys", "/usr", "/usr/bin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin",
+  "/usr/sbin", "/usr/share", "/var", "/var/lib",
+];
+const SYSTEM_TREES = ["/boot", "/dev", "/etc", "/proc", "/run", "/sys"];
+
+/** What `cwd` is when it is no project directory ("/etc", "your home directory"), else undefined. */
+function systemDirectory(cwd: string): string | undefined {
+  const dir = cwd === "" ? "/" : cwd.replace(/(?<=.)\/+$/, "");
+  if (SYSTEM_DIRECTORIES.includes(dir) || SYSTEM_TREES.some((t) => dir.startsWith(`${t}/`))) return dir;
+  const home = process.env.HOME;
+  if (home && home !== "/" && dir === home.replace(/(?<=.)\/+$/, "")) return `${dir} (your home directory: its dot files)`;
+  return undefined;
 }
 
 /** What a call outside profile `name` gets (see the list at the top). */

@@ -6,7 +6,7 @@
  */
 import { type NameTable, nameTable } from "../names.ts";
 import type { Arch } from "./arch.ts";
-import { type Action, arg32, errno, jeq, jne, jset, label, type Node, type Rule } from "./rules.ts";
+import { type Action, arg32, errno, goto, jeq, jne, jset, label, type Node, type Rule } from "./rules.ts";
 
 /** Why a filter notified the monitor, carried in SECCOMP_RET_DATA. */
 export const REASON = {
@@ -75,6 +75,16 @@ export const DANGEROUS_USES = nameTable({
   "seccomp-listener": "seccomp",
   /** clone3, whose flags sit in memory where no filter can read them. */
   clone3: "clone3",
+  /**
+   * Set-user-ID and set-group-ID bits on a file the sandboxee creates or
+   * changes (chmod u+s, open/mknod with S_ISUID): refused with EPERM, and
+   * openat2, whose mode sits in memory, with ENOSYS (libc falls back to
+   * openat). Through a writable bind such a file is the tree's owner's on
+   * the host: run by root, an idmapped --rw of root's tree would otherwise
+   * let the sandboxee leave a set-user-ID root program there for any local
+   * user to run (README.md, "Writable binds as root").
+   */
+  "setid-bits": "chmod",
 } as const);
 
 type DangerousUse = Exclude<keyof typeof DANGEROUS_USES, symbol>;
@@ -93,6 +103,22 @@ const TIOCLINUX = 0x541c;
 const SECCOMP_SET_MODE_FILTER = 1;
 const SECCOMP_FILTER_FLAG_NEW_LISTENER = 8;
 const ENOSYS = 38;
+const EPERM = 1;
+const S_ISUID_ISGID = 0o6000;
+const O_CREAT = 0o100;
+const O_TMPFILE = 0o20000000; // __O_TMPFILE, the bit O_TMPFILE adds to O_DIRECTORY
+/** Calls that set a file's mode, and which argument holds it (and the open flags that make it used). */
+const MODE_SETTERS: readonly { name: string; mode: number; flags?: number }[] = [
+  { name: "chmod", mode: 1 },
+  { name: "fchmod", mode: 1 },
+  { name: "fchmodat", mode: 2 },
+  { name: "fchmodat2", mode: 2 },
+  { name: "mknod", mode: 1 },
+  { name: "mknodat", mode: 2 },
+  { name: "creat", mode: 1 },
+  { name: "open", mode: 2, flags: 1 },
+  { name: "openat", mode: 3, flags: 2 },
+];
 
 /**
  * The safety rules for `arch`, keyed by syscall number, to run before the
@@ -134,6 +160,19 @@ export function safetyRules(
     jset(SECCOMP_FILTER_FLAG_NEW_LISTENER, deny),
     label("seccomp-ok"),
   ]);
+  if (!allowed.has("setid-bits")) {
+    const deny = errno(EPERM);
+    for (const m of MODE_SETTERS) {
+      const n = nr(m.name);
+      if (n === undefined) continue;
+      // open's mode is read only when it creates a file: another call's stray bits there are not a mode.
+      const creates = m.flags === undefined ? [] : [arg32(m.flags), jset(O_CREAT | O_TMPFILE, "setid-mode"), goto("setid-ok"), label("setid-mode")];
+      const body: Node[] = [...creates, arg32(m.mode), jset(S_ISUID_ISGID, deny), label("setid-ok")];
+      out.set(n, [...(out.get(n) ?? []), { kind: "fragment", nodes: body }]);
+    }
+    const openat2 = nr("openat2");
+    if (openat2 !== undefined) out.set(openat2, [{ kind: "action", action: errno(ENOSYS) }]);
+  }
   const clone3 = nr("clone3");
   if (clone3 !== undefined && !allowed.has("clone3")) {
     // libc falls back to clone(), whose flags the filter can read.

@@ -10,7 +10,7 @@
  * PATH inside the sandbox, as execvp does.
  */
 import { fstatSync } from "node:fs";
-import { Comms, type CommsOptions } from "../comms/comms.ts";
+import type { Comms, CommsOptions } from "../comms/comms.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { socketpair } from "../native/comms.ts";
 import { describeErrno } from "../native/errno.ts";
@@ -117,6 +117,8 @@ export class Ipc {
   /** The comms channel to the sandboxee (its end at fd 1023), made on first use. */
   comms(options: CommsOptions = {}): Comms {
     if (!this.commsChannel) {
+      // The comms code is read by a run that has a channel, not at every start (README.md, "Start-up").
+      const { Comms } = require("../comms/comms.ts") as typeof import("../comms/comms.ts");
       const { comms, peerFd } = Comms.pairWithFd(options);
       try {
         this.mapFd(peerFd, COMMS_FD, "comms");

@@ -12,7 +12,8 @@
  * and, for a device, its file type. The six nodes of the minimal /dev (null,
  * zero, full, random, urandom, tty) are no relaxation.
  */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import { readText } from "../read-text.ts";
 
 export type HostMount = "proc" | "sys" | "dev";
 export const HOST_MOUNTS: readonly HostMount[] = ["proc", "sys", "dev"];
@@ -58,19 +59,16 @@ let mountsMemo: { at: number; mounts: Mount[] } | undefined;
 function hostMounts(): Mount[] {
   const now = performance.now();
   if (mountsMemo && now - mountsMemo.at < 1000) return mountsMemo.mounts;
-  let text = "";
-  try {
-    text = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    // no /proc: the path rules still apply
-  }
+  // No /proc: the path rules still apply.
+  const text = readText("/proc/self/mountinfo") ?? "";
   const mounts: Mount[] = [];
   for (const line of text.split("\n")) {
     // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
     const fields = line.split(" ");
     const dash = fields.indexOf("-");
     if (dash < 5) continue;
-    const at = fields[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const raw = fields[4]!;
+    const at = raw.includes("\\") ? raw.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) : raw;
     mounts.push({ at, kind: FS_KIND[fields[dash + 1]!] ?? TOP[at] });
   }
   mountsMemo = { at: now, mounts };

@@ -13,6 +13,7 @@
  */
 import { UsageError } from "../errors.ts";
 import { type NetLimits, netLimits } from "../net/limits.ts";
+import { formatSize } from "./units.ts";
 
 /**
  * How long a run's set-up may take: clone to exec (the shim), the
@@ -20,6 +21,86 @@ import { type NetLimits, netLimits } from "../net/limits.ts";
  * server's word that it is ready.
  */
 export const SETUP_TIMEOUT_MS = 10_000;
+
+/**
+ * The smallest memory limit: the sandbox's cgroup also counts the kernel
+ * memory of its init and the sandboxee's first pages.
+ */
+export const MIN_MEMORY = 4 * 1024 ** 2;
+/**
+ * The smallest address-space limit (as nsjail, whose unit is the MiB): exec
+ * alone maps a 128 KiB stack, the vDSO and the program before its first
+ * instruction, and a limit it overruns kills the program with SIGSEGV in
+ * exec, which looks like the program's own fault. A program written without
+ * libc starts in 1 MiB; a static C program needs about 3 MiB.
+ */
+export const MIN_ADDRESS_SPACE = 1024 ** 2;
+/**
+ * The fewest open files that can work: stdin, stdout, stderr, and the
+ * seccomp listener the sandboxee itself creates, under its own limit, just
+ * before exec (csrc/child_b.c install_filter); with fewer, seccomp() fails
+ * with EMFILE at set-up.
+ */
+export const MIN_OPEN_FILES = 4;
+
+/** A memory limit (Infinity: none) the sandbox can start under; `shown` is the value as the user wrote it. */
+export function checkMemory(bytes: number, subject: string, shown: string | number = bytes): number {
+  if (bytes < MIN_MEMORY) {
+    throw new UsageError(subject, `${shown} is below ${formatSize(MIN_MEMORY)}, the smallest limit bunbox accepts: the sandbox's cgroup also counts the kernel memory of its init and the sandboxee's first pages`);
+  }
+  return bytes;
+}
+
+/** An address-space limit (Infinity: none) a program can be exec'd under. */
+export function checkAddressSpace(bytes: number, subject: string, shown: string | number = bytes): number {
+  if (bytes < MIN_ADDRESS_SPACE) {
+    throw new UsageError(subject, `${shown} is below ${formatSize(MIN_ADDRESS_SPACE)}, the smallest limit bunbox accepts: exec alone maps a 128K stack, the vDSO and the program (a C program needs a few M)`);
+  }
+  return bytes;
+}
+
+/** An open-files limit the sandboxee can start under. */
+export function checkOpenFiles(n: number, subject: string): number {
+  if (n < MIN_OPEN_FILES) {
+    throw new UsageError(subject, `${n} cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least ${MIN_OPEN_FILES})`);
+  }
+  return n;
+}
+
+/** The most processes a limit may name: PID_MAX_LIMIT on 64-bit (pids.max refuses more with EINVAL). */
+export const MAX_PROCESSES = 4 * 1024 * 1024;
+/**
+ * The fewest CPUs a limit may name: 1 ms of quota per 100 ms period, the
+ * smallest quota the kernel takes (cpu.max, cpu.cfs_quota_us). Less would be
+ * raised to it, a weaker limit than asked for, so it is refused instead.
+ */
+export const MIN_CPUS = 0.01;
+/** The most CPUs a limit may name (the kernel's NR_CPUS ceiling). */
+export const MAX_CPUS = 4096;
+
+/** A CPU limit (0: none) that the cgroup can enforce as given; subject names the option or field. */
+export function checkCpus(n: number, subject: string): number {
+  if (n !== 0 && !(n >= MIN_CPUS && n <= MAX_CPUS)) {
+    throw new UsageError(subject, `${n} CPUs cannot be enforced: a CPU limit is from ${MIN_CPUS} (1 ms of each 100 ms, the kernel's smallest quota) to ${MAX_CPUS}`);
+  }
+  return n;
+}
+
+/** A process limit the cgroup's pids.max takes; subject names the option or field. */
+export function checkProcesses(n: number, subject: string): number {
+  if (n > MAX_PROCESSES) throw new UsageError(subject, `${n} is more processes than Linux can have (at most ${MAX_PROCESSES})`);
+  return n;
+}
+
+/**
+ * The sandbox cgroup's pids.max for a process limit: init and the sandboxee
+ * are two tasks before any fork, so "0: no fork" (and 1) is 2. RLIMIT_NPROC,
+ * the second line, stays one above it: below, it refused the first fork
+ * before the cgroup could count it, and the Result said nothing of it.
+ */
+export function pidsMax(processes: number): number {
+  return Math.max(2, processes);
+}
 
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
 
@@ -94,6 +175,11 @@ export class Limits implements LimitsInit {
       }
     }
     if (all.cpus === Infinity) throw new UsageError("limits.cpus", "must be a number of CPUs, not Infinity (0: no limit)");
+    checkCpus(all.cpus, "limits.cpus");
+    checkProcesses(all.processes, "limits.processes");
+    checkMemory(all.memory, "limits.memory");
+    checkAddressSpace(all.addressSpace, "limits.addressSpace");
+    checkOpenFiles(all.openFiles, "limits.openFiles");
     this.memory = all.memory;
     this.cpus = all.cpus;
     this.addressSpace = all.addressSpace;
@@ -122,7 +208,7 @@ export class Limits implements LimitsInit {
     const v = (n: number) => (n === Infinity ? inf : BigInt(Math.floor(n)));
     const cpu = Math.ceil(this.cpuSeconds);
     const as = opts.memoryAsAddressSpace ? Math.min(this.addressSpace, this.memory) : this.addressSpace;
-    const nproc = opts.processesByCgroup ? (opts.nprocCountsOthers ? Infinity : this.processes + 1) : this.processes;
+    const nproc = opts.processesByCgroup ? (opts.nprocCountsOthers ? Infinity : pidsMax(this.processes) + 1) : this.processes;
     return [
       [RLIMIT.AS, v(as), v(as)],
       // SIGXCPU at the soft limit; the hard limit one second on is SIGKILL.

@@ -14,7 +14,7 @@
  * is checked (a source that vanishes before the spawn is a setup error then).
  */
 import { lstatSync, readlinkSync, statSync } from "node:fs";
-import { posix } from "node:path";
+import * as posix from "../posix-path.ts";
 import { UsageError } from "../errors.ts";
 import { DEV_NODES, HOST_MOUNT_TEXT, type HostMount, hostExposure, minimalNode } from "./exposure.ts";
 import { checkDestination, checkSource } from "./paths.ts";

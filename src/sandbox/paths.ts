@@ -5,7 +5,7 @@
  * path at fault.
  */
 import { lstatSync, readlinkSync } from "node:fs";
-import { posix } from "node:path";
+import * as posix from "../posix-path.ts";
 import { UsageError } from "../errors.ts";
 
 /** Checks a sandbox-side path; returns it normalised ("/a//b/" -> "/a/b"). */

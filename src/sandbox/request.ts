@@ -90,7 +90,7 @@ class Writer {
   }
   /** A NUL-terminated string; returns its offset (never 0: the header is first). */
   str(s: string): number {
-    const data = new TextEncoder().encode(s);
+    const data = utf8.encode(s);
     const at = this.reserve(data.length + 1, 1);
     this.buf.set(data, at);
     this.buf[at + data.length] = 0;
@@ -100,6 +100,9 @@ class Writer {
     return this.buf.slice(0, this.length);
   }
 }
+
+/** One encoder for every string of every request (a request has dozens). */
+const utf8 = new TextEncoder();
 
 function mountFlags(op: MountOp | RootOp, root: boolean): number {
   // The root's tmpfs is written while the tree is built and read-only after (csrc/root.c).

@@ -153,11 +153,13 @@ describe("a terminal of its own", () => {
 
   test("the window size: the caller's at the start, and its changes (SIGWINCH)", async () => {
     const ttyFile = `${DIR}/work/ttyname-${process.pid}`;
-    const t = new Terminal(`tty > ${ttyFile}; stty rows 30 cols 100; ${RUN} -- ${IN_BOX} winch`);
+    const t = new Terminal(`tty > ${ttyFile}; stty rows 30 cols 100; ${RUN} -- ${IN_BOX} winch 41 120`);
     const at = await t.waitFor("ready size 30x100");
     const caller = readFileSync(ttyFile, "utf8").trim();
     rmSync(ttyFile);
     // Resizing the caller's terminal signals its foreground group: bunbox.
+    // stty sets rows, then columns: two SIGWINCHs, each passed on; the
+    // sandboxee reports each until it sees the final size.
     Bun.spawnSync(["stty", "-F", caller, "rows", "41", "cols", "120"]);
     await t.waitFor("resized 41x120", at);
     expect((await t.exit()).code).toBe(0);

@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { readLayout } from "../../src/containment/hierarchy.ts";
 import { ForkExecutor } from "../../src/sandbox/launch/fork.ts";
+import { Limits } from "../../src/sandbox/limits.ts";
 import { bunbox, IS_ROOT, PROBE } from "../helpers.ts";
 import { HOG, holding, json, sandboxeePid } from "./util.ts";
 
@@ -65,6 +66,17 @@ describe.if(IS_ROOT)("as root: a cgroup per sandbox", () => {
     expect(res.containment.forksRefused).toBeGreaterThan(0);
     expect(res.containment.limits.processes).toMatchObject({ value: 8 });
     expect(r.stderr).toMatch(/the process limit of 8 refused \d+ forks?\)/);
+  });
+
+  // pids.max is 2 for 0 and 1 (init and the sandboxee), and RLIMIT_NPROC was
+  // one above the asked-for limit, not above pids.max: it refused the fork
+  // first, and the Result said forksRefused 0 with no word from bunbox.
+  test("--max-procs 0 and 1: the refused fork is in the Result too", async () => {
+    for (const n of ["0", "1"]) {
+      const r = await bunbox(["run", "--max-procs", n, "--json", "--", PROBE, "fork-many", "3"]);
+      expect([n, Number(/forked=(\d+)/.exec(r.stdout)?.[1]), json(r.stderr).containment.forksRefused > 0]).toEqual([n, 0, true]);
+      expect(r.stderr).toMatch(new RegExp(`the process limit of ${n} refused \\d+ forks?\\)`));
+    }
   });
 
   test("all sandboxes together have at most half the host's pids: their parent cgroup's pids.max", async () => {
@@ -172,5 +184,28 @@ describe("a fork-server child", () => {
     const server = {} as ConstructorParameters<typeof ForkExecutor>[0];
     expect(() => new ForkExecutor(server, { limits: { memory: 64 * MiB } })).toThrow("limits.memory: a fork-server child runs in its server's cgroup");
     expect(() => new ForkExecutor(server, { limits: { cpus: 1 } })).toThrow("limits.cpus: a fork-server child runs in its server's cgroup");
+  });
+});
+
+describe("limits the cgroup cannot take as given are refused, never rounded", () => {
+  // cpu.max takes no quota under 1 ms: 0.001 CPUs was written as 0.01, ten
+  // times the CPU asked for; pids.max refuses more than PID_MAX_LIMIT with
+  // EINVAL, which was a SETUP_ERROR after the sandbox's cgroup was made.
+  test("Limits: cpus under 0.01 or over 4096, processes over 4194304", () => {
+    expect(() => new Limits({ cpus: 0.001 })).toThrow("limits.cpus: 0.001 CPUs cannot be enforced");
+    expect(() => new Limits({ cpus: 4097 })).toThrow("limits.cpus: 4097 CPUs cannot be enforced");
+    expect(() => new Limits({ processes: 4194305 })).toThrow("limits.processes: 4194305 is more processes than Linux can have");
+    expect(new Limits({ cpus: 0.01, processes: 4194304 })).toMatchObject({ cpus: 0.01, processes: 4194304 });
+    expect(new Limits({ cpus: 0 }).cpus).toBe(0);
+  });
+
+  // bunbox run's floors held for its options only: a library Limits (or an
+  // OCI bundle's rlimits) of 2 open files waited 10 s and failed at set-up
+  // with EMFILE; an address space of 1 byte was a SIGSEGV in exec.
+  test("Limits: the floors of --memory-limit, --address-space-limit and --max-files", () => {
+    expect(() => new Limits({ memory: 1024 })).toThrow("limits.memory: 1024 is below 4M");
+    expect(() => new Limits({ addressSpace: 1 })).toThrow("limits.addressSpace: 1 is below 1M");
+    expect(() => new Limits({ openFiles: 2 })).toThrow("limits.openFiles: 2 cannot work");
+    expect(new Limits({ memory: 4 * MiB, addressSpace: MiB, openFiles: 4 })).toMatchObject({ memory: 4 * MiB, addressSpace: MiB, openFiles: 4 });
   });
 });

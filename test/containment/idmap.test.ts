@@ -42,6 +42,36 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
     expect([st.uid, st.gid]).toEqual([1234, 4321]);
   });
 
+  // What the sandboxee creates in root's tree is root's on the host, mode bits
+  // and all: chmod u+s (or open/mknod with S_ISUID) left a set-user-ID root
+  // program there, for any local user who can reach the tree to run as root.
+  test("no set-user-ID or set-group-ID file: chmod, open and mknod with the bits get EPERM; dangerAllowUnsafe setid-bits lets them through", async () => {
+    const tree = join(DIR, "work", `setid-${process.pid}`);
+    mkdirSync(tree, { mode: 0o755 });
+    const script = [
+      "import os",
+      "def t(what, f):",
+      "    try: f(); print(what, 'ok')",
+      "    except OSError as e: print(what, e.errno)",
+      "open('/w/a', 'w').close()",
+      "t('chmod', lambda: os.chmod('/w/a', 0o4755))",
+      "t('chmod-g', lambda: os.chmod('/w/a', 0o2755))",
+      "t('chmod-plain', lambda: os.chmod('/w/a', 0o755))",
+      "t('open', lambda: os.close(os.open('/w/b', os.O_CREAT | os.O_WRONLY, 0o4755)))",
+      "t('open-nocreat', lambda: os.close(os.open('/w/a', os.O_RDONLY, 0o7777)))",
+      "t('mknod', lambda: os.mknod('/w/c', 0o104755))",
+    ].join("\n");
+    const r = await bunbox(["run", "--rw", `${tree}:/w`, "--", "python3", "-c", script], { bare: true });
+    expect([r.code, r.stdout]).toEqual([0, "chmod 1\nchmod-g 1\nchmod-plain ok\nopen 1\nopen-nocreat ok\nmknod 1\n"]);
+    expect(statSync(join(tree, "a")).mode & 0o7777).toBe(0o755);
+    const policy = join(tree, "..", `setid-policy-${process.pid}.json`);
+    writeFileSync(policy, JSON.stringify({ profile: "default", dangerAllowUnsafe: ["setid-bits"] }));
+    const relaxed = await bunbox(["run", "--policy", policy, "--rw", `${tree}:/w`, "--", "chmod", "4755", "/w/a"], { bare: true });
+    expect(relaxed.code).toBe(0);
+    const st = statSync(join(tree, "a"));
+    expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o4755]);
+  });
+
   // An image of root's (as unpacked by tar or a package manager): its owner is the sandbox's uid inside.
   describe.if(!NO_STAGE)("an image root of root's", () => {
     const sh = (args: string[], script: string) =>
@@ -98,6 +128,20 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
       expect((await bunbox(["run", "--ro", dir, "--", "/bin/true"], { bare: true })).code).toBe(0);
     });
 
+    // The hint listed NFS and FUSE only: an overlayfs mount (a container's
+    // root, a build tool's layered tree) cannot be idmapped either.
+    test("an overlayfs mount as the source: the same setup error, and the hint names overlayfs", async () => {
+      const base = join(DIR, "work", `overlay-${process.pid}`);
+      for (const d of ["l", "u", "w", "m"]) mkdirSync(join(base, d), { recursive: true, mode: 0o755 });
+      const opts = `lowerdir=${base}/l,upperdir=${base}/u,workdir=${base}/w`;
+      expect(Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", opts, join(base, "m")]).exitCode).toBe(0);
+      mounted.push(join(base, "m"));
+      const r = await bunbox(["run", "--rw", join(base, "m"), "--", "/bin/true"], { bare: true });
+      expect(r.code).toBe(125);
+      expect(r.stderr).toContain(`SETUP_ERROR: idmap ${join(base, "m")} (owner uid 0, gid 0;`);
+      expect(r.stderr).toContain("not NFS, FUSE, ramfs or an overlayfs mount");
+    });
+
     test("a tree any user may write (o+w, as /tmp) is bound as it is: what the sandboxee creates is the sandbox uid's", async () => {
       const dir = ramfs("open", 0o1777);
       const r = await bunbox(["run", "--rw", `${dir}:/w`, "--json", "--", "/bin/sh", "-c", "echo x > /w/f"], { bare: true });
@@ -105,5 +149,27 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
       const uid = JSON.parse(r.stderr.trim().split("\n").pop()!).containment.uid;
       expect(statSync(join(dir, "f")).uid).toBe(uid);
     });
+  });
+});
+
+// --profile build (and cc) binds the current directory writable: run by
+// root from /etc, /root or a home directory, that gave the sandboxee root's
+// write access to /etc/shadow or ~/.bashrc (an idmapped bind); only / was
+// refused.
+describe("--profile build: the current directory must be a project directory", () => {
+  test("/etc, a directory below it, /root, /usr and the caller's home are refused before anything runs; a project directory is not", async () => {
+    const home = join(DIR, "work", `home-${process.pid}`);
+    mkdirSync(home, { recursive: true, mode: 0o755 });
+    const below = readdirSync("/etc", { withFileTypes: true }).find((e) => e.isDirectory())!.name;
+    const dirs: [string, string][] = [["/etc", "/etc"], [`/etc/${below}`, `/etc/${below}`], ["/usr", "/usr"], [home, `${home} (your home directory: its dot files)`]];
+    if (IS_ROOT) dirs.push(["/root", "/root"]);
+    for (const [cwd, shown] of dirs) {
+      const r = await bunbox(["run", "--profile", "build", "--", "/bin/true"], { bare: true, cwd, env: { HOME: home } });
+      expect([cwd, r.code, r.stderr.trim()]).toEqual([cwd, 2, `bunbox: error: --profile build: mounts the current directory writable: run it from a project directory, not ${shown} (or bind what it may write with --rw)`]);
+    }
+    const project = join(home, "project");
+    mkdirSync(project, { recursive: true, mode: 0o755 });
+    const ok = await bunbox(["run", "--profile", "build", "--", "/bin/true"], { bare: true, cwd: project, env: { HOME: home } });
+    expect([ok.code, ok.stderr]).toEqual([0, ""]);
   });
 });

@@ -164,6 +164,20 @@ describe("--verify, --merge, --format ts, the report", () => {
     expect((await bunbox(["run", "--policy", file, "--", LEARNEE, "socket", "2", "1"])).code).toBe(0);
   });
 
+  // The module's first line is a comment holding the learned command line;
+  // a U+2028 in an argument ended it (JavaScript's line terminators are
+  // more than \r and \n), and what followed ran in bunbox, unsandboxed,
+  // when `run --policy` loaded the module.
+  test("--format ts: a command line cannot end the module's comment and become code", async () => {
+    const file = out("ts");
+    const hostile = "x\u2028console.error('INJECTED');//\u2029console.error('INJECTED');//";
+    const r = await bunbox(["learn", "-o", file, "--", "/bin/echo", hostile], { bare: true });
+    expect(r.code).toBe(0);
+    expect(readFileSync(file, "utf8").split(/[\n\u2028\u2029]/)[0]).toStartWith("// Learned by bunbox learn");
+    const ran = await bunbox(["run", "--policy", file, "--", "/bin/echo", hostile], { bare: true });
+    expect([ran.code, ran.stderr]).toEqual([0, ""]);
+  });
+
   test("-v prints the coverage report; a safety-list call is reported and not learned", async () => {
     const file = out();
     const v = await bunbox(["learn", "-v", "-o", file, "--", LEARNEE, "threads", "2"]);
@@ -187,5 +201,46 @@ describe("--verify, --merge, --format ts, the report", () => {
     const m = await bunbox(["learn", "--merge", hand, "--", "/bin/true"], { bare: true });
     expect(m.code).toBe(2);
     expect(m.stderr).toContain(`${hand}: not a policy bunbox learn wrote`);
+  });
+
+  // Where the policy goes is settled before the command runs: "-" was a
+  // file named "-"; a directory, or a directory that passes access(2) but
+  // takes no file (/proc as root), failed with exit 125 after the whole run.
+  test("-o: '-', a directory or a place no file can be made are usage errors before the run; an existing file is replaced", async () => {
+    const marker = out("marker");
+    const ran = ["sh", "-c", `echo ran > ${marker}`];
+    for (const [o, message] of [
+      ["-", "--output: -: the command's own output goes to stdout; give a file for the policy"],
+      [WORK, `--output: ${WORK}: is a directory; give a file for the policy`],
+      ["/proc/learned.json", "--output: /proc/learned.json: cannot be written (ENOENT)"],
+    ] as const) {
+      const r = await bunbox(["learn", "--rw", WORK, "-o", o, "--", ...ran], { bare: true });
+      expect([o, r.code, r.stderr.trim()]).toEqual([o, 2, `bunbox: error: ${message}`]);
+    }
+    expect(() => readFileSync(marker)).toThrow();
+    // A usage error found after -o was opened leaves no empty file behind.
+    const fresh = out();
+    expect((await bunbox(["learn", "-o", fresh, "--memory-limit", "0", "--", "/bin/true"], { bare: true })).code).toBe(2);
+    expect(() => readFileSync(fresh)).toThrow();
+    const old = out();
+    writeFileSync(old, "not a policy\n");
+    const r = await bunbox(["learn", "-o", old, "--", "/bin/true"], { bare: true });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(old, "utf8")).description).toContain("Learned by bunbox learn");
+  });
+
+  // learn took --allow-weaker-limits and dropped it: as a user with no
+  // cgroup, `learn --cpus 1` failed whatever it was given, naming the
+  // library's limits.cpus and allowWeakerLimits.
+  testUnless(NEEDS_ROOT)("as nobody with no cgroup: a CPU limit names --cpus and --allow-weaker-limits, which learn honours", async () => {
+    const file = out();
+    const r = await bunbox(["learn", "--cpus", "1", "-o", file, "--", "/bin/true"], { bare: true, nobody: true });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toStartWith("bunbox: error: --cpus: a CPU limit (1) cannot be enforced");
+    expect(r.stderr).toContain("or accept no CPU limit with --allow-weaker-limits");
+    expect(() => readFileSync(file)).toThrow();
+    const weaker = await bunbox(["learn", "--cpus", "1", "--allow-weaker-limits", "--verify", "-o", file, "--", "/bin/true"], { bare: true, nobody: true });
+    expect(weaker.code).toBe(0);
+    expect(weaker.stderr).toContain("--verify: the command runs under");
   });
 });

@@ -2,7 +2,8 @@
 // sandboxee may write an address in, and the special ranges no allowed name
 // may silently lead to.
 import { describe, expect, test } from "bun:test";
-import { canonical, cidrContains, formatIp, parseCidr, parseIp, parseIpv4Loose, parseIpv6, specialRange } from "../../src/net/address.ts";
+import { canonical, cidrContains, formatIp, parseCidr, parseIp, parseIpv4Loose, parseIpv6 } from "../../src/net/address.ts";
+import { specialRange } from "../../src/net/special.ts";
 
 const ip = (s: string) => {
   const r = parseIp(s);

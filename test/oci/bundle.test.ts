@@ -32,6 +32,8 @@ function bundle(edit: (c: Record<string, any>) => void = () => {}, copy = false)
   return dir;
 }
 
+/** The starter config, as bundle() starts from. */
+const c0 = () => starterConfig() as Record<string, any>;
 const sh = (script: string) => (c: Record<string, any>) => (c.process.args = ["sh", "-c", script]);
 const oci = (dir: string, opts: string[] = [], nobody = false) => bunbox(["oci", "run", ...opts, dir], { bare: true, nobody });
 
@@ -158,6 +160,25 @@ describe("what a bundle asks and bunbox does not do is an error naming the field
     }
   });
 
+  // RLIMIT_NOFILE 2 waited 10 s, then SETUP_ERROR EMFILE (exit 125); RLIMIT_AS 1
+  // was a SIGSEGV in exec; mode=abc and mode=99999 were dropped unsaid (NaN);
+  // process.cwd, process.args and process.user.uid were named cwd, command, setUid.
+  test("values bunbox run refuses are refused in a bundle too, each naming the bundle's field", () => {
+    expect(refused((c) => {
+      c.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 2, hard: 2 }, { type: "RLIMIT_AS", soft: 1, hard: 1 }];
+      c.mounts[2].options = ["mode=abc", "mode=99999", "mode=1777"];
+      c.process.user.uid = 4294967295;
+    })).toEqual([
+      "mounts.2.options.0: mode=abc is not an octal mode (0 to 7777)",
+      "mounts.2.options.1: mode=99999 is not an octal mode (0 to 7777)",
+      "process.rlimits.0 (RLIMIT_NOFILE): 2 cannot work: the sandboxee needs stdin, stdout, stderr and the seccomp listener it creates before exec (at least 4)",
+      "process.rlimits.1 (RLIMIT_AS): 1 is below 1M, the smallest limit bunbox accepts: exec alone maps a 128K stack, the vDSO and the program (a C program needs a few M)",
+      "process.user.uid: bad uid 4294967295",
+    ]);
+    expect(refused((c) => (c.process.cwd = "relative"))).toEqual(["process.cwd: relative: sandbox paths must be absolute (start with /)"]);
+    expect(refused((c) => (c.process.args = [""]))).toEqual(["process.args.0: no program given"]);
+  });
+
   test("every field the spec lists as unsupported is refused when set", () => {
     for (const [field, [supported]] of Object.entries(OCI_FIELDS)) {
       if (supported) continue;
@@ -185,5 +206,97 @@ describe("what a bundle asks and bunbox does not do is an error naming the field
     expect(r.stderr).toContain("the bundle cannot run as written");
     expect(r.stderr).toContain("  - domainname: not supported by bunbox");
     expect(r.stderr).toContain("  - linux.sysctl: not supported by bunbox");
+  });
+
+  // The problems were one line joined by a literal "\n" (the error path made
+  // every newline visible but a policy's), and the builder's were named for
+  // its methods (setRoot(/), bind(/data), maskPath(x)), not the bundle's fields.
+  test("the command line: a line per problem, each naming the bundle's field", async () => {
+    const dir = bundle((c) => {
+      c.root = { path: "/", readonly: false };
+      c.mounts.push({ destination: "/data", type: "bind", source: "/no/such", options: ["rbind", "ro"] });
+      c.linux.maskedPaths.push("relative/x");
+      c.hostname = "bad host";
+    });
+    const r = await bunbox(["oci", "run", dir], { bare: true });
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines[0]).toBe(`bunbox: error: ${dir}: the bundle cannot run as written:`);
+    expect(lines.slice(1).map((l) => l.split(":")[0])).toEqual(["  - root.path", "  - mounts.3", `  - linux.maskedPaths.${c0().linux.maskedPaths.length}`, "  - hostname"]);
+    expect(lines[1]).toContain("/ as the sandbox's root would show the host's /proc");
+    expect(lines[2]).toContain("/no/such does not exist on the host");
+  });
+});
+
+describe("linux.resources: memory, pids and cpu are the sandbox cgroup's limits", () => {
+  const loaded = (edit: (c: Record<string, any>) => void) => loadBundle(bundle(edit)).executor.limits;
+  const problems = (edit: (c: Record<string, any>) => void) => {
+    try {
+      loadBundle(bundle(edit));
+    } catch (e) {
+      return (e as { problems: string[] }).problems;
+    }
+    return [];
+  };
+
+  test("memory.limit, pids.limit and cpu quota/period become --memory-limit, --max-procs and --cpus", () => {
+    const l = loaded((c) => {
+      c.linux.resources = { memory: { limit: 64 * 1024 * 1024, swap: 64 * 1024 * 1024 }, pids: { limit: 32 }, cpu: { quota: 50000, period: 100000 } };
+    });
+    expect({ memory: l.memory, processes: l.processes, cpus: l.cpus }).toEqual({ memory: 64 * 1024 * 1024, processes: 32, cpus: 0.5 });
+    // -1 is the spec's "no limit"; a quota without a period is over runc's 100 ms.
+    const none = loaded((c) => (c.linux.resources = { memory: { limit: -1 }, cpu: { quota: 150000 } }));
+    expect({ memory: none.memory, cpus: none.cpus }).toEqual({ memory: Infinity, cpus: 1.5 });
+    // RLIMIT_NPROC and pids.limit are one limit in bunbox: the smaller, whichever it is.
+    const nproc = (rl: number, pids: number) =>
+      loaded((c) => {
+        c.process.rlimits.push({ type: "RLIMIT_NPROC", soft: rl, hard: rl });
+        c.linux.resources = { pids: { limit: pids } };
+      }).processes;
+    expect([nproc(100, 20), nproc(10, 200)]).toEqual([20, 10]);
+  });
+
+  test("what the cgroup cannot carry out as written is refused, naming the field", () => {
+    const got = problems((c) => {
+      c.linux.resources = { memory: { limit: 1000, swap: -1 }, pids: { limit: -1 }, cpu: { quota: 500, period: 100000 } };
+    });
+    expect(got).toEqual([
+      "linux.resources.memory.limit: 1000 is below 4M, the smallest limit bunbox accepts: the sandbox's cgroup also counts the kernel memory of its init and the sandboxee's first pages",
+      "linux.resources.memory.swap: -1: a sandbox gets no swap past its memory limit; leave swap out or make it memory.limit (1000)",
+      "linux.resources.cpu (quota/period): 0.005 CPUs cannot be enforced: a CPU limit is from 0.01 (1 ms of each 100 ms, the kernel's smallest quota) to 4096",
+      "linux.resources.pids.limit: -1: bunbox always bounds a sandbox's processes; name a number (its default is 4096)",
+    ]);
+    expect(problems((c) => (c.linux.resources = { cpu: { period: 100000 }, pids: { limit: 5_000_000 } }))).toEqual([
+      "linux.resources.cpu.period: 100000 without a quota bounds nothing (set cpu.quota, or leave period out)",
+      "linux.resources.pids.limit: 5000000 is more processes than Linux can have (at most 4194304)",
+    ]);
+    expect(problems((c) => (c.linux.resources = { memory: { limit: "64M" } }))[0]).toStartWith("linux.resources.memory.limit: ");
+    expect(problems((c) => (c.linux.resources = { memory: { limits: 1 } }))).toEqual(["linux.resources.memory.limits: not a field of the OCI runtime spec"]);
+  });
+
+  testUnless(NO_STAGE ?? NEEDS_ROOT)("as root, on the real kernel: the Result's limits are the bundle's, and pids.limit refuses forks", async () => {
+    const dir = bundle((c) => {
+      sh("for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>/dev/null; echo done")(c);
+      c.linux.resources = { memory: { limit: 64 * 1024 * 1024 }, pids: { limit: 4 }, cpu: { quota: 50000 } };
+    });
+    const r = await oci(dir, ["--json", "--time-limit", "30"]);
+    const result = JSON.parse(r.stderr.trim().split("\n").at(-1)!);
+    expect(result.containment.limits.memory.value).toBe(64 * 1024 * 1024);
+    expect(result.containment.limits.cpus.value).toBe(0.5);
+    expect(result.containment.limits.processes.value).toBe(4);
+    expect(result.containment.forksRefused).toBeGreaterThan(0);
+  });
+
+  testUnless(NO_STAGE ?? NEEDS_ROOT)("as nobody, with no cgroup: exit 2 naming the bundle's field, or run with --allow-weaker-limits", async () => {
+    const dir = bundle((c) => {
+      sh("echo ran")(c);
+      c.linux.resources = { memory: { limit: 64 * 1024 * 1024 } };
+    });
+    const r = await oci(dir, [], true);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("linux.resources.memory.limit: a memory limit for the whole sandbox (64M) cannot be enforced");
+    expect(r.stderr).toContain("--allow-weaker-limits");
+    const weaker = await oci(dir, ["--allow-weaker-limits"], true);
+    expect([weaker.code, weaker.stdout]).toEqual([0, "ran\n"]);
   });
 });

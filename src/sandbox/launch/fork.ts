@@ -11,7 +11,7 @@
  * refuses what it could not honour (env, cwd, sandboxBeforeExec, ipc fds)
  * rather than ignore it.
  */
-import { Comms, type CommsOptions } from "../../comms/comms.ts";
+import type { Comms, CommsOptions } from "../../comms/comms.ts";
 import { UsageError } from "../../errors.ts";
 import type { Spawned } from "../../native/spawn.ts";
 import { closeFd, pidfdPid } from "../../native/sys.ts";
@@ -80,6 +80,7 @@ export class ForkLauncher implements Launcher {
       run.end(Result.setupError({ stage: "fork", errno: 0, errnoName: "", detail: "", message }, performance.now() - run.queuedAt));
       return;
     }
+    const { Comms } = require("../../comms/comms.ts") as typeof import("../../comms/comms.ts");
     const comms = (this.comms = new Comms(forked.commsFd));
     const spawned: Spawned = {
       pidfd: forked.pidfd,

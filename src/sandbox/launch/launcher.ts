@@ -16,7 +16,7 @@ import type { Comms } from "../../comms/comms.ts";
 import type { ContainmentPlan } from "../../containment/containment.ts";
 import type { Spawned } from "../../native/spawn.ts";
 import type { Insn } from "../../policy/bpf.ts";
-import { type Filter, withMagic } from "../../policy/compiler.ts";
+import { type Filter, withMagic } from "../../policy/filter.ts";
 import type { Policy } from "../../policy/policy.ts";
 import type { Monitor, MonitorOptions } from "../../monitor/monitor.ts";
 import type { Executor } from "../executor.ts";
