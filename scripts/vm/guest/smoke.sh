@@ -290,6 +290,8 @@ BUN_BE_BUN=1 BUNBOX_SHIM=$D/libbunbox.so timeout -s KILL 300 "$B" "$D/library.js
 rc=$?
 if [ $rc != 0 ]; then
   echo "BBVM not ok $L library cases: exit $rc; stderr: $(head -c 600 "$W/lib-err" | tr '\n' '|')"
+  # The whole of it in the console log (Bun's crash report and its trace, say).
+  head -n 80 "$W/lib-err" | sed "s|^|BBVM detail $L: |"
 fi
 echo "BBVM info $L: slowest cases: $(sort -rn "$W/times" | head -n 3 | tr '\n' ';')"
 echo "BBVM info $L: the suite took $(awk -v a="$started" -v b="$(uptime)" 'BEGIN { printf "%.0f", b - a }') s"
