@@ -82,8 +82,10 @@ static void confine(void) {
   if (bb_sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) die(125);
 }
 
-static int done;
-static struct bb_report report;
+/* Initialised, so that they are in .data, not .bss (scripts/build-shim.ts
+ * builds init with -fno-zero-initialized-in-bss and says why). */
+static int done = 0;
+static struct bb_report report = {0};
 
 /*
  * Reaps every child that has ended; only an exit or a death ends one. The

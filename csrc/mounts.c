@@ -13,7 +13,9 @@
  *   4. the plan's other operations, in order, each on a destination resolved
  *      inside the new root (csrc/resolve.c)
  *   5. pivot_root into it, the host's root detached, the root read-only
- *      unless the plan made it writable (csrc/root.c)
+ *      unless the plan made it writable (csrc/root.c); where "/" is the
+ *      initramfs's rootfs, which cannot be pivoted, the new root is moved
+ *      over it and chrooted into instead (csrc/root.c says why that holds)
  *
  * Same rules as A and B (csrc/child.h: raw system calls only), and checked
  * with them. Binds are cloned from the source fds (open_tree) and attached

@@ -127,16 +127,82 @@ int bb_root_make(struct bb_tree *t, uint32_t n, uint32_t *at) {
 }
 
 /*
+ * Whether "/" is the namespace's root mount: in /proc/self/mountinfo the
+ * mount at "/" is its own parent (proc(5), field 2). That is the initramfs's
+ * rootfs when a system (a VM, a container booted from an initramfs) runs
+ * from it without switch_root; pivot_root(2) fails there with EINVAL, as the
+ * kernel never takes rootfs off the top of a mount tree. (Until the pivot,
+ * /proc is the host's, where /proc/self is A.)
+ */
+static int root_is_rootfs(void) {
+  char buf[128];
+  long fd = bb_sys4(SYS_openat, AT_FDCWD, "/proc/self/mountinfo", O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  long n = bb_sys3(SYS_read, fd, buf, sizeof buf - 1);
+  bb_sys1(SYS_close, fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  /* The first line is the mount at the root: "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." */
+  unsigned long id = 0, parent = 0;
+  const char *p = buf;
+  while (*p >= '0' && *p <= '9') id = id * 10 + (unsigned long)(*p++ - '0');
+  if (*p++ != ' ') return 0;
+  while (*p >= '0' && *p <= '9') parent = parent * 10 + (unsigned long)(*p++ - '0');
+  if (*p != ' ') return 0;
+  for (int field = 0; field < 2; field++) { /* to the space before MOUNTPOINT */
+    p++;
+    while (*p && *p != ' ') p++;
+    if (*p != ' ') return 0;
+  }
+  return id == parent && p[1] == '/' && p[2] == ' ';
+}
+
+/*
+ * runc's --no-pivot, for "/" = rootfs only: the new root (our cwd) is moved
+ * over "/" and becomes our root by chroot; the scratch area is detached
+ * (through its fd: a path from "/" is looked up in rootfs until the chroot).
+ * rootfs stays beneath the new root, and what keeps the sandbox from it:
+ *  - no path leads there: ".." at the top of a mount steps to its mount
+ *    point and back down into the topmost mount on it, the new root again;
+ *  - the chroot escape (chroot into a subdirectory, then ".." past the new
+ *    root) and uncovering rootfs (umount2 or MS_MOVE of the new root) need
+ *    CAP_SYS_CHROOT and CAP_SYS_ADMIN: A drops every capability, the
+ *    bounding set too, before B exists (drop_capabilities, csrc/child_a.c);
+ *    a user namespace made inside gives them back only over copies of these
+ *    mounts, which the kernel locks (MNT_LOCKED) to the mounts above them;
+ *  - no fd into rootfs survives into the sandboxee: our cwd is the new root,
+ *    the plan's O_PATH fds are close-on-exec and B closes every fd it does
+ *    not map before it execs (csrc/child_b.c).
+ */
+static long move_root(struct bb_tree *t, const char **what) {
+  char scratch[32];
+  bb_fd_path(scratch, t->scratch);
+  *what = "the new root, moved over the initramfs's rootfs";
+  long r = bb_sys5(SYS_mount, ".", "/", 0, MS_MOVE, 0);
+  if (r < 0) return r;
+  *what = "detach the scratch area";
+  if ((r = bb_sys2(SYS_umount2, scratch, MNT_DETACH)) < 0) return r;
+  *what = "chroot into the new root";
+  return bb_sys1(SYS_chroot, ".");
+}
+
+/*
  * pivot_root(".", ".") in the new root, then the host's root, stacked on top
- * of it, detached (pivot_root(2), "NOTES"), scratch area and all; then the
- * root read-only unless the plan made it writable.
+ * of it, detached (pivot_root(2), "NOTES"), scratch area and all (where "/"
+ * is the initramfs's rootfs: move_root); then the root read-only unless the
+ * plan made it writable.
  */
 int bb_root_enter(struct bb_tree *t, const struct bb_mount *root) {
   long r = bb_sys1(SYS_fchdir, t->root);
   if (r == 0) r = bb_sys2(SYS_pivot_root, ".", ".");
-  if (r < 0) return bb_mount_fail(t, BB_ST_PIVOT_ROOT, r, "the new root", 0);
-  if ((r = bb_sys2(SYS_umount2, ".", MNT_DETACH)) < 0)
+  if (r == -EINVAL && root_is_rootfs()) {
+    const char *what;
+    if ((r = move_root(t, &what)) < 0) return bb_mount_fail(t, BB_ST_PIVOT_ROOT, r, what, 0);
+  } else if (r < 0) {
+    return bb_mount_fail(t, BB_ST_PIVOT_ROOT, r, "the new root", 0);
+  } else if ((r = bb_sys2(SYS_umount2, ".", MNT_DETACH)) < 0) {
     return bb_mount_fail(t, BB_ST_PIVOT_ROOT, r, "detach the host's root", 0);
+  }
   if ((r = bb_sys1(SYS_chdir, "/")) < 0) return bb_mount_fail(t, BB_ST_PIVOT_ROOT, r, "/", 0);
   bb_sys1(SYS_close, t->root);
   bb_sys1(SYS_close, t->scratch);

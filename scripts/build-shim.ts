@@ -76,6 +76,13 @@ function build(dir: string, extra: string[]): string {
       ...CFLAGS, ...extra,
       "-Os", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
       "-fno-pie", "-no-pie", "-Wl,--build-id=none",
+      // init's globals (initialised to zero) in .data, not .bss: a writable
+      // segment with nothing in the file (p_filesz 0) at an address that is
+      // not page-aligned is mapped by older kernels' ELF loader from a file
+      // page that may lie past the end of the file, and the exec then fails
+      // past its point of no return: SIGSEGV (seen on 5.10, aarch64, where
+      // 64 KiB segment alignment puts that page past init's few KiB).
+      "-fno-zero-initialized-in-bss",
       "-o", init, join(csrc, "init.c"),
     ],
     `${init}`,

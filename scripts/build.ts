@@ -13,7 +13,10 @@
  * of the runtime's modules a start evaluates: START_BUILTINS); and JavaScriptCore's
  * JIT held back (JIT_POLICY) while the run is set up, code that runs once,
  * until the sandboxee runs (src/cli/run.ts).
- * Usage: bun scripts/build.ts
+ * Usage: bun scripts/build.ts [--target=bun-linux-arm64]
+ * (--target cross-compiles, without the man page, which the built executable
+ * writes; build/libbunbox.so must then be of that target's arch:
+ * scripts/vm/build.ts stages such a tree for the VM test rig)
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -46,9 +49,13 @@ buildShim();
 // buildShim() above has written it.
 const { precompile } = await import("./precompile.ts");
 mkdirSync(join(root, "dist"), { recursive: true });
+const target = process.argv.find((a) => a.startsWith("--target="));
+/** The arch the executable runs on: its precompiled filters are for that arch only. */
+const targetArch = target?.includes("arm64") ? "aarch64" : target?.includes("x64") ? "x86_64" : undefined;
 const args = [
   "build",
   "--compile",
+  ...(target ? [target] : []),
   "--minify",
   "--sourcemap=none",
   "--no-compile-autoload-dotenv",
@@ -60,7 +67,7 @@ const args = [
   "--splitting",
   `--compile-jit-policy=${JIT_POLICY}`,
   `--metafile=${metafile}`,
-  `--define=BUNBOX_PRECOMPILED=${JSON.stringify(precompile())}`,
+  `--define=BUNBOX_PRECOMPILED=${JSON.stringify(precompile(targetArch && [targetArch]))}`,
   join(root, "src/cli/main.ts"),
   "--outfile",
   out,
@@ -79,6 +86,10 @@ const eager = [
 if (eager.length > 0) {
   console.error(`bunbox: every start would load what only some need:\n  ${eager.join("\n  ")}`);
   process.exit(1);
+}
+if (target) {
+  console.log(`built ${out.replace(root + "/", "")} (${target.slice("--target=".length)})`);
+  process.exit(0);
 }
 // The man page, from the same option table as --help (src/cli/complete.ts).
 const man = Bun.spawnSync([out, "man"], { stdout: "pipe", stderr: "inherit" });

@@ -32,6 +32,19 @@ export interface ContainmentOptions {
   uidRange?: UidRange;
 }
 
+/**
+ * Whether RLIMIT_NPROC counts the processes of a user namespace (ucounts,
+ * Linux 5.14). Before, it counts every process of the real uid, wherever it
+ * runs: with the caller's own uid (not root's uid of its own for the
+ * sandbox), a limit one above pids.max would count the caller's other
+ * processes too and refuse the sandbox's forks long before pids.max does
+ * (found on 5.10 by the VM rig's user cases).
+ */
+export function nprocPerUserNamespace(kernel = readText("/proc/sys/kernel/osrelease") ?? ""): boolean {
+  const [major = 0, minor = 0] = kernel.split(".").map((n) => Number.parseInt(n, 10));
+  return major > 5 || (major === 5 && minor >= 14);
+}
+
 /** What the caller's limits are called in messages (the CLI's options, or the library's fields). */
 export interface LimitNames {
   memory: string;
@@ -199,7 +212,7 @@ export class Containment {
     // Without a pids controller, RLIMIT_NPROC still counts the sandbox's tasks:
     // since Linux 5.14 the count is per user namespace, and each sandbox has its own.
     plan.limits.processes.by = host && !host.missing("processes")
-      ? `${host.files.processes} and RLIMIT_NPROC`
+      ? process.geteuid?.() !== 0 && !nprocPerUserNamespace() ? host.files.processes : `${host.files.processes} and RLIMIT_NPROC`
       : "RLIMIT_NPROC in the sandbox's user namespace";
     if (limits.addressSpace !== Infinity) plan.limits.addressSpace = { value: limits.addressSpace, by: "RLIMIT_AS per process" };
     return plan;
@@ -279,6 +292,11 @@ export class RunContainment {
   /** Whether its cgroup's pids.max bounds the processes. */
   get processesByCgroup(): boolean {
     return this.cgroup !== undefined && this.plan.cgroup?.missing("processes") === undefined;
+  }
+
+  /** Whether RLIMIT_NPROC would count processes outside the sandbox: its uid is the caller's, counted per uid. */
+  get nprocCountsOthers(): boolean {
+    return this.held === undefined && !nprocPerUserNamespace();
   }
 
   /** The sandboxee's kernel uid and gid (as root: its own; else the caller's). */

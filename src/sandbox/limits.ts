@@ -199,14 +199,16 @@ export class Limits implements LimitsInit {
    * were accepted, so it bounds each process's address space instead.
    * processesByCgroup: the cgroup's pids.max bounds the processes, and the
    * rlimit stays one above it as a second line, so that the cgroup refuses
-   * first and counts the refusal (pids.events) for the Result.
+   * first and counts the refusal (pids.events) for the Result; unless
+   * nprocCountsOthers: the rlimit would count processes outside the sandbox
+   * too (containment.ts, nprocPerUserNamespace), and is left unlimited.
    */
-  rlimits(opts: { memoryAsAddressSpace?: boolean; processesByCgroup?: boolean } = {}): [number, bigint, bigint][] {
+  rlimits(opts: { memoryAsAddressSpace?: boolean; processesByCgroup?: boolean; nprocCountsOthers?: boolean } = {}): [number, bigint, bigint][] {
     const inf = 0xffffffffffffffffn;
     const v = (n: number) => (n === Infinity ? inf : BigInt(Math.floor(n)));
     const cpu = Math.ceil(this.cpuSeconds);
     const as = opts.memoryAsAddressSpace ? Math.min(this.addressSpace, this.memory) : this.addressSpace;
-    const nproc = opts.processesByCgroup ? pidsMax(this.processes) + 1 : this.processes;
+    const nproc = opts.processesByCgroup ? (opts.nprocCountsOthers ? Infinity : pidsMax(this.processes) + 1) : this.processes;
     return [
       [RLIMIT.AS, v(as), v(as)],
       // SIGXCPU at the soft limit; the hard limit one second on is SIGKILL.

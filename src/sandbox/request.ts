@@ -283,7 +283,11 @@ export function buildRequest(executor: Executor, policy: Policy, settings: Spawn
 
   const limits = packRlimits(
     executor.limits,
-    { memoryAsAddressSpace: contained?.plan.memoryAsAddressSpace ?? false, processesByCgroup: contained?.processesByCgroup ?? false },
+    {
+      memoryAsAddressSpace: contained?.plan.memoryAsAddressSpace ?? false,
+      processesByCgroup: contained?.processesByCgroup ?? false,
+      nprocCountsOthers: contained?.nprocCountsOthers ?? false,
+    },
     contained?.userRlimits,
   );
   set("rlimits_off", w.bytes(limits));
