@@ -14,9 +14,9 @@ import { bunbox } from "../helpers.ts";
 const PYTHON = "/usr/bin/python3.11";
 const SUITE = "/usr/lib/python3.11/test/test_pty.py";
 const missing = !existsSync(PYTHON) || !existsSync(SUITE);
-if (missing) console.log(`# SKIP CPython's tests: ${PYTHON} or ${SUITE} is missing (apt-get install libpython3.11-testsuite)`);
+if (missing) console.log(`SKIP CPython's tests: ${PYTHON} or ${SUITE} is missing (apt-get install libpython3.11-testsuite)`);
 const slow = process.env.BUNBOX_SLOW_TESTS === "1";
-if (!missing && !slow) console.log("# SKIP the whole of test_multiprocessing_forkserver: BUNBOX_SLOW_TESTS=1 runs it (about 100 s)");
+if (!missing && !slow) console.log("SKIP the whole of test_multiprocessing_forkserver: BUNBOX_SLOW_TESTS=1 runs it (about 100 s)");
 
 async function pythonTest(args: string[], timeLimit = "300"): Promise<void> {
   const r = await bunbox(["run", "--time-limit", timeLimit, "--cwd", "/tmp", "--", PYTHON, "-m", "test", ...args], { bare: true });
