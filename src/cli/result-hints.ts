@@ -47,11 +47,29 @@ export function resultHints(result: Result, source: PolicySource, verbose: boole
     const what = audit ? "audit: calls the policy would refuse, let through" : "calls the policy refused";
     lines.push(`${what}: ${total}${more}`, ...refused.map((r) => `  ${refusedLine(r)}`));
   } else {
-    const bySyscall = new Map<string, number>();
-    for (const r of refused) bySyscall.set(r.syscall, (bySyscall.get(r.syscall) ?? 0) + r.count);
-    const names = [...bySyscall].map(([name, n]) => `${visible(name)}${n > 1 ? ` ×${n}` : ""}`);
-    const shown = names.length > 8 ? [...names.slice(0, 8), "…"] : names;
-    lines.push(`refused ${total} call${total > 1 ? "s" : ""} outside the policy (EPERM or ENOSYS), the run went on: ${shown.join(", ")}${more}; -v or --json lists them`);
+    // A safety rule's refusals (set-user-ID bits) apart: no "allow" changes them.
+    const safety = refused.filter((r) => r.suggestion?.safety);
+    const policy = refused.filter((r) => !r.suggestion?.safety);
+    if (policy.length) {
+      const n = policy.reduce((k, r) => k + r.count, 0) + result.refusedOmitted;
+      lines.push(`refused ${n} call${n > 1 ? "s" : ""} outside the policy (EPERM or ENOSYS), the run went on: ${names(policy)}${more}; -v or --json lists them`);
+    }
+    if (safety.length) {
+      const n = safety.reduce((k, r) => k + r.count, 0);
+      const rules = [...new Set(safety.flatMap((r) => (r.suggestion!.policy.dangerAllowUnsafe as string[] | undefined) ?? []))];
+      lines.push(
+        `a safety rule refused ${n} call${n > 1 ? "s" : ""} (EPERM), the run went on: ${names(safety)} ` +
+          `(${rules.map((x) => JSON.stringify(x)).join(", ")}: a policy file's "dangerAllowUnsafe" turns it off, a relaxation)`,
+      );
+    }
   }
   return lines;
+}
+
+/** "chmod ×2, openat": the calls by name, counted, the first eight. */
+function names(calls: readonly RefusedCall[]): string {
+  const bySyscall = new Map<string, number>();
+  for (const r of calls) bySyscall.set(r.syscall, (bySyscall.get(r.syscall) ?? 0) + r.count);
+  const all = [...bySyscall].map(([name, n]) => `${visible(name)}${n > 1 ? ` ×${n}` : ""}`);
+  return (all.length > 8 ? [...all.slice(0, 8), "…"] : all).join(", ");
 }

@@ -217,7 +217,7 @@ export class Monitor {
         this.trace(n);
         return;
       case "refused":
-        this.refuse(n);
+        this.refuse(n, verdict.safety === true);
         return;
       case "violation":
         // Audit mode lets the policy's refusals through; never a safety rule's.
@@ -234,8 +234,14 @@ export class Monitor {
    * let through instead. CONTINUE is safe here for the reason the kernel's
    * warning gives: no decision was taken on the task's memory.
    */
-  private refuse(n: Notification): void {
+  private refuse(n: Notification, safety = false): void {
     const listener = this.spawned.listener;
+    if (safety) {
+      // A safety rule's refusal (set-user-ID bits): EPERM whatever the mode, audit included.
+      this.refusals.add(n, "EPERM", listener, "safety rule");
+      notifSend(listener, n.id, -1);
+      return;
+    }
     if (this.opts.audit) {
       this.refusals.add(n, "allowed (audit)", listener);
       notifSend(listener, n.id, 0, NOTIF_CONTINUE);

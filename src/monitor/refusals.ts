@@ -22,7 +22,7 @@ export class Refusals {
   private omitted = 0;
 
   /** Records `n`, answered with `answer` ("EPERM", "ENOSYS", "allowed (audit)"). */
-  add(n: Notification, answer: string, listener: number): void {
+  add(n: Notification, answer: string, listener: number, rule: "refused" | "safety rule" = "refused"): void {
     const key = this.key(n, answer);
     const had = this.byKey.get(key);
     if (had) {
@@ -33,7 +33,7 @@ export class Refusals {
       this.omitted++;
       return;
     }
-    const v = describeViolation(n, { violationKind: "SYSCALL", rule: "refused" }, listener);
+    const v = describeViolation(n, { violationKind: "SYSCALL", rule }, listener);
     this.byKey.set(key, {
       syscall: v.syscall,
       nr: v.nr,

@@ -13,7 +13,7 @@
  */
 import { type ArchName, NO_SYSCALL } from "../policy/arch.ts";
 import { argSpecs, nameValue } from "../policy/argspec.ts";
-import { DANGEROUS_SYSCALLS, DANGEROUS_USES } from "../policy/safety.ts";
+import { DANGEROUS_SYSCALLS, DANGEROUS_USES, MODE_SETTERS } from "../policy/safety.ts";
 
 export interface Suggestion {
   /** The piece of a policy file to merge ("allow", "allowIf" or "dangerAllowUnsafe"). */
@@ -25,6 +25,7 @@ export interface Suggestion {
 /** The safety rule that refused `syscall`: its own name, or the name of the dangerous use. */
 function safetyRuleName(syscall: string): string | undefined {
   if ((DANGEROUS_SYSCALLS as readonly string[]).includes(syscall)) return syscall;
+  if (MODE_SETTERS.some((m) => m.name === syscall)) return "setid-bits";
   return Object.entries(DANGEROUS_USES).find(([, sys]) => sys === syscall)?.[0];
 }
 

@@ -20,7 +20,7 @@ import { TaskMemory } from "./memory.ts";
 export type Verdict =
   | { kind: "violation"; violationKind: "SYSCALL" | "ARCH"; rule: string }
   | { kind: "trace" }
-  | { kind: "refused" }
+  | { kind: "refused"; /** by a safety rule: never let through, not even in audit mode */ safety?: boolean }
   | { kind: "allow" }
   | { kind: "errno"; errno: number };
 
@@ -45,6 +45,7 @@ export function classify(prog: readonly Insn[], n: Notification, depth = 0): Ver
   if (action !== RET.USER_NOTIF) return { kind: "violation", violationKind: "SYSCALL", rule: "policy" };
   if (data === REASON.TRACE) return { kind: "trace" };
   if (data === REASON.REFUSED) return { kind: "refused" };
+  if (data === REASON.SAFETY_REFUSED) return { kind: "refused", safety: true };
   if (data === REASON.EXEC && depth === 0) {
     // A later execveat repeating the first one's magic: judge it as any other.
     const args = [...n.args];

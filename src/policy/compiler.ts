@@ -58,7 +58,7 @@ export function retValue(action: Action, notify: boolean): number {
       // Without the monitor nothing records it: the errno alone (EPERM: the
       // filter cannot tell a number the arch lacks, which the monitor
       // answers with ENOSYS).
-      return notify ? (RET.USER_NOTIF | REASON.REFUSED) >>> 0 : (RET.ERRNO | EPERM) >>> 0;
+      return notify ? (RET.USER_NOTIF | (action.reason ?? REASON.REFUSED)) >>> 0 : (RET.ERRNO | EPERM) >>> 0;
     case "trace":
       if (!notify) {
         throw new CompileError(

@@ -18,6 +18,7 @@ const REASON_TEXT = new Map<number, string>([
   [REASON.TRACE, "TRACE: ask the monitor's onSyscall hook"],
   [REASON.EXEC, "the first execveat (exec magic)"],
   [REASON.REFUSED, "REFUSED: EPERM (ENOSYS for an unnamed number), recorded"],
+  [REASON.SAFETY_REFUSED, "REFUSED by a safety rule: EPERM, recorded (audit mode too)"],
 ]);
 
 /** "ALLOW", "ERRNO(ENOENT)", "violation: policy"… for a return value. */

@@ -21,7 +21,7 @@ export type Action =
   | { readonly kind: "errno"; readonly errno: number }
   | { readonly kind: "kill"; /** internal: why, in the filter's return data */ readonly reason?: number }
   | { readonly kind: "trace" }
-  | { readonly kind: "refuse" };
+  | { readonly kind: "refuse"; /** internal: why, in the filter's return data (default: the policy's refusal) */ readonly reason?: number };
 
 export const ALLOW: Action = Object.freeze({ kind: "allow" });
 /** A violation: the sandbox is killed and the Result says which syscall. */
@@ -108,7 +108,7 @@ export function isAction(x: unknown): x is Action {
 export function sameAction(a: Action, b: Action): boolean {
   if (a.kind !== b.kind) return false;
   if (a.kind === "errno") return a.errno === (b as typeof a).errno;
-  if (a.kind === "kill") return a.reason === (b as typeof a).reason;
+  if (a.kind === "kill" || a.kind === "refuse") return a.reason === (b as typeof a).reason;
   return true;
 }
 

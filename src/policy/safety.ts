@@ -18,10 +18,15 @@ export const REASON = {
   EXEC: 6,
   /** The policy refuses the call without ending the run (REFUSE: EPERM or ENOSYS, recorded). */
   REFUSED: 7,
+  /** A safety rule refuses the call without ending the run (EPERM, recorded; audit mode too). */
+  SAFETY_REFUSED: 8,
 } as const;
 
 /** A violation raised by a safety rule rather than by the policy. */
 export const KILL_DANGER: Action = Object.freeze({ kind: "kill", reason: REASON.DANGER });
+
+/** A safety rule's refusal that lets the run go on: EPERM, listed in the Result (without the monitor, the errno alone). */
+export const REFUSE_SAFETY: Action = Object.freeze({ kind: "refuse", reason: REASON.SAFETY_REFUSED });
 
 /** Kernel attack surface no sandboxee needs: always a violation. */
 export const DANGEROUS_SYSCALLS = [
@@ -103,12 +108,11 @@ const TIOCLINUX = 0x541c;
 const SECCOMP_SET_MODE_FILTER = 1;
 const SECCOMP_FILTER_FLAG_NEW_LISTENER = 8;
 const ENOSYS = 38;
-const EPERM = 1;
 const S_ISUID_ISGID = 0o6000;
 const O_CREAT = 0o100;
 const O_TMPFILE = 0o20000000; // __O_TMPFILE, the bit O_TMPFILE adds to O_DIRECTORY
 /** Calls that set a file's mode, and which argument holds it (and the open flags that make it used). */
-const MODE_SETTERS: readonly { name: string; mode: number; flags?: number }[] = [
+export const MODE_SETTERS: readonly { name: string; mode: number; flags?: number }[] = [
   { name: "chmod", mode: 1 },
   { name: "fchmod", mode: 1 },
   { name: "fchmodat", mode: 2 },
@@ -161,7 +165,7 @@ export function safetyRules(
     label("seccomp-ok"),
   ]);
   if (!allowed.has("setid-bits")) {
-    const deny = errno(EPERM);
+    const deny = REFUSE_SAFETY;
     for (const m of MODE_SETTERS) {
       const n = nr(m.name);
       if (n === undefined) continue;

@@ -64,6 +64,21 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
     const r = await bunbox(["run", "--rw", `${tree}:/w`, "--", "python3", "-c", script], { bare: true });
     expect([r.code, r.stdout]).toEqual([0, "chmod 1\nchmod-g 1\nchmod-plain ok\nopen 1\nopen-nocreat ok\nmknod 1\n"]);
     expect(statSync(join(tree, "a")).mode & 0o7777).toBe(0o755);
+    // Not silent: the Result lists each refusal as the safety rule's, with the relaxation that lifts it.
+    expect(r.stderr).toContain('a safety rule refused 4 calls (EPERM), the run went on');
+    expect(r.stderr).toContain('"setid-bits"');
+    const listed = await bunbox(["run", "--json", "--rw", `${tree}:/w`, "--", "python3", "-c", script], { bare: true });
+    const calls = JSON.parse(listed.stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!).refused as
+      { syscall: string; count: number; answer: string; suggestion?: { policy: unknown } }[];
+    // The two chmods are one entry (alike calls are counted together): fchmodat ×2, openat, mknodat.
+    expect(calls.reduce((n, c) => n + c.count, 0)).toBe(4);
+    expect(new Set(calls.map((c) => JSON.stringify([c.answer, c.suggestion?.policy])))).toEqual(
+      new Set([JSON.stringify(["EPERM", { dangerAllowUnsafe: ["setid-bits"] }])]),
+    );
+    // Audit mode lets the policy's refusals through, never a safety rule's.
+    const audited = await bunbox(["run", "--audit", "--rw", `${tree}:/w`, "--", "chmod", "4755", "/w/a"], { bare: true });
+    expect(audited.code).toBe(1);
+    expect(statSync(join(tree, "a")).mode & 0o7777).toBe(0o755);
     const policy = join(tree, "..", `setid-policy-${process.pid}.json`);
     writeFileSync(policy, JSON.stringify({ profile: "default", dangerAllowUnsafe: ["setid-bits"] }));
     const relaxed = await bunbox(["run", "--policy", policy, "--rw", `${tree}:/w`, "--", "chmod", "4755", "/w/a"], { bare: true });
