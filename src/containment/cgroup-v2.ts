@@ -20,7 +20,7 @@
  * user it needs a delegated cgroup of its own (systemd-run --user --scope
  * -p Delegate=yes).
  */
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import { closeFd } from "../native/sys.ts";
 import {
   type CgroupEntry, type CgroupHost, type CgroupLimits, type CgroupUsage, type SandboxCgroup, makeDir,
@@ -29,7 +29,7 @@ import {
 import { readText } from "../read-text.ts";
 import { ContainmentError } from "./error.ts";
 import type { Hierarchy, Layout } from "./hierarchy.ts";
-import { killAll, processCap, retryRemove } from "./kill.ts";
+import { killAll, othersIn, processCap, retryRemove } from "./kill.ts";
 
 const WANTED = ["memory", "pids", "cpu"];
 const CPU_PERIOD_US = 100_000;
@@ -95,11 +95,7 @@ function isHostRoot(dir: string): boolean {
 }
 
 function aloneIn(dir: string): boolean {
-  try {
-    return readFileSync(`${dir}/cgroup.procs`, "utf8").split("\n").filter(Boolean).every((p) => Number(p) === process.pid);
-  } catch {
-    return false;
-  }
+  return othersIn(dir)?.length === 0;
 }
 
 export class V2Host implements CgroupHost {

@@ -49,7 +49,12 @@ export function killAll(dir: string, v2: boolean): void {
 }
 
 function listed(dir: string): number[] {
-  return (readText(`${dir}/cgroup.procs`) ?? "").split("\n").filter(Boolean).map(Number).filter((p) => p !== process.pid);
+  return othersIn(dir) ?? [];
+}
+
+/** The processes in the cgroup at dir other than this one; undefined if its cgroup.procs cannot be read. */
+export function othersIn(dir: string): number[] | undefined {
+  return readText(`${dir}/cgroup.procs`)?.split("\n").filter(Boolean).map(Number).filter((p) => p !== process.pid);
 }
 
 /**
