@@ -261,3 +261,6 @@ export function processesMatching(needle: string): number[] {
   }
   return found;
 }
+
+/** The last JSON line bunbox printed on stderr (--json's Result). */
+export const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);

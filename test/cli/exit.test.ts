@@ -6,9 +6,7 @@
  * detached grandchild dies with the run; the sandbox dies with bunbox.
  */
 import { describe, expect, test } from "bun:test";
-import { BUNBOX, bunbox, describeModes, DIR, eventually, expectViolation, FX, probe, PROBE, processesMatching, readUntil } from "../helpers.ts";
-
-const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
+import { BUNBOX, bunbox, describeModes, DIR, eventually, expectViolation, FX, json, probe, PROBE, processesMatching, readUntil } from "../helpers.ts";
 
 describeModes("exit codes and Results", (mode) => {
   test("the command's exit code", async () => {

@@ -7,9 +7,7 @@
  * it in the Result, the killing profiles end the run with a VIOLATION.
  */
 import { describe, expect, test } from "bun:test";
-import { bunbox, DIR, FX, IS_ROOT } from "../helpers.ts";
-
-const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
+import { bunbox, DIR, FX, IS_ROOT, json } from "../helpers.ts";
 
 /** default answers EPERM and lists the call; the run goes on and ends with the program's own exit. */
 function expectRefused(r: { code: number; stdout: string; stderr: string }) {

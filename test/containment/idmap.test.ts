@@ -11,7 +11,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bunbox, DIR, IS_ROOT } from "../helpers.ts";
+import { bunbox, DIR, IS_ROOT, json } from "../helpers.ts";
 import { NO_STAGE, STAGE_PATH, stageCopy } from "../roots/stage.ts";
 
 const hasMake = Bun.spawnSync(["sh", "-c", "command -v make"]).exitCode === 0;
@@ -68,7 +68,7 @@ describe.if(IS_ROOT)("--rw as root: an idmapped mount", () => {
     expect(r.stderr).toContain('a safety rule refused 4 calls (EPERM), the run went on');
     expect(r.stderr).toContain('"setid-bits"');
     const listed = await bunbox(["run", "--json", "--rw", `${tree}:/w`, "--", "python3", "-c", script], { bare: true });
-    const calls = JSON.parse(listed.stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!).refused as
+    const calls = json(listed.stderr).refused as
       { syscall: string; count: number; answer: string; suggestion?: { policy: unknown } }[];
     // The two chmods are one entry (alike calls are counted together): fchmodat ×2, openat, mknodat.
     expect(calls.reduce((n, c) => n + c.count, 0)).toBe(4);

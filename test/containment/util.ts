@@ -8,7 +8,7 @@ import { BUNBOX, DIR, FX } from "../helpers.ts";
 export const HOG = `${FX}/hog`;
 const NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
 
-export const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
+export { json } from "../helpers.ts";
 
 export interface Held {
   /** What the hog printed before "holding" (how far it got). */

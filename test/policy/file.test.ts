@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { policyFromJson } from "../../src/policy/file.ts";
 import { PolicyError } from "../../src/policy/builder.ts";
-import { bunbox, DIR, HOST_ARCH, probe } from "../helpers.ts";
+import { bunbox, DIR, HOST_ARCH, json, probe } from "../helpers.ts";
 
 const root = resolve(import.meta.dir, "../..");
 let n = 0;
@@ -28,8 +28,6 @@ function problemsOf(json: unknown): string[] {
   }
   return [];
 }
-
-const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
 describe("a policy file end to end", () => {
   const policy = {

@@ -25,7 +25,7 @@ import { ALLOW, KILL } from "../../src/policy/rules.ts";
 import { DANGEROUS_USES, isDangerName } from "../../src/policy/safety.ts";
 import { errnoNumber } from "../../src/native/errno.ts";
 import { SIGNALS } from "../../src/native/signals.ts";
-import { bunbox, DIR, FX, HOST_ARCH } from "../helpers.ts";
+import { bunbox, DIR, FX, HOST_ARCH, json } from "../helpers.ts";
 
 /** Every name a lookup in a plain object would find without its being there. */
 const RESERVED = [...new Set([...Object.getOwnPropertyNames(Object.prototype), "__proto__", "prototype"])];
@@ -156,7 +156,6 @@ describe("the issue's repro, on the real kernel", () => {
     writeFileSync(p, JSON.stringify(body));
     return p;
   };
-  const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
 
   test("bunbox policy check refuses it, naming the field", async () => {
     const p = file("repro", { profile: "minimal", allow: list });

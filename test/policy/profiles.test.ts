@@ -7,9 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bunbox, DIR, FX, HOST_ARCH, probe, PROBE_STATIC, testUnless } from "../helpers.ts";
-
-const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
+import { bunbox, DIR, FX, HOST_ARCH, json, probe, PROBE_STATIC, testUnless } from "../helpers.ts";
 
 describe("profiles run what they are for", () => {
   test("minimal: a program with no libc (read, write, exit)", async () => {

@@ -8,9 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { DANGEROUS_SYSCALLS } from "../../src/policy/safety.ts";
-import { bunbox, describeModes, DIR, expectViolation, HOST_ARCH, type Mode, probe, runProbe, testPolicy, testUnless } from "../helpers.ts";
-
-const json = (stderr: string) => JSON.parse(stderr.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
+import { bunbox, describeModes, DIR, expectViolation, HOST_ARCH, json, type Mode, probe, runProbe, testPolicy, testUnless } from "../helpers.ts";
 
 /** The probe's attempt is a VIOLATION (159); its Result JSON when the mode reports details. */
 async function violation(mode: Mode, args: string[], syscall: string, kind = "SYSCALL", runOpts: string[] = []) {
