@@ -120,6 +120,7 @@ export function makeInitramfs(art: Artifacts, out: string): void {
     fileFrom("init", join(guest, "init.sh")),
     fileFrom("opt/bunbox/smoke.sh", join(guest, "smoke.sh")),
     fileFrom("opt/bunbox/containment.sh", join(guest, "containment.sh")),
+    fileFrom("opt/bunbox/stress.sh", join(guest, "stress.sh")),
     fileFrom("opt/bunbox/bunbox", art.bunbox),
     fileFrom("opt/bunbox/libbunbox.so", art.shim),
     fileFrom("opt/bunbox/library.js", art.library, 0o644),

@@ -29,6 +29,10 @@ export interface BootOptions {
   cgroup: CgroupMode;
   log: string;
   timeoutSeconds: number;
+  /** QEMU's `-cpu` instead of the arch's. */
+  cpu?: string;
+  /** Run guest/stress.sh with this spec instead of the smoke suite. */
+  stress?: string;
   /** Called with each result line as it arrives. */
   onLine?: (kind: "ok" | "not ok" | "skip" | "info" | "crash", text: string) => void;
 }
@@ -57,10 +61,12 @@ export async function boot(o: BootOptions): Promise<Outcome> {
     // up the teardown of every sandbox's namespace (a later clone waits for it).
     "rcupdate.rcu_expedited=1",
     `bbvm.cgroup=${o.cgroup}`,
+    ...(o.stress ? [`bbvm.stress=${o.stress}`] : []),
   ].join(" ");
   const cmd = [
     o.arch.qemu,
     ...o.arch.qemuArgs,
+    "-cpu", o.cpu ?? o.arch.cpu,
     "-smp", "2",
     "-m", "3072",
     "-nographic",

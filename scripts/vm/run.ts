@@ -13,7 +13,13 @@
  *
  *   bun run test:vm [--kernel 5.10|6.1|6.12|all] [--arch x86_64|aarch64|all]
  *                   [--cgroup 2|1|all] [--timeout SECONDS] [-v]
+ *                   [--cpu MODEL] [--stress SPEC]
  *   bun run test:vm --table     the support table from every boot's last results
+ *
+ * --cpu: QEMU's -cpu instead of the arch's (config.ts says why it is what it
+ * is); --stress: guest/stress.sh instead of the smoke suite (the Bun runtime's
+ * own stability, e.g. `--stress pure:6:30,fork:25`). Neither run's results go
+ * into the table.
  *
  * Defaults: --kernel 6.1 --arch x86_64 --cgroup all. Downloads and builds
  * are cached in .cache/vm/ (BUNBOX_VM_CACHE); boot logs go to .cache/vm/logs/,
@@ -31,7 +37,7 @@ import { type Row, supportTable } from "./table.ts";
 
 function usage(message: string): never {
   process.stderr.write(
-    `test:vm: ${message}\nusage: bun run test:vm [--kernel 5.10|6.1|6.12|all] [--arch x86_64|aarch64|all] [--cgroup 2|1|all] [--timeout SECONDS] [-v] | --table\n`,
+    `test:vm: ${message}\nusage: bun run test:vm [--kernel 5.10|6.1|6.12|all] [--arch x86_64|aarch64|all] [--cgroup 2|1|all] [--timeout SECONDS] [-v] [--cpu MODEL] [--stress SPEC] | --table\n`,
   );
   process.exit(2);
 }
@@ -51,6 +57,8 @@ function parse() {
         arch: { type: "string", default: "x86_64" },
         cgroup: { type: "string", default: "all" },
         timeout: { type: "string" },
+        cpu: { type: "string" },
+        stress: { type: "string" },
         verbose: { type: "boolean", short: "v", default: false },
         table: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -72,6 +80,11 @@ const cgroups: CgroupMode[] = pick(
 ).map((c) => c.name as CgroupMode);
 const timeoutArg = args.timeout === undefined ? undefined : Number(args.timeout);
 if (timeoutArg !== undefined && !(timeoutArg > 0)) usage(`--timeout ${args.timeout}: not a number of seconds`);
+// Both go on QEMU's or the kernel's command line: nothing there may split them.
+if (args.cpu !== undefined && !/^[\w=,.-]+$/.test(args.cpu)) usage(`--cpu ${args.cpu}: not a QEMU CPU model (NAME[,PROP=VALUE...])`);
+if (args.stress !== undefined && !/^([\w-]+(:\d+)+)(,[\w-]+(:\d+)+)*$/.test(args.stress)) {
+  usage(`--stress ${args.stress}: not KIND:N[:SECONDS],... (pure:6:30,fork:25; guest/stress.sh)`);
+}
 
 const say = (s: string) => process.stderr.write(`test:vm: ${s}\n`);
 
@@ -125,13 +138,14 @@ async function main(): Promise<number> {
         const timeoutSeconds = timeoutArg ?? (arch.name === "x86_64" ? 1200 : 3000);
         const log = join(logs, `${k.name}-${arch.name}-${cgroup}.log`);
         const o = await boot({
-          arch, kernel: kernel.image, initramfs, cgroup, log, timeoutSeconds,
+          arch, kernel: kernel.image, initramfs, cgroup, log, timeoutSeconds, cpu: args.cpu, stress: args.stress,
           onLine: args.verbose ? (kind, text) => say(`${kind} ${text}`) : undefined,
         });
         report(name, o, log, timeoutSeconds);
         if (o.failed.length > 0 || !o.done) bad++;
         const row: Row = { kernel: k.name, arch: arch.name, cgroup, release: `${kernel.package} ${kernel.version}`, outcome: o };
         rows.push(row);
+        if (args.cpu !== undefined || args.stress !== undefined) continue; // not the table's set-up
         mkdirSync(RESULTS, { recursive: true });
         writeFileSync(join(RESULTS, `${k.name}-${arch.name}-${cgroup}.json`), JSON.stringify({ ...row, date: new Date().toISOString() }));
       }

@@ -86,6 +86,14 @@ info "stage $stage: / is $(awk '$2 == "/" { print $3 }' /proc/mounts | tail -n 1
 # (after switch_root) costs TCG a new translation of Bun's code, tens of
 # seconds on a loaded host, which would land in the first case's set-up.
 /opt/bunbox/bunbox run -- /bin/true >/dev/null 2>&1
+if grep -q bbvm.stress= /proc/cmdline; then
+  # `bun run test:vm --stress`: the Bun runtime's stability, not the suite (stress.sh).
+  sh /opt/bunbox/stress.sh "$stage/root" &
+  su -s /bin/sh $user -c "HOME=/home/$user exec sh /opt/bunbox/stress.sh $stage/user" &
+  wait
+  echo "BBVM done"
+  poweroff -f
+fi
 # As root and as the user at once: one per vCPU (under TCG each bunbox run
 # costs about a second of emulated CPU, so this halves the boot's time).
 /opt/bunbox/smoke.sh "$stage/root" &

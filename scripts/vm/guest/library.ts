@@ -6,9 +6,19 @@
  * Prints smoke.sh's lines (BBVM ok|not ok LABEL NAME).
  *
  *   library.js LABEL FD_PATH     (FD_PATH: how this kernel closes fds at exec, for a case's name)
+ *
+ * For stress.sh (`bun run test:vm --stress`), instead of the cases:
+ * BBVM_FORK_LOOP=N runs the fork-server case N times in this one process;
+ * BBVM_PURE_JS=SECONDS runs, for that long, the fork-server case's own
+ * JavaScript (a child's policy, its filter, the BPF encoding, messages and
+ * promises) with no bun:ffi call at all: the shim is never loaded. README.md
+ * ("Kernels and CPUs it is tested on") says what they showed.
  */
 import { readdirSync, readlinkSync, readFileSync, openSync, closeSync } from "node:fs";
 import { Executor, ForkServer, profileBuilder, Sandbox, type Policy } from "../../../src/index.ts";
+import { encode } from "../../../src/policy/bpf.ts";
+import { forkChildPolicy } from "../../../src/sandbox/launch/fork.ts";
+import { armFilter } from "../../../src/sandbox/launch/launcher.ts";
 
 const [label = "?", fdPath = "close_range"] = process.argv.slice(2);
 const FX = `${process.env.BBVM_DIR ?? "/opt/bunbox"}/fx`;
@@ -31,6 +41,30 @@ async function t(name: string, fn: () => Promise<void>): Promise<void> {
   } catch (e) {
     console.log(`BBVM not ok ${label} ${name}: ${String((e as Error).message ?? e).replaceAll("\n", "|")}`);
   }
+}
+
+if (process.env.BBVM_PURE_JS) {
+  const seconds = Number(process.env.BBVM_PURE_JS);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const t0 = Date.now();
+  let rounds = 0;
+  await t(`pure JavaScript for ${seconds} s`, async () => {
+    for (; Date.now() - t0 < seconds * 1000; rounds++) {
+      const armed = armFilter(forkChildPolicy(policy("static", (b) => b.allowGetPids())).filter(true));
+      const bytes = encode(armed.program);
+      const views = new Map<number, DataView>();
+      for (let k = 0; k < 50; k++) views.set(k, new DataView(bytes.buffer, k));
+      const msg = JSON.parse(dec.decode(enc.encode(JSON.stringify({ op: "forked", id: rounds, magic: String(armed.magic) }))));
+      check(msg.id === rounds && views.get(3)!.getUint8(0) === bytes[3], `round ${rounds} computed something else`);
+      await new Promise((r) => setImmediate(r));
+      await Promise.race([new Promise((r) => setTimeout(r, 0)), Promise.resolve(rounds).then((x) => x + 1)]);
+    }
+    // The bundle imports bun:ffi; nothing may have called it.
+    check(!/libbunbox/.test(readFileSync("/proc/self/maps", "utf8")), "the shim was loaded");
+  });
+  console.log(`BBVM info ${label} pure JavaScript: ${rounds} rounds in ${seconds} s`);
+  process.exit(0);
 }
 
 await t("comms round trip (bytes, string, JSON, an fd) with the C client", async () => {
@@ -56,7 +90,7 @@ await t("comms round trip (bytes, string, JSON, an fd) with the C client", async
   check(r.status === "OK", `the peer ended ${r.toString()}`);
 });
 
-await t("fork server: fresh children, each its own Result; a child's violation is its own", async () => {
+const forkServerCase = async () => {
   const server = await ForkServer.start(new Executor("/fx/modes", ["modes", "fork-server"]), policy("static"));
   try {
     const child = () => new Sandbox(server.executor({ limits: { wallTimeMs: 60_000 } }), policy("static", (b) => b.allowGetPids()));
@@ -84,7 +118,13 @@ await t("fork server: fresh children, each its own Result; a child's violation i
   } finally {
     server.close();
   }
-});
+};
+const forkLoop = Number(process.env.BBVM_FORK_LOOP ?? 0);
+if (forkLoop > 0) {
+  for (let k = 0; k < forkLoop; k++) await t(`fork server, round ${k + 1} of ${forkLoop}`, forkServerCase);
+  process.exit(0);
+}
+await t("fork server: fresh children, each its own Result; a child's violation is its own", forkServerCase);
 
 await t("sandbox me here: allowed before the call, the policy after it", async () => {
   // stdout a socket, as in test/sandbox/modes.test.ts: on a terminal, stdio's
