@@ -17,9 +17,11 @@ import { ERRNO } from "./errno.ts";
 const { i64, i64_fast, ptr: p } = FFIType;
 
 /** The calls used, by arch (asm-generic numbering on aarch64); test/native/fs.test.ts checks them against the syscall tables. */
-export const NR = process.arch === "arm64"
-  ? { read: 63, pread64: 67, write: 64, close: 57, openat: 56, mkdirat: 34, unlinkat: 35, readlinkat: 78, faccessat: 48, statx: 291, getdents64: 61, memfd_create: 279 }
-  : { read: 0, pread64: 17, write: 1, close: 3, openat: 257, mkdirat: 258, unlinkat: 263, readlinkat: 267, faccessat: 269, statx: 332, getdents64: 217, memfd_create: 319 };
+export const SYSCALLS = {
+  x86_64: { read: 0, pread64: 17, write: 1, close: 3, openat: 257, mkdirat: 258, unlinkat: 263, readlinkat: 267, faccessat: 269, statx: 332, getdents64: 217, memfd_create: 319 },
+  aarch64: { read: 63, pread64: 67, write: 64, close: 57, openat: 56, mkdirat: 34, unlinkat: 35, readlinkat: 78, faccessat: 48, statx: 291, getdents64: 61, memfd_create: 279 },
+} as const;
+export const NR: (typeof SYSCALLS)[keyof typeof SYSCALLS] = SYSCALLS[process.arch === "arm64" ? "aarch64" : "x86_64"];
 
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
