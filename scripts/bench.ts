@@ -31,6 +31,7 @@ import { benchCliStartup } from "./bench/cli-startup.ts";
 import { benchComms } from "./bench/comms.ts";
 import { benchContainment } from "./bench/containment.ts";
 import { benchForkServer } from "./bench/forkserver.ts";
+import { buildFloor } from "./bench/floor.ts";
 import { benchHeap } from "./bench/heap.ts";
 import { benchLearn } from "./bench/learn.ts";
 import { benchNet } from "./bench/net.ts";
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
     }
     const benchmarks: Benchmark[] = [];
     if (only.has("cli")) {
-      benchmarks.push(await benchCliStartup({ bwrap, hello: work.hello, rounds: settings.cliRounds, warmup: 5, log }));
+      benchmarks.push(await benchCliStartup({ bwrap, hello: work.hello, floor: buildFloor(work.dir), rounds: settings.cliRounds, warmup: 5, log }));
     }
     if (only.has("heap")) {
       benchmarks.push(...(await benchHeap({ mib: settings.heapMiB, rounds: settings.heapRounds, warmup: 10, log })));

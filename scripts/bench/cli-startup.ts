@@ -21,6 +21,8 @@ import { summarize } from "./stats.ts";
 export interface CliStartupOptions {
   bwrap: string;
   hello: string;
+  /** scripts/bench/floor.ts: the sandbox of `bunbox run -- /bin/true`, with none of bunbox's own work. */
+  floor: string;
   rounds: number;
   warmup: number;
   log: (s: string) => void;
@@ -39,6 +41,7 @@ export async function benchCliStartup(o: CliStartupOptions): Promise<Benchmark> 
     { key: "true", label: "/bin/true, no sandbox", argv: ["/bin/true"] },
     { key: "hello", label: "ref: empty Bun executable", argv: [o.hello] },
     { key: "version", label: "ref: bunbox --version", argv: [BUNBOX, "--version"] },
+    { key: "floor", label: "ref: the floor (Bun, the shim, the same sandbox)", argv: [o.floor] },
   ];
   const samples = new Map<string, number[]>(commands.map((c) => [c.key, []]));
   const cpu = new Map<string, number[]>(commands.map((c) => [c.key, []]));
@@ -76,12 +79,18 @@ export async function benchCliStartup(o: CliStartupOptions): Promise<Benchmark> 
       // On a busy machine the wall time follows the CPU time each process needs: this ratio says why.
       { label: "CPU ratio bunbox / bwrap (medians)", value: c.bunbox!.median / c.bwrap!.median },
       { label: "CPU ratio empty Bun executable / bwrap (medians): the floor of any Bun program", value: c.hello!.median / c.bwrap!.median },
+      // The goal cannot be below this: a Bun program that only spawns the same sandbox (scripts/bench/floor.ts).
+      { label: "ratio floor / bwrap (medians): the floor of this design", value: s.floor!.median / s.bwrap!.median },
+      { label: "ratio bunbox / floor (medians): bunbox's own work", value: s.bunbox!.median / s.floor!.median },
     ],
     goal: goal("bunbox ≤ 1.6 × bwrap (issue #12 §5)", "bunbox / bwrap (medians)", ratio, "<=", 1.6),
     notes: [
       `of bunbox's ${s.bunbox!.median.toFixed(1)} ms median: ${s.hello!.median.toFixed(1)} ms is any Bun executable's start-up, ` +
         `${(s.version!.median - s.hello!.median).toFixed(1)} ms more is bunbox's own start-up (--version), ` +
         `${(s.bunbox!.median - s.version!.median).toFixed(1)} ms more is the run (policy, spawn, sandboxee, Result)`,
+      `the floor (${s.floor!.median.toFixed(1)} ms): a Bun executable that loads the shim and spawns the sandbox bunbox run would ` +
+        "(same request: default profile, filter, mounts; no path checks, cgroup, uid or Result): " +
+        `${(s.floor!.median - s.hello!.median).toFixed(1)} ms over the empty Bun executable`,
       `of bunbox's ${c.bunbox!.median.toFixed(1)} ms of CPU: ${c.hello!.median.toFixed(1)} ms any Bun executable's, ` +
         `${(c.version!.median - c.hello!.median).toFixed(1)} ms bunbox's own start-up, ${(c.bunbox!.median - c.version!.median).toFixed(1)} ms the run ` +
         `(bwrap, sandbox included: ${c.bwrap!.median.toFixed(1)} ms)`,

@@ -16,7 +16,7 @@
  *   --mask DST, --remount-ro DST  { "mask": DST }, { "readonly": DST }
  *   --danger-allow-host-mount K   "dangerAllowHostMounts": [K]
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 import { UsageError } from "../errors.ts";
 import { applyMount, type FileBytes, type MountEntry, type RootEntry, rootOp } from "../policy/filesystem.ts";
 import { HOST_MOUNTS, type HostMount } from "../sandbox/exposure.ts";

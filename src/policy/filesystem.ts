@@ -20,7 +20,7 @@
  *     "dangerAllowHostMounts": ["proc"]        // binds that show the host's /proc, /sys, devices
  *   }
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 import { UsageError } from "../errors.ts";
 import { checkSource, MAX_FILE_CONTENT, type MountOp, type MountPlan, type RootOp } from "../sandbox/mounts.ts";
 import { parseSize } from "../sandbox/units.ts";
