@@ -172,7 +172,8 @@ export function parseArgs<A extends Options>(cmd: Command<A>, raw: readonly stri
     const what = def.valueHint ?? "a value";
     if (value === undefined) {
       value = raw[++i];
-      if (value === undefined) throw new UsageError(spelled, `needs a value (${what})`);
+      // `--dir -- cmd`: the value was forgotten; "--" taken as it would be a path named "--" and the command's start lost.
+      if (value === undefined || value === "--") throw new UsageError(spelled, `needs a value (${what})${value === "--" ? ', not "--"' : ""}`);
     }
     if (value === "") throw new UsageError(spelled, `needs a value (${what}), not an empty string`);
     if (def.type === "enum" && !def.options?.includes(value)) {
