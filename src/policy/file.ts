@@ -155,6 +155,8 @@ function toNode(input: v.InferOutput<typeof NodeSchema>): Node | Action {
 
 /** Builds a policy from parsed JSON; `source` names the file in messages. */
 export function policyFromJson(json: unknown, source: string, cwd = process.cwd()): Policy {
+  // valibot's objects take an array (as an object with keys "0", "1"…): `[]` would be `{}`, an empty policy.
+  if (Array.isArray(json)) throw new PolicyError([`${source}: (top level): a policy is a JSON object ({ "profile": …, "allow": [...] }), not an array`]);
   const parsed = v.safeParse(PolicyFileSchema, json);
   if (!parsed.success) throw new PolicyError(parsed.issues.map((i) => `${source}: ${describeIssue(i, PolicyFileSchema)}`));
   const f = parsed.output;
@@ -243,11 +245,15 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
     throw new UsageError("--policy", `${path}: ${code === "ENOENT" ? "no such file" : `cannot read (${code})`}`);
   }
   let json: unknown;
+  let error: Error | undefined;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    const at = jsonErrorAt(text);
-    throw new UsageError("--policy", at ? `${path}:${at.line}:${at.column}: not valid JSON: ${at.message}` : `${path}: not valid JSON: ${(e as Error).message}`);
+    error = e as Error;
   }
+  // Also when JSON.parse took it: a key given twice (src/policy/json-position.ts).
+  const at = jsonErrorAt(text);
+  if (at) throw new UsageError("--policy", `${path}:${at.line}:${at.column}: ${error ? "not valid JSON" : "a policy file"}: ${at.message}`);
+  if (error) throw new UsageError("--policy", `${path}: not valid JSON: ${error.message}`);
   return policyFromJson(json, path, cwd);
 }
