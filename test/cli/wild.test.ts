@@ -44,6 +44,30 @@ describe("the shim from a memfd", () => {
     expect(readdirSync(tmp)).toEqual([]);
     rmSync(tmp, { recursive: true });
   });
+
+  test.skipIf(!IS_ROOT)("vm.memfd_noexec=2 and a noexec TMPDIR: one line saying so, exit 125, nothing left there (needs root)", () => {
+    const dir = mkdtempSync(`${DIR}/work/noexec-`);
+    const missing = `${DIR}/work/no-such-tmpdir`;
+    // A mount namespace of its own too: the noexec tmpfs goes with it (what is left in it is listed on stdout).
+    const r = (tmpdir: string) =>
+      Bun.spawnSync(
+        ["unshare", "--pid", "--mount", "--fork", "--mount-proc", "sh", "-c", `echo 2 > /proc/sys/vm/memfd_noexec && mount -t tmpfs -o noexec,size=4M tmpfs "${dir}" && { "${BUNBOX}" run -- /bin/true; c=$?; ls -A "${dir}"; exit $c; }`],
+        { env: { PATH: "/usr/bin:/bin", TMPDIR: tmpdir } },
+      );
+    try {
+      for (const [tmpdir, why] of [[dir, `${dir} is mounted noexec?): set TMPDIR`], [missing, `${missing} is not usable (ENOENT): set TMPDIR`]] as const) {
+        const run = r(tmpdir);
+        const stderr = run.stderr.toString();
+        expect({ tmpdir, code: run.exitCode, lines: stderr.trim().split("\n").length }).toEqual({ tmpdir, code: 125, lines: 1 });
+        expect(stderr).toContain("cannot load the embedded native shim: memfds cannot be executed here (vm.memfd_noexec=2?)");
+        expect(stderr).toContain(why);
+        expect(stderr).not.toContain("not a bunbox shim");
+        expect(run.stdout.toString()).toBe("");
+      }
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
 });
 
 describe("policy modules", () => {
