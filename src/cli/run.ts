@@ -16,7 +16,7 @@
  * codes" for the rest. The signals a supervisor passes on (FORWARDED) go to
  * the sandboxee's process group through its init.
  */
-import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, statSync, writeFileSync } from "node:fs";
 import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
@@ -72,6 +72,8 @@ function idOption(text: string | undefined, option: string): number | undefined 
 }
 
 export async function resolvePolicy(o: RunOptions): Promise<Policy> {
+  // Before the options' own checks: `--symlink /t /l` is bwrap's spelling before it is a value without ":".
+  if (o.tailAfter && o.tail[0] !== undefined) checkNotASecondValue(o.tail[0], ...o.tailAfter);
   const { policy: file, profile } = o.strings;
   if (file !== undefined && profile !== undefined) {
     throw new UsageError("--policy", "give --policy or --profile, not both (a policy file can name a profile)");
@@ -251,6 +253,35 @@ function checkNotAVolume(cmd: string): void {
   throw new UsageError(
     "run",
     `"${cmd}" is not a command: -v is --verbose here, not docker's --volume; bind it with ${mode?.split(",").includes("ro") ? "--ro" : "--rw"} ${src}:${dst}`,
+  );
+}
+
+/** bunbox's one-value spellings of bwrap's two-value options: the ones whose DST may be left out, and the ones that need it. */
+const ONE_VALUE = new Map([
+  ["--ro", false],
+  ["--rw", false],
+  ["--ro-try", false],
+  ["--rw-try", false],
+  ["--bind-try", false],
+  ["--symlink", true],
+  ["--file", true],
+]);
+
+/**
+ * `--bind-try /a /b -- cmd`, `--symlink target /link`: bwrap's two values,
+ * of which the second became the command (with DST optional, /a would be
+ * bound on /a and "/b" run). Refused before anything starts when the value
+ * has no ":" and the "command" is an absolute path that is not a file on
+ * the host (nor, for the options that need a DST, whatever it is); `--`
+ * before the command says it is one.
+ */
+function checkNotASecondValue(cmd: string, option: string, value: string): void {
+  const needsDst = ONE_VALUE.get(option);
+  if (needsDst === undefined || value.includes(":") || !cmd.startsWith("/")) return;
+  if (!needsDst && statSync(cmd, { throwIfNoEntry: false })?.isFile()) return;
+  throw new UsageError(
+    option,
+    `takes one value, ${option === "--symlink" ? "TARGET" : "SRC"}:DST: bwrap's ${option} ${value} ${cmd} is ${option} ${value}:${cmd} here (or put -- before the command, if "${cmd}" is one)`,
   );
 }
 

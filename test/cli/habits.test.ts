@@ -56,6 +56,23 @@ describe("docker's -v trap", () => {
   });
 });
 
+describe("bwrap's two values to an option bunbox spells with one", () => {
+  test("--bind-try SRC DST, --ro-try, --symlink TARGET DST, --file FD DST: the second value would be the command: refused with the fix, before anything runs", async () => {
+    await usage(["run", "--bind-try", "/no/such", "/x", ...T], "--bind-try: takes one value, SRC:DST: bwrap's --bind-try /no/such /x is --bind-try /no/such:/x here");
+    await usage(["run", "--ro-try", "/usr", "/opt/usr", ...T], "--ro-try /usr:/opt/usr");
+    await usage(["run", "--ro", "/usr", "/opt/usr", ...T], "--ro /usr:/opt/usr");
+    await usage(["run", "--symlink", "/tmp", "/link", ...T], "--symlink: takes one value, TARGET:DST: bwrap's --symlink /tmp /link is --symlink /tmp:/link here");
+    await usage(["learn", "-o", `${DIR}/work/never.json`, "--file", "0", "/etc/x", ...T], "--file 0:/etc/x");
+  });
+
+  test("a command that is a file on the host, or one after --, is the command", async () => {
+    const r = await bunbox(["run", "--ro", "/usr", "/bin/echo", "ran"], { bare: true });
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: "ran\n" });
+    const after = await bunbox(["run", "--ro-try", "/usr", "--", "/no/such/cmd"], { bare: true });
+    expect({ code: after.code, stderr: after.stderr }).toEqual({ code: 127, stderr: expect.stringContaining("/no/such/cmd: command not found in the sandbox") });
+  });
+});
+
 describe("aliases and accepted bwrap options", () => {
   test("--chdir is --cwd", async () => {
     const r = await bunbox(["run", "--chdir", "/etc", "--", "/bin/pwd"], { bare: true });
