@@ -16,9 +16,8 @@
  *   --mask DST, --remount-ro DST  { "mask": DST }, { "readonly": DST }
  *   --danger-allow-host-mount K   "dangerAllowHostMounts": [K]
  */
-import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
-import { applyMount, type FileBytes, type MountEntry, type RootEntry, rootOp } from "../policy/filesystem.ts";
+import { applyMount, type FileBytes, type MountEntry, readFileContent, type RootEntry, rootOp, TOO_LARGE } from "../policy/filesystem.ts";
 import { HOST_MOUNTS, type HostMount } from "../sandbox/exposure.ts";
 import type { MountPlan } from "../sandbox/mounts.ts";
 import type { Parsed } from "./args.ts";
@@ -41,11 +40,14 @@ function pair(spec: string, option: string, what: [string, string], both = false
 function fileEntry(spec: string): MountEntry | FileBytes {
   const [src, dst] = pair(spec, "--file", ["SOURCE", "DESTINATION"], true);
   if (!/^\d+$/.test(src)) return { file: dst, source: src };
+  let bytes;
   try {
-    return { file: dst, bytes: readFileSync(Number(src)) };
+    bytes = readFileContent(Number(src));
   } catch (e) {
     throw new UsageError(`--file ${spec}`, `fd ${src} cannot be read (${(e as NodeJS.ErrnoException).code})`);
   }
+  if (bytes === undefined) throw new UsageError(`--file ${spec}`, `fd ${src}: ${TOO_LARGE}: bind a host file instead`);
+  return { file: dst, bytes };
 }
 
 /** The root the options ask for, as a policy file's "root"; undefined: the policy's own. */

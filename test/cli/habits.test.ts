@@ -6,7 +6,7 @@
  * a --rw into a read-only tree told what to do.
  */
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { bunbox, DIR } from "../helpers.ts";
 
 const T = ["--", "/bin/true"];
@@ -70,6 +70,28 @@ describe("bwrap's two values to an option bunbox spells with one", () => {
     expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: "ran\n" });
     const after = await bunbox(["run", "--ro-try", "/usr", "--", "/no/such/cmd"], { bare: true });
     expect({ code: after.code, stderr: after.stderr }).toEqual({ code: 127, stderr: expect.stringContaining("/no/such/cmd: command not found in the sandbox") });
+  });
+});
+
+describe("--file's content", () => {
+  test("a source without an end (/dev/zero, an endless stdin) is refused after 16M, not read until the host's memory runs out", async () => {
+    await usage(["run", "--file", "/dev/zero:/x", ...T], "--file /dev/zero:/x: /dev/zero: more than the 16M a file's content may hold");
+    const zero = openSync("/dev/zero", "r");
+    try {
+      const r = await bunbox(["run", "--file", "3:/x", ...T], { bare: true, extraFds: [zero] });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: "bunbox: error: --file 3:/x: fd 3: more than the 16M a file's content may hold: bind a host file instead\n" });
+    } finally {
+      closeSync(zero);
+    }
+  });
+
+  test("16M exactly is a file's content still, from a path or an fd", async () => {
+    const path = `${DIR}/work/sixteen-m`;
+    writeFileSync(path, new Uint8Array(16 << 20));
+    const fromPath = await bunbox(["run", "--file", `${path}:/x`, "--", "/usr/bin/wc", "-c", "/x"], { bare: true });
+    expect(fromPath.stdout).toBe(`${16 << 20} /x\n`);
+    const fromFd = await bunbox(["run", "--file", "0:/x", "--", "/usr/bin/wc", "-c", "/x"], { bare: true, stdin: new Uint8Array(16 << 20) });
+    expect(fromFd.stdout).toBe(`${16 << 20} /x\n`);
   });
 });
 
