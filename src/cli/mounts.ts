@@ -17,9 +17,10 @@
  *   --danger-allow-host-mount K   "dangerAllowHostMounts": [K]
  */
 import { UsageError } from "../errors.ts";
-import { applyMount, type FileBytes, type MountEntry, readFileContent, type RootEntry, rootOp, TOO_LARGE } from "../policy/filesystem.ts";
+import { applyMount, type FileBytes, type MountEntry, type RootEntry, rootOp, TOO_LARGE } from "../policy/filesystem.ts";
+import { readAtMost } from "../read-text.ts";
 import { HOST_MOUNTS, type HostMount } from "../sandbox/exposure.ts";
-import type { MountPlan } from "../sandbox/mounts.ts";
+import { MAX_FILE_CONTENT, type MountPlan } from "../sandbox/mounts.ts";
 import type { Parsed } from "./args.ts";
 import type { RUN_ARGS } from "./options.ts";
 
@@ -42,7 +43,7 @@ function fileEntry(spec: string): MountEntry | FileBytes {
   if (!/^\d+$/.test(src)) return { file: dst, source: src };
   let bytes;
   try {
-    bytes = readFileContent(Number(src));
+    bytes = readAtMost(Number(src), MAX_FILE_CONTENT);
   } catch (e) {
     throw new UsageError(`--file ${spec}`, `fd ${src} cannot be read (${(e as NodeJS.ErrnoException).code})`);
   }

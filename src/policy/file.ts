@@ -18,7 +18,6 @@
  * "network" may also be { "mode": "proxy", "allow": [...], "deny": [...],
  * "addHosts": {...} } (src/net/schema.ts).
  */
-import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import * as v from "valibot";
 import { UsageError } from "../errors.ts";
@@ -38,6 +37,7 @@ import { quote } from "../names.ts";
 import { nearest } from "../near.ts";
 import { describeIssue } from "./file-issues.ts";
 import { jsonErrorAt } from "./json-position.ts";
+import { MAX_INPUT, readFileAtMost } from "../read-text.ts";
 
 const ErrnoSchema = v.union([
   v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4095)),
@@ -239,8 +239,11 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   }
   let text: string;
   try {
-    text = readFileSync(full, "utf8");
+    const bytes = readFileAtMost(full);
+    if (bytes === undefined) throw new UsageError("--policy", `${path}: more than ${MAX_INPUT >> 20}M: not a policy file (a device or a stream without an end?)`);
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError("--policy", `${path}: ${code === "ENOENT" ? "no such file" : `cannot read (${code})`}`);
   }

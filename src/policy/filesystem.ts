@@ -20,8 +20,8 @@
  *     "dangerAllowHostMounts": ["proc"]        // binds that show the host's /proc, /sys, devices
  *   }
  */
-import { closeSync, openSync, readSync } from "node:fs";
 import { UsageError } from "../errors.ts";
+import { readFileAtMost } from "../read-text.ts";
 import { checkSource, MAX_FILE_CONTENT, type MountOp, type MountPlan, type RootOp } from "../sandbox/mounts.ts";
 import { parseSize } from "../sandbox/units.ts";
 import type { MountEntry, RootEntry } from "./filesystem-schema.ts";
@@ -30,28 +30,6 @@ export type { FilesystemEntry, MountEntry, RootEntry } from "./filesystem-schema
 /** A file whose content the command line read (from an fd: bytes, not text). */
 export type FileBytes = { file: string; bytes: Uint8Array; mode?: number };
 
-/**
- * At most MAX_FILE_CONTENT bytes of `fd`, to its end; undefined when there
- * are more. Never more than that is read: a source with no end (/dev/zero,
- * a stream on stdin) would otherwise grow bunbox's memory until the host's
- * ran out, before the size check could refuse it.
- */
-export function readFileContent(fd: number): Uint8Array | undefined {
-  let buf = new Uint8Array(64 * 1024);
-  let n = 0;
-  for (;;) {
-    if (n === buf.length) {
-      if (n > MAX_FILE_CONTENT) return undefined;
-      const bigger = new Uint8Array(Math.min(buf.length * 2, MAX_FILE_CONTENT + 1));
-      bigger.set(buf);
-      buf = bigger;
-    }
-    const got = readSync(fd, buf, n, buf.length - n, null);
-    if (got === 0) return buf.subarray(0, n);
-    n += got;
-  }
-}
-
 /** What a content too large for a `file` entry says. */
 export const TOO_LARGE = `more than the ${MAX_FILE_CONTENT >> 20}M a file's content may hold`;
 
@@ -59,14 +37,10 @@ export const TOO_LARGE = `more than the ${MAX_FILE_CONTENT >> 20}M a file's cont
 function readSource(path: string, subject: string): Uint8Array {
   const src = checkSource(path, subject);
   let data: Uint8Array | undefined;
-  let fd: number | undefined;
   try {
-    fd = openSync(src, "r");
-    data = readFileContent(fd);
+    data = readFileAtMost(src, MAX_FILE_CONTENT);
   } catch (e) {
     throw new UsageError(subject, `${path}: cannot be read (${(e as NodeJS.ErrnoException).code})`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
   if (data === undefined) throw new UsageError(subject, `${path}: ${TOO_LARGE}: bind it instead`);
   return data;

@@ -73,6 +73,15 @@ describe("bwrap's two values to an option bunbox spells with one", () => {
   });
 });
 
+describe("files bunbox reads are read to 16M and no further", () => {
+  test("a policy, an --env-file, a --merge file that is /dev/zero: refused, not read until the host's memory runs out", async () => {
+    await usage(["run", "--policy", "/dev/zero", ...T], "--policy: /dev/zero: more than 16M");
+    await usage(["run", "--env-file", "/dev/zero", ...T], "--env-file: /dev/zero: more than 16M");
+    await usage(["policy", "check", "/dev/zero"], "--policy: /dev/zero: more than 16M");
+    await usage(["learn", "-o", `${DIR}/work/never.json`, "--merge", "/dev/zero", ...T], "--merge: /dev/zero: more than 16M");
+  });
+});
+
 describe("--file's content", () => {
   test("a source without an end (/dev/zero, an endless stdin) is refused after 16M, not read until the host's memory runs out", async () => {
     await usage(["run", "--file", "/dev/zero:/x", ...T], "--file /dev/zero:/x: /dev/zero: more than the 16M a file's content may hold");
