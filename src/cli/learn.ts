@@ -138,7 +138,7 @@ async function learnRun(o: LearnOptions, base: Policy, executor: Executor, merge
 
   const t0 = performance.now();
   const sandbox = { current: undefined as Sandbox | undefined };
-  const run = await forwardingSignals({ signal: (s) => sandbox.current?.signal(s) }, () => learner.run(executor, (s) => (sandbox.current = s)));
+  const run = await forwardingSignals({ signal: (s) => sandbox.current?.signal(s), kill: (why) => sandbox.current?.kill(why) }, () => learner.run(executor, (s) => (sandbox.current = s)));
   const result = run.result;
   const learnMs = performance.now() - t0;
   if (result.status !== "OK") log.log(result.toString());

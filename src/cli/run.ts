@@ -221,13 +221,36 @@ function openResultFile(path: string): number {
  */
 export const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT"] as const;
 
-/** `fn`, with the FORWARDED signals to bunbox passed on to the sandboxee meanwhile. */
-export async function forwardingSignals<T>(sandbox: { signal(sig: number): void }, fn: () => Promise<T>): Promise<T> {
-  const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
+/**
+ * A SIGTERM, or a SIGHUP that came with the caller's terminal hung up, means
+ * the run is over (a supervisor stopping it; nobody left to type): a sandbox
+ * still running this long after is killed, as `docker stop` does after its
+ * grace. Without it, a sandboxee that ignores them (an interactive bash
+ * ignores SIGTERM) would keep bunbox and itself alive for good where no
+ * wall-time limit applies (stdin a terminal), unattended once the terminal
+ * is gone. A SIGHUP with the terminal still there (or none) is only passed
+ * on: a daemon's "reload".
+ */
+export const STOP_GRACE_S = 10;
+
+/** `fn`, with the FORWARDED signals to bunbox passed on to the sandboxee meanwhile (and STOP_GRACE_S after a stop, a kill). */
+export async function forwardingSignals<T>(sandbox: { signal(sig: number): void; kill(reason: string): void }, fn: () => Promise<T>): Promise<T> {
+  // A hung-up terminal answers no terminal ioctl (EIO): isatty turns false.
+  const terminals = [0, 1, 2].filter((fd) => isatty(fd));
+  const hungUp = () => terminals.length > 0 && !terminals.some((fd) => isatty(fd));
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  const handlers = FORWARDED.map((name) => [name, () => {
+    sandbox.signal(SIGNALS[name]!);
+    if (name === "SIGTERM" || (name === "SIGHUP" && hungUp())) {
+      const why = name === "SIGTERM" ? "SIGTERM" : "SIGHUP (its terminal hung up)";
+      grace ??= setTimeout(() => sandbox.kill(`still running ${STOP_GRACE_S} s after bunbox got ${why}`), STOP_GRACE_S * 1000);
+    }
+  }] as const);
   for (const [n, h] of handlers) process.on(n, h);
   try {
     return await fn();
   } finally {
+    clearTimeout(grace);
     for (const [n, h] of handlers) process.off(n, h);
   }
 }
