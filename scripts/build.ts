@@ -33,9 +33,11 @@ const JIT_POLICY = 100;
 const LAZY_PACKAGES = ["citty", "consola", "valibot"];
 /**
  * The runtime's modules every start of START_ENTRIES may evaluate: a build
- * in which one imports another (node:url, node:os, …) statically fails.
+ * in which one imports another (node:fs, node:url, node:os, …) statically
+ * fails. A run's files are read through src/native/fs.ts: evaluating
+ * node:fs cost every start ~1.2 ms of CPU (README.md, "Start-up").
  */
-const START_BUILTINS = ["bun:ffi", "fs"];
+const START_BUILTINS = ["bun:ffi"];
 /** The executable's entry point, and the module `bunbox run` imports. */
 const START_ENTRIES = ["src/cli/main.ts", "src/cli/run.ts"];
 

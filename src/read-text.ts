@@ -2,7 +2,7 @@
  * The text of the small files a run reads (cgroup files, /proc),
  * without readFileSync's cost for them (README.md, "Start-up").
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync } from "./native/fs.ts";
 
 /** Where readText reads; grown for a longer file. */
 let readBuffer = new Uint8Array(4096);

@@ -8,7 +8,7 @@
  * bytes as given; they are read only when a decoded string has a U+FFFD in
  * it (an invalid byte always leaves one), so a plain start reads neither.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 import { MAX_INPUT, readFileAtMost } from "../read-text.ts";
 import { UsageError } from "../errors.ts";
 

@@ -16,7 +16,7 @@
  * already (one line each); `inert()` here is the last guard: no control
  * character reaches the terminal raw.
  */
-import { writeSync } from "node:fs";
+import { writeSync } from "../native/fs.ts";
 import type { ConsolaInstance, LogObject } from "consola/core";
 import { inert } from "../sandbox/visible.ts";
 

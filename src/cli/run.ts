@@ -16,10 +16,11 @@
  * codes" for the rest. The signals a supervisor passes on (FORWARDED) go to
  * the sandboxee's process group through its init.
  */
-import { closeSync, existsSync, openSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, statSync, writeFileSync } from "../native/fs.ts";
 import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
+import { preloadShim } from "../native/library.ts";
 import { spawnOnCallingThread } from "../native/spawn.ts";
 import { isProxyMode, type Policy } from "../policy/policy.ts";
 import { profilePolicy } from "../policy/precompiled.ts";
@@ -301,7 +302,7 @@ const ONE_VALUE = new Map([
 function checkNotASecondValue(cmd: string, option: string, value: string): void {
   const needsDst = ONE_VALUE.get(option);
   if (needsDst === undefined || value.includes(":") || !cmd.startsWith("/")) return;
-  if (!needsDst && statSync(cmd, { throwIfNoEntry: false })?.isFile()) return;
+  if (!needsDst && existsSync(cmd) && statSync(cmd).isFile()) return;
   throw new UsageError(
     option,
     `takes one value, ${option === "--symlink" ? "TARGET" : "SRC"}:DST: bwrap's ${option} ${value} ${cmd} is ${option} ${value}:${cmd} here (or put -- before the command, if "${cmd}" is one)`,
@@ -329,6 +330,8 @@ export async function runCommandLine(o: RunOptions): Promise<number> {
   const t0 = performance.now();
   setVerbosity(o.flags.quiet ? "quiet" : o.flags.verbose ? "verbose" : "normal");
   if (o.flags.tty && o.flags["no-tty"]) throw new UsageError("--tty", "give --tty or --no-tty, not both");
+  // Read through Bun.file() now, not through node:fs at its first use (README.md, "Start-up").
+  await preloadShim();
   const policy = await resolvePolicy(o);
   const terminal = planTerminal(o.flags.tty ? "tty" : o.flags["no-tty"] ? "no-tty" : "auto");
   const executor = buildExecutor(o, policy, terminal);

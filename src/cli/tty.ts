@@ -13,7 +13,7 @@
  * has: the run's end (whatever ended it), an error, process.exit. Only a
  * SIGKILL of bunbox itself leaves them raw (`stty sane` mends them).
  */
-import { writeSync } from "node:fs";
+import { writeSync } from "../native/fs.ts";
 import { BunboxError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
 import { EPOLLIN, watch } from "../native/reactor.ts";

@@ -16,8 +16,9 @@
  * nothing between the two calls allocates, so no other libc call can run
  * on this thread in between.
  */
-import { type Pointer, dlopen, FFIType, ptr, read, toArrayBuffer } from "bun:ffi";
+import { type Pointer, FFIType, ptr, read, toArrayBuffer } from "bun:ffi";
 import { CommsError } from "./error.ts";
+import { openLibc } from "../native/libc.ts";
 
 const { i32, u32, i64, u64, ptr: p, i64_fast } = FFIType;
 
@@ -37,18 +38,8 @@ const symbols = {
   syscall: { args: [i64, i64, i64, i64, i64, i64, i64], returns: i64_fast },
 } as const;
 
-const NAMES = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
-
 function open() {
-  const errors: string[] = [];
-  for (const name of NAMES) {
-    try {
-      return dlopen(name, symbols).symbols;
-    } catch (e) {
-      errors.push(`${name}: ${(e as Error).message}`);
-    }
-  }
-  throw new CommsError("io", `cannot load libc for comms: ${errors.join("; ")}`);
+  return openLibc(symbols, (why) => new CommsError("io", `cannot load libc for comms: ${why}`));
 }
 
 let lib: ReturnType<typeof open> | undefined;

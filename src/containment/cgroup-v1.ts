@@ -13,7 +13,7 @@
  *   cpu      cpu.cfs_quota_us over cpu.cfs_period_us; cpuacct.usage_user and
  *            usage_sys where cpuacct is mounted with cpu
  */
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants } from "../native/fs.ts";
 import { closeFd } from "../native/sys.ts";
 import {
   type CgroupEntry, type CgroupHost, type CgroupLimits, type CgroupUsage, type SandboxCgroup, makeDir,

@@ -20,7 +20,7 @@
  * user it needs a delegated cgroup of its own (systemd-run --user --scope
  * -p Delegate=yes).
  */
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync } from "../native/fs.ts";
 import { closeFd } from "../native/sys.ts";
 import {
   type CgroupEntry, type CgroupHost, type CgroupLimits, type CgroupUsage, type SandboxCgroup, makeDir,

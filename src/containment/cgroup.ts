@@ -12,7 +12,7 @@
  * its owner's (owner.ts), so that a bunbox that starts later removes what a
  * dead one left (sweep).
  */
-import { closeSync, constants, mkdirSync, openSync, readdirSync, rmdirSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readdirSync, rmdirSync, writeSync } from "../native/fs.ts";
 import { describeErrno, errnoName } from "../native/errno.ts";
 import { ContainmentError } from "./error.ts";
 import { markOf, ownerGone } from "./owner.ts";

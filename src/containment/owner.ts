@@ -8,7 +8,7 @@
  * where several bunbox processes in different pid namespaces share one
  * cgroup tree: a mark from another namespace is never judged.
  */
-import { readlinkSync } from "node:fs";
+import { readlinkSync } from "../native/fs.ts";
 import { readText } from "../read-text.ts";
 
 /** Start time of process `pid` (clock ticks since boot, /proc/PID/stat field 22), or undefined if it is gone. */

@@ -14,7 +14,7 @@
  * /run/bunbox/uids.lock: two bunbox processes (or two runs in one) never
  * hold the same one, and a bunbox that dies lets go of its ids with its fd.
  */
-import { constants, lstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { constants, lstatSync, mkdirSync, openSync, readFileSync } from "../native/fs.ts";
 import { dirname } from "../posix-path.ts";
 import { UsageError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";

@@ -8,7 +8,7 @@
  * sandbox) come from /proc while the offending thread is still blocked in the
  * notification; they describe, they never decide.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 import { archOfAudit, auditArchName, syscallName } from "../policy/arch.ts";
 import { type Insn, RET } from "../policy/bpf.ts";
 import { REASON } from "../policy/safety.ts";

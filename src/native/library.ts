@@ -22,8 +22,8 @@
  * a shim built from another version, an old build/ or a BUNBOX_SHIM left
  * over from another release, is refused by name instead of misread.
  */
-import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { dlopen, FFIType } from "bun:ffi";
+import { closeSync, existsSync, memfdCreate, openSync, statSync, writeSync } from "./fs.ts";
 import { join } from "../posix-path.ts";
 import embedded from "../../build/libbunbox.so" with { type: "file" };
 import { BunboxError } from "../errors.ts";
@@ -170,13 +170,6 @@ function load(path: string, what: string) {
 const MFD_CLOEXEC = 0x1;
 const MFD_EXEC = 0x10; // Linux 6.3; before it, memfds are executable and the flag is unknown (EINVAL)
 const EINVAL = 22;
-const LIBC = ["libc.so.6", `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
-
-/** errno right after a failed call of `libc` (nothing in between allocates). */
-function errnoOf(libc: { symbols: { __errno_location: () => unknown } }): number {
-  const at = libc.symbols.__errno_location() as Pointer | null;
-  return at ? read.i32(at, 0) : 0;
-}
 
 /**
  * An executable memfd holding `bytes`, or undefined where there is none
@@ -184,20 +177,8 @@ function errnoOf(libc: { symbols: { __errno_location: () => unknown } }): number
  * (EINVAL) means a kernel before 6.3, whose memfds are all executable.
  */
 function executableMemfd(bytes: Uint8Array): number | undefined {
-  let libc;
-  for (const name of LIBC) {
-    try {
-      libc = dlopen(name, { memfd_create: { args: [ptr, u32], returns: i32 }, __errno_location: { args: [], returns: ptr } });
-      break;
-    } catch {
-      // the other libc
-    }
-  }
-  if (!libc) return undefined;
-  const name = Buffer.from("bunbox-shim\0");
-  let fd = libc.symbols.memfd_create(name, MFD_CLOEXEC | MFD_EXEC);
-  if (fd < 0 && errnoOf(libc) === EINVAL) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
-  libc.close();
+  let fd = memfdCreate("bunbox-shim", MFD_CLOEXEC | MFD_EXEC);
+  if (fd === -EINVAL) fd = memfdCreate("bunbox-shim", MFD_CLOEXEC);
   if (fd < 0) return undefined;
   try {
     for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
@@ -208,9 +189,25 @@ function executableMemfd(bytes: Uint8Array): number | undefined {
   return fd;
 }
 
+/**
+ * The embedded library's bytes, read ahead (preloadShim) or now. The
+ * executable's files are read through Bun.file(), asynchronously, or
+ * node:fs, whose evaluation costs a start ~1.2 ms (README.md, "Start-up"):
+ * `bunbox run` reads them ahead, the library when it first needs them.
+ */
+let embeddedBytes: Uint8Array | undefined;
+
+/** Reads the embedded shim ahead, so that its first use does not load node:fs. */
+export async function preloadShim(): Promise<void> {
+  if (lib || embeddedBytes || process.env.BUNBOX_SHIM || !embedded.startsWith("/$bunfs/")) return;
+  embeddedBytes = await Bun.file(embedded).bytes();
+}
+
 /** dlopen of the embedded library from a memfd, else through a private copy (see above). */
 function openEmbedded(path: string) {
-  const bytes = readFileSync(path);
+  const nodeFs = () => require("node:fs") as typeof import("node:fs");
+  const bytes = embeddedBytes ?? nodeFs().readFileSync(path);
+  embeddedBytes = undefined;
   const memfd = executableMemfd(bytes);
   if (memfd !== undefined) {
     try {
@@ -219,7 +216,9 @@ function openEmbedded(path: string) {
       closeSync(memfd);
     }
   }
+  // No executable memfd (vm.memfd_noexec=2): a private copy in TMPDIR.
   // node:os's tmpdir(), without loading node:os on every start.
+  const { mkdtempSync, rmdirSync, unlinkSync } = nodeFs();
   const tmp = (process.env.TMPDIR || "/tmp").replace(/(.)\/+$/, "$1");
   const noMemfd = "memfds cannot be executed here (vm.memfd_noexec=2?), so it needs a TMPDIR where files can be";
   let dir;

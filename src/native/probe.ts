@@ -3,7 +3,7 @@
  * its own root, and what the kernel offers (Landlock, seccomp actions).
  */
 import { ptr } from "bun:ffi";
-import { closeSync, fstatSync, readSync } from "node:fs";
+import { closeSync, fstatSync, readSync } from "./fs.ts";
 import { shim } from "./library.ts";
 
 const cstring = (s: string) => new TextEncoder().encode(`${s}\0`);

@@ -4,7 +4,7 @@
  * the monitor decides what each means.
  */
 import { ptr } from "bun:ffi";
-import { openSync, readFileSync } from "node:fs";
+import { openSync, readFileSync } from "./fs.ts";
 import { BB_REPORT, BB_REPORT_MAGIC, BB_WAIT_OUT } from "./abi.ts";
 import { shim } from "./library.ts";
 

@@ -12,7 +12,7 @@
  * as "/" (src/native/probe.ts readInRoot): an image whose etc/passwd links to
  * /etc/shadow gets its own shadow read, never the host's.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 import { readInRoot } from "../native/probe.ts";
 import type { NetMode } from "../policy/policy.ts";
 import type { MountOp, MountPlan } from "./mounts.ts";

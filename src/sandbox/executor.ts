@@ -9,7 +9,7 @@
  * sees by default"). A program name without a slash is looked up in that
  * PATH inside the sandbox, as execvp does.
  */
-import { fstatSync } from "node:fs";
+import { fstatSync } from "../native/fs.ts";
 import type { Comms, CommsOptions } from "../comms/comms.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { socketpair } from "../native/comms.ts";

@@ -12,7 +12,7 @@
  * and, for a device, its file type. The six nodes of the minimal /dev (null,
  * zero, full, random, urandom, tty) are no relaxation.
  */
-import { statSync } from "node:fs";
+import { statSync } from "../native/fs.ts";
 import { readText } from "../read-text.ts";
 
 export type HostMount = "proc" | "sys" | "dev";

@@ -13,7 +13,7 @@
  * NUL and no ".." component; sources are absolute and must exist when the plan
  * is checked (a source that vanishes before the spawn is a setup error then).
  */
-import { lstatSync, readlinkSync, statSync } from "node:fs";
+import { lstatSync, readlinkSync, statSync } from "../native/fs.ts";
 import * as posix from "../posix-path.ts";
 import { UsageError } from "../errors.ts";
 import { DEV_NODES, HOST_MOUNT_TEXT, type HostMount, hostExposure, minimalNode } from "./exposure.ts";

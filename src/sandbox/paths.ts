@@ -4,7 +4,7 @@
  * symlink resolved, none of another user's followed). Every error names the
  * path at fault.
  */
-import { lstatSync, readlinkSync } from "node:fs";
+import { lstatSync, readlinkSync } from "../native/fs.ts";
 import * as posix from "../posix-path.ts";
 import { UsageError } from "../errors.ts";
 

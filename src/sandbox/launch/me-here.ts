@@ -15,7 +15,7 @@
  * (src/monitor/monitor.ts confirmMagic): the sandboxee goes on only once
  * it is monitored. No listener within LISTENER_WAIT_MS: the sandbox is killed.
  */
-import { readlinkSync } from "node:fs";
+import { readlinkSync } from "../../native/fs.ts";
 import type { Comms } from "../../comms/comms.ts";
 import { UsageError } from "../../errors.ts";
 import { describeErrno } from "../../native/errno.ts";
