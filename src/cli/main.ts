@@ -124,6 +124,10 @@ if (import.meta.main) {
   const fatal = (e: unknown) => void fail(e).then((code) => process.exit(code));
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
+  // Every way through cli() ends in process.exit: an empty event loop before
+  // that is an await that never settled (a policy module's top-level await),
+  // which Bun would end with 0, as if the command had run and succeeded.
+  process.on("beforeExit", () => fatal(new BunboxError("bunbox", "internal error: bunbox stopped before the run ended (an await that never settles: in a policy module?)")));
   const args = process.argv.slice(2);
   void Promise.resolve()
     .then(() => checkArgsBytes(args))

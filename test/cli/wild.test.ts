@@ -88,4 +88,13 @@ describe("policy modules", () => {
     expect(check.stdout).toContain("valid");
     rmSync(dir, { recursive: true });
   });
+
+  test("a module whose top-level await never settles: an error (125), not an exit 0 without the command", async () => {
+    const dir = `${DIR}/work/policy-hang-${process.pid}`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/hang.ts`, "await new Promise(() => {});\nexport default 1;\n");
+    const r = await bunbox(["run", "--policy", `${dir}/hang.ts`, "--", "/bin/echo", "ran"], { bare: true });
+    expect(r).toEqual({ code: 125, stdout: "", stderr: "bunbox: error: internal error: bunbox stopped before the run ended (an await that never settles: in a policy module?)\n" });
+    rmSync(dir, { recursive: true });
+  });
 });
