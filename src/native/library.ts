@@ -53,6 +53,8 @@ const symbols = {
   bb_isatty: { args: [i32], returns: i32 },
   bb_tty_size: { args: [i32], returns: i32 },
   bb_tty_copy_size: { args: [i32, i32], returns: i32 },
+  bb_tty_foreground: { args: [i32], returns: i32 },
+  bb_exit_now: { args: [i32], returns: FFIType.void },
   bb_tty_state_size: { args: [], returns: i32 },
   bb_tty_raw: { args: [i32, ptr], returns: i32 },
   bb_tty_restore: { args: [i32, ptr], returns: i32 },
