@@ -1,6 +1,7 @@
 /**
  * The text of the small files a run reads (cgroup files, /proc),
- * without readFileSync's cost for them (README.md, "Start-up").
+ * without readFileSync's cost for them (README.md, "Start-up"); and the
+ * files a person names to bunbox, read to a bound (readAtMost).
  */
 import { closeSync, openSync, readSync } from "./native/fs.ts";
 
