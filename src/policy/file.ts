@@ -157,6 +157,9 @@ function toNode(input: v.InferOutput<typeof NodeSchema>): Node | Action {
 export function policyFromJson(json: unknown, source: string, cwd = process.cwd()): Policy {
   // valibot's objects take an array (as an object with keys "0", "1"…): `[]` would be `{}`, an empty policy.
   if (Array.isArray(json)) throw new PolicyError([`${source}: (top level): a policy is a JSON object ({ "profile": …, "allow": [...] }), not an array`]);
+  // The same for the filesystem section: `"filesystem": []` would be the default filesystem, unsaid
+  // (block and allowIf refuse arrays in their schema; network's is a union of a string and an object).
+  if (Array.isArray((json as Record<string, unknown> | null)?.filesystem)) throw new PolicyError([`${source}: filesystem: a JSON object, not an array`]);
   const parsed = v.safeParse(PolicyFileSchema, json);
   if (!parsed.success) throw new PolicyError(parsed.issues.map((i) => `${source}: ${describeIssue(i, PolicyFileSchema)}`));
   const f = parsed.output;

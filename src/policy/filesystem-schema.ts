@@ -43,14 +43,10 @@ export const RootSchema = v.union([
 ]);
 export type RootEntry = v.InferOutput<typeof RootSchema>;
 
-/** The section itself: an object (valibot's objects take an array too, [] as {}: a section given as a list is a mistake to say). */
-export const FilesystemSchema = v.pipe(
-  v.custom<object>((x) => !Array.isArray(x), 'Invalid type: Expected Object but received Array (the section is { "base": …, "mounts": [...] })'),
-  v.strictObject({
-    base: v.optional(v.picklist(["default", "empty"])),
-    root: v.optional(RootSchema),
-    mounts: v.optional(v.array(MountSchema)),
-    dangerAllowHostMounts: v.optional(v.array(v.picklist(HOST_MOUNTS))),
-  }),
-);
+export const FilesystemSchema = v.strictObject({
+  base: v.optional(v.picklist(["default", "empty"])),
+  root: v.optional(RootSchema),
+  mounts: v.optional(v.array(MountSchema)),
+  dangerAllowHostMounts: v.optional(v.array(v.picklist(HOST_MOUNTS))),
+});
 export type FilesystemEntry = v.InferOutput<typeof FilesystemSchema>;

@@ -43,7 +43,7 @@ describe("policy file errors", () => {
     expect(await check("array.json", "[]")).toContain("array.json: (top level): a policy is a JSON object");
     expect(await check("array2.json", '[{"profile": "shell"}]')).toContain("array2.json: (top level): a policy is a JSON object");
     // Nor is a filesystem section: [] was the default filesystem, unsaid.
-    expect(await check("array3.json", '{"filesystem": []}')).toContain("array3.json: filesystem: Invalid type: Expected Object but received Array");
+    expect(await check("array3.json", '{"filesystem": []}')).toContain("array3.json: filesystem: a JSON object, not an array");
   });
 
   test("an unknown syscall, with the nearest names", async () => {
