@@ -119,9 +119,13 @@ export async function cli(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // bunbox's own exit, kept: a policy module's code runs with process.exit
+  // refused (src/policy/module.ts withoutExit), and one whose await never
+  // settles leaves it so when the event loop empties.
+  const exit = process.exit.bind(process);
   // Thrown from a callback, not from cli(): the same one line, then the exit
   // (the sandbox dies with bunbox).
-  const fatal = (e: unknown) => void fail(e).then((code) => process.exit(code));
+  const fatal = (e: unknown) => void fail(e).then((code) => exit(code));
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
   // Every way through cli() ends in process.exit: an empty event loop before
@@ -132,5 +136,5 @@ if (import.meta.main) {
   void Promise.resolve()
     .then(() => checkArgsBytes(args))
     .then(() => cli(args), fail)
-    .then((code) => process.exit(code));
+    .then((code) => exit(code));
 }

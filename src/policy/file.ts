@@ -20,7 +20,7 @@
  */
 import { extname, resolve } from "node:path";
 import * as v from "valibot";
-import { UsageError } from "../errors.ts";
+import { BunboxError, UsageError } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
 import { ARCHES, type ArchName, hostArch } from "./arch.ts";
 import { applyMount, rootOp } from "./filesystem.ts";
@@ -226,14 +226,23 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   const ext = extname(full);
   if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
     let mod: Record<string, unknown>;
+    const modules = await import("./module.ts");
     try {
-      mod = await (await import("./module.ts")).importPolicyModule(full);
+      mod = await modules.importPolicyModule(full);
     } catch (e) {
       throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
     }
     let p = mod.default ?? mod.policy;
     // A function gets a fresh builder (a `bunbox learn --format ts` module needs nothing else from bunbox).
-    if (typeof p === "function" && !(p instanceof Policy)) p = await (p as (b: PolicyBuilder) => unknown)(new PolicyBuilder().setOrigin(path));
+    if (typeof p === "function" && !(p instanceof Policy)) {
+      const make = p as (b: PolicyBuilder) => unknown;
+      try {
+        p = await modules.withoutExit(() => make(new PolicyBuilder().setOrigin(path)));
+      } catch (e) {
+        if (e instanceof BunboxError) throw e;
+        throw new UsageError("--policy", `${path}: its policy function failed: ${(e as Error).message}`);
+      }
+    }
     if (p instanceof PolicyBuilder) p = p.build();
     if (!(p instanceof Policy)) {
       throw new UsageError("--policy", `${path}: export a Policy, a PolicyBuilder or a function returning one (as default or as "policy")`);

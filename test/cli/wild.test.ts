@@ -97,4 +97,22 @@ describe("policy modules", () => {
     expect(r).toEqual({ code: 125, stdout: "", stderr: "bunbox: error: internal error: bunbox stopped before the run ended (an await that never settles: in a policy module?)\n" });
     rmSync(dir, { recursive: true });
   });
+
+  test("a module that calls process.exit() as it loads, or in its policy function: a usage error (2), not bunbox ending with its code", async () => {
+    const dir = `${DIR}/work/policy-exit-${process.pid}`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/top.ts`, "process.exit(0);\nexport default 1;\n");
+    writeFileSync(`${dir}/fn.ts`, "export default () => process.exit(3);\n");
+    const top = await bunbox(["run", "--policy", `${dir}/top.ts`, "--", "/bin/echo", "ran"], { bare: true });
+    expect(top.code).toBe(2);
+    expect(top.stdout).toBe("");
+    expect(top.stderr).toContain(`--policy: ${dir}/top.ts: cannot load the module: it called process.exit(0) (a policy module gives a policy; bunbox would have ended without running the command)`);
+    const fn = await bunbox(["run", "--policy", `${dir}/fn.ts`, "--", "/bin/echo", "ran"], { bare: true });
+    expect(fn.code).toBe(2);
+    expect(fn.stderr).toContain(`--policy: ${dir}/fn.ts: its policy function failed: it called process.exit(3)`);
+    // bunbox's own exit is its own again afterwards: a good module still runs the command, with its code.
+    writeFileSync(`${dir}/ok.ts`, 'import { PolicyBuilder } from "bunbox";\nexport default new PolicyBuilder().allowDynamicStartup().allowRead().allowWrite().allowExit();\n');
+    expect(await bunbox(["run", "--policy", `${dir}/ok.ts`, "--", "/bin/echo", "ran"], { bare: true })).toMatchObject({ code: 0, stdout: "ran\n" });
+    rmSync(dir, { recursive: true });
+  });
 });
