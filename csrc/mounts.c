@@ -157,7 +157,12 @@ static int op_newfs(struct bb_tree *t, uint32_t at, const char *dst) {
     const char *none[] = {0, 0};
     tree = bb_new_fs("proc", none, attrs | BB_MOUNT_ATTR_NOEXEC, why, sizeof why);
   } else if (m->kind == BB_M_DEVPTS) {
-    const char *pts[] = {"newinstance", 0, "ptmxmode", "0666", "mode", "0620", 0, 0};
+    /* max: ptys count against kernel.pty.max, one budget for every devpts
+     * instance but the host's (whose kernel.pty.reserve is kept): without
+     * it, one sandbox could take them all, and no other sandbox or
+     * container could open a terminal. 64 is plenty for script,
+     * expect, tmux. */
+    const char *pts[] = {"newinstance", 0, "ptmxmode", "0666", "mode", "0620", "max", "64", 0, 0};
     tree = bb_new_fs("devpts", pts, BB_MOUNT_ATTR_NOSUID | BB_MOUNT_ATTR_NOEXEC, why, sizeof why);
   } else if (m->kind == BB_M_TMPFS) {
     if (!(m->flags & BB_MF_RW)) attrs |= BB_MOUNT_ATTR_RDONLY;

@@ -16,6 +16,12 @@
  * stdout that fails (closed, EIO) is dropped and the master still drained,
  * so the sandboxee never blocks on a full pty.
  *
+ * Job control: a caller's terminal is read only while bunbox's process
+ * group is its foreground one (`bunbox run … &` runs on as `make &` would,
+ * its output shown, until `fg`). In the background a read would be EIO (this
+ * thread blocks SIGTTIN), so it is not tried: the input is polled again
+ * once the group is in the foreground (checked every BG_RECHECK_MS).
+ *
  * The relay ends when the master reads EIO or EOF (no slave is open: every
  * process of the sandbox is gone), or when asked (the stop pipe); it then
  * writes one byte to its done pipe, which TypeScript watches.
@@ -72,19 +78,26 @@ static void send_eof(int master) {
   }
 }
 
+#define BG_RECHECK_MS 200
+
+/* Whether bunbox's process group may read the terminal `fd` now. */
+static int in_foreground(int fd) { return tcgetpgrp(fd) == getpgrp(); }
+
 static void *relay_main(void *arg) {
   struct relay r = *(struct relay *)arg;
   free(arg);
   char in_buf[4096], out_buf[16384];
   size_t in_len = 0, in_off = 0;
   int in = r.in;
+  int in_tty = in >= 0 && isatty(in);
   for (;;) {
+    int background = in_tty && in >= 0 && !in_foreground(in);
     struct pollfd p[3] = {
         {r.master, POLLIN | (in_off < in_len ? POLLOUT : 0), 0},
-        {in_off < in_len ? -1 : in, POLLIN, 0},
+        {in_off < in_len || background ? -1 : in, POLLIN, 0},
         {r.stop_r, POLLIN, 0},
     };
-    if (poll(p, 3, -1) < 0) {
+    if (poll(p, 3, background ? BG_RECHECK_MS : -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -104,6 +117,8 @@ static void *relay_main(void *arg) {
       if (n > 0) {
         in_len = (size_t)n;
         in_off = 0;
+      } else if (n < 0 && in_tty && errno == EIO && !in_foreground(in)) {
+        /* sent to the background since the check: read again in the foreground */
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         if (r.flags & RELAY_EOF_TO_VEOF) send_eof(r.master);
         in = -1; /* ended: poll ignores a negative fd */
@@ -179,6 +194,18 @@ BB_API int bb_tty_copy_size(int from, int master) {
   if (ioctl(from, TIOCGWINSZ, &ws) < 0 || ioctl(master, TIOCSWINSZ, &ws) < 0) return -errno;
   return 0;
 }
+
+/* 1 when bunbox's process group is the foreground one of the terminal at
+ * fd (its modes may be changed without SIGTTOU), 0 when not, or -errno. */
+BB_API int bb_tty_foreground(int fd) {
+  pid_t pg = tcgetpgrp(fd);
+  return pg < 0 ? -errno : pg == getpgrp();
+}
+
+/* Ends the process at once, without the atexit hooks: Bun's writes back
+ * the terminal modes it saw at its start (src/cli/tty.ts says when those are
+ * not the ones to leave). */
+BB_API void bb_exit_now(int code) { _exit(code); }
 
 /* Bytes a saved terminal state takes (the caller's buffer for bb_tty_raw). */
 BB_API int bb_tty_state_size(void) { return (int)sizeof(struct termios); }

@@ -41,6 +41,9 @@ static long make_one(int root, const char *parent, const char *name, int file, u
     r = bb_sys3(SYS_mkdirat, dir, name, mode);
   }
   bb_sys1(SYS_close, dir);
+  /* The parent is there (it was just opened): ENOENT is its filesystem
+   * refusing new names (procfs), told apart from a dangling symlink. */
+  if (r == -ENOENT) return -EOPNOTSUPP;
   return r == -EEXIST ? 0 : r;
 }
 
@@ -97,6 +100,9 @@ int bb_dst_fail(struct bb_tree *t, long err, const char *dst) {
   /* -EROFS otherwise: src/native/stages.ts's hint for the mount stage says what to do. */
   else if (err == -ENOENT)
     why = ": a dangling symlink in the sandbox's tree (mount its target instead)";
+  else if (err == -EOPNOTSUPP)
+    why = ": cannot be made there, the filesystem of its parent makes no new names (the sandbox's /proc or /sys): "
+          "mount onto a name that is there, or elsewhere";
   else if (err == -ELOOP)
     why = ": too many symlinks inside the sandbox's tree, or a magic link (/proc/N/fd/M, /proc/N/root), "
           "which bunbox does not follow";

@@ -5,10 +5,10 @@
  * file says it has none), with nothing of an earlier, longer file left in it.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readText } from "../src/read-text.ts";
+import { readAtMost, readFileAtMost, readText } from "../src/read-text.ts";
 
 describe("readText", () => {
   test("a /proc file (size 0) is read whole, as readFileSync reads it", () => {
@@ -44,5 +44,30 @@ describe("readText", () => {
   test("undefined for what cannot be read: a missing file, a directory", () => {
     expect(readText("/proc/sys/user/no_such_limit")).toBeUndefined();
     expect(readText("/proc/self")).toBeUndefined();
+  });
+});
+
+describe("readAtMost", () => {
+  test("up to the limit, whole; one byte past it, undefined; an endless source stops at the limit", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bunbox-readatmost-"));
+    try {
+      const f = join(dir, "f");
+      const bytes = Uint8Array.from({ length: 200_000 }, (_, i) => i % 251);
+      writeFileSync(f, bytes);
+      expect(readFileAtMost(f, 200_000)).toEqual(bytes);
+      expect(readFileAtMost(f, 199_999)).toBeUndefined();
+      expect(() => readFileAtMost(join(dir, "none"))).toThrow("ENOENT");
+      writeFileSync(f, "");
+      expect(readFileAtMost(f, 0)).toEqual(new Uint8Array(0));
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+    expect(readFileAtMost("/dev/zero", 1 << 20)).toBeUndefined();
+    const fd = openSync("/dev/zero", "r");
+    try {
+      expect(readAtMost(fd, 1000)).toBeUndefined();
+    } finally {
+      closeSync(fd);
+    }
   });
 });

@@ -52,6 +52,12 @@ export interface Parsed<A extends Options> {
     Partial<Record<KeysWhere<A, { type: "positional" }>, string>>;
   /** With `tail`: the first argument that is not an option, and all after it, untouched. */
   tail: string[];
+  /**
+   * The option and value just before a tail that began without "--"
+   * (`--ro-try /a /b`: ["--ro-try", "/a"]): what to suspect when the
+   * "command" is another tool's second value.
+   */
+  tailAfter?: [string, string];
 }
 
 export interface Command<A extends Options = Options> {
@@ -134,10 +140,12 @@ export function parseArgs<A extends Options>(cmd: Command<A>, raw: readonly stri
   const command = path.slice(1).join(" "); // "policy check": the subject of argument errors
 
   let i = 0;
+  let last: [string, string] | undefined; // the last option and its value, for tailAfter
   for (; i < raw.length; i++) {
     const a = raw[i]!;
     if (a === "--") {
       i++;
+      last = undefined;
       break;
     }
     if (!a.startsWith("-") || a === "-") {
@@ -167,22 +175,28 @@ export function parseArgs<A extends Options>(cmd: Command<A>, raw: readonly stri
     if (def.type === "boolean") {
       if (value !== undefined) throw new UsageError(spelled, "takes no value");
       flags[name] = true;
+      last = undefined;
       continue;
     }
     const what = def.valueHint ?? "a value";
     if (value === undefined) {
       value = raw[++i];
-      if (value === undefined) throw new UsageError(spelled, `needs a value (${what})`);
+      // `--dir -- cmd`: the value was forgotten; "--" taken as it would be a path named "--" and the command's start lost.
+      if (value === undefined || value === "--") throw new UsageError(spelled, `needs a value (${what})${value === "--" ? ', not "--"' : ""}`);
     }
     if (value === "") throw new UsageError(spelled, `needs a value (${what}), not an empty string`);
     if (def.type === "enum" && !def.options?.includes(value)) {
       throw new UsageError(spelled, `"${value}" is not one of ${def.options?.join(", ")}`);
     }
+    last = a.includes("=") ? undefined : [spelled, value];
     if (def.repeatable) lists[name]!.push(value);
     else if (strings[name] !== undefined) throw new UsageError(spelled, "given twice (it takes one value)");
     else strings[name] = value;
   }
-  if (cmd.tail !== undefined) parsed.tail = raw.slice(i);
+  if (cmd.tail !== undefined) {
+    parsed.tail = raw.slice(i);
+    if (last && parsed.tail.length) parsed.tailAfter = last;
+  }
   else free.push(...raw.slice(i));
 
   const positionals = parsed.positionals as Record<string, string>;

@@ -9,6 +9,7 @@
  * it (an invalid byte always leaves one), so a plain start reads neither.
  */
 import { readFileSync } from "../native/fs.ts";
+import { MAX_INPUT, readFileAtMost } from "../read-text.ts";
 import { UsageError } from "../errors.ts";
 
 const REPLACEMENT = "\uFFFD";
@@ -46,7 +47,9 @@ export function checkEnvBytes(name: string, value: string, subject: string): str
 /** A file's text, refused when it is not valid UTF-8 (`subject`: the option and path). */
 export function readUtf8(path: string, subject: string): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(path));
+    const bytes = readFileAtMost(path);
+    if (bytes === undefined) throw new UsageError(subject, `${path}: more than ${MAX_INPUT >> 20}M: not a file of this kind (a device or a stream without an end?)`);
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (e) {
     if (e instanceof TypeError) throw new UsageError(subject, `${path}: not valid UTF-8: ${HOW}`);
     throw e;

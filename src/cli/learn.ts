@@ -12,7 +12,7 @@
  * found the learned policy does not run the command as the learning run
  * did, and the usual 2 and 125.
  */
-import { accessSync, closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, extname, resolve } from "node:path";
 import { BunboxError, UsageError } from "../errors.ts";
 import { coverageReport, policyModule } from "../learn/format.ts";
@@ -24,6 +24,7 @@ import type { Executor } from "../sandbox/executor.ts";
 import type { Result } from "../sandbox/result.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { jsonText, visible } from "../sandbox/visible.ts";
+import { MAX_INPUT, readFileAtMost } from "../read-text.ts";
 import type { Parsed } from "./args.ts";
 import { resultHints } from "./result-hints.ts";
 import { log, setVerbosity, writeAll } from "./log.ts";
@@ -49,8 +50,11 @@ async function readNotes(path: string): Promise<Observations> {
   }
   let text: string;
   try {
-    text = readFileSync(full, "utf8");
+    const bytes = readFileAtMost(full);
+    if (bytes === undefined) throw new UsageError("--merge", `${path}: more than ${MAX_INPUT >> 20}M: not a policy file (a device or a stream without an end?)`);
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError("--merge", `${path}: cannot be read (${(e as NodeJS.ErrnoException).code})`);
   }
   let json: unknown;
@@ -134,7 +138,7 @@ async function learnRun(o: LearnOptions, base: Policy, executor: Executor, merge
 
   const t0 = performance.now();
   const sandbox = { current: undefined as Sandbox | undefined };
-  const run = await forwardingSignals({ signal: (s) => sandbox.current?.signal(s) }, () => learner.run(executor, (s) => (sandbox.current = s)));
+  const run = await forwardingSignals({ signal: (s) => sandbox.current?.signal(s), kill: (why) => sandbox.current?.kill(why) }, () => learner.run(executor, (s) => (sandbox.current = s)));
   const result = run.result;
   const learnMs = performance.now() - t0;
   if (result.status !== "OK") log.log(result.toString());

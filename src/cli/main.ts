@@ -119,14 +119,22 @@ export async function cli(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // bunbox's own exit, kept: a policy module's code runs with process.exit
+  // refused (src/policy/module.ts withoutExit), and one whose await never
+  // settles leaves it so when the event loop empties.
+  const exit = process.exit.bind(process);
   // Thrown from a callback, not from cli(): the same one line, then the exit
   // (the sandbox dies with bunbox).
-  const fatal = (e: unknown) => void fail(e).then((code) => process.exit(code));
+  const fatal = (e: unknown) => void fail(e).then((code) => exit(code));
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
+  // Every way through cli() ends in process.exit: an empty event loop before
+  // that is an await that never settled (a policy module's top-level await),
+  // which Bun would end with 0, as if the command had run and succeeded.
+  process.on("beforeExit", () => fatal(new BunboxError("bunbox", "internal error: bunbox stopped before the run ended (an await that never settles: in a policy module?)")));
   const args = process.argv.slice(2);
   void Promise.resolve()
     .then(() => checkArgsBytes(args))
     .then(() => cli(args), fail)
-    .then((code) => process.exit(code));
+    .then((code) => exit(code));
 }

@@ -16,11 +16,11 @@
  *   --mask DST, --remount-ro DST  { "mask": DST }, { "readonly": DST }
  *   --danger-allow-host-mount K   "dangerAllowHostMounts": [K]
  */
-import { readFileSync } from "../native/fs.ts";
 import { UsageError } from "../errors.ts";
-import { applyMount, type FileBytes, type MountEntry, type RootEntry, rootOp } from "../policy/filesystem.ts";
+import { applyMount, type FileBytes, type MountEntry, type RootEntry, rootOp, TOO_LARGE } from "../policy/filesystem.ts";
+import { readAtMost } from "../read-text.ts";
 import { HOST_MOUNTS, type HostMount } from "../sandbox/exposure.ts";
-import type { MountPlan } from "../sandbox/mounts.ts";
+import { MAX_FILE_CONTENT, type MountPlan } from "../sandbox/mounts.ts";
 import type { Parsed } from "./args.ts";
 import type { RUN_ARGS } from "./options.ts";
 
@@ -41,11 +41,14 @@ function pair(spec: string, option: string, what: [string, string], both = false
 function fileEntry(spec: string): MountEntry | FileBytes {
   const [src, dst] = pair(spec, "--file", ["SOURCE", "DESTINATION"], true);
   if (!/^\d+$/.test(src)) return { file: dst, source: src };
+  let bytes;
   try {
-    return { file: dst, bytes: readFileSync(Number(src)) };
+    bytes = readAtMost(Number(src), MAX_FILE_CONTENT);
   } catch (e) {
     throw new UsageError(`--file ${spec}`, `fd ${src} cannot be read (${(e as NodeJS.ErrnoException).code})`);
   }
+  if (bytes === undefined) throw new UsageError(`--file ${spec}`, `fd ${src}: ${TOO_LARGE}: bind a host file instead`);
+  return { file: dst, bytes };
 }
 
 /** The root the options ask for, as a policy file's "root"; undefined: the policy's own. */

@@ -16,7 +16,7 @@
  * codes" for the rest. The signals a supervisor passes on (FORWARDED) go to
  * the sandboxee's process group through its init.
  */
-import { closeSync, existsSync, openSync, writeFileSync } from "../native/fs.ts";
+import { closeSync, existsSync, openSync, statSync, writeFileSync } from "../native/fs.ts";
 import type { ContainmentPlan, LimitNames } from "../containment/containment.ts";
 import { BunboxError, UsageError } from "../errors.ts";
 import { SIGNALS } from "../native/signals.ts";
@@ -73,6 +73,8 @@ function idOption(text: string | undefined, option: string): number | undefined 
 }
 
 export async function resolvePolicy(o: RunOptions): Promise<Policy> {
+  // Before the options' own checks: `--symlink /t /l` is bwrap's spelling before it is a value without ":".
+  if (o.tailAfter && o.tail[0] !== undefined) checkNotASecondValue(o.tail[0], ...o.tailAfter);
   const { policy: file, profile } = o.strings;
   if (file !== undefined && profile !== undefined) {
     throw new UsageError("--policy", "give --policy or --profile, not both (a policy file can name a profile)");
@@ -220,13 +222,36 @@ function openResultFile(path: string): number {
  */
 export const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT"] as const;
 
-/** `fn`, with the FORWARDED signals to bunbox passed on to the sandboxee meanwhile. */
-export async function forwardingSignals<T>(sandbox: { signal(sig: number): void }, fn: () => Promise<T>): Promise<T> {
-  const handlers = FORWARDED.map((name) => [name, () => sandbox.signal(SIGNALS[name]!)] as const);
+/**
+ * A SIGTERM, or a SIGHUP that came with the caller's terminal hung up, means
+ * the run is over (a supervisor stopping it; nobody left to type): a sandbox
+ * still running this long after is killed, as `docker stop` does after its
+ * grace. Without it, a sandboxee that ignores them (an interactive bash
+ * ignores SIGTERM) would keep bunbox and itself alive for good where no
+ * wall-time limit applies (stdin a terminal), unattended once the terminal
+ * is gone. A SIGHUP with the terminal still there (or none) is only passed
+ * on: a daemon's "reload".
+ */
+export const STOP_GRACE_S = 10;
+
+/** `fn`, with the FORWARDED signals to bunbox passed on to the sandboxee meanwhile (and STOP_GRACE_S after a stop, a kill). */
+export async function forwardingSignals<T>(sandbox: { signal(sig: number): void; kill(reason: string): void }, fn: () => Promise<T>): Promise<T> {
+  // A hung-up terminal answers no terminal ioctl (EIO): isatty turns false.
+  const terminals = [0, 1, 2].filter((fd) => isatty(fd));
+  const hungUp = () => terminals.length > 0 && !terminals.some((fd) => isatty(fd));
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  const handlers = FORWARDED.map((name) => [name, () => {
+    sandbox.signal(SIGNALS[name]!);
+    if (name === "SIGTERM" || (name === "SIGHUP" && hungUp())) {
+      const why = name === "SIGTERM" ? "SIGTERM" : "SIGHUP (its terminal hung up)";
+      grace ??= setTimeout(() => sandbox.kill(`still running ${STOP_GRACE_S} s after bunbox got ${why}`), STOP_GRACE_S * 1000);
+    }
+  }] as const);
   for (const [n, h] of handlers) process.on(n, h);
   try {
     return await fn();
   } finally {
+    clearTimeout(grace);
     for (const [n, h] of handlers) process.off(n, h);
   }
 }
@@ -252,6 +277,35 @@ function checkNotAVolume(cmd: string): void {
   throw new UsageError(
     "run",
     `"${cmd}" is not a command: -v is --verbose here, not docker's --volume; bind it with ${mode?.split(",").includes("ro") ? "--ro" : "--rw"} ${src}:${dst}`,
+  );
+}
+
+/** bunbox's one-value spellings of bwrap's two-value options: the ones whose DST may be left out, and the ones that need it. */
+const ONE_VALUE = new Map([
+  ["--ro", false],
+  ["--rw", false],
+  ["--ro-try", false],
+  ["--rw-try", false],
+  ["--bind-try", false],
+  ["--symlink", true],
+  ["--file", true],
+]);
+
+/**
+ * `--bind-try /a /b -- cmd`, `--symlink target /link`: bwrap's two values,
+ * of which the second became the command (with DST optional, /a would be
+ * bound on /a and "/b" run). Refused before anything starts when the value
+ * has no ":" and the "command" is an absolute path that is not a file on
+ * the host (nor, for the options that need a DST, whatever it is); `--`
+ * before the command says it is one.
+ */
+function checkNotASecondValue(cmd: string, option: string, value: string): void {
+  const needsDst = ONE_VALUE.get(option);
+  if (needsDst === undefined || value.includes(":") || !cmd.startsWith("/")) return;
+  if (!needsDst && existsSync(cmd) && statSync(cmd).isFile()) return;
+  throw new UsageError(
+    option,
+    `takes one value, ${option === "--symlink" ? "TARGET" : "SRC"}:DST: bwrap's ${option} ${value} ${cmd} is ${option} ${value}:${cmd} here (or put -- before the command, if "${cmd}" is one)`,
   );
 }
 

@@ -18,7 +18,7 @@ import { BunboxError } from "../errors.ts";
 import { describeErrno } from "../native/errno.ts";
 import { EPOLLIN, watch } from "../native/reactor.ts";
 import { closeFd } from "../native/sys.ts";
-import { copyTerminalSize, isTerminal as isatty, makeRaw, RELAY_EOF_TO_VEOF, restoreModes, type SavedModes, startRelay, terminalSize } from "../native/tty.ts";
+import { copyTerminalSize, exitNow, inForeground, isTerminal as isatty, makeRaw, RELAY_EOF_TO_VEOF, restoreModes, type SavedModes, startRelay, terminalSize } from "../native/tty.ts";
 import type { TerminalOptions } from "../sandbox/executor.ts";
 
 export type TtyChoice = "auto" | "tty" | "no-tty";
@@ -61,6 +61,9 @@ export function terminalOptions(plan: TerminalPlan): TerminalOptions {
   return { stdio: plan.stdio, ...(size > 0 ? { rows: size >>> 16, cols: size & 0xffff } : {}) };
 }
 
+/** How often a run started in the background looks whether it is in the foreground yet. */
+const BACKGROUND_RECHECK_MS = 200;
+
 /** How long the relay may go on draining after the Result, before it is stopped. */
 const DRAIN_MS = 2000;
 
@@ -77,14 +80,35 @@ export class TerminalRelay {
 
   constructor(private readonly plan: TerminalPlan) {}
 
+  private background: ReturnType<typeof setInterval> | undefined;
+  private startedInBackground = false;
+  /**
+   * Raw mode, once bunbox is in the terminal's foreground: started in the
+   * background (`bunbox run … &`), changing the modes would stop it
+   * (SIGTTOU), so they stay as they are until `fg`: seen at the SIGCONT
+   * that continues a stopped job, or within BACKGROUND_RECHECK_MS (bash's
+   * `fg` of a running job sends none). The relay reads the caller's input
+   * only in the foreground too (csrc/relay.c).
+   */
+  private readonly toRaw = () => {
+    if (this.saved || this.master < 0 || !inForeground(0)) return;
+    clearInterval(this.background);
+    // Registered first: from the moment the modes change, every exit puts them back.
+    process.on("exit", this.onExit);
+    const saved = makeRaw(0);
+    if (typeof saved !== "number") this.saved = saved;
+  };
+
   /** Raw mode (if the caller's stdin is relayed), window-size forwarding, the relay thread. */
   start(master: number): void {
     this.master = master;
     if (this.plan.raw) {
-      // Registered first: from the moment the modes change, every exit puts them back.
-      process.on("exit", this.onExit);
-      const saved = makeRaw(0);
-      if (typeof saved !== "number") this.saved = saved;
+      this.toRaw();
+      if (!this.saved) {
+        this.startedInBackground = true;
+        process.on("SIGCONT", this.toRaw);
+        this.background = setInterval(this.toRaw, BACKGROUND_RECHECK_MS);
+      }
     }
     if (this.plan.sizeFrom >= 0) {
       process.on("SIGWINCH", this.onResize);
@@ -128,11 +152,19 @@ export class TerminalRelay {
     this.restore();
     if (this.master >= 0) closeFd(this.master);
     this.master = -1;
+    // Bun saved the terminal's modes when bunbox started and writes them back
+    // at exit. Started in the background, those were the shell's line
+    // editor's (no echo, no canonical mode), and bash keeps the modes a job
+    // leaves: the shell would go on without echo. So bunbox's exit skips
+    // that (its own output is written synchronously: nothing is left to flush).
+    if (this.startedInBackground) process.once("exit", (code) => exitNow(code));
   }
 
   /** The caller's modes back (once); safe from an exit handler. */
   restore(): void {
     process.off("SIGWINCH", this.onResize);
+    process.off("SIGCONT", this.toRaw);
+    clearInterval(this.background);
     if (!this.saved) return;
     restoreModes(this.saved);
     this.saved = undefined;

@@ -18,8 +18,8 @@ const { i64, i64_fast, ptr: p } = FFIType;
 
 /** The calls used, by arch (asm-generic numbering on aarch64); test/native/fs.test.ts checks them against the syscall tables. */
 export const SYSCALLS = {
-  x86_64: { read: 0, pread64: 17, write: 1, close: 3, openat: 257, mkdirat: 258, unlinkat: 263, readlinkat: 267, faccessat: 269, statx: 332, getdents64: 217, memfd_create: 319 },
-  aarch64: { read: 63, pread64: 67, write: 64, close: 57, openat: 56, mkdirat: 34, unlinkat: 35, readlinkat: 78, faccessat: 48, statx: 291, getdents64: 61, memfd_create: 279 },
+  x86_64: { read: 0, pread64: 17, write: 1, close: 3, openat: 257, mkdirat: 258, unlinkat: 263, readlinkat: 267, faccessat: 269, statx: 332, newfstatat: 262, getdents64: 217, memfd_create: 319 },
+  aarch64: { read: 63, pread64: 67, write: 64, close: 57, openat: 56, mkdirat: 34, unlinkat: 35, readlinkat: 78, faccessat: 48, statx: 291, newfstatat: 79, getdents64: 61, memfd_create: 279 },
 } as const;
 export const NR: (typeof SYSCALLS)[keyof typeof SYSCALLS] = SYSCALLS[process.arch === "arm64" ? "aarch64" : "x86_64"];
 
@@ -222,26 +222,53 @@ export class Stats {
 }
 
 /** struct statx (256 bytes, the same on every arch); kept for the next call. */
-const statxBuf = new Uint8Array(256);
-const statxView = new DataView(statxBuf.buffer);
+const statBuf = new Uint8Array(256);
+const statView = new DataView(statBuf.buffer);
 
-function statx(dirfd: number, path: string, flags: number, what: string, shown: string | number): Stats {
-  check(sys(NR.statx, dirfd, cPath(path), flags, STATX_BASIC_STATS, ptr(statxBuf)), what, shown);
-  const v = statxView;
-  // stx_uid @20, stx_gid @24, stx_mode (u16) @28, stx_size (u64) @40.
-  return new Stats(v.getUint16(28, true), v.getUint32(20, true), v.getUint32(24, true), Number(v.getBigUint64(40, true)));
+/**
+ * Where struct stat (newfstatat) keeps mode, uid, gid and size: x86_64's
+ * own layout, aarch64's the asm-generic one.
+ */
+const STAT_AT = process.arch === "arm64" ? { mode: 16, uid: 24, gid: 28, size: 48 } : { mode: 24, uid: 28, gid: 32, size: 48 };
+
+/**
+ * Whether to ask statx (Linux 4.11). A container's seccomp profile may
+ * refuse it (ENOSYS or EPERM, as older Docker ones did): then newfstatat,
+ * as libuv does.
+ */
+let useStatx = true;
+
+/** Test hook: newfstatat instead of statx. */
+export function _useStatx(on: boolean): void {
+  useStatx = on;
+}
+
+function stat(dirfd: number, path: string, flags: number, what: string, shown: string | number): Stats {
+  const v = statView;
+  if (useStatx) {
+    const r = sys(NR.statx, dirfd, cPath(path), flags, STATX_BASIC_STATS, ptr(statBuf));
+    if (r >= 0) {
+      // stx_uid @20, stx_gid @24, stx_mode (u16) @28, stx_size (u64) @40.
+      return new Stats(v.getUint16(28, true), v.getUint32(20, true), v.getUint32(24, true), Number(v.getBigUint64(40, true)));
+    }
+    if (r !== -38 /* ENOSYS */ && r !== -1 /* EPERM */) fail(-r, what, shown);
+    useStatx = false;
+  }
+  check(sys(NR.newfstatat, dirfd, cPath(path), ptr(statBuf), flags), what, shown);
+  const at = STAT_AT;
+  return new Stats(v.getUint32(at.mode, true), v.getUint32(at.uid, true), v.getUint32(at.gid, true), Number(v.getBigInt64(at.size, true)));
 }
 
 export function statSync(path: string): Stats {
-  return statx(AT_FDCWD, path, 0, "stat", path);
+  return stat(AT_FDCWD, path, 0, "stat", path);
 }
 
 export function lstatSync(path: string): Stats {
-  return statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, "lstat", path);
+  return stat(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, "lstat", path);
 }
 
 export function fstatSync(fd: number): Stats {
-  return statx(fd, "", AT_EMPTY_PATH, "fstat", fd);
+  return stat(fd, "", AT_EMPTY_PATH, "fstat", fd);
 }
 
 /** A symlink's target (PATH_MAX at most, as the kernel's). */

@@ -53,6 +53,8 @@ const symbols = {
   bb_isatty: { args: [i32], returns: i32 },
   bb_tty_size: { args: [i32], returns: i32 },
   bb_tty_copy_size: { args: [i32, i32], returns: i32 },
+  bb_tty_foreground: { args: [i32], returns: i32 },
+  bb_exit_now: { args: [i32], returns: FFIType.void },
   bb_tty_state_size: { args: [], returns: i32 },
   bb_tty_raw: { args: [i32, ptr], returns: i32 },
   bb_tty_restore: { args: [i32, ptr], returns: i32 },
@@ -149,7 +151,10 @@ function load(path: string, what: string) {
     let probe;
     try {
       probe = dlopen(path, { bb_abi_layout: symbols.bb_abi_layout });
-    } catch {
+    } catch (again) {
+      // The file itself would not load (a noexec mount: "failed to map segment"; not an ELF library): not a version question.
+      const why = (again as Error).message;
+      if (why.startsWith("Failed to open library")) throw new BunboxError("native", `cannot load ${what}: ${why.replace(/^Failed to open library "[^"]*": /, "")}`);
       throw new BunboxError("native", `${what} is not a bunbox shim of this version (it has no bb_abi_layout): ${rebuildHint(what)}`);
     }
     const bad = checkLayout(probe.symbols.bb_abi_layout, what);
@@ -216,12 +221,27 @@ function openEmbedded(path: string) {
   // No executable memfd (vm.memfd_noexec=2): a private copy in TMPDIR.
   // node:os's tmpdir(), without loading node:os on every start.
   const { mkdtempSync, rmdirSync, unlinkSync } = nodeFs();
-  const dir = mkdtempSync(join((process.env.TMPDIR || "/tmp").replace(/(.)\/+$/, "$1"), "bunbox-"));
+  const tmp = (process.env.TMPDIR || "/tmp").replace(/(.)\/+$/, "$1");
+  const noMemfd = "memfds cannot be executed here (vm.memfd_noexec=2?), so it needs a TMPDIR where files can be";
+  let dir;
+  try {
+    dir = mkdtempSync(join(tmp, "bunbox-"));
+  } catch (e) {
+    throw new BunboxError("native", `cannot load the embedded native shim: ${noMemfd}, and ${tmp} is not usable (${(e as NodeJS.ErrnoException).code}): set TMPDIR`);
+  }
   const file = join(dir, "libbunbox.so");
   const fd = openSync(file, "wx", 0o700);
   try {
     for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-    return load(existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : file, "the embedded native shim");
+    try {
+      return load(existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : file, "the embedded native shim");
+    } catch (e) {
+      // A noexec TMPDIR: the one case that is the caller's to mend.
+      if (e instanceof BunboxError && e.message.includes("failed to map segment")) {
+        throw new BunboxError("native", `cannot load the embedded native shim: ${noMemfd} (${tmp} is mounted noexec?): set TMPDIR to such a directory`);
+      }
+      throw e;
+    }
   } finally {
     closeSync(fd);
     unlinkSync(file);

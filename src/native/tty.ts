@@ -20,6 +20,17 @@ export function copyTerminalSize(from: number, master: number): number {
   return shim().bb_tty_copy_size(from, master);
 }
 
+/** Whether bunbox's process group is the foreground one of the terminal at fd (false: in the background, or not a terminal). */
+export function inForeground(fd: number): boolean {
+  return shim().bb_tty_foreground(fd) === 1;
+}
+
+/** Ends the process with `code` at once, skipping the atexit hooks (Bun's restore of the terminal modes it saw at start among them). */
+export function exitNow(code: number): never {
+  shim().bb_exit_now(code);
+  throw new Error("unreachable: _exit returned");
+}
+
 /** The saved modes of a terminal bunbox put in raw mode. */
 export interface SavedModes {
   fd: number;

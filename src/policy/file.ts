@@ -18,10 +18,9 @@
  * "network" may also be { "mode": "proxy", "allow": [...], "deny": [...],
  * "addHosts": {...} } (src/net/schema.ts).
  */
-import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import * as v from "valibot";
-import { UsageError } from "../errors.ts";
+import { BunboxError, UsageError } from "../errors.ts";
 import { errnoNumber } from "../native/errno.ts";
 import { ARCHES, type ArchName, hostArch } from "./arch.ts";
 import { applyMount, rootOp } from "./filesystem.ts";
@@ -38,6 +37,7 @@ import { quote } from "../names.ts";
 import { nearest } from "../near.ts";
 import { describeIssue } from "./file-issues.ts";
 import { jsonErrorAt } from "./json-position.ts";
+import { MAX_INPUT, readFileAtMost } from "../read-text.ts";
 
 const ErrnoSchema = v.union([
   v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4095)),
@@ -155,6 +155,11 @@ function toNode(input: v.InferOutput<typeof NodeSchema>): Node | Action {
 
 /** Builds a policy from parsed JSON; `source` names the file in messages. */
 export function policyFromJson(json: unknown, source: string, cwd = process.cwd()): Policy {
+  // valibot's objects take an array (as an object with keys "0", "1"…): `[]` would be `{}`, an empty policy.
+  if (Array.isArray(json)) throw new PolicyError([`${source}: (top level): a policy is a JSON object ({ "profile": …, "allow": [...] }), not an array`]);
+  // The same for the filesystem section: `"filesystem": []` would be the default filesystem, unsaid
+  // (block and allowIf refuse arrays in their schema; network's is a union of a string and an object).
+  if (Array.isArray((json as Record<string, unknown> | null)?.filesystem)) throw new PolicyError([`${source}: filesystem: a JSON object, not an array`]);
   const parsed = v.safeParse(PolicyFileSchema, json);
   if (!parsed.success) throw new PolicyError(parsed.issues.map((i) => `${source}: ${describeIssue(i, PolicyFileSchema)}`));
   const f = parsed.output;
@@ -221,14 +226,23 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   const ext = extname(full);
   if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
     let mod: Record<string, unknown>;
+    const modules = await import("./module.ts");
     try {
-      mod = await (await import("./module.ts")).importPolicyModule(full);
+      mod = await modules.importPolicyModule(full);
     } catch (e) {
       throw new UsageError("--policy", `${path}: cannot load the module: ${(e as Error).message}`);
     }
     let p = mod.default ?? mod.policy;
     // A function gets a fresh builder (a `bunbox learn --format ts` module needs nothing else from bunbox).
-    if (typeof p === "function" && !(p instanceof Policy)) p = await (p as (b: PolicyBuilder) => unknown)(new PolicyBuilder().setOrigin(path));
+    if (typeof p === "function" && !(p instanceof Policy)) {
+      const make = p as (b: PolicyBuilder) => unknown;
+      try {
+        p = await modules.withoutExit(() => make(new PolicyBuilder().setOrigin(path)));
+      } catch (e) {
+        if (e instanceof BunboxError) throw e;
+        throw new UsageError("--policy", `${path}: its policy function failed: ${(e as Error).message}`);
+      }
+    }
     if (p instanceof PolicyBuilder) p = p.build();
     if (!(p instanceof Policy)) {
       throw new UsageError("--policy", `${path}: export a Policy, a PolicyBuilder or a function returning one (as default or as "policy")`);
@@ -237,17 +251,24 @@ export async function loadPolicyFile(path: string, cwd = process.cwd()): Promise
   }
   let text: string;
   try {
-    text = readFileSync(full, "utf8");
+    const bytes = readFileAtMost(full);
+    if (bytes === undefined) throw new UsageError("--policy", `${path}: more than ${MAX_INPUT >> 20}M: not a policy file (a device or a stream without an end?)`);
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError("--policy", `${path}: ${code === "ENOENT" ? "no such file" : `cannot read (${code})`}`);
   }
   let json: unknown;
+  let error: Error | undefined;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    const at = jsonErrorAt(text);
-    throw new UsageError("--policy", at ? `${path}:${at.line}:${at.column}: not valid JSON: ${at.message}` : `${path}: not valid JSON: ${(e as Error).message}`);
+    error = e as Error;
   }
+  // Also when JSON.parse took it: a key given twice (src/policy/json-position.ts).
+  const at = jsonErrorAt(text);
+  if (at) throw new UsageError("--policy", `${path}:${at.line}:${at.column}: ${error ? "not valid JSON" : "a policy file"}: ${at.message}`);
+  if (error) throw new UsageError("--policy", `${path}: not valid JSON: ${error.message}`);
   return policyFromJson(json, path, cwd);
 }

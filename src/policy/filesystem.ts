@@ -20,8 +20,8 @@
  *     "dangerAllowHostMounts": ["proc"]        // binds that show the host's /proc, /sys, devices
  *   }
  */
-import { readFileSync } from "../native/fs.ts";
 import { UsageError } from "../errors.ts";
+import { readFileAtMost } from "../read-text.ts";
 import { checkSource, MAX_FILE_CONTENT, type MountOp, type MountPlan, type RootOp } from "../sandbox/mounts.ts";
 import { parseSize } from "../sandbox/units.ts";
 import type { MountEntry, RootEntry } from "./filesystem-schema.ts";
@@ -30,18 +30,19 @@ export type { FilesystemEntry, MountEntry, RootEntry } from "./filesystem-schema
 /** A file whose content the command line read (from an fd: bytes, not text). */
 export type FileBytes = { file: string; bytes: Uint8Array; mode?: number };
 
+/** What a content too large for a `file` entry says. */
+export const TOO_LARGE = `more than the ${MAX_FILE_CONTENT >> 20}M a file's content may hold`;
+
 /** The host file `path`'s content, for a `file` entry's source (read now: a copy, not a bind). */
 function readSource(path: string, subject: string): Uint8Array {
   const src = checkSource(path, subject);
-  let data: Uint8Array;
+  let data: Uint8Array | undefined;
   try {
-    data = readFileSync(src);
+    data = readFileAtMost(src, MAX_FILE_CONTENT);
   } catch (e) {
     throw new UsageError(subject, `${path}: cannot be read (${(e as NodeJS.ErrnoException).code})`);
   }
-  if (data.length > MAX_FILE_CONTENT) {
-    throw new UsageError(subject, `${path}: ${data.length} bytes, more than a file's content may hold (${MAX_FILE_CONTENT >> 20}M): bind it instead`);
-  }
+  if (data === undefined) throw new UsageError(subject, `${path}: ${TOO_LARGE}: bind it instead`);
   return data;
 }
 

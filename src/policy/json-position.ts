@@ -1,8 +1,11 @@
 /**
  * Where a JSON text stops being JSON: line and column (1-based) and what
  * was expected there. JSON.parse says what went wrong but, in Bun, not
- * where; a person fixing a policy file needs the line. Only called once
- * JSON.parse has failed, so this walk need not build anything.
+ * where; a person fixing a policy file needs the line. This walk builds
+ * nothing but each object's set of keys: a key given twice is refused here
+ * too, though JSON.parse takes it (keeping the last), since in a policy the
+ * first value would vanish unseen: a second "block" or "filesystem" drops
+ * the first one's refusals.
  */
 
 export interface JsonErrorAt {
@@ -54,10 +57,15 @@ export function jsonErrorAt(text: string): JsonErrorAt | undefined {
       i++;
       ws();
       if (text[i] === "}") return void i++;
+      const keys = new Set<string>();
       for (;;) {
         ws();
         if (text[i] === "}") throw new Stop(i, "a comma before } (JSON allows no trailing comma)");
+        const at = i;
         string();
+        const key = JSON.parse(text.slice(at, i)) as string;
+        if (keys.has(key)) throw new Stop(at, `${JSON.stringify(key)} given twice in one object (only one can count)`);
+        keys.add(key);
         ws();
         if (text[i] !== ":") fail('":" after the key');
         i++;

@@ -20,8 +20,25 @@ async function registerSelf(): Promise<void> {
   });
 }
 
+/**
+ * `fn`, the code of a policy module (its loading, or the function it
+ * exports), with process.exit() refused meanwhile: bunbox would end there,
+ * its exit code the module's, without the command having run.
+ */
+export async function withoutExit<T>(fn: () => T | Promise<T>): Promise<T> {
+  const exit = process.exit;
+  process.exit = ((code?: number | string | null) => {
+    throw new Error(`it called process.exit(${code ?? ""}) (a policy module gives a policy; bunbox would have ended without running the command)`);
+  }) as typeof process.exit;
+  try {
+    return await fn();
+  } finally {
+    process.exit = exit;
+  }
+}
+
 /** Imports the module at the absolute `path`. */
 export async function importPolicyModule(path: string): Promise<Record<string, unknown>> {
   await registerSelf();
-  return import(path);
+  return withoutExit(() => import(path));
 }

@@ -151,9 +151,9 @@ export class Sandbox {
     return this.awaitResult();
   }
 
-  /** Kills the whole sandbox; its Result is EXTERNAL_KILL. */
-  kill(): void {
-    if (this.monitor) this.monitor.kill();
+  /** Kills the whole sandbox; its Result is EXTERNAL_KILL (with `reason`, if given). */
+  kill(reason?: string): void {
+    if (this.monitor) this.monitor.kill(reason);
     else this.killedBeforeStart = true;
   }
 

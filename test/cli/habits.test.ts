@@ -6,7 +6,7 @@
  * a --rw into a read-only tree told what to do.
  */
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { bunbox, DIR } from "../helpers.ts";
 
 const T = ["--", "/bin/true"];
@@ -53,6 +53,54 @@ describe("docker's -v trap", () => {
     writeFileSync(path, "#!/bin/sh\necho ran\n", { mode: 0o755 });
     const r = await bunbox(["run", "--ro", `${DIR}/work:/w`, "--", "/w/a:b"], { bare: true });
     expect(r.stdout).toBe("ran\n");
+  });
+});
+
+describe("bwrap's two values to an option bunbox spells with one", () => {
+  test("--bind-try SRC DST, --ro-try, --symlink TARGET DST, --file FD DST: the second value would be the command: refused with the fix, before anything runs", async () => {
+    await usage(["run", "--bind-try", "/no/such", "/x", ...T], "--bind-try: takes one value, SRC:DST: bwrap's --bind-try /no/such /x is --bind-try /no/such:/x here");
+    await usage(["run", "--ro-try", "/usr", "/opt/usr", ...T], "--ro-try /usr:/opt/usr");
+    await usage(["run", "--ro", "/usr", "/opt/usr", ...T], "--ro /usr:/opt/usr");
+    await usage(["run", "--symlink", "/tmp", "/link", ...T], "--symlink: takes one value, TARGET:DST: bwrap's --symlink /tmp /link is --symlink /tmp:/link here");
+    await usage(["learn", "-o", `${DIR}/work/never.json`, "--file", "0", "/etc/x", ...T], "--file 0:/etc/x");
+  });
+
+  test("a command that is a file on the host, or one after --, is the command", async () => {
+    const r = await bunbox(["run", "--ro", "/usr", "/bin/echo", "ran"], { bare: true });
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: "ran\n" });
+    const after = await bunbox(["run", "--ro-try", "/usr", "--", "/no/such/cmd"], { bare: true });
+    expect({ code: after.code, stderr: after.stderr }).toEqual({ code: 127, stderr: expect.stringContaining("/no/such/cmd: command not found in the sandbox") });
+  });
+});
+
+describe("files bunbox reads are read to 16M and no further", () => {
+  test("a policy, an --env-file, a --merge file that is /dev/zero: refused, not read until the host's memory runs out", async () => {
+    await usage(["run", "--policy", "/dev/zero", ...T], "--policy: /dev/zero: more than 16M");
+    await usage(["run", "--env-file", "/dev/zero", ...T], "--env-file: /dev/zero: more than 16M");
+    await usage(["policy", "check", "/dev/zero"], "--policy: /dev/zero: more than 16M");
+    await usage(["learn", "-o", `${DIR}/work/never.json`, "--merge", "/dev/zero", ...T], "--merge: /dev/zero: more than 16M");
+  });
+});
+
+describe("--file's content", () => {
+  test("a source without an end (/dev/zero, an endless stdin) is refused after 16M, not read until the host's memory runs out", async () => {
+    await usage(["run", "--file", "/dev/zero:/x", ...T], "--file /dev/zero:/x: /dev/zero: more than the 16M a file's content may hold");
+    const zero = openSync("/dev/zero", "r");
+    try {
+      const r = await bunbox(["run", "--file", "3:/x", ...T], { bare: true, extraFds: [zero] });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: "bunbox: error: --file 3:/x: fd 3: more than the 16M a file's content may hold: bind a host file instead\n" });
+    } finally {
+      closeSync(zero);
+    }
+  });
+
+  test("16M exactly is a file's content still, from a path or an fd", async () => {
+    const path = `${DIR}/work/sixteen-m`;
+    writeFileSync(path, new Uint8Array(16 << 20));
+    const fromPath = await bunbox(["run", "--file", `${path}:/x`, "--", "/usr/bin/wc", "-c", "/x"], { bare: true });
+    expect(fromPath.stdout).toBe(`${16 << 20} /x\n`);
+    const fromFd = await bunbox(["run", "--file", "0:/x", "--", "/usr/bin/wc", "-c", "/x"], { bare: true, stdin: new Uint8Array(16 << 20) });
+    expect(fromFd.stdout).toBe(`${16 << 20} /x\n`);
   });
 });
 

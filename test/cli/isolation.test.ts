@@ -103,6 +103,12 @@ describeModes("filesystem view", () => {
     expect(w.stdout).toContain("write: 1");
   });
 
+  test("the sandbox's devpts holds at most 64 ptys: one sandbox cannot take the host's kernel.pty.max from the others", async () => {
+    const py = "import os\nn = 0\ntry:\n    while True: os.open('/dev/ptmx', os.O_RDWR | os.O_NOCTTY); n += 1\nexcept OSError as e: print(n, e.strerror)";
+    const r = await bunbox(["run", "--max-files", "4096", "--", "python3", "-c", py], { bare: true });
+    expect(r.stdout).toBe("64 No space left on device\n");
+  });
+
   testUnless(NEEDS_ROOT)("/etc/shadow is unreadable when bunbox runs as root", async () => {
     const r = await probe(["read", "/etc/shadow"]);
     expect(r.stdout).toBe("open: -1 EACCES\n");

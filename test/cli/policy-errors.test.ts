@@ -29,6 +29,23 @@ describe("policy file errors", () => {
     expect(await check("d.json", "// a comment\n{}")).toContain("d.json:1:1: not valid JSON");
   });
 
+  test("a key given twice, which JSON.parse would take keeping the last, is refused at the second", async () => {
+    // The first "block" would vanish unseen: getpid would go back to what the profile gives it.
+    expect(await check("dup.json", '{\n  "block": {"getpid": "EPERM"},\n  "block": {}\n}')).toContain('dup.json:3:3: a policy file: "block" given twice in one object');
+    expect(await check("dup2.json", '{"filesystem": {"mounts": [{"tmpfs": "/a", "tmpfs": "/b"}]}}')).toContain('dup2.json:1:44: a policy file: "tmpfs" given twice');
+    // Keys of different objects are not one object's.
+    const other = `${DIR}/work/dup3.json`;
+    writeFileSync(other, '{"profile": "shell", "filesystem": {"mounts": [{"tmpfs": "/a"}, {"tmpfs": "/b"}]}}');
+    expect((await bunbox(["policy", "check", other], { bare: true })).code).toBe(0);
+  });
+
+  test("an array is not a policy (valibot would take [] as {})", async () => {
+    expect(await check("array.json", "[]")).toContain("array.json: (top level): a policy is a JSON object");
+    expect(await check("array2.json", '[{"profile": "shell"}]')).toContain("array2.json: (top level): a policy is a JSON object");
+    // Nor is a filesystem section: [] was the default filesystem, unsaid.
+    expect(await check("array3.json", '{"filesystem": []}')).toContain("array3.json: filesystem: a JSON object, not an array");
+  });
+
   test("an unknown syscall, with the nearest names", async () => {
     const e = await check("e.json", '{"allow": ["getpidd", "opne"], "block": {"unlinkk": "EPERM"}}');
     const arch = HOST_ARCH.name;

@@ -101,6 +101,35 @@ describe("a terminal of its own", () => {
     expect(screen).not.toContain("cannot set terminal process group");
   });
 
+  test("bunbox run … & in an interactive shell runs on in the background (as make & would), and takes the terminal at fg", async () => {
+    // The shell on the caller's terminal; bunbox a job of it. What is waited
+    // for is computed ($((6*7))), so that the echo of the typed line does not match it.
+    const t = new Terminal("PS1='$ ' /bin/bash --norc -i");
+    let at = await t.waitFor("$ ");
+    t.type(`${TTY} state\n`);
+    at = await t.waitFor(/ldisc=\d+/, at);
+    // In the background it neither stops (SIGTTOU at raw mode) nor reads the terminal: its output shows, it ends.
+    t.type(`${RUN} -- /bin/sh -c 'echo bg-$((6*7)); sleep 0.3; echo done-$((6*7))' &\n`);
+    at = await t.waitFor("done-42", at);
+    t.type("wait; echo status=$((0+$?))\n");
+    at = await t.waitFor("status=0", at);
+    // A job that reads: at fg it gets the terminal, typed input included.
+    t.type(`${RUN} -- /bin/sh -c 'echo reading-$((6*7)); read x; echo "got-$x"' &\n`);
+    at = await t.waitFor("reading-42", at);
+    t.type("fg\n");
+    at = await t.waitFor("read x", at); // bash names the job it brought to the foreground
+    t.type("typed\n");
+    at = await t.waitFor("got-typed", at);
+    t.type(`echo status=$((0+$?)); ${TTY} state; exit 0\n`);
+    const { code, screen } = await t.exit();
+    expect(code).toBe(0);
+    expect(screen.slice(at)).toContain("status=0");
+    expect(screen).not.toMatch(/Stopped/);
+    const states = screen.match(/lflag=\S+ iflag=\S+ oflag=\S+ ldisc=\d+/g)!;
+    expect(states).toHaveLength(2);
+    expect(states[1]).toBe(states[0]!);
+  });
+
   test("Ctrl-C reaches the sandboxee as SIGINT through its terminal (and Ctrl-\\ as SIGQUIT)", async () => {
     const t = new Terminal(`${RUN} -- ${IN_BOX} signals 2`);
     const at = await t.waitFor("ready");

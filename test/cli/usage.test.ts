@@ -48,6 +48,8 @@ const USAGE: [string, string[], ...string[]][] = [
   ["a flag with an empty value", ["run", "--quiet=", ...T], "--quiet: takes no value"],
   ["a value missing at the end", ["run", "--time-limit"], "--time-limit: needs a value"],
   ["an empty value", ["run", "--time-limit=", ...T], "--time-limit: needs a value", "empty"],
+  ["a value forgotten before --", ["run", "--dir", ...T], "--dir: needs a value (DST), not \"--\""],
+  ["a value forgotten before -- (a list)", ["run", "--unsetenv", "--", "/bin/true"], "--unsetenv: needs a value"],
   ["an empty policy path", ["run", "--policy", "", ...T], "--policy: needs a value", "empty"],
   ["an empty cwd", ["run", "--cwd", "", ...T], "--cwd: needs a value"],
   ["a scalar given twice", ["run", "--time-limit", "5", "--time-limit", "6", ...T], "--time-limit: given twice"],

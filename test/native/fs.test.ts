@@ -61,13 +61,28 @@ describe("against node:fs, on a corpus", () => {
   node.symlinkSync("loop-a", join(dir, "loop-b"));
   node.symlinkSync("x".repeat(1000), join(dir, "long-target"));
   node.chmodSync(f, 0o640);
+  // Owner and group apart, so that a field read from the other's place shows.
+  if (process.geteuid?.() === 0) node.lchownSync(join(dir, "to-file"), 1234, 5678);
+  if (process.geteuid?.() === 0) node.chownSync(join(dir, "empty"), 4321, 8765);
   const paths = [
     f, join(dir, "empty"), join(dir, "sub"), join(dir, "sub/deeper"), join(dir, "to-file"), join(dir, "to-dir"), join(dir, "dangling"),
     join(dir, "loop-a"), join(dir, "long-target"), join(dir, "missing"), join(dir, "file/under-a-file"), "/dev/null", "/proc/self/status",
     "/proc/self/fd", "/", `${dir}/to-dir/deeper`, "",
   ];
 
-  test("stat, lstat, readlink, exists, access: the same results and error codes", () => {
+  test.each([
+    ["statx", true],
+    ["newfstatat (where a seccomp profile refuses statx)", false],
+  ])("stat, lstat, readlink, exists, access: the same results and error codes (%s)", (_, statx) => {
+    fs._useStatx(statx);
+    try {
+      checkPaths();
+    } finally {
+      fs._useStatx(true);
+    }
+  });
+
+  function checkPaths(): void {
     for (const p of paths) {
       expect([p, outcome(() => statOf(fs.statSync(p)))]).toEqual([p, outcome(() => statOf(node.statSync(p)))]);
       expect([p, outcome(() => statOf(fs.lstatSync(p)))]).toEqual([p, outcome(() => statOf(node.lstatSync(p)))]);
@@ -78,7 +93,7 @@ describe("against node:fs, on a corpus", () => {
         expect([p, mode, ok(() => fs.accessSync(p, mode))]).toEqual([p, mode, ok(() => node.accessSync(p, mode))]);
       }
     }
-  });
+  }
 
   test("readFileSync (bytes and text) and readdirSync: the same content, names and error codes", () => {
     for (const p of paths.filter((p) => !p.startsWith("/proc/self/status"))) {
@@ -177,10 +192,14 @@ describe("writing", () => {
     expect(outcome(() => (fs.rmdirSync(a), "ok"))).toEqual(outcome(() => (node.rmdirSync(a), "ok")));
   });
 
-  test("fstat of an open fd, and of a closed one", () => {
-    const fd = fs.openSync(join(dir, "file"), "r");
-    expect(statOf(fs.fstatSync(fd))).toEqual(statOf(node.fstatSync(fd)));
-    fs.closeSync(fd);
-    expect(outcome(() => fs.fstatSync(fd))).toEqual(outcome(() => node.fstatSync(fd)));
+  test("fstat of an open fd, and of a closed one (statx, newfstatat)", () => {
+    for (const statx of [true, false]) {
+      fs._useStatx(statx);
+      const fd = fs.openSync(join(dir, "file"), "r");
+      expect(statOf(fs.fstatSync(fd))).toEqual(statOf(node.fstatSync(fd)));
+      fs.closeSync(fd);
+      expect(outcome(() => fs.fstatSync(fd))).toEqual(outcome(() => node.fstatSync(fd)));
+    }
+    fs._useStatx(true);
   });
 });

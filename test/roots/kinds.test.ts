@@ -74,6 +74,15 @@ describe("mount kinds on the command line", () => {
     expect(r.stderr).toContain("hint: that destination lies in a read-only tree of the sandbox");
   });
 
+  test("a name the sandbox's /proc or /sys cannot hold is said as such, not as a dangling symlink", async () => {
+    for (const [opts, dst] of [[["--dir", "/proc/bunbox-x"], "/proc/bunbox-x"], [["--tmpfs", "/proc/bunbox-y/z"], "/proc/bunbox-y/z"]] as const) {
+      const r = await sh([...opts], "true");
+      expect(r.code).toBe(125);
+      expect(r.stderr).toContain(`mount ${dst}: cannot be made there, the filesystem of its parent makes no new names (the sandbox's /proc or /sys)`);
+      expect(r.stderr).not.toContain("dangling");
+    }
+  });
+
   test("usage errors name the option", async () => {
     const cases: [string[], string][] = [
       [["--symlink", "/only-one"], '--symlink: "/only-one" is not TARGET:DESTINATION'],
