@@ -3,10 +3,10 @@
  * without readFileSync's cost for them (README.md, "Start-up"); and the
  * files a person names to bunbox, read to a bound (readAtMost).
  */
-import { closeSync, openSync, readSync } from "./native/fs.ts";
+import { closeSync, openSync, readToEnd } from "./native/fs.ts";
 
 /** Where readText reads; grown for a longer file. */
-let readBuffer = new Uint8Array(4096);
+let readBuffer: Uint8Array = new Uint8Array(4096);
 let utf8: TextDecoder | undefined;
 
 /**
@@ -20,19 +20,10 @@ export function readText(path: string): string | undefined {
   let fd;
   try {
     fd = openSync(path, "r");
-    let n = 0;
-    for (;;) {
-      if (n === readBuffer.length) {
-        const bigger = new Uint8Array(readBuffer.length * 2);
-        bigger.set(readBuffer);
-        readBuffer = bigger;
-      }
-      const got = readSync(fd, readBuffer, n, readBuffer.length - n, null);
-      if (got === 0) break;
-      n += got;
-    }
+    const bytes = readToEnd(fd, readBuffer)!;
+    readBuffer = new Uint8Array(bytes.buffer); // grown for a longer file: kept for the next
     // ignoreBOM: a leading BOM stays in the text, as readFileSync leaves it.
-    return (utf8 ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(readBuffer.subarray(0, n));
+    return (utf8 ??= new TextDecoder("utf-8", { ignoreBOM: true })).decode(bytes);
   } catch {
     return undefined;
   } finally {
@@ -50,19 +41,7 @@ export const MAX_INPUT = 16 * 1024 * 1024;
 
 /** At most `max` bytes of `fd`, to its end; undefined when there are more. */
 export function readAtMost(fd: number, max = MAX_INPUT): Uint8Array | undefined {
-  let buf = new Uint8Array(Math.min(64 * 1024, max + 1));
-  let n = 0;
-  for (;;) {
-    if (n === buf.length) {
-      if (n > max) return undefined;
-      const bigger = new Uint8Array(Math.min(buf.length * 2, max + 1));
-      bigger.set(buf);
-      buf = bigger;
-    }
-    const got = readSync(fd, buf, n, buf.length - n, null);
-    if (got === 0) return buf.subarray(0, n);
-    n += got;
-  }
+  return readToEnd(fd, new Uint8Array(Math.min(64 * 1024, max + 1)), max);
 }
 
 /** readAtMost of the file at `path` (its errors are openSync's and readSync's). */

@@ -154,13 +154,18 @@ export function writeSync(fd: number, data: Uint8Array | string, offset = 0): nu
   return check(sysOn(bytes, NR.write, fd, offset, bytes.length - offset), "write");
 }
 
-/** The whole content of an open fd, read to its end (a /proc file says its size is 0). */
-function readAll(fd: number): Uint8Array {
-  let buf = new Uint8Array(4096);
+/**
+ * An open fd's content, read to its end into `into`, grown by doubling (a
+ * /proc or cgroup file says its size is 0): a view of the bytes read, whose
+ * buffer is the grown one; undefined once there are more than `max`.
+ */
+export function readToEnd(fd: number, into: Uint8Array = new Uint8Array(4096), max = Infinity): Uint8Array | undefined {
+  let buf = into;
   let n = 0;
   for (;;) {
     if (n === buf.length) {
-      const bigger = new Uint8Array(buf.length * 2);
+      if (n > max) return undefined;
+      const bigger = new Uint8Array(Math.min(buf.length * 2, max + 1));
       bigger.set(buf);
       buf = bigger;
     }
@@ -176,7 +181,7 @@ export function readFileSync(path: string | number, encoding: "utf8"): string;
 export function readFileSync(path: string | number, encoding?: "utf8"): Buffer | string {
   const fd = typeof path === "number" ? path : openSync(path, "r");
   try {
-    const bytes = readAll(fd);
+    const bytes = readToEnd(fd)!;
     return encoding ? decoder.decode(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   } finally {
     if (typeof path !== "number") closeSync(fd);
